@@ -1,0 +1,23 @@
+// Each op's binding file adds its functions to the `cpu` (and, when built
+// with CUDA, `cuda`) submodules of det_ops._C. Adding an op: write its
+// kernels, a binding file with a bind_<op> function, and list it here and in
+// module.cpp.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+namespace det_ops::bindings {
+
+namespace py = pybind11;
+
+// Every kernel call releases the GIL: Python threads may run other work.
+using release_gil = py::call_guard<py::gil_scoped_release>;
+
+void bind_runtime(py::module_& m);
+void bind_nms(py::module_& cpu);
+void bind_bbox_overlaps(py::module_& cpu);
+void bind_roi_align(py::module_& cpu);
+void bind_roi_pool(py::module_& cpu);
+void bind_focal_loss(py::module_& cpu);
+
+}  // namespace det_ops::bindings

@@ -1,0 +1,102 @@
+// Where the bins and sampling points of one RoI lie on the feature map, for
+// RoIAlign (and deformable RoI pooling, which shifts RoIAlign's bins) and for
+// RoIPool's integer bins. A RoI is (batch_index, x1, y1, x2, y2) in image pixels.
+#pragma once
+
+#include <math.h>
+
+#include "common/macros.h"
+
+namespace det_ops {
+
+// Adaptive sampling never takes more points than this per bin and axis, so a
+// huge box cannot stall a kernel; normal RoIs need a handful.
+constexpr int64_t kMaxSamplingGrid = 1024;
+
+template <typename T>
+struct AlignedRoI {
+  int64_t batch;         // image of the batch, or -1 if the RoI is unusable
+  T start_y, start_x;    // top-left corner on the feature map
+  T bin_h, bin_w;        // bin size on the feature map
+  T roi_h, roi_w;        // RoI size on the feature map
+  int64_t grid_h, grid_w;  // sampling points per bin along each axis
+  T count;               // points averaged per bin (at least 1)
+
+  // Coordinate of sampling point i of bin p along one axis.
+  DET_HD T sample_y(int64_t ph, int64_t iy) const {
+    return start_y + static_cast<T>(ph) * bin_h +
+           (static_cast<T>(iy) + T(0.5)) * bin_h / static_cast<T>(grid_h);
+  }
+  DET_HD T sample_x(int64_t pw, int64_t ix) const {
+    return start_x + static_cast<T>(pw) * bin_w +
+           (static_cast<T>(ix) + T(0.5)) * bin_w / static_cast<T>(grid_w);
+  }
+};
+
+template <typename T>
+DET_HD int64_t sampling_grid(T extent, int64_t pooled, int64_t sampling_ratio) {
+  if (sampling_ratio > 0) return sampling_ratio;
+  const T points = ceil(extent / static_cast<T>(pooled));
+  if (!(points > T(0))) return 0;  // also NaN
+  return points > T(kMaxSamplingGrid) ? kMaxSamplingGrid : static_cast<int64_t>(points);
+}
+
+// RoIAlign's geometry: with aligned=True pixel centres sit at +0.5 (the RoI is
+// shifted by half a pixel); with aligned=False RoIs are at least 1x1.
+template <typename T>
+DET_HD AlignedRoI<T> aligned_roi(const T* roi, int64_t batch_size, T spatial_scale,
+                                 int64_t pooled_h, int64_t pooled_w, int64_t sampling_ratio,
+                                 bool aligned) {
+  AlignedRoI<T> r;
+  const T offset = aligned ? T(0.5) : T(0);
+  r.start_x = roi[1] * spatial_scale - offset;
+  r.start_y = roi[2] * spatial_scale - offset;
+  const T end_x = roi[3] * spatial_scale - offset;
+  const T end_y = roi[4] * spatial_scale - offset;
+  r.roi_w = end_x - r.start_x;
+  r.roi_h = end_y - r.start_y;
+  if (!aligned) {
+    r.roi_w = max_of(r.roi_w, T(1));
+    r.roi_h = max_of(r.roi_h, T(1));
+  }
+  r.bin_h = r.roi_h / static_cast<T>(pooled_h);
+  r.bin_w = r.roi_w / static_cast<T>(pooled_w);
+  r.grid_h = sampling_grid(r.roi_h, pooled_h, sampling_ratio);
+  r.grid_w = sampling_grid(r.roi_w, pooled_w, sampling_ratio);
+  const int64_t points = r.grid_h * r.grid_w;
+  r.count = static_cast<T>(points > 1 ? points : 1);
+  const T b = roi[0];
+  const bool finite = isfinite(r.start_x) && isfinite(r.start_y) && isfinite(end_x) &&
+                      isfinite(end_y);
+  r.batch = (finite && b >= T(0) && b < static_cast<T>(batch_size)) ? static_cast<int64_t>(b)
+                                                                    : -1;
+  if (r.batch < 0) r.grid_h = r.grid_w = 0;
+  return r;
+}
+
+// RoIPool's integer bin [start, end) along one axis, clipped to [0, size).
+struct PoolBin {
+  int64_t start, end;
+};
+
+template <typename T>
+DET_HD int64_t round_coordinate(T v) {
+  // Bounded before the conversion so that huge values stay defined behaviour.
+  const T limit = T(1e9);
+  v = v > limit ? limit : (v < -limit ? -limit : v);
+  return static_cast<int64_t>(round(v));
+}
+
+template <typename T>
+DET_HD PoolBin pool_bin(int64_t roi_start, int64_t roi_end, int64_t pooled, int64_t p,
+                        int64_t size) {
+  const int64_t extent = max_of<int64_t>(roi_end - roi_start + 1, 1);
+  const T bin = static_cast<T>(extent) / static_cast<T>(pooled);
+  int64_t start = static_cast<int64_t>(floor(static_cast<T>(p) * bin)) + roi_start;
+  int64_t end = static_cast<int64_t>(ceil(static_cast<T>(p + 1) * bin)) + roi_start;
+  start = min_of<int64_t>(max_of<int64_t>(start, 0), size);
+  end = min_of<int64_t>(max_of<int64_t>(end, 0), size);
+  return {start, end};
+}
+
+}  // namespace det_ops

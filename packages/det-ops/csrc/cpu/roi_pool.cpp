@@ -1,0 +1,104 @@
+// RoIPool (max pooling over quantised bins) on the CPU.
+#include "cpu/roi_pool.h"
+
+#include <cfloat>
+#include <cmath>
+
+#include "common/roi_geometry.h"
+#include "cpu/parallel.h"
+
+namespace det_ops::cpu {
+namespace {
+
+// Batch index of a RoI, or -1 if it is out of range or a coordinate is not finite.
+template <typename T>
+int64_t usable_batch(const T* roi, int64_t batch_size) {
+  for (int i = 1; i < 5; ++i) {
+    if (!std::isfinite(roi[i])) return -1;
+  }
+  const T b = roi[0];
+  return (b >= T(0) && b < static_cast<T>(batch_size)) ? static_cast<int64_t>(b) : -1;
+}
+
+}  // namespace
+
+template <typename T>
+void roi_pool_forward(const T* input, const T* rois, const RoIPoolShape& s, T* output,
+                      int64_t* argmax) {
+  const int64_t bins = s.pooled_h * s.pooled_w;
+  const int64_t plane = s.height * s.width;
+  const T scale = static_cast<T>(s.spatial_scale);
+  parallel_for(0, s.num_rois, 4, [&](int64_t begin, int64_t end) {
+    for (int64_t k = begin; k < end; ++k) {
+      const T* roi = rois + 5 * k;
+      const int64_t b = usable_batch(roi, s.batch);
+      T* out = output + k * s.channels * bins;
+      int64_t* arg = argmax + k * s.channels * bins;
+      if (b < 0) {
+        for (int64_t i = 0; i < s.channels * bins; ++i) {
+          out[i] = T(0);
+          arg[i] = -1;
+        }
+        continue;
+      }
+      const int64_t x1 = round_coordinate(roi[1] * scale), y1 = round_coordinate(roi[2] * scale);
+      const int64_t x2 = round_coordinate(roi[3] * scale), y2 = round_coordinate(roi[4] * scale);
+      for (int64_t ph = 0; ph < s.pooled_h; ++ph) {
+        const PoolBin rows = pool_bin<T>(y1, y2, s.pooled_h, ph, s.height);
+        for (int64_t pw = 0; pw < s.pooled_w; ++pw) {
+          const PoolBin cols = pool_bin<T>(x1, x2, s.pooled_w, pw, s.width);
+          const bool empty = rows.end <= rows.start || cols.end <= cols.start;
+          const int64_t bin = ph * s.pooled_w + pw;
+          for (int64_t c = 0; c < s.channels; ++c) {
+            const T* data = input + (b * s.channels + c) * plane;
+            T best = empty ? T(0) : T(-FLT_MAX);
+            int64_t best_index = -1;
+            for (int64_t y = rows.start; y < rows.end; ++y) {
+              for (int64_t x = cols.start; x < cols.end; ++x) {
+                const int64_t index = y * s.width + x;
+                if (data[index] > best) {
+                  best = data[index];
+                  best_index = index;
+                }
+              }
+            }
+            out[c * bins + bin] = best;
+            arg[c * bins + bin] = best_index;
+          }
+        }
+      }
+    }
+  });
+}
+
+template <typename T>
+void roi_pool_backward(const T* grad_output, const T* rois, const int64_t* argmax,
+                       const RoIPoolShape& s, T* grad_input) {
+  const int64_t bins = s.pooled_h * s.pooled_w;
+  const int64_t plane = s.height * s.width;
+  parallel_blocks(0, s.channels, 16, [&](int64_t c_begin, int64_t c_end) {
+    for (int64_t k = 0; k < s.num_rois; ++k) {
+      const int64_t b = usable_batch(rois + 5 * k, s.batch);
+      if (b < 0) continue;
+      for (int64_t c = c_begin; c < c_end; ++c) {
+        T* grad = grad_input + (b * s.channels + c) * plane;
+        const T* g_out = grad_output + (k * s.channels + c) * bins;
+        const int64_t* arg = argmax + (k * s.channels + c) * bins;
+        for (int64_t bin = 0; bin < bins; ++bin) {
+          if (arg[bin] >= 0) grad[arg[bin]] += g_out[bin];
+        }
+      }
+    }
+  });
+}
+
+template void roi_pool_forward<float>(const float*, const float*, const RoIPoolShape&, float*,
+                                      int64_t*);
+template void roi_pool_forward<double>(const double*, const double*, const RoIPoolShape&,
+                                       double*, int64_t*);
+template void roi_pool_backward<float>(const float*, const float*, const int64_t*,
+                                       const RoIPoolShape&, float*);
+template void roi_pool_backward<double>(const double*, const double*, const int64_t*,
+                                        const RoIPoolShape&, double*);
+
+}  // namespace det_ops::cpu

@@ -1,0 +1,23 @@
+#pragma once
+
+#include <cstdint>
+
+namespace det_ops::cpu {
+
+struct RoIPoolShape {
+  int64_t batch, channels, height, width, num_rois, pooled_h, pooled_w;
+  double spatial_scale;
+};
+
+// output and argmax [num_rois, channels, pooled_h, pooled_w]; argmax holds the
+// flat y * width + x of each maximum, -1 for an empty bin (output 0).
+template <typename T>
+void roi_pool_forward(const T* input, const T* rois, const RoIPoolShape& s, T* output,
+                      int64_t* argmax);
+
+// grad_input must be zero-filled by the caller.
+template <typename T>
+void roi_pool_backward(const T* grad_output, const T* rois, const int64_t* argmax,
+                       const RoIPoolShape& s, T* grad_input);
+
+}  // namespace det_ops::cpu

@@ -1,0 +1,14 @@
+"""torch.library registrations of the det-ops kernels (torch.ops.det_ops.*).
+
+Imported the first time an op sees a torch tensor, never for numpy inputs.
+Each op is a custom op with a fake (meta) implementation, so it works under
+torch.compile and torch.export, and differentiable ops register their autograd.
+"""
+
+from det_ops._torch import (  # noqa: F401
+    bbox_overlaps,
+    focal_loss,
+    nms,
+    roi_align,
+    roi_pool,
+)

@@ -1,0 +1,133 @@
+"""Sigmoid focal loss (RetinaNet) with float or class-index targets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from det_ops import _checks
+from det_ops._arrays import NUMPY, dtype_name, is_torch, kernels
+
+REDUCTIONS = ("none", "mean", "sum")
+
+
+def sigmoid_focal_loss(
+    inputs: Any,
+    targets: Any,
+    alpha: float = 0.25,
+    gamma: float = 2.0,
+    reduction: str = "none",
+) -> Any:
+    """Focal loss of sigmoid logits (Lin et al., 2017).
+
+    ``loss = alpha_t * (1 - p_t)**gamma * BCE(inputs, t)`` per element, as
+    ``torchvision.ops.sigmoid_focal_loss`` defines it.
+
+    Args:
+        inputs: Tensor[..., C] logits.
+        targets: either float Tensor[..., C] in [0, 1] (the same shape as inputs),
+            or integer class indices Tensor[...] in [0, C], where C means
+            background (every class negative).
+        alpha: weight of the positives in [0, 1]; a negative value disables it.
+        gamma: focusing exponent (>= 0).
+        reduction: "none" (per element, inputs' shape), "mean" or "sum".
+
+    Returns:
+        The loss, inputs' dtype. Differentiable with respect to inputs only.
+    """
+    op = "sigmoid_focal_loss"
+    inputs = _checks.floating(op, "inputs", _checks.array(op, "inputs", inputs))
+    targets = _checks.array(op, "targets", targets, like=inputs)
+    _checks.same_device(op, inputs=inputs, targets=targets)
+    _checks.on_cpu_or_cuda(op, inputs)
+    alpha = _checks.real(op, "alpha", alpha, high=1.0)
+    gamma = _checks.real(op, "gamma", gamma, low=0.0)
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{op}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    if inputs.ndim == 0:
+        raise ValueError(f"{op}: inputs must have a class dimension [..., C], got a scalar")
+    classes = inputs.shape[-1]
+    labels = dtype_name(targets) in _checks.INT_DTYPES
+    if labels:
+        if tuple(targets.shape) != tuple(inputs.shape[:-1]):
+            raise ValueError(
+                f"{op}: integer targets must have shape {list(inputs.shape[:-1])} "
+                f"(inputs' shape without the class dimension), got {list(targets.shape)}"
+            )
+        _check_label_range(op, targets, classes)
+    else:
+        _checks.floating(op, "targets", targets)
+        if tuple(targets.shape) != tuple(inputs.shape):
+            raise ValueError(
+                f"{op}: float targets must have inputs' shape {list(inputs.shape)}, "
+                f"got {list(targets.shape)}"
+            )
+    dtype = inputs.dtype
+    compute = _checks.compute_dtype(inputs) if labels else _checks.compute_dtype(inputs, targets)
+    logits = _checks.cast(inputs, compute)
+    targets = _checks.cast(targets, "int64" if labels else compute)
+    if is_torch(logits):
+        import det_ops._torch  # noqa: F401
+        import torch
+
+        focal = torch.ops.det_ops
+        op_fn = focal.sigmoid_focal_loss_labels if labels else focal.sigmoid_focal_loss
+        loss = op_fn(logits, targets, alpha, gamma).to(dtype)
+    else:
+        loss = sigmoid_focal_loss_kernel(NUMPY, logits, targets, labels, alpha, gamma)
+        loss = loss.astype(dtype, copy=False)
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    return loss
+
+
+def _check_label_range(op: str, labels: Any, classes: int) -> None:
+    if _numel(labels) == 0:
+        return
+    if is_torch(labels) and labels.device.type != "cpu":
+        return  # no device sync; out-of-range labels then count as background
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high > classes:
+        raise ValueError(
+            f"{op}: integer targets must be class indices in [0, {classes}] "
+            f"({classes} = background), got values in [{low}, {high}]"
+        )
+
+
+def _numel(x: Any) -> int:
+    return x.numel() if is_torch(x) else x.size
+
+
+def _kernel_args(xp: Any, logits: Any, targets: Any, labels: bool) -> tuple[int, int, int, int]:
+    classes = logits.shape[-1]
+    rows = _numel(logits) // classes if classes else 0
+    if labels:
+        return rows, classes, 0, xp.ptr(targets)
+    return rows, classes, xp.ptr(targets), 0
+
+
+def sigmoid_focal_loss_kernel(
+    xp: Any, logits: Any, targets: Any, labels: bool, alpha: float, gamma: float
+) -> Any:
+    rows, classes, target_ptr, label_ptr = _kernel_args(xp, logits, targets, labels)
+    loss = xp.empty(tuple(logits.shape), dtype_name(logits), like=logits)
+    if rows * classes:
+        kernels("sigmoid_focal_loss", logits).sigmoid_focal_loss_forward(
+            xp.code(logits), xp.ptr(logits), target_ptr, label_ptr, rows, classes, alpha, gamma,
+            xp.ptr(loss),
+        )
+    return loss
+
+
+def sigmoid_focal_loss_backward_kernel(
+    xp: Any, grad_loss: Any, logits: Any, targets: Any, labels: bool, alpha: float, gamma: float
+) -> Any:
+    rows, classes, target_ptr, label_ptr = _kernel_args(xp, logits, targets, labels)
+    grad = xp.empty(tuple(logits.shape), dtype_name(logits), like=logits)
+    if rows * classes:
+        kernels("sigmoid_focal_loss", logits).sigmoid_focal_loss_backward(
+            xp.code(logits), xp.ptr(logits), target_ptr, label_ptr, xp.ptr(grad_loss), rows,
+            classes, alpha, gamma, xp.ptr(grad),
+        )
+    return grad

@@ -1,0 +1,161 @@
+"""Non-maximum suppression: greedy, per-class (batched) and soft."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from det_ops import _checks
+from det_ops._arrays import NUMPY, dtype_name, is_torch, kernels
+
+SOFT_NMS_METHODS = {"linear": 0, "gaussian": 1}
+
+
+def _boxes_and_scores(op: str, boxes: Any, scores: Any) -> tuple[Any, Any]:
+    boxes = _checks.array(op, "boxes", boxes)
+    scores = _checks.array(op, "scores", scores, like=boxes)
+    _checks.same_device(op, boxes=boxes, scores=scores)
+    _checks.on_cpu_or_cuda(op, boxes)
+    _checks.shape(op, "boxes", _checks.floating(op, "boxes", boxes), (None, 4), "[N, 4]")
+    _checks.shape(op, "scores", _checks.floating(op, "scores", scores), (None,), "[N]")
+    _checks.same_length(op, ("boxes", "scores"), boxes, scores)
+    dtype = _checks.compute_dtype(boxes, scores)
+    return _checks.cast(boxes, dtype), _checks.cast(scores, dtype)
+
+
+def _nan_scores(op: str) -> ValueError:
+    return ValueError(f"{op}: scores contains NaN; there is no score order to suppress in")
+
+
+def nms(boxes: Any, scores: Any, iou_threshold: float) -> Any:
+    """Greedy non-maximum suppression.
+
+    Args:
+        boxes: Tensor[N, 4] or ndarray (x1, y1, x2, y2), pixels.
+        scores: Tensor[N] or ndarray.
+        iou_threshold: boxes overlapping a kept box by IoU > this are dropped.
+
+    Returns:
+        int64 indices of the kept boxes by decreasing score (equal scores: lower
+        index first), a tensor or an ndarray like the inputs. A box with a NaN
+        coordinate neither suppresses nor is suppressed; a NaN score is an error.
+    """
+    boxes, scores = _boxes_and_scores("nms", boxes, scores)
+    iou_threshold = _checks.real("nms", "iou_threshold", iou_threshold)
+    if is_torch(boxes):
+        import det_ops._torch  # noqa: F401  (registers torch.ops.det_ops)
+        import torch
+
+        return torch.ops.det_ops.nms(boxes, scores, iou_threshold)
+    return nms_kernel(NUMPY, boxes, scores, iou_threshold)
+
+
+def batched_nms(boxes: Any, scores: Any, idxs: Any, iou_threshold: float) -> Any:
+    """NMS within each category: boxes of different idxs never suppress each other.
+
+    Args:
+        boxes: Tensor[N, 4] (x1, y1, x2, y2), pixels.
+        scores: Tensor[N].
+        idxs: integer Tensor[N], the category (or image) of each box.
+        iou_threshold: IoU above which a box is dropped.
+
+    Returns:
+        int64 indices of the kept boxes, by decreasing score.
+    """
+    boxes, scores = _boxes_and_scores("batched_nms", boxes, scores)
+    idxs = _checks.array("batched_nms", "idxs", idxs, like=boxes)
+    _checks.same_device("batched_nms", boxes=boxes, idxs=idxs)
+    _checks.shape("batched_nms", "idxs", _checks.integer("batched_nms", "idxs", idxs), (None,), "[N]")
+    _checks.same_length("batched_nms", ("boxes", "idxs"), boxes, idxs)
+    idxs = _checks.cast(idxs, "int64")
+    iou_threshold = _checks.real("batched_nms", "iou_threshold", iou_threshold)
+    if is_torch(boxes):
+        import det_ops._torch  # noqa: F401
+        import torch
+
+        return torch.ops.det_ops.batched_nms(boxes, scores, idxs, iou_threshold)
+    return batched_nms_kernel(NUMPY, boxes, scores, idxs, iou_threshold)
+
+
+def soft_nms(
+    boxes: Any,
+    scores: Any,
+    iou_threshold: float = 0.3,
+    sigma: float = 0.5,
+    min_score: float = 1e-3,
+    method: str = "linear",
+) -> tuple[Any, Any]:
+    """Soft-NMS (Bodla et al., 2017): overlapping boxes lose score instead of being dropped.
+
+    Repeatedly selects the highest-scoring remaining box (equal scores: lower
+    index first) and multiplies every other remaining score by a decay of its
+    IoU with it: linear ``1 - iou`` when iou > iou_threshold, or gaussian
+    ``exp(-iou**2 / sigma)``. Boxes whose score falls below min_score are dropped.
+    Runs on the CPU (CUDA tensors are copied there and back).
+
+    Args:
+        boxes: Tensor[N, 4] (x1, y1, x2, y2), pixels.
+        scores: Tensor[N].
+        iou_threshold: overlap above which the linear decay applies.
+        sigma: width of the gaussian decay (> 0).
+        min_score: boxes below this score are discarded.
+        method: "linear" or "gaussian".
+
+    Returns:
+        (keep int64[K] in selection order, their decayed scores [K]).
+    """
+    op = "soft_nms"
+    boxes, scores = _boxes_and_scores(op, boxes, scores)
+    iou_threshold = _checks.real(op, "iou_threshold", iou_threshold)
+    sigma = _checks.real(op, "sigma", sigma)
+    if sigma <= 0:
+        raise ValueError(f"{op}: sigma must be > 0, got {sigma}")
+    min_score = _checks.real(op, "min_score", min_score)
+    if method not in SOFT_NMS_METHODS:
+        raise ValueError(f"{op}: method must be one of {sorted(SOFT_NMS_METHODS)}, got {method!r}")
+    if is_torch(boxes):
+        import det_ops._torch  # noqa: F401
+        import torch
+
+        keep, new_scores = torch.ops.det_ops.soft_nms(
+            boxes.cpu(), scores.cpu(), iou_threshold, sigma, min_score, method
+        )
+        return keep.to(boxes.device), new_scores.to(boxes.device)
+    return soft_nms_kernel(NUMPY, boxes, scores, iou_threshold, sigma, min_score, method)
+
+
+def nms_kernel(xp: Any, boxes: Any, scores: Any, iou_threshold: float) -> Any:
+    n = boxes.shape[0]
+    keep = xp.empty((n,), "int64", like=boxes)
+    count = kernels("nms", boxes).nms(
+        xp.code(boxes), xp.ptr(boxes), xp.ptr(scores), n, iou_threshold, xp.ptr(keep)
+    )
+    if count < 0:
+        raise _nan_scores("nms")
+    return keep[:count]
+
+
+def batched_nms_kernel(xp: Any, boxes: Any, scores: Any, idxs: Any, iou_threshold: float) -> Any:
+    n = boxes.shape[0]
+    keep = xp.empty((n,), "int64", like=boxes)
+    count = kernels("batched_nms", boxes).batched_nms(
+        xp.code(boxes), xp.ptr(boxes), xp.ptr(scores), xp.ptr(idxs), n, iou_threshold, xp.ptr(keep)
+    )
+    if count < 0:
+        raise _nan_scores("batched_nms")
+    return keep[:count]
+
+
+def soft_nms_kernel(
+    xp: Any, boxes: Any, scores: Any, iou_threshold: float, sigma: float, min_score: float,
+    method: str,
+) -> tuple[Any, Any]:
+    n = boxes.shape[0]
+    keep = xp.empty((n,), "int64", like=boxes)
+    new_scores = xp.empty((n,), dtype_name(scores), like=scores)
+    count = kernels("soft_nms", boxes).soft_nms(
+        xp.code(boxes), xp.ptr(boxes), xp.ptr(scores), n, iou_threshold, sigma, min_score,
+        SOFT_NMS_METHODS[method], xp.ptr(keep), xp.ptr(new_scores),
+    )
+    if count < 0:
+        raise _nan_scores("soft_nms")
+    return keep[:count], new_scores[:count]

@@ -1,0 +1,106 @@
+"""RoIAlign (Mask R-CNN): average of bilinear samples in each bin of a RoI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from det_ops import _checks
+from det_ops._arrays import NUMPY, dtype_name, is_torch, kernels
+
+
+def roi_align(
+    input: Any,
+    rois: Any,
+    output_size: int | tuple[int, int],
+    spatial_scale: float = 1.0,
+    sampling_ratio: int = 0,
+    aligned: bool = True,
+) -> Any:
+    """Pools each RoI of a feature map into a fixed grid of averaged bilinear samples.
+
+    Same definition as ``torchvision.ops.roi_align`` (whose default is aligned=False).
+
+    Args:
+        input: Tensor[B, C, H, W] feature map.
+        rois: Tensor[K, 5] (batch_index, x1, y1, x2, y2) in image pixels, or a
+            list of Tensor[L_i, 4] boxes, one per image.
+        output_size: (out_h, out_w) or an int for both.
+        spatial_scale: feature-map pixels per image pixel (1/16 for stride 16).
+        sampling_ratio: sampling points per bin and axis; <= 0: adaptive,
+            ceil(roi size / output size).
+        aligned: shift the RoI by half a pixel so that pixel centres are at +0.5.
+
+    Returns:
+        Tensor[K, C, out_h, out_w], input's dtype. RoIs with a non-finite
+        coordinate pool to zeros.
+    """
+    op = "roi_align"
+    input, rois, (out_h, out_w), spatial_scale, dtype = _roi_inputs(
+        op, input, rois, output_size, spatial_scale
+    )
+    sampling_ratio = _checks.integer_value(op, "sampling_ratio", sampling_ratio)
+    aligned = _checks.boolean(op, "aligned", aligned)
+    if is_torch(input):
+        import det_ops._torch  # noqa: F401
+        import torch
+
+        out = torch.ops.det_ops.roi_align(
+            input, rois, spatial_scale, out_h, out_w, sampling_ratio, aligned
+        )
+        return out.to(dtype)
+    out = roi_align_forward_kernel(
+        NUMPY, input, rois, spatial_scale, out_h, out_w, sampling_ratio, aligned
+    )
+    return out.astype(dtype, copy=False)
+
+
+def _roi_inputs(
+    op: str, input: Any, rois: Any, output_size: Any, spatial_scale: Any
+) -> tuple[Any, Any, tuple[int, int], float, Any]:
+    """Checks shared by the RoI ops; returns contiguous inputs in the compute dtype."""
+    input = _checks.feature_map(op, "input", _checks.array(op, "input", input))
+    rois = _checks.rois(op, rois, like=input)
+    _checks.same_device(op, input=input, rois=rois)
+    _checks.on_cpu_or_cuda(op, input)
+    size = _checks.pair(op, "output_size", output_size)
+    spatial_scale = _checks.real(op, "spatial_scale", spatial_scale)
+    if spatial_scale <= 0:
+        raise ValueError(f"{op}: spatial_scale must be > 0, got {spatial_scale}")
+    _checks.batch_indices(op, rois, input.shape[0])
+    dtype = input.dtype
+    compute = _checks.compute_dtype(input, rois)
+    return _checks.cast(input, compute), _checks.cast(rois, compute), size, spatial_scale, dtype
+
+
+def roi_align_shape(input_shape: Any, num_rois: int, spatial_scale: float, out_h: int,
+                    out_w: int, sampling_ratio: int, aligned: bool) -> tuple:
+    batch, channels, height, width = (int(v) for v in input_shape)
+    return (batch, channels, height, width, num_rois, out_h, out_w, sampling_ratio,
+            spatial_scale, aligned)
+
+
+def roi_align_forward_kernel(
+    xp: Any, input: Any, rois: Any, spatial_scale: float, out_h: int, out_w: int,
+    sampling_ratio: int, aligned: bool,
+) -> Any:
+    num_rois, channels = rois.shape[0], input.shape[1]
+    output = xp.empty((num_rois, channels, out_h, out_w), dtype_name(input), like=input)
+    shape = roi_align_shape(input.shape, num_rois, spatial_scale, out_h, out_w, sampling_ratio,
+                            aligned)
+    kernels("roi_align", input).roi_align_forward(
+        xp.code(input), xp.ptr(input), xp.ptr(rois), shape, xp.ptr(output)
+    )
+    return output
+
+
+def roi_align_backward_kernel(
+    xp: Any, grad_output: Any, rois: Any, input_shape: Any, spatial_scale: float, out_h: int,
+    out_w: int, sampling_ratio: int, aligned: bool,
+) -> Any:
+    grad_input = xp.zeros(tuple(input_shape), dtype_name(grad_output), like=grad_output)
+    shape = roi_align_shape(input_shape, rois.shape[0], spatial_scale, out_h, out_w,
+                            sampling_ratio, aligned)
+    kernels("roi_align", grad_output).roi_align_backward(
+        xp.code(grad_output), xp.ptr(grad_output), xp.ptr(rois), shape, xp.ptr(grad_input)
+    )
+    return grad_input

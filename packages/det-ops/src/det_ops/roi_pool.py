@@ -1,0 +1,73 @@
+"""RoIPool (Fast R-CNN): max over the quantised bins of each RoI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from det_ops import _checks
+from det_ops._arrays import NUMPY, dtype_name, is_torch, kernels
+from det_ops.roi_align import _roi_inputs
+
+
+def roi_pool(
+    input: Any, rois: Any, output_size: int | tuple[int, int], spatial_scale: float = 1.0
+) -> Any:
+    """Max-pools each RoI of a feature map into a fixed grid.
+
+    Same definition as ``torchvision.ops.roi_pool``: RoI corners are rounded to
+    feature-map pixels, bins are floor/ceil cuts of the rounded RoI, and an
+    empty bin gives 0.
+
+    Args:
+        input: Tensor[B, C, H, W] feature map.
+        rois: Tensor[K, 5] (batch_index, x1, y1, x2, y2) in image pixels, or a
+            list of Tensor[L_i, 4] boxes, one per image.
+        output_size: (out_h, out_w) or an int for both.
+        spatial_scale: feature-map pixels per image pixel.
+
+    Returns:
+        Tensor[K, C, out_h, out_w], input's dtype.
+    """
+    op = "roi_pool"
+    input, rois, (out_h, out_w), spatial_scale, dtype = _roi_inputs(
+        op, input, rois, output_size, spatial_scale
+    )
+    if is_torch(input):
+        import det_ops._torch  # noqa: F401
+        import torch
+
+        out, _ = torch.ops.det_ops.roi_pool(input, rois, spatial_scale, out_h, out_w)
+        return out.to(dtype)
+    out, _ = roi_pool_forward_kernel(NUMPY, input, rois, spatial_scale, out_h, out_w)
+    return out.astype(dtype, copy=False)
+
+
+def _shape(input_shape: Any, num_rois: int, spatial_scale: float, out_h: int, out_w: int) -> tuple:
+    batch, channels, height, width = (int(v) for v in input_shape)
+    return (batch, channels, height, width, num_rois, out_h, out_w, spatial_scale)
+
+
+def roi_pool_forward_kernel(
+    xp: Any, input: Any, rois: Any, spatial_scale: float, out_h: int, out_w: int
+) -> tuple[Any, Any]:
+    """Returns (output, argmax): argmax is the flat y * W + x of each maximum, -1 if none."""
+    num_rois, channels = rois.shape[0], input.shape[1]
+    output = xp.empty((num_rois, channels, out_h, out_w), dtype_name(input), like=input)
+    argmax = xp.empty((num_rois, channels, out_h, out_w), "int64", like=input)
+    kernels("roi_pool", input).roi_pool_forward(
+        xp.code(input), xp.ptr(input), xp.ptr(rois),
+        _shape(input.shape, num_rois, spatial_scale, out_h, out_w), xp.ptr(output), xp.ptr(argmax),
+    )
+    return output, argmax
+
+
+def roi_pool_backward_kernel(
+    xp: Any, grad_output: Any, rois: Any, argmax: Any, input_shape: Any, spatial_scale: float
+) -> Any:
+    grad_input = xp.zeros(tuple(input_shape), dtype_name(grad_output), like=grad_output)
+    out_h, out_w = grad_output.shape[2], grad_output.shape[3]
+    kernels("roi_pool", grad_output).roi_pool_backward(
+        xp.code(grad_output), xp.ptr(grad_output), xp.ptr(rois), xp.ptr(argmax),
+        _shape(input_shape, rois.shape[0], spatial_scale, out_h, out_w), xp.ptr(grad_input),
+    )
+    return grad_input
