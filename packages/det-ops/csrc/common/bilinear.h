@@ -38,52 +38,64 @@ DET_HD void clear_taps(BilinearTaps<T>& taps) {
   }
 }
 
+// One axis of RoIAlign's clamped interpolation. RoIAlign's 2-D sampling is
+// the product of two of these, which lets a kernel precompute the taps of a
+// RoI's sampling rows and columns separately.
+template <typename T>
+struct AxisTap {
+  int64_t low, high;  // neighbouring pixel indices along the axis
+  T l, h;             // weights of high and low (l + h = 1)
+  T slope;            // d position / d coordinate: 0 where the coordinate is clamped
+  bool inside;        // false: the point is out of range (or NaN) and samples 0
+};
+
+template <typename T>
+DET_HD AxisTap<T> clamped_axis(int64_t size, T v) {
+  AxisTap<T> a{0, 0, T(0), T(0), T(0), false};
+  // Written as a negated range test so that NaN lands in the "outside" branch.
+  if (!(v >= T(-1) && v <= T(size))) return a;
+  a.inside = true;
+  a.slope = T(1);
+  if (v <= T(0)) {
+    v = T(0);
+    a.slope = T(0);
+  }
+  a.low = static_cast<int64_t>(v);
+  if (a.low >= size - 1) {
+    a.high = a.low = size - 1;
+    v = static_cast<T>(a.low);
+    a.slope = T(0);
+  } else {
+    a.high = a.low + 1;
+  }
+  a.l = v - static_cast<T>(a.low);
+  a.h = T(1) - a.l;
+  return a;
+}
+
 // RoIAlign convention. Returns false (all weights zero) when the point is out
 // of range or not finite.
 template <typename T>
 DET_HD bool clamped_bilinear(int64_t height, int64_t width, T y, T x, BilinearTaps<T>& taps) {
   clear_taps(taps);
-  // Written as a negated range test so that NaN lands in the "outside" branch.
-  if (!(y >= T(-1) && y <= T(height) && x >= T(-1) && x <= T(width))) return false;
-  // Inside the clamped band a coordinate does not move the sample.
-  T dy_scale = T(1), dx_scale = T(1);
-  if (y <= T(0)) { y = T(0); dy_scale = T(0); }
-  if (x <= T(0)) { x = T(0); dx_scale = T(0); }
-  int64_t y_low = static_cast<int64_t>(y);
-  int64_t x_low = static_cast<int64_t>(x);
-  int64_t y_high, x_high;
-  if (y_low >= height - 1) {
-    y_high = y_low = height - 1;
-    y = static_cast<T>(y_low);
-    dy_scale = T(0);
-  } else {
-    y_high = y_low + 1;
-  }
-  if (x_low >= width - 1) {
-    x_high = x_low = width - 1;
-    x = static_cast<T>(x_low);
-    dx_scale = T(0);
-  } else {
-    x_high = x_low + 1;
-  }
-  const T ly = y - static_cast<T>(y_low), lx = x - static_cast<T>(x_low);
-  const T hy = T(1) - ly, hx = T(1) - lx;
-  taps.offset[0] = y_low * width + x_low;
-  taps.offset[1] = y_low * width + x_high;
-  taps.offset[2] = y_high * width + x_low;
-  taps.offset[3] = y_high * width + x_high;
-  taps.weight[0] = hy * hx;
-  taps.weight[1] = hy * lx;
-  taps.weight[2] = ly * hx;
-  taps.weight[3] = ly * lx;
-  taps.dweight_dy[0] = -hx * dy_scale;
-  taps.dweight_dy[1] = -lx * dy_scale;
-  taps.dweight_dy[2] = hx * dy_scale;
-  taps.dweight_dy[3] = lx * dy_scale;
-  taps.dweight_dx[0] = -hy * dx_scale;
-  taps.dweight_dx[1] = hy * dx_scale;
-  taps.dweight_dx[2] = -ly * dx_scale;
-  taps.dweight_dx[3] = ly * dx_scale;
+  const AxisTap<T> ay = clamped_axis(height, y), ax = clamped_axis(width, x);
+  if (!(ay.inside && ax.inside)) return false;
+  taps.offset[0] = ay.low * width + ax.low;
+  taps.offset[1] = ay.low * width + ax.high;
+  taps.offset[2] = ay.high * width + ax.low;
+  taps.offset[3] = ay.high * width + ax.high;
+  taps.weight[0] = ay.h * ax.h;
+  taps.weight[1] = ay.h * ax.l;
+  taps.weight[2] = ay.l * ax.h;
+  taps.weight[3] = ay.l * ax.l;
+  taps.dweight_dy[0] = -ax.h * ay.slope;
+  taps.dweight_dy[1] = -ax.l * ay.slope;
+  taps.dweight_dy[2] = ax.h * ay.slope;
+  taps.dweight_dy[3] = ax.l * ay.slope;
+  taps.dweight_dx[0] = -ay.h * ax.slope;
+  taps.dweight_dx[1] = ay.h * ax.slope;
+  taps.dweight_dx[2] = -ay.l * ax.slope;
+  taps.dweight_dx[3] = ay.l * ax.slope;
   return true;
 }
 

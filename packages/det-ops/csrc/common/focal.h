@@ -10,45 +10,44 @@
 
 namespace det_ops {
 
+// q^gamma, with plain products for the usual integer exponents (faster than
+// pow, and exact).
 template <typename T>
-DET_HD T stable_sigmoid(T x) {
-  if (x >= T(0)) return T(1) / (T(1) + exp(-x));
-  const T e = exp(x);
-  return e / (T(1) + e);
-}
-
-// Binary cross-entropy with logits, without overflow for large |x|.
-template <typename T>
-DET_HD T bce_with_logits(T x, T t) {
-  return max_of(x, T(0)) - x * t + log1p(exp(-fabs(x)));
+DET_HD T focal_power(T q, T gamma) {
+  if (gamma == T(2)) return q * q;
+  if (gamma == T(1)) return q;
+  if (gamma == T(0)) return T(1);
+  return pow(q, gamma);
 }
 
 template <typename T>
-DET_HD T focal_alpha_weight(T t, T alpha) {
-  return alpha >= T(0) ? alpha * t + (T(1) - alpha) * (T(1) - t) : T(1);
-}
+struct FocalTerms {
+  T loss;
+  T grad;  // d loss / d x
+};
 
+// The loss and, when with_grad, its derivative; both share one exp and one log.
+// With q = 1 - p_t:
+//   d loss / d x = alpha_t * [q^gamma (p - t) - gamma q^(gamma - 1) (2t - 1) p (1 - p) ce]
 template <typename T>
-DET_HD T sigmoid_focal_loss_value(T x, T t, T alpha, T gamma) {
-  const T p = stable_sigmoid(x);
-  const T one_minus_pt = T(1) - (p * t + (T(1) - p) * (T(1) - t));
-  return focal_alpha_weight(t, alpha) * pow(one_minus_pt, gamma) * bce_with_logits(x, t);
-}
-
-// d loss / d x. With q = 1 - p_t:
-//   alpha_t * [q^gamma (p - t) - gamma q^(gamma - 1) (2t - 1) p (1 - p) ce]
-template <typename T>
-DET_HD T sigmoid_focal_loss_grad(T x, T t, T alpha, T gamma) {
-  const T p = stable_sigmoid(x);
+DET_HD FocalTerms<T> sigmoid_focal_terms(T x, T t, T alpha, T gamma, bool with_grad) {
+  const T e = exp(-fabs(x));
+  const T p = x >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
+  const T ce = max_of(x, T(0)) - x * t + log1p(e);  // BCE with logits, overflow-free
   const T q = T(1) - (p * t + (T(1) - p) * (T(1) - t));
-  T grad = pow(q, gamma) * (p - t);
-  // q == 0 only when p saturates at t, where p (1 - p) is 0 as well: the
-  // second term vanishes, and skipping it avoids 0 * inf for gamma < 1.
-  if (gamma != T(0) && q > T(0)) {
-    grad -= gamma * pow(q, gamma - T(1)) * (T(2) * t - T(1)) * p * (T(1) - p) *
-            bce_with_logits(x, t);
+  const T weight = alpha >= T(0) ? alpha * t + (T(1) - alpha) * (T(1) - t) : T(1);
+  const T q_gamma = focal_power(q, gamma);
+  FocalTerms<T> terms{weight * q_gamma * ce, T(0)};
+  if (with_grad) {
+    T grad = q_gamma * (p - t);
+    // q == 0 only when p saturates at t, where p (1 - p) is 0 as well: the
+    // second term vanishes, and skipping it avoids 0 * inf for gamma < 1.
+    if (gamma != T(0) && q > T(0)) {
+      grad -= gamma * (q_gamma / q) * (T(2) * t - T(1)) * p * (T(1) - p) * ce;
+    }
+    terms.grad = weight * grad;
   }
-  return focal_alpha_weight(t, alpha) * grad;
+  return terms;
 }
 
 }  // namespace det_ops

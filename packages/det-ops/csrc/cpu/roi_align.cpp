@@ -1,7 +1,11 @@
-// RoIAlign on the CPU. For each RoI the bilinear taps of every sampling point
-// are computed once and then applied to each channel's plane.
-// Forward runs RoIs in parallel; backward splits the channels between threads,
-// so each thread scatters into its own planes of grad_input.
+// RoIAlign on the CPU.
+//
+// RoIAlign's sampling grid is separable: a point's taps are the product of a
+// row tap and a column tap. So the taps of each RoI are two short lists (rows
+// and columns of its sampling grid), computed once for all RoIs. The kernels
+// then walk channel by channel, every RoI on the channel's plane while the
+// plane is in cache: threads split the channels, which also keeps the
+// backward's scatter into grad_input free of races.
 #include "cpu/roi_align.h"
 
 #include <algorithm>
@@ -15,35 +19,41 @@ namespace det_ops::cpu {
 namespace {
 
 template <typename T>
-struct Tap4 {
-  int64_t offset[4];
-  T weight[4];
+struct RoIGrid {
+  AlignedRoI<T> roi;
+  std::vector<AxisTap<T>> rows;  // [pooled_h * grid_h], low/high as plane offsets
+  std::vector<AxisTap<T>> cols;  // [pooled_w * grid_w]
 };
 
-// Taps of all sampling points of one RoI, bin by bin (row-major bins, then the
-// points of each bin row-major). Returns the RoI's geometry.
 template <typename T>
-AlignedRoI<T> roi_taps(const T* roi, const RoIAlignShape& s, std::vector<Tap4<T>>& taps) {
-  const AlignedRoI<T> r = aligned_roi(roi, s.batch, static_cast<T>(s.spatial_scale), s.pooled_h,
-                                      s.pooled_w, s.sampling_ratio, s.aligned);
-  taps.clear();
-  if (r.batch < 0) return r;
-  taps.reserve(s.pooled_h * s.pooled_w * r.grid_h * r.grid_w);
-  BilinearTaps<T> t;
-  for (int64_t ph = 0; ph < s.pooled_h; ++ph) {
-    for (int64_t pw = 0; pw < s.pooled_w; ++pw) {
-      for (int64_t iy = 0; iy < r.grid_h; ++iy) {
-        const T y = r.sample_y(ph, iy);
-        for (int64_t ix = 0; ix < r.grid_w; ++ix) {
-          clamped_bilinear(s.height, s.width, y, r.sample_x(pw, ix), t);
-          taps.push_back({{t.offset[0], t.offset[1], t.offset[2], t.offset[3]},
-                          {t.weight[0], t.weight[1], t.weight[2], t.weight[3]}});
+std::vector<RoIGrid<T>> roi_grids(const T* rois, const RoIAlignShape& s) {
+  std::vector<RoIGrid<T>> grids(s.num_rois);
+  parallel_for(0, s.num_rois, 64, [&](int64_t begin, int64_t end) {
+    for (int64_t k = begin; k < end; ++k) {
+      RoIGrid<T>& g = grids[k];
+      g.roi = aligned_roi(rois + 5 * k, s.batch, static_cast<T>(s.spatial_scale), s.pooled_h,
+                          s.pooled_w, s.sampling_ratio, s.aligned);
+      if (g.roi.batch < 0) continue;
+      for (int64_t ph = 0; ph < s.pooled_h; ++ph) {
+        for (int64_t iy = 0; iy < g.roi.grid_h; ++iy) {
+          AxisTap<T> row = clamped_axis(s.height, g.roi.sample_y(ph, iy));
+          row.low *= s.width;
+          row.high *= s.width;
+          g.rows.push_back(row);
+        }
+      }
+      for (int64_t pw = 0; pw < s.pooled_w; ++pw) {
+        for (int64_t ix = 0; ix < g.roi.grid_w; ++ix) {
+          g.cols.push_back(clamped_axis(s.width, g.roi.sample_x(pw, ix)));
         }
       }
     }
-  }
-  return r;
+  });
+  return grids;
 }
+
+// Channels per thread: enough that each thread's planes amortise its start.
+constexpr int64_t kMinChannels = 4;
 
 }  // namespace
 
@@ -55,26 +65,31 @@ void roi_align_forward(const T* input, const T* rois, const RoIAlignShape& s, T*
     std::fill(output, output + s.num_rois * s.channels * bins, T(0));
     return;
   }
-  parallel_for(0, s.num_rois, 1, [&](int64_t begin, int64_t end) {
-    std::vector<Tap4<T>> taps;
-    for (int64_t k = begin; k < end; ++k) {
-      const AlignedRoI<T> r = roi_taps(rois + 5 * k, s, taps);
-      T* out = output + k * s.channels * bins;
-      if (r.batch < 0) {
-        for (int64_t i = 0; i < s.channels * bins; ++i) out[i] = T(0);
-        continue;
-      }
-      const int64_t points = r.grid_h * r.grid_w;
-      for (int64_t c = 0; c < s.channels; ++c) {
-        const T* data = input + (r.batch * s.channels + c) * plane;
-        const Tap4<T>* tap = taps.data();
-        for (int64_t bin = 0; bin < bins; ++bin) {
-          T sum = T(0);
-          for (int64_t p = 0; p < points; ++p, ++tap) {
-            sum += tap->weight[0] * data[tap->offset[0]] + tap->weight[1] * data[tap->offset[1]] +
-                   tap->weight[2] * data[tap->offset[2]] + tap->weight[3] * data[tap->offset[3]];
+  const std::vector<RoIGrid<T>> grids = roi_grids(rois, s);
+  parallel_blocks(0, s.channels, kMinChannels, [&](int64_t c_begin, int64_t c_end) {
+    for (int64_t c = c_begin; c < c_end; ++c) {
+      for (int64_t k = 0; k < s.num_rois; ++k) {
+        const RoIGrid<T>& g = grids[k];
+        T* out = output + (k * s.channels + c) * bins;
+        if (g.roi.batch < 0) {
+          std::fill(out, out + bins, T(0));
+          continue;
+        }
+        const T* data = input + (g.roi.batch * s.channels + c) * plane;
+        const int64_t gh = g.roi.grid_h, gw = g.roi.grid_w;
+        for (int64_t ph = 0; ph < s.pooled_h; ++ph) {
+          for (int64_t pw = 0; pw < s.pooled_w; ++pw) {
+            T sum = T(0);
+            for (const AxisTap<T>* y = &g.rows[ph * gh]; y != &g.rows[ph * gh] + gh; ++y) {
+              if (!y->inside) continue;
+              for (const AxisTap<T>* x = &g.cols[pw * gw]; x != &g.cols[pw * gw] + gw; ++x) {
+                if (!x->inside) continue;
+                sum += y->h * x->h * data[y->low + x->low] + y->h * x->l * data[y->low + x->high] +
+                       y->l * x->h * data[y->high + x->low] + y->l * x->l * data[y->high + x->high];
+              }
+            }
+            out[ph * s.pooled_w + pw] = sum / g.roi.count;
           }
-          out[c * bins + bin] = sum / r.count;
         }
       }
     }
@@ -87,21 +102,28 @@ void roi_align_backward(const T* grad_output, const T* rois, const RoIAlignShape
   const int64_t bins = s.pooled_h * s.pooled_w;
   const int64_t plane = s.height * s.width;
   if (plane == 0) return;
-  // Every thread walks all RoIs for its channels: at least 16 channels each.
-  parallel_blocks(0, s.channels, 16, [&](int64_t c_begin, int64_t c_end) {
-    std::vector<Tap4<T>> taps;
-    for (int64_t k = 0; k < s.num_rois; ++k) {
-      const AlignedRoI<T> r = roi_taps(rois + 5 * k, s, taps);
-      if (r.batch < 0) continue;
-      const int64_t points = r.grid_h * r.grid_w;
-      for (int64_t c = c_begin; c < c_end; ++c) {
-        T* grad = grad_input + (r.batch * s.channels + c) * plane;
+  const std::vector<RoIGrid<T>> grids = roi_grids(rois, s);
+  parallel_blocks(0, s.channels, kMinChannels, [&](int64_t c_begin, int64_t c_end) {
+    for (int64_t c = c_begin; c < c_end; ++c) {
+      for (int64_t k = 0; k < s.num_rois; ++k) {
+        const RoIGrid<T>& g = grids[k];
+        if (g.roi.batch < 0) continue;
+        T* grad = grad_input + (g.roi.batch * s.channels + c) * plane;
         const T* g_out = grad_output + (k * s.channels + c) * bins;
-        const Tap4<T>* tap = taps.data();
-        for (int64_t bin = 0; bin < bins; ++bin) {
-          const T g = g_out[bin] / r.count;
-          for (int64_t p = 0; p < points; ++p, ++tap) {
-            for (int t = 0; t < 4; ++t) grad[tap->offset[t]] += tap->weight[t] * g;
+        const int64_t gh = g.roi.grid_h, gw = g.roi.grid_w;
+        for (int64_t ph = 0; ph < s.pooled_h; ++ph) {
+          for (int64_t pw = 0; pw < s.pooled_w; ++pw) {
+            const T go = g_out[ph * s.pooled_w + pw] / g.roi.count;
+            for (const AxisTap<T>* y = &g.rows[ph * gh]; y != &g.rows[ph * gh] + gh; ++y) {
+              if (!y->inside) continue;
+              for (const AxisTap<T>* x = &g.cols[pw * gw]; x != &g.cols[pw * gw] + gw; ++x) {
+                if (!x->inside) continue;
+                grad[y->low + x->low] += y->h * x->h * go;
+                grad[y->low + x->high] += y->h * x->l * go;
+                grad[y->high + x->low] += y->l * x->h * go;
+                grad[y->high + x->high] += y->l * x->l * go;
+              }
+            }
           }
         }
       }

@@ -2,7 +2,9 @@
 #include "cpu/roi_pool.h"
 
 #include <cfloat>
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "common/roi_geometry.h"
 #include "cpu/parallel.h"
@@ -28,29 +30,39 @@ void roi_pool_forward(const T* input, const T* rois, const RoIPoolShape& s, T* o
   const int64_t bins = s.pooled_h * s.pooled_w;
   const int64_t plane = s.height * s.width;
   const T scale = static_cast<T>(s.spatial_scale);
-  parallel_for(0, s.num_rois, 4, [&](int64_t begin, int64_t end) {
-    for (int64_t k = begin; k < end; ++k) {
-      const T* roi = rois + 5 * k;
-      const int64_t b = usable_batch(roi, s.batch);
-      T* out = output + k * s.channels * bins;
-      int64_t* arg = argmax + k * s.channels * bins;
-      if (b < 0) {
-        for (int64_t i = 0; i < s.channels * bins; ++i) {
-          out[i] = T(0);
-          arg[i] = -1;
+  // Bin edges of every RoI, computed once: rows [pooled_h], then columns [pooled_w].
+  std::vector<int64_t> batch(s.num_rois);
+  std::vector<PoolBin> edges(s.num_rois * (s.pooled_h + s.pooled_w));
+  for (int64_t k = 0; k < s.num_rois; ++k) {
+    const T* roi = rois + 5 * k;
+    batch[k] = usable_batch(roi, s.batch);
+    if (batch[k] < 0) continue;
+    const int64_t x1 = round_coordinate(roi[1] * scale), y1 = round_coordinate(roi[2] * scale);
+    const int64_t x2 = round_coordinate(roi[3] * scale), y2 = round_coordinate(roi[4] * scale);
+    PoolBin* e = &edges[k * (s.pooled_h + s.pooled_w)];
+    for (int64_t ph = 0; ph < s.pooled_h; ++ph) e[ph] = pool_bin<T>(y1, y2, s.pooled_h, ph, s.height);
+    for (int64_t pw = 0; pw < s.pooled_w; ++pw) {
+      e[s.pooled_h + pw] = pool_bin<T>(x1, x2, s.pooled_w, pw, s.width);
+    }
+  }
+  // Channel by channel, every RoI on the channel's plane while it is in cache.
+  parallel_blocks(0, s.channels, 4, [&](int64_t c_begin, int64_t c_end) {
+    for (int64_t c = c_begin; c < c_end; ++c) {
+      for (int64_t k = 0; k < s.num_rois; ++k) {
+        T* out = output + (k * s.channels + c) * bins;
+        int64_t* arg = argmax + (k * s.channels + c) * bins;
+        if (batch[k] < 0) {
+          std::fill(out, out + bins, T(0));
+          std::fill(arg, arg + bins, int64_t(-1));
+          continue;
         }
-        continue;
-      }
-      const int64_t x1 = round_coordinate(roi[1] * scale), y1 = round_coordinate(roi[2] * scale);
-      const int64_t x2 = round_coordinate(roi[3] * scale), y2 = round_coordinate(roi[4] * scale);
-      for (int64_t ph = 0; ph < s.pooled_h; ++ph) {
-        const PoolBin rows = pool_bin<T>(y1, y2, s.pooled_h, ph, s.height);
-        for (int64_t pw = 0; pw < s.pooled_w; ++pw) {
-          const PoolBin cols = pool_bin<T>(x1, x2, s.pooled_w, pw, s.width);
-          const bool empty = rows.end <= rows.start || cols.end <= cols.start;
-          const int64_t bin = ph * s.pooled_w + pw;
-          for (int64_t c = 0; c < s.channels; ++c) {
-            const T* data = input + (b * s.channels + c) * plane;
+        const T* data = input + (batch[k] * s.channels + c) * plane;
+        const PoolBin* e = &edges[k * (s.pooled_h + s.pooled_w)];
+        for (int64_t ph = 0; ph < s.pooled_h; ++ph) {
+          const PoolBin rows = e[ph];
+          for (int64_t pw = 0; pw < s.pooled_w; ++pw) {
+            const PoolBin cols = e[s.pooled_h + pw];
+            const bool empty = rows.end <= rows.start || cols.end <= cols.start;
             T best = empty ? T(0) : T(-FLT_MAX);
             int64_t best_index = -1;
             for (int64_t y = rows.start; y < rows.end; ++y) {
@@ -62,8 +74,8 @@ void roi_pool_forward(const T* input, const T* rois, const RoIPoolShape& s, T* o
                 }
               }
             }
-            out[c * bins + bin] = best;
-            arg[c * bins + bin] = best_index;
+            out[ph * s.pooled_w + pw] = best;
+            arg[ph * s.pooled_w + pw] = best_index;
           }
         }
       }

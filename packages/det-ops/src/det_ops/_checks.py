@@ -32,7 +32,7 @@ def array(op: str, name: str, x: Any, *, like: Any = None) -> Any:
         )
     if isinstance(x, np.ndarray):
         return x
-    if isinstance(x, (list, tuple)) or np.isscalar(x):
+    if isinstance(x, (list, tuple, numbers.Number)):
         return np.asarray(x)
     raise TypeError(f"{op}: {name} must be a numpy array or a torch tensor, got {type(x).__name__}")
 
@@ -52,7 +52,10 @@ def integer(op: str, name: str, x: Any) -> Any:
 def shape(op: str, name: str, x: Any, expected: Sequence[int | None], text: str) -> Any:
     """Checks x.shape against expected (None: any size); text is e.g. '[N, 4]'."""
     got = tuple(x.shape)
-    if len(got) != len(expected) or any(e is not None and e != g for e, g in zip(expected, got)):
+    mismatch = len(got) != len(expected) or any(
+        e is not None and e != g for e, g in zip(expected, got, strict=True)
+    )
+    if mismatch:
         raise ValueError(f"{op}: {name} must have shape {text}, got {list(got)}")
     return x
 
@@ -60,7 +63,7 @@ def shape(op: str, name: str, x: Any, expected: Sequence[int | None], text: str)
 def same_length(op: str, names: Sequence[str], *arrays: Any) -> None:
     lengths = [a.shape[0] for a in arrays]
     if len(set(lengths)) > 1:
-        listed = ", ".join(f"{n} has {k}" for n, k in zip(names, lengths))
+        listed = ", ".join(f"{n} has {k}" for n, k in zip(names, lengths, strict=True))
         raise ValueError(f"{op}: {' and '.join(names)} must have the same length, but {listed}")
 
 
@@ -71,14 +74,24 @@ def same_device(op: str, **tensors: Any) -> None:
         raise ValueError(f"{op}: all tensors must be on the same device, got {listed}")
 
 
-def real(op: str, name: str, value: Any, *, low: float | None = None,
-         high: float | None = None) -> float:
+def real(
+    op: str, name: str, value: Any, *, low: float | None = None, high: float | None = None
+) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{op}: {name} must be a real number, got {type(value).__name__}")
     value = float(value)
-    if math.isnan(value) or (low is not None and value < low) or (high is not None and value > high):
-        bounds = f"in [{low}, {high}]" if low is not None and high is not None else (
-            f">= {low}" if low is not None else f"<= {high}" if high is not None else "a number")
+    if (
+        math.isnan(value)
+        or (low is not None and value < low)
+        or (high is not None and value > high)
+    ):
+        bounds = (
+            f"in [{low}, {high}]"
+            if low is not None and high is not None
+            else (
+                f">= {low}" if low is not None else f"<= {high}" if high is not None else "a number"
+            )
+        )
         raise ValueError(f"{op}: {name} must be {bounds}, got {value}")
     return value
 
@@ -95,13 +108,17 @@ def pair(op: str, name: str, value: Any, *, minimum: int = 1) -> tuple[int, int]
     if len(items) != 2 or any(
         isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < minimum for v in items
     ):
-        raise ValueError(f"{op}: {name} must be an int >= {minimum} or a pair of them, got {value!r}")
+        raise ValueError(
+            f"{op}: {name} must be an int >= {minimum} or a pair of them, got {value!r}"
+        )
     return int(items[0]), int(items[1])
 
 
 def compute_dtype(*arrays: Any) -> str:
     """The kernels' dtype for these inputs: float64 if any is, else float32."""
-    return "float64" if any(dtype_name(a) == "float64" for a in arrays if a is not None) else "float32"
+    return (
+        "float64" if any(dtype_name(a) == "float64" for a in arrays if a is not None) else "float32"
+    )
 
 
 def cast(x: Any, dtype: str) -> Any:
@@ -125,8 +142,10 @@ def rois(op: str, value: Any, like: Any) -> Any:
 
     Also accepts a list with one [L_i, 4] box array per image, as torchvision does.
     """
-    if isinstance(value, (list, tuple)) and value and (
-        is_torch(value[0]) or isinstance(value[0], np.ndarray)
+    if (
+        isinstance(value, (list, tuple))
+        and value
+        and (is_torch(value[0]) or isinstance(value[0], np.ndarray))
     ):
         parts = []
         for i, boxes in enumerate(value):
@@ -138,7 +157,9 @@ def rois(op: str, value: Any, like: Any) -> Any:
                 index = torch.full((boxes.shape[0], 1), i, dtype=boxes.dtype, device=boxes.device)
                 parts.append(torch.cat([index, boxes], dim=1))
             else:
-                parts.append(np.concatenate([np.full((boxes.shape[0], 1), i, boxes.dtype), boxes], 1))
+                parts.append(
+                    np.concatenate([np.full((boxes.shape[0], 1), i, boxes.dtype), boxes], 1)
+                )
         value = torch.cat(parts) if is_torch(parts[0]) else np.concatenate(parts)
     value = array(op, "rois", value, like=like)
     return shape(op, "rois", floating(op, "rois", value), (None, 5), "[K, 5]")

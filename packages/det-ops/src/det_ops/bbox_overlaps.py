@@ -39,8 +39,9 @@ def bbox_overlaps(boxes1: Any, boxes2: Any, mode: str = "iou", aligned: bool = F
     dtype = _checks.compute_dtype(boxes1, boxes2)
     boxes1, boxes2 = _checks.cast(boxes1, dtype), _checks.cast(boxes2, dtype)
     if is_torch(boxes1):
-        import det_ops._torch  # noqa: F401
         import torch
+
+        import det_ops._torch  # noqa: F401
 
         return torch.ops.det_ops.bbox_overlaps(boxes1, boxes2, mode, aligned)
     return bbox_overlaps_kernel(NUMPY, boxes1, boxes2, mode, aligned)

@@ -66,14 +66,17 @@ def sigmoid_focal_loss(
     logits = _checks.cast(inputs, compute)
     targets = _checks.cast(targets, "int64" if labels else compute)
     if is_torch(logits):
-        import det_ops._torch  # noqa: F401
         import torch
 
+        import det_ops._torch  # noqa: F401
+
+        # The derivative comes out of the same pass, when autograd will want it.
+        with_grad = inputs.requires_grad and torch.is_grad_enabled()
         focal = torch.ops.det_ops
         op_fn = focal.sigmoid_focal_loss_labels if labels else focal.sigmoid_focal_loss
-        loss = op_fn(logits, targets, alpha, gamma).to(dtype)
+        loss = op_fn(logits, targets, alpha, gamma, with_grad)[0].to(dtype)
     else:
-        loss = sigmoid_focal_loss_kernel(NUMPY, logits, targets, labels, alpha, gamma)
+        loss, _ = sigmoid_focal_loss_kernel(NUMPY, logits, targets, labels, alpha, gamma, False)
         loss = loss.astype(dtype, copy=False)
     if reduction == "mean":
         return loss.mean()
@@ -108,26 +111,23 @@ def _kernel_args(xp: Any, logits: Any, targets: Any, labels: bool) -> tuple[int,
 
 
 def sigmoid_focal_loss_kernel(
-    xp: Any, logits: Any, targets: Any, labels: bool, alpha: float, gamma: float
-) -> Any:
+    xp: Any, logits: Any, targets: Any, labels: bool, alpha: float, gamma: float, with_grad: bool
+) -> tuple[Any, Any]:
+    """Returns (loss, d loss / d logits), both logits' shape; the latter empty unless with_grad."""
     rows, classes, target_ptr, label_ptr = _kernel_args(xp, logits, targets, labels)
     loss = xp.empty(tuple(logits.shape), dtype_name(logits), like=logits)
+    grad = xp.empty(tuple(logits.shape) if with_grad else (0,), dtype_name(logits), like=logits)
     if rows * classes:
-        kernels("sigmoid_focal_loss", logits).sigmoid_focal_loss_forward(
-            xp.code(logits), xp.ptr(logits), target_ptr, label_ptr, rows, classes, alpha, gamma,
+        kernels("sigmoid_focal_loss", logits).sigmoid_focal_loss(
+            xp.code(logits),
+            xp.ptr(logits),
+            target_ptr,
+            label_ptr,
+            rows,
+            classes,
+            alpha,
+            gamma,
             xp.ptr(loss),
+            xp.ptr(grad) if with_grad else 0,
         )
-    return loss
-
-
-def sigmoid_focal_loss_backward_kernel(
-    xp: Any, grad_loss: Any, logits: Any, targets: Any, labels: bool, alpha: float, gamma: float
-) -> Any:
-    rows, classes, target_ptr, label_ptr = _kernel_args(xp, logits, targets, labels)
-    grad = xp.empty(tuple(logits.shape), dtype_name(logits), like=logits)
-    if rows * classes:
-        kernels("sigmoid_focal_loss", logits).sigmoid_focal_loss_backward(
-            xp.code(logits), xp.ptr(logits), target_ptr, label_ptr, xp.ptr(grad_loss), rows,
-            classes, alpha, gamma, xp.ptr(grad),
-        )
-    return grad
+    return loss, grad

@@ -42,8 +42,9 @@ def nms(boxes: Any, scores: Any, iou_threshold: float) -> Any:
     boxes, scores = _boxes_and_scores("nms", boxes, scores)
     iou_threshold = _checks.real("nms", "iou_threshold", iou_threshold)
     if is_torch(boxes):
-        import det_ops._torch  # noqa: F401  (registers torch.ops.det_ops)
         import torch
+
+        import det_ops._torch  # noqa: F401  (registers torch.ops.det_ops)
 
         return torch.ops.det_ops.nms(boxes, scores, iou_threshold)
     return nms_kernel(NUMPY, boxes, scores, iou_threshold)
@@ -64,13 +65,16 @@ def batched_nms(boxes: Any, scores: Any, idxs: Any, iou_threshold: float) -> Any
     boxes, scores = _boxes_and_scores("batched_nms", boxes, scores)
     idxs = _checks.array("batched_nms", "idxs", idxs, like=boxes)
     _checks.same_device("batched_nms", boxes=boxes, idxs=idxs)
-    _checks.shape("batched_nms", "idxs", _checks.integer("batched_nms", "idxs", idxs), (None,), "[N]")
+    _checks.shape(
+        "batched_nms", "idxs", _checks.integer("batched_nms", "idxs", idxs), (None,), "[N]"
+    )
     _checks.same_length("batched_nms", ("boxes", "idxs"), boxes, idxs)
     idxs = _checks.cast(idxs, "int64")
     iou_threshold = _checks.real("batched_nms", "iou_threshold", iou_threshold)
     if is_torch(boxes):
-        import det_ops._torch  # noqa: F401
         import torch
+
+        import det_ops._torch  # noqa: F401
 
         return torch.ops.det_ops.batched_nms(boxes, scores, idxs, iou_threshold)
     return batched_nms_kernel(NUMPY, boxes, scores, idxs, iou_threshold)
@@ -113,8 +117,9 @@ def soft_nms(
     if method not in SOFT_NMS_METHODS:
         raise ValueError(f"{op}: method must be one of {sorted(SOFT_NMS_METHODS)}, got {method!r}")
     if is_torch(boxes):
-        import det_ops._torch  # noqa: F401
         import torch
+
+        import det_ops._torch  # noqa: F401
 
         keep, new_scores = torch.ops.det_ops.soft_nms(
             boxes.cpu(), scores.cpu(), iou_threshold, sigma, min_score, method
@@ -146,15 +151,28 @@ def batched_nms_kernel(xp: Any, boxes: Any, scores: Any, idxs: Any, iou_threshol
 
 
 def soft_nms_kernel(
-    xp: Any, boxes: Any, scores: Any, iou_threshold: float, sigma: float, min_score: float,
+    xp: Any,
+    boxes: Any,
+    scores: Any,
+    iou_threshold: float,
+    sigma: float,
+    min_score: float,
     method: str,
 ) -> tuple[Any, Any]:
     n = boxes.shape[0]
     keep = xp.empty((n,), "int64", like=boxes)
     new_scores = xp.empty((n,), dtype_name(scores), like=scores)
     count = kernels("soft_nms", boxes).soft_nms(
-        xp.code(boxes), xp.ptr(boxes), xp.ptr(scores), n, iou_threshold, sigma, min_score,
-        SOFT_NMS_METHODS[method], xp.ptr(keep), xp.ptr(new_scores),
+        xp.code(boxes),
+        xp.ptr(boxes),
+        xp.ptr(scores),
+        n,
+        iou_threshold,
+        sigma,
+        min_score,
+        SOFT_NMS_METHODS[method],
+        xp.ptr(keep),
+        xp.ptr(new_scores),
     )
     if count < 0:
         raise _nan_scores("soft_nms")

@@ -41,8 +41,9 @@ def roi_align(
     sampling_ratio = _checks.integer_value(op, "sampling_ratio", sampling_ratio)
     aligned = _checks.boolean(op, "aligned", aligned)
     if is_torch(input):
-        import det_ops._torch  # noqa: F401
         import torch
+
+        import det_ops._torch  # noqa: F401
 
         out = torch.ops.det_ops.roi_align(
             input, rois, spatial_scale, out_h, out_w, sampling_ratio, aligned
@@ -72,21 +73,45 @@ def _roi_inputs(
     return _checks.cast(input, compute), _checks.cast(rois, compute), size, spatial_scale, dtype
 
 
-def roi_align_shape(input_shape: Any, num_rois: int, spatial_scale: float, out_h: int,
-                    out_w: int, sampling_ratio: int, aligned: bool) -> tuple:
+def roi_align_shape(
+    input_shape: Any,
+    num_rois: int,
+    spatial_scale: float,
+    out_h: int,
+    out_w: int,
+    sampling_ratio: int,
+    aligned: bool,
+) -> tuple:
     batch, channels, height, width = (int(v) for v in input_shape)
-    return (batch, channels, height, width, num_rois, out_h, out_w, sampling_ratio,
-            spatial_scale, aligned)
+    return (
+        batch,
+        channels,
+        height,
+        width,
+        num_rois,
+        out_h,
+        out_w,
+        sampling_ratio,
+        spatial_scale,
+        aligned,
+    )
 
 
 def roi_align_forward_kernel(
-    xp: Any, input: Any, rois: Any, spatial_scale: float, out_h: int, out_w: int,
-    sampling_ratio: int, aligned: bool,
+    xp: Any,
+    input: Any,
+    rois: Any,
+    spatial_scale: float,
+    out_h: int,
+    out_w: int,
+    sampling_ratio: int,
+    aligned: bool,
 ) -> Any:
     num_rois, channels = rois.shape[0], input.shape[1]
     output = xp.empty((num_rois, channels, out_h, out_w), dtype_name(input), like=input)
-    shape = roi_align_shape(input.shape, num_rois, spatial_scale, out_h, out_w, sampling_ratio,
-                            aligned)
+    shape = roi_align_shape(
+        input.shape, num_rois, spatial_scale, out_h, out_w, sampling_ratio, aligned
+    )
     kernels("roi_align", input).roi_align_forward(
         xp.code(input), xp.ptr(input), xp.ptr(rois), shape, xp.ptr(output)
     )
@@ -94,12 +119,20 @@ def roi_align_forward_kernel(
 
 
 def roi_align_backward_kernel(
-    xp: Any, grad_output: Any, rois: Any, input_shape: Any, spatial_scale: float, out_h: int,
-    out_w: int, sampling_ratio: int, aligned: bool,
+    xp: Any,
+    grad_output: Any,
+    rois: Any,
+    input_shape: Any,
+    spatial_scale: float,
+    out_h: int,
+    out_w: int,
+    sampling_ratio: int,
+    aligned: bool,
 ) -> Any:
     grad_input = xp.zeros(tuple(input_shape), dtype_name(grad_output), like=grad_output)
-    shape = roi_align_shape(input_shape, rois.shape[0], spatial_scale, out_h, out_w,
-                            sampling_ratio, aligned)
+    shape = roi_align_shape(
+        input_shape, rois.shape[0], spatial_scale, out_h, out_w, sampling_ratio, aligned
+    )
     kernels("roi_align", grad_output).roi_align_backward(
         xp.code(grad_output), xp.ptr(grad_output), xp.ptr(rois), shape, xp.ptr(grad_input)
     )

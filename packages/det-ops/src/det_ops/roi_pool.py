@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from det_ops import _checks
 from det_ops._arrays import NUMPY, dtype_name, is_torch, kernels
 from det_ops.roi_align import _roi_inputs
 
@@ -33,8 +32,9 @@ def roi_pool(
         op, input, rois, output_size, spatial_scale
     )
     if is_torch(input):
-        import det_ops._torch  # noqa: F401
         import torch
+
+        import det_ops._torch  # noqa: F401
 
         out, _ = torch.ops.det_ops.roi_pool(input, rois, spatial_scale, out_h, out_w)
         return out.to(dtype)
@@ -55,8 +55,12 @@ def roi_pool_forward_kernel(
     output = xp.empty((num_rois, channels, out_h, out_w), dtype_name(input), like=input)
     argmax = xp.empty((num_rois, channels, out_h, out_w), "int64", like=input)
     kernels("roi_pool", input).roi_pool_forward(
-        xp.code(input), xp.ptr(input), xp.ptr(rois),
-        _shape(input.shape, num_rois, spatial_scale, out_h, out_w), xp.ptr(output), xp.ptr(argmax),
+        xp.code(input),
+        xp.ptr(input),
+        xp.ptr(rois),
+        _shape(input.shape, num_rois, spatial_scale, out_h, out_w),
+        xp.ptr(output),
+        xp.ptr(argmax),
     )
     return output, argmax
 
@@ -67,7 +71,11 @@ def roi_pool_backward_kernel(
     grad_input = xp.zeros(tuple(input_shape), dtype_name(grad_output), like=grad_output)
     out_h, out_w = grad_output.shape[2], grad_output.shape[3]
     kernels("roi_pool", grad_output).roi_pool_backward(
-        xp.code(grad_output), xp.ptr(grad_output), xp.ptr(rois), xp.ptr(argmax),
-        _shape(input_shape, rois.shape[0], spatial_scale, out_h, out_w), xp.ptr(grad_input),
+        xp.code(grad_output),
+        xp.ptr(grad_output),
+        xp.ptr(rois),
+        xp.ptr(argmax),
+        _shape(input_shape, rois.shape[0], spatial_scale, out_h, out_w),
+        xp.ptr(grad_input),
     )
     return grad_input

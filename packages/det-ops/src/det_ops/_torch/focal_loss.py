@@ -4,50 +4,42 @@ import torch
 from torch import Tensor
 
 from det_ops._arrays import TORCH
-from det_ops.focal_loss import sigmoid_focal_loss_backward_kernel, sigmoid_focal_loss_kernel
+from det_ops.focal_loss import sigmoid_focal_loss_kernel
 
 
 def _define(name: str, labels: bool):
-    """The forward and backward custom ops for float targets or class labels."""
+    """The custom op for float targets or for class labels.
+
+    It returns (loss, d loss / d inputs): the derivative is computed in the
+    same pass when with_grad is set, and the backward only scales it.
+    """
 
     @torch.library.custom_op(f"det_ops::{name}", mutates_args=())
-    def forward(inputs: Tensor, targets: Tensor, alpha: float, gamma: float) -> Tensor:
+    def op(
+        inputs: Tensor, targets: Tensor, alpha: float, gamma: float, with_grad: bool
+    ) -> tuple[Tensor, Tensor]:
         return sigmoid_focal_loss_kernel(
-            TORCH, inputs.contiguous(), targets.contiguous(), labels, alpha, gamma
+            TORCH, inputs.contiguous(), targets.contiguous(), labels, alpha, gamma, with_grad
         )
 
-    @forward.register_fake
-    def _(inputs, targets, alpha, gamma):
-        return torch.empty_like(inputs)
-
-    @torch.library.custom_op(f"det_ops::{name}_backward", mutates_args=())
-    def backward_op(
-        grad_loss: Tensor, inputs: Tensor, targets: Tensor, alpha: float, gamma: float
-    ) -> Tensor:
-        return sigmoid_focal_loss_backward_kernel(
-            TORCH, grad_loss.contiguous(), inputs.contiguous(), targets.contiguous(), labels,
-            alpha, gamma,
-        )
-
-    @backward_op.register_fake
-    def _(grad_loss, inputs, targets, alpha, gamma):
-        return torch.empty_like(inputs)
+    @op.register_fake
+    def _(inputs, targets, alpha, gamma, with_grad):
+        return torch.empty_like(inputs), inputs.new_empty(inputs.shape if with_grad else (0,))
 
     def setup_context(ctx, inputs, output):
-        logits, targets, alpha, gamma = inputs
-        ctx.save_for_backward(logits, targets)
-        ctx.alpha, ctx.gamma = alpha, gamma
+        ctx.with_grad = inputs[4]
+        ctx.save_for_backward(output[1])
+        ctx.mark_non_differentiable(output[1])
 
-    def backward(ctx, grad_loss):
-        logits, targets = ctx.saved_tensors
-        grad = backward_op(grad_loss, logits, targets, ctx.alpha, ctx.gamma)
-        return grad, None, None, None
+    def backward(ctx, grad_loss, _):
+        if not ctx.with_grad:
+            raise RuntimeError(f"det_ops::{name} was called with with_grad=False; pass True")
+        (grad,) = ctx.saved_tensors
+        return grad_loss * grad, None, None, None, None
 
-    forward.register_autograd(backward, setup_context=setup_context)
-    return forward, backward_op
+    op.register_autograd(backward, setup_context=setup_context)
+    return op
 
 
-sigmoid_focal_loss, sigmoid_focal_loss_backward = _define("sigmoid_focal_loss", labels=False)
-sigmoid_focal_loss_labels, sigmoid_focal_loss_labels_backward = _define(
-    "sigmoid_focal_loss_labels", labels=True
-)
+sigmoid_focal_loss = _define("sigmoid_focal_loss", labels=False)
+sigmoid_focal_loss_labels = _define("sigmoid_focal_loss_labels", labels=True)

@@ -9,12 +9,23 @@ from det_ops.roi_align import roi_align_backward_kernel, roi_align_forward_kerne
 
 @torch.library.custom_op("det_ops::roi_align", mutates_args=())
 def roi_align(
-    input: Tensor, rois: Tensor, spatial_scale: float, out_h: int, out_w: int,
-    sampling_ratio: int, aligned: bool,
+    input: Tensor,
+    rois: Tensor,
+    spatial_scale: float,
+    out_h: int,
+    out_w: int,
+    sampling_ratio: int,
+    aligned: bool,
 ) -> Tensor:
     return roi_align_forward_kernel(
-        TORCH, input.contiguous(), rois.contiguous(), spatial_scale, out_h, out_w,
-        sampling_ratio, aligned,
+        TORCH,
+        input.contiguous(),
+        rois.contiguous(),
+        spatial_scale,
+        out_h,
+        out_w,
+        sampling_ratio,
+        aligned,
     )
 
 
@@ -25,12 +36,25 @@ def _(input, rois, spatial_scale, out_h, out_w, sampling_ratio, aligned):
 
 @torch.library.custom_op("det_ops::roi_align_backward", mutates_args=())
 def roi_align_backward(
-    grad_output: Tensor, rois: Tensor, input_shape: list[int], spatial_scale: float, out_h: int,
-    out_w: int, sampling_ratio: int, aligned: bool,
+    grad_output: Tensor,
+    rois: Tensor,
+    input_shape: list[int],
+    spatial_scale: float,
+    out_h: int,
+    out_w: int,
+    sampling_ratio: int,
+    aligned: bool,
 ) -> Tensor:
     return roi_align_backward_kernel(
-        TORCH, grad_output.contiguous(), rois.contiguous(), input_shape, spatial_scale, out_h,
-        out_w, sampling_ratio, aligned,
+        TORCH,
+        grad_output.contiguous(),
+        rois.contiguous(),
+        input_shape,
+        spatial_scale,
+        out_h,
+        out_w,
+        sampling_ratio,
+        aligned,
     )
 
 

@@ -24,11 +24,18 @@ def _(input, rois, spatial_scale, out_h, out_w):
 
 @torch.library.custom_op("det_ops::roi_pool_backward", mutates_args=())
 def roi_pool_backward(
-    grad_output: Tensor, rois: Tensor, argmax: Tensor, input_shape: list[int],
+    grad_output: Tensor,
+    rois: Tensor,
+    argmax: Tensor,
+    input_shape: list[int],
     spatial_scale: float,
 ) -> Tensor:
     return roi_pool_backward_kernel(
-        TORCH, grad_output.contiguous(), rois.contiguous(), argmax.contiguous(), input_shape,
+        TORCH,
+        grad_output.contiguous(),
+        rois.contiguous(),
+        argmax.contiguous(),
+        input_shape,
         spatial_scale,
     )
 

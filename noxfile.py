@@ -1,0 +1,97 @@
+"""Project tasks: nox -s tests | lint | gpu_tests | build | bench."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+# The pinned torch stack (CUDA builds, installed from the local wheel store or PyPI).
+TORCH = ("torch==2.14.1", "torchvision==0.29.1")
+# Packages in dependency order: each may only depend on those before it.
+PACKAGES = ("det-ops",)
+
+nox.options.sessions = ("lint", "tests")
+# Reuse an environment when it exists: installing torch is the slow part of setup.
+nox.options.reuse_venv = "yes"
+nox.options.envdir = os.environ.get("DET_NOX_ENVDIR", str(ROOT / ".nox"))
+
+
+def _package_dirs() -> list[str]:
+    return [f"./packages/{name}" for name in PACKAGES]
+
+
+@nox.session(python="3.11")
+def tests(session: nox.Session) -> None:
+    """The CPU test suite in its own environment (GPU and slow tests deselected)."""
+    session.install(*TORCH)
+    session.install(*(f"{path}[test]" for path in _package_dirs()))
+    session.run(
+        "pytest",
+        *(f"{path}/tests" for path in _package_dirs()),
+        "-m",
+        "not gpu and not slow",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+    )
+
+
+@nox.session(venv_backend="none")
+def gpu_tests(session: nox.Session) -> None:
+    """GPU-marked tests, offline, with this interpreter's own torch (no downloads)."""
+    session.run(
+        "python",
+        "-m",
+        "pip",
+        "install",
+        "--no-build-isolation",
+        "--no-deps",
+        "--no-index",
+        *_package_dirs(),
+        env={"DET_OPS_CUDA": "ON"},
+    )
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        *(f"{path}/tests" for path in _package_dirs()),
+        "-m",
+        "gpu",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+    )
+
+
+@nox.session(python="3.11")
+def lint(session: nox.Session) -> None:
+    """ruff lint and format check."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python="3.11")
+def build(session: nox.Session) -> None:
+    """Wheels of every package into dist/."""
+    session.install("build")
+    for path in _package_dirs():
+        session.run("python", "-m", "build", "--wheel", "--outdir", "dist", path)
+
+
+@nox.session(python="3.11")
+def bench(session: nox.Session) -> None:
+    """The op benchmark against torchvision; writes packages/det-ops/BENCHMARKS.md."""
+    session.install(*TORCH)
+    session.install("./packages/det-ops[torch]")
+    session.run(
+        "python",
+        "-m",
+        "det_ops.bench",
+        "--write",
+        "packages/det-ops/BENCHMARKS.md",
+        *session.posargs,
+    )

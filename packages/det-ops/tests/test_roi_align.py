@@ -1,0 +1,180 @@
+import numpy as np
+import pytest
+import torch
+import torchvision
+from ops_inputs import random_rois
+
+import det_ops
+from det_ops.reference import roi_align as reference
+
+
+def tolerances(dtype):
+    return (
+        {"rtol": 1e-5, "atol": 1e-6} if dtype == torch.float32 else {"rtol": 1e-10, "atol": 1e-12}
+    )
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("aligned", [True, False])
+@pytest.mark.parametrize("sampling_ratio", [0, 2])
+@pytest.mark.parametrize(
+    "batch, channels, height, width, num_rois, output_size, scale",
+    [
+        (2, 8, 24, 30, 20, (7, 7), 0.25),
+        (1, 3, 50, 40, 9, (14, 14), 1.0),
+        (3, 5, 13, 17, 12, (3, 5), 0.5),
+    ],
+)
+def test_roi_align_matches_torchvision(
+    dtype, aligned, sampling_ratio, batch, channels, height, width, num_rois, output_size, scale
+):
+    g = torch.Generator().manual_seed(height * width + num_rois)
+    x = torch.randn(batch, channels, height, width, generator=g, dtype=dtype, requires_grad=True)
+    rois = random_rois(num_rois, batch, height, width, scale, dtype, generator=g)
+    args = (output_size, scale, sampling_ratio, aligned)
+    ours = det_ops.roi_align(x, rois, *args)
+    theirs = torchvision.ops.roi_align(x, rois, *args)
+    torch.testing.assert_close(ours, theirs, **tolerances(dtype))
+    grad_out = torch.randn(ours.shape, generator=g, dtype=dtype)
+    (our_grad,) = torch.autograd.grad(ours, x, grad_out)
+    (their_grad,) = torch.autograd.grad(theirs, x, grad_out)
+    torch.testing.assert_close(our_grad, their_grad, **tolerances(dtype))
+    numpy_out = det_ops.roi_align(x.detach().numpy(), rois.numpy(), *args)
+    np.testing.assert_array_equal(numpy_out, ours.detach().numpy())
+
+
+@pytest.mark.parametrize("aligned", [True, False])
+@pytest.mark.parametrize("sampling_ratio", [0, 3])
+def test_roi_align_matches_reference_and_gradcheck(aligned, sampling_ratio):
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 3, 9, 11, generator=g, dtype=torch.float64, requires_grad=True)
+    rois = random_rois(6, 2, 9, 11, 0.5, torch.float64, generator=g)
+    args = ((3, 4), 0.5, sampling_ratio, aligned)
+    torch.testing.assert_close(
+        det_ops.roi_align(x, rois, *args), reference.roi_align(x, rois, *args)
+    )
+    assert torch.autograd.gradcheck(lambda t: det_ops.roi_align(t, rois, *args), (x,))
+
+
+def test_roi_align_hand_computed():
+    # A ramp f(y, x) = x: bilinear sampling is exact, so each bin averages its x centres.
+    x = torch.arange(8, dtype=torch.float64).repeat(1, 1, 6, 1)
+    rois = torch.tensor([[0, 1.0, 1.0, 5.0, 3.0]], dtype=torch.float64)
+    out = det_ops.roi_align(x, rois, (1, 2), sampling_ratio=1, aligned=True)
+    # aligned: the RoI spans x in [0.5, 4.5]; bin centres at 1.5 and 3.5
+    torch.testing.assert_close(out, torch.tensor([[[[1.5, 3.5]]]], dtype=torch.float64))
+
+
+def test_roi_align_accepts_box_lists_and_non_contiguous_inputs():
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(2, 4, 16, 16, generator=g)
+    boxes = [
+        torch.tensor([[1.0, 2.0, 9.0, 12.0]]),
+        torch.tensor([[0.0, 0.0, 5.0, 5.0], [3, 3, 15, 15.0]]),
+    ]
+    expected = torchvision.ops.roi_align(x, boxes, 5, 1.0, 2, True)
+    torch.testing.assert_close(det_ops.roi_align(x, boxes, 5, 1.0, 2), expected)
+    x_nc = x.permute(0, 1, 3, 2)
+    rois = torch.tensor([[1, 0.0, 0.0, 5.0, 5.0], [0, 3, 3, 15, 15.0]])
+    torch.testing.assert_close(
+        det_ops.roi_align(x_nc, rois, 5, 1.0, 2),
+        torchvision.ops.roi_align(x_nc, rois, 5, 1.0, 2, True),
+    )
+
+
+def test_roi_align_half_precision():
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(1, 4, 16, 16, generator=g)
+    rois = torch.tensor([[0, 1.0, 2.0, 9.0, 12.0]])
+    out = det_ops.roi_align(x.half(), rois.half(), 4, 1.0, 2)
+    assert out.dtype == torch.float16
+    expected = det_ops.roi_align(x.half().float(), rois.half().float(), 4, 1.0, 2)
+    torch.testing.assert_close(out, expected.half())
+
+
+def test_roi_align_empty_inputs():
+    x = torch.randn(2, 3, 8, 8, requires_grad=True)
+    out = det_ops.roi_align(x, torch.zeros(0, 5), 7)
+    assert out.shape == (0, 3, 7, 7)
+    out.sum().backward()
+    assert torch.equal(x.grad, torch.zeros_like(x))
+    empty_map = det_ops.roi_align(torch.zeros(1, 3, 0, 8), torch.tensor([[0, 1.0, 1, 4, 4]]), 2)
+    assert torch.equal(empty_map, torch.zeros(1, 3, 2, 2))
+
+
+def test_roi_align_non_finite_roi_pools_to_zero():
+    x = torch.randn(1, 2, 8, 8)
+    rois = torch.tensor([[0, float("nan"), 1, 4, 4], [0, 1, 1, float("inf"), 4], [0, 1.0, 1, 4, 4]])
+    out = det_ops.roi_align(x, rois, 2, sampling_ratio=0)
+    assert torch.equal(out[:2], torch.zeros(2, 2, 2, 2))
+    torch.testing.assert_close(out[2:], torchvision.ops.roi_align(x, rois[2:], 2, 1.0, 0, True))
+
+
+@pytest.mark.parametrize(
+    "input, rois, kwargs, error, message",
+    [
+        (
+            torch.zeros(3, 8, 8),
+            torch.zeros(1, 5),
+            {},
+            ValueError,
+            r"input must have shape \[B, C, H, W\]",
+        ),
+        (
+            torch.zeros(1, 3, 8, 8),
+            torch.zeros(1, 4),
+            {},
+            ValueError,
+            r"rois must have shape \[K, 5\]",
+        ),
+        (
+            torch.zeros(1, 3, 8, 8),
+            torch.tensor([[1.0, 0, 0, 2, 2]]),
+            {},
+            ValueError,
+            r"rois\[:, 0\] must be batch indices in \[0, 1\)",
+        ),
+        (
+            torch.zeros(1, 3, 8, 8),
+            torch.zeros(1, 5),
+            {"output_size": 0},
+            ValueError,
+            "output_size must be an int >= 1",
+        ),
+        (
+            torch.zeros(1, 3, 8, 8),
+            torch.zeros(1, 5),
+            {"spatial_scale": 0.0},
+            ValueError,
+            "spatial_scale must be > 0",
+        ),
+        (
+            torch.zeros(1, 3, 8, 8),
+            torch.zeros(1, 5),
+            {"sampling_ratio": 1.5},
+            TypeError,
+            "sampling_ratio must be an int",
+        ),
+        (
+            torch.zeros(1, 3, 8, 8, dtype=torch.int32),
+            torch.zeros(1, 5),
+            {},
+            TypeError,
+            "input must have a floating dtype",
+        ),
+        (torch.zeros(1, 3, 8, 8), torch.zeros(1, 5, device="meta"), {}, ValueError, "same device"),
+    ],
+)
+def test_roi_align_rejects_bad_inputs(input, rois, kwargs, error, message):
+    kwargs = {"output_size": 2, **kwargs}
+    with pytest.raises(error, match=message):
+        det_ops.roi_align(input, rois, **kwargs)
+
+
+def test_roi_align_module():
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(1, 4, 16, 16, generator=g)
+    rois = torch.tensor([[0, 1.0, 2.0, 29.0, 22.0]])
+    module = det_ops.RoIAlign((7, 7), spatial_scale=0.5, sampling_ratio=2)
+    torch.testing.assert_close(module(x, rois), torchvision.ops.roi_align(x, rois, 7, 0.5, 2, True))
+    assert "sampling_ratio=2" in repr(module)
