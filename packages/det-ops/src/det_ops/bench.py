@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -79,37 +80,62 @@ def nms_rows(device: str, repeat: int) -> list[Row]:
     rows = []
     for n in (1000, 5000, 20000):
         boxes, scores = detection_boxes(n, device)
-        rows.append(Row(
-            "nms", f"{n} boxes, IoU 0.5",
-            median_ms(lambda: det_ops.nms(boxes, scores, 0.5), repeat, device),
-            median_ms(lambda: torchvision.ops.nms(boxes, scores, 0.5), repeat, device),
-        ))
+        rows.append(
+            Row(
+                "nms",
+                f"{n} boxes, IoU 0.5",
+                median_ms(partial(det_ops.nms, boxes, scores, 0.5), repeat, device),
+                median_ms(partial(torchvision.ops.nms, boxes, scores, 0.5), repeat, device),
+            )
+        )
     boxes, scores = detection_boxes(20000, device, seed=1)
     idxs = torch.randint(0, 80, (20000,), generator=torch.Generator().manual_seed(2)).to(device)
-    rows.append(Row(
-        "batched_nms", "20000 boxes x 80 classes",
-        median_ms(lambda: det_ops.batched_nms(boxes, scores, idxs, 0.5), repeat, device),
-        median_ms(lambda: torchvision.ops.batched_nms(boxes, scores, idxs, 0.5), repeat, device),
-    ))
+    rows.append(
+        Row(
+            "batched_nms",
+            "20000 boxes x 80 classes",
+            median_ms(lambda: det_ops.batched_nms(boxes, scores, idxs, 0.5), repeat, device),
+            median_ms(
+                lambda: torchvision.ops.batched_nms(boxes, scores, idxs, 0.5), repeat, device
+            ),
+        )
+    )
     return rows
 
 
 def forward_backward_rows(
-    op: str, case: str, ours: Callable, theirs: Callable, inputs: list[torch.Tensor],
-    device: str, repeat: int,
+    op: str,
+    case: str,
+    ours: Callable,
+    theirs: Callable,
+    inputs: list[torch.Tensor],
+    device: str,
+    repeat: int,
 ) -> list[Row]:
     """Rows for the forward pass and the backward pass (given the forward's graph)."""
     with torch.no_grad():
-        rows = [Row(f"{op} forward", case, median_ms(ours, repeat, device),
-                    median_ms(theirs, repeat, device))]
+        rows = [
+            Row(
+                f"{op} forward",
+                case,
+                median_ms(ours, repeat, device),
+                median_ms(theirs, repeat, device),
+            )
+        ]
     out_ours, out_theirs = ours(), theirs()
     grad = torch.randn_like(out_ours)
 
     def backward(out: torch.Tensor) -> Callable[[], object]:
         return lambda: torch.autograd.grad(out, inputs, grad, retain_graph=True)
 
-    rows.append(Row(f"{op} backward", case, median_ms(backward(out_ours), repeat, device),
-                    median_ms(backward(out_theirs), repeat, device)))
+    rows.append(
+        Row(
+            f"{op} backward",
+            case,
+            median_ms(backward(out_ours), repeat, device),
+            median_ms(backward(out_theirs), repeat, device),
+        )
+    )
     return rows
 
 
@@ -119,16 +145,22 @@ def roi_rows(device: str, repeat: int) -> list[Row]:
     rois = feature_rois(1000, device)
     case = "1000 RoIs, 1x256x200x304, 7x7, sampling 2"
     rows = forward_backward_rows(
-        "roi_align", case,
+        "roi_align",
+        case,
         lambda: det_ops.roi_align(feature, rois, 7, 0.25, 2, True),
         lambda: torchvision.ops.roi_align(feature, rois, 7, 0.25, 2, True),
-        [feature], device, repeat,
+        [feature],
+        device,
+        repeat,
     )
     rows += forward_backward_rows(
-        "roi_pool", "1000 RoIs, 1x256x200x304, 7x7",
+        "roi_pool",
+        "1000 RoIs, 1x256x200x304, 7x7",
         lambda: det_ops.roi_pool(feature, rois, 7, 0.25),
         lambda: torchvision.ops.roi_pool(feature, rois, 7, 0.25),
-        [feature], device, repeat,
+        [feature],
+        device,
+        repeat,
     )
     return rows
 
@@ -143,21 +175,32 @@ def deform_conv_rows(device: str, repeat: int) -> list[Row]:
     case = "2x256x50x76, 256 filters 3x3, pad 1"
     inputs = [x, offset, weight]
     rows = forward_backward_rows(
-        "deform_conv2d", case,
+        "deform_conv2d",
+        case,
         lambda: det_ops.deform_conv2d(x, offset, weight, padding=1),
         lambda: torchvision.ops.deform_conv2d(x, offset, weight, padding=1),
-        inputs, device, repeat,
+        inputs,
+        device,
+        repeat,
     )
 
     def step(fn: Callable) -> Callable[[], object]:
         return lambda: torch.autograd.grad(fn().sum(), inputs)
 
-    rows.append(Row(
-        "deform_conv2d forward+backward", case,
-        median_ms(step(lambda: det_ops.deform_conv2d(x, offset, weight, padding=1)), repeat, device),
-        median_ms(step(lambda: torchvision.ops.deform_conv2d(x, offset, weight, padding=1)),
-                  repeat, device),
-    ))
+    rows.append(
+        Row(
+            "deform_conv2d forward+backward",
+            case,
+            median_ms(
+                step(lambda: det_ops.deform_conv2d(x, offset, weight, padding=1)), repeat, device
+            ),
+            median_ms(
+                step(lambda: torchvision.ops.deform_conv2d(x, offset, weight, padding=1)),
+                repeat,
+                device,
+            ),
+        )
+    )
     return rows
 
 
@@ -169,19 +212,25 @@ def focal_rows(device: str, repeat: int) -> list[Row]:
     def step(fn: Callable) -> Callable[[], object]:
         return lambda: torch.autograd.grad(fn(logits, targets, reduction="sum"), [logits])
 
-    return [Row(
-        "sigmoid_focal_loss forward+backward", "100000 anchors x 80 classes",
-        median_ms(step(det_ops.sigmoid_focal_loss), repeat, device),
-        median_ms(step(torchvision.ops.sigmoid_focal_loss), repeat, device),
-    )]
+    return [
+        Row(
+            "sigmoid_focal_loss forward+backward",
+            "100000 anchors x 80 classes",
+            median_ms(step(det_ops.sigmoid_focal_loss), repeat, device),
+            median_ms(step(torchvision.ops.sigmoid_focal_loss), repeat, device),
+        )
+    ]
 
 
 def table(rows: list[Row]) -> str:
-    lines = ["| op | case | det-ops (ms) | torchvision (ms) | speed-up |",
-             "|---|---|---:|---:|---:|"]
+    lines = [
+        "| op | case | det-ops (ms) | torchvision (ms) | speed-up |",
+        "|---|---|---:|---:|---:|",
+    ]
     for r in rows:
-        lines.append(f"| {r.op} | {r.case} | {r.ours_ms:.2f} | {r.theirs_ms:.2f} | "
-                     f"{r.speedup:.2f}x |")
+        lines.append(
+            f"| {r.op} | {r.case} | {r.ours_ms:.2f} | {r.theirs_ms:.2f} | {r.speedup:.2f}x |"
+        )
     return "\n".join(lines)
 
 
@@ -196,7 +245,9 @@ def machine(device: str) -> str:
                 break
     except OSError:
         pass
-    return f"{cpu}, {det_ops.num_threads()} threads for det-ops, {torch.get_num_threads()} for torch"
+    return (
+        f"{cpu}, {det_ops.num_threads()} threads for det-ops, {torch.get_num_threads()} for torch"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -222,7 +273,10 @@ def main(argv: list[str] | None = None) -> None:
 
 def write_section(path: Path, device: str, report: str) -> None:
     """Replaces this device's section of the Markdown file, keeping the others."""
-    header = "# det-ops benchmarks\n\nGenerated by `python -m det_ops.bench`; see the command per table.\n"
+    header = (
+        "# det-ops benchmarks\n\n"
+        "Generated by `python -m det_ops.bench`; each table gives the command that made it.\n"
+    )
     sections = {}
     if path.exists():
         for chunk in path.read_text().split("\n### ")[1:]:
