@@ -5,7 +5,7 @@ import torch
 from ops_inputs import random_boxes, random_rois
 
 import det_ops
-import det_ops._torch  # noqa: F401  (registers torch.ops.det_ops)
+import det_ops._torch  # registers torch.ops.det_ops
 
 ops = torch.ops.det_ops
 
@@ -47,3 +47,23 @@ def test_opcheck(name, op, args):
     if name not in DATA_DEPENDENT:
         tests += ("test_aot_dispatch_dynamic",)
     torch.library.opcheck(op, args, test_utils=tests)
+
+
+def test_roi_align_and_focal_loss_compile_without_graph_breaks():
+    x = torch.randn(1, 4, 20, 20, requires_grad=True)
+    rois = torch.tensor([[0, 1.0, 1.0, 30.0, 30.0]])
+    logits = torch.randn(5, 3, requires_grad=True)
+    labels = torch.tensor([0, 1, 3, 2, 0])
+
+    def step(x, rois, logits, labels):
+        pooled = det_ops.roi_align(x, rois, 7, 0.5, 2)
+        return pooled.sum() + det_ops.sigmoid_focal_loss(logits, labels, reduction="sum")
+
+    compiled = torch.compile(step, fullgraph=True, backend="aot_eager")
+    expected = step(x, rois, logits, labels)
+    got = compiled(x, rois, logits, labels)
+    torch.testing.assert_close(got, expected)
+    grads = torch.autograd.grad(got, (x, logits))
+    expected_grads = torch.autograd.grad(expected, (x, logits))
+    for g, e in zip(grads, expected_grads, strict=True):
+        torch.testing.assert_close(g, e)

@@ -86,10 +86,8 @@ def sigmoid_focal_loss(
 
 
 def _check_label_range(op: str, labels: Any, classes: int) -> None:
-    if _numel(labels) == 0:
-        return
-    if is_torch(labels) and labels.device.type != "cpu":
-        return  # no device sync; out-of-range labels then count as background
+    if _numel(labels) == 0 or not _checks.inspectable(labels):
+        return  # unchecked labels outside [0, C) count as background
     low, high = int(labels.min()), int(labels.max())
     if low < 0 or high > classes:
         raise ValueError(
