@@ -182,11 +182,12 @@ def convolve_columns(columns: Any, weight: Any, bias: Any, groups: int, offset_s
         Tensor[B, C_out, H_out, W_out]; numpy or torch like the inputs.
     """
     batch, _, out_h, out_w = (int(v) for v in offset_shape)
-    out_channels = int(weight.shape[0])
+    out_channels, group_channels, kernel_h, kernel_w = (int(v) for v in weight.shape)
+    rows = group_channels * kernel_h * kernel_w
     # Rows of columns are c * taps + k, so each group's rows are contiguous and
     # ordered like the flattened weight of that group.
-    grouped_weight = weight.reshape(groups, out_channels // groups, -1)
-    grouped_columns = columns.reshape(batch, groups, -1, out_h * out_w)
+    grouped_weight = weight.reshape(groups, out_channels // groups, rows)
+    grouped_columns = columns.reshape(batch, groups, rows, out_h * out_w)
     out = (grouped_weight @ grouped_columns).reshape(batch, out_channels, out_h, out_w)
     if bias is not None:
         out = out + bias.reshape(1, out_channels, 1, 1)
