@@ -1,3 +1,6 @@
+"""det_ops::deform_im2col and its backward ops (col2im for the input, col2im_coord for
+offset and mask); deform_conv2d multiplies the columns with the weight in torch."""
+
 from __future__ import annotations
 
 import torch
