@@ -268,8 +268,10 @@ def test_pack_modules_start_as_conv(bias):
 def test_module_rejects_indivisible_channels():
     with pytest.raises(ValueError, match="deform_groups"):
         DeformConv2d(4, 6, 3, deform_groups=3)
-    with pytest.raises(ValueError, match="groups"):
+    with pytest.raises(ValueError, match="out_channels .5. must be divisible by groups"):
         DeformConv2d(4, 5, 3, groups=2)
+    with pytest.raises(ValueError, match="in_channels .6. must be divisible by deform_groups"):
+        DeformConv2d(6, 6, 3, groups=2, deform_groups=4)
 
 
 def opcheck_cases():

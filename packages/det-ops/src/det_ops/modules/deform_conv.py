@@ -33,15 +33,15 @@ class DeformConv2d(nn.Module):
         bias: bool = True,
     ) -> None:
         super().__init__()
-        for name, value, divisor in (
-            ("in_channels", in_channels, groups),
-            ("out_channels", out_channels, groups),
-            ("in_channels", in_channels, deform_groups),
+        for name, value, divisor_name, divisor in (
+            ("in_channels", in_channels, "groups", groups),
+            ("out_channels", out_channels, "groups", groups),
+            ("in_channels", in_channels, "deform_groups", deform_groups),
         ):
-            if value % divisor != 0:
+            if divisor < 1 or value % divisor != 0:
                 raise ValueError(
                     f"{type(self).__name__}: {name} ({value}) must be divisible by "
-                    f"{'groups' if divisor is groups else 'deform_groups'} ({divisor})"
+                    f"{divisor_name} ({divisor})"
                 )
         self.in_channels = in_channels
         self.out_channels = out_channels
