@@ -11,6 +11,8 @@
 // as well, for the coordinate gradients of deformable conv and RoI pooling.
 #pragma once
 
+#include <math.h>
+
 #include "common/macros.h"
 
 namespace det_ops {

@@ -9,6 +9,7 @@ from importlib import metadata as _metadata
 
 from det_ops import _C
 from det_ops.bbox_overlaps import bbox_overlaps
+from det_ops.deform_conv import deform_conv2d
 from det_ops.focal_loss import sigmoid_focal_loss
 from det_ops.nms import batched_nms, nms, soft_nms
 from det_ops.roi_align import roi_align
@@ -39,6 +40,10 @@ def set_num_threads(n: int) -> None:
 
 
 _MODULES = (
+    "DeformConv2d",
+    "DeformConv2dPack",
+    "ModulatedDeformConv2d",
+    "ModulatedDeformConv2dPack",
     "RoIAlign",
     "RoIPool",
 )
@@ -56,6 +61,7 @@ __all__ = [
     "__version__",
     "batched_nms",
     "bbox_overlaps",
+    "deform_conv2d",
     "has_cuda",
     "nms",
     "num_threads",

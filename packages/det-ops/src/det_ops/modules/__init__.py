@@ -1,5 +1,18 @@
 """torch.nn.Module wrappers of the ops (need torch)."""
 
+from det_ops.modules.deform_conv import (
+    DeformConv2d,
+    DeformConv2dPack,
+    ModulatedDeformConv2d,
+    ModulatedDeformConv2dPack,
+)
 from det_ops.modules.roi import RoIAlign, RoIPool
 
-__all__ = ["RoIAlign", "RoIPool"]
+__all__ = [
+    "DeformConv2d",
+    "DeformConv2dPack",
+    "ModulatedDeformConv2d",
+    "ModulatedDeformConv2dPack",
+    "RoIAlign",
+    "RoIPool",
+]
