@@ -109,7 +109,7 @@ def test_matches_torchvision(dtype, modulated, bias, shape):
     theirs, their_grads = grads_of(torchvision.ops.deform_conv2d, inputs, params)
     torch.testing.assert_close(ours, theirs, **tolerances(dtype))
     names = [k for k, v in inputs.items() if v is not None]
-    for name, a, b in zip(names, our_grads, their_grads):
+    for name, a, b in zip(names, our_grads, their_grads, strict=True):
         torch.testing.assert_close(a, b, **tolerances(dtype), msg=lambda m, n=name: f"{n}: {m}")
 
 
@@ -120,7 +120,7 @@ def test_matches_reference(modulated, shape):
     ours, our_grads = grads_of(det_ops.deform_conv2d, inputs, params)
     theirs, their_grads = grads_of(reference.deform_conv2d, inputs, params)
     torch.testing.assert_close(ours, theirs, **tolerances(torch.float64))
-    for a, b in zip(our_grads, their_grads):
+    for a, b in zip(our_grads, their_grads, strict=True):
         torch.testing.assert_close(a, b, **tolerances(torch.float64))
 
 
@@ -147,7 +147,7 @@ def test_gradcheck(modulated):
     names = [k for k, v in inputs.items() if v is not None]
 
     def fn(*tensors):
-        return det_ops.deform_conv2d(**dict(zip(names, tensors)), **params)
+        return det_ops.deform_conv2d(**dict(zip(names, tensors, strict=True)), **params)
 
     assert torch.autograd.gradcheck(fn, tuple(inputs[k] for k in names))
 
@@ -268,9 +268,9 @@ def test_pack_modules_start_as_conv(bias):
 def test_module_rejects_indivisible_channels():
     with pytest.raises(ValueError, match="deform_groups"):
         DeformConv2d(4, 6, 3, deform_groups=3)
-    with pytest.raises(ValueError, match="out_channels .5. must be divisible by groups"):
+    with pytest.raises(ValueError, match=r"out_channels \(5\) must be divisible by groups"):
         DeformConv2d(4, 5, 3, groups=2)
-    with pytest.raises(ValueError, match="in_channels .6. must be divisible by deform_groups"):
+    with pytest.raises(ValueError, match=r"in_channels \(6\) must be divisible by deform_groups"):
         DeformConv2d(6, 6, 3, groups=2, deform_groups=4)
 
 
