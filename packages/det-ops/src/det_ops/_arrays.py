@@ -46,10 +46,6 @@ class NumpyArrays:
     def code(x: Any) -> int:
         return DTYPE_CODES[dtype_name(x)]
 
-    @staticmethod
-    def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return np.matmul(a, b)
-
 
 class TorchArrays:
     """Allocation and buffer addresses for torch tensors (on like's device)."""
@@ -73,12 +69,6 @@ class TorchArrays:
     @staticmethod
     def code(x: Any) -> int:
         return DTYPE_CODES[dtype_name(x)]
-
-    @staticmethod
-    def matmul(a: Any, b: Any) -> Any:
-        import torch
-
-        return torch.matmul(a, b)
 
 
 NUMPY = NumpyArrays()
