@@ -8,14 +8,14 @@ void bind_roi_align(py::module_& cpu) {
   // shape: (batch, channels, height, width, num_rois, pooled_h, pooled_w,
   //         sampling_ratio, spatial_scale, aligned)
   auto to_shape = [](const py::tuple& t) {
-    return cpu::RoIAlignShape{t[0].cast<int64_t>(), t[1].cast<int64_t>(), t[2].cast<int64_t>(),
+    return RoIAlignShape{t[0].cast<int64_t>(), t[1].cast<int64_t>(), t[2].cast<int64_t>(),
                               t[3].cast<int64_t>(), t[4].cast<int64_t>(), t[5].cast<int64_t>(),
                               t[6].cast<int64_t>(), t[7].cast<int64_t>(), t[8].cast<double>(),
                               t[9].cast<bool>()};
   };
   cpu.def("roi_align_forward", [to_shape](int dtype, std::uintptr_t input, std::uintptr_t rois,
                                           const py::tuple& shape, std::uintptr_t output) {
-    const cpu::RoIAlignShape s = to_shape(shape);
+    const RoIAlignShape s = to_shape(shape);
     py::gil_scoped_release release;
     dispatch_float(dtype, "roi_align", [&](auto tag) {
       using T = decltype(tag);
@@ -25,7 +25,7 @@ void bind_roi_align(py::module_& cpu) {
   cpu.def("roi_align_backward", [to_shape](int dtype, std::uintptr_t grad_output,
                                            std::uintptr_t rois, const py::tuple& shape,
                                            std::uintptr_t grad_input) {
-    const cpu::RoIAlignShape s = to_shape(shape);
+    const RoIAlignShape s = to_shape(shape);
     py::gil_scoped_release release;
     dispatch_float(dtype, "roi_align_backward", [&](auto tag) {
       using T = decltype(tag);

@@ -7,14 +7,14 @@ namespace det_ops::bindings {
 void bind_roi_pool(py::module_& cpu) {
   // shape: (batch, channels, height, width, num_rois, pooled_h, pooled_w, spatial_scale)
   auto to_shape = [](const py::tuple& t) {
-    return cpu::RoIPoolShape{t[0].cast<int64_t>(), t[1].cast<int64_t>(), t[2].cast<int64_t>(),
+    return RoIPoolShape{t[0].cast<int64_t>(), t[1].cast<int64_t>(), t[2].cast<int64_t>(),
                              t[3].cast<int64_t>(), t[4].cast<int64_t>(), t[5].cast<int64_t>(),
                              t[6].cast<int64_t>(), t[7].cast<double>()};
   };
   cpu.def("roi_pool_forward", [to_shape](int dtype, std::uintptr_t input, std::uintptr_t rois,
                                          const py::tuple& shape, std::uintptr_t output,
                                          std::uintptr_t argmax) {
-    const cpu::RoIPoolShape s = to_shape(shape);
+    const RoIPoolShape s = to_shape(shape);
     py::gil_scoped_release release;
     dispatch_float(dtype, "roi_pool", [&](auto tag) {
       using T = decltype(tag);
@@ -25,7 +25,7 @@ void bind_roi_pool(py::module_& cpu) {
   cpu.def("roi_pool_backward", [to_shape](int dtype, std::uintptr_t grad_output,
                                           std::uintptr_t rois, std::uintptr_t argmax,
                                           const py::tuple& shape, std::uintptr_t grad_input) {
-    const cpu::RoIPoolShape s = to_shape(shape);
+    const RoIPoolShape s = to_shape(shape);
     py::gil_scoped_release release;
     dispatch_float(dtype, "roi_pool_backward", [&](auto tag) {
       using T = decltype(tag);

@@ -42,6 +42,17 @@ struct DeformConvGeometry {
     y = static_cast<T>(oy * stride_h - pad_h + i * dilation_h);
     x = static_cast<T>(ox * stride_w - pad_w + j * dilation_w);
   }
+
+  // Deformed sampling point of tap k at output position p of image b,
+  // offset group g: the undeformed point plus (dy, dx) from the offset map.
+  template <typename T>
+  DET_HD void sample_point(const T* offset, int64_t b, int64_t g, int64_t k, int64_t p, T& y,
+                           T& x) const {
+    base_point(k, p, y, x);
+    const T* dy = offset + offset_plane(b, g, k);
+    y += dy[p];
+    x += dy[positions() + p];
+  }
 };
 
 }  // namespace det_ops

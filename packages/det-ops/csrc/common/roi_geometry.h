@@ -9,6 +9,20 @@
 
 namespace det_ops {
 
+// RoIAlign: feature map [batch, channels, height, width]; rois [num_rois, 5];
+// output and grad_output [num_rois, channels, pooled_h, pooled_w].
+struct RoIAlignShape {
+  int64_t batch, channels, height, width, num_rois, pooled_h, pooled_w, sampling_ratio;
+  double spatial_scale;
+  bool aligned;
+};
+
+// RoIPool: as RoIAlign, without sampling.
+struct RoIPoolShape {
+  int64_t batch, channels, height, width, num_rois, pooled_h, pooled_w;
+  double spatial_scale;
+};
+
 // Adaptive sampling never takes more points than this per bin and axis, so a
 // huge box cannot stall a kernel; normal RoIs need a handful.
 constexpr int64_t kMaxSamplingGrid = 1024;
@@ -72,6 +86,17 @@ DET_HD AlignedRoI<T> aligned_roi(const T* roi, int64_t batch_size, T spatial_sca
                                                                     : -1;
   if (r.batch < 0) r.grid_h = r.grid_w = 0;
   return r;
+}
+
+// RoIPool's batch index of a RoI, or -1 if it is out of range or a coordinate
+// is not finite.
+template <typename T>
+DET_HD int64_t pool_roi_batch(const T* roi, int64_t batch_size) {
+  for (int i = 1; i < 5; ++i) {
+    if (!isfinite(roi[i])) return -1;
+  }
+  const T b = roi[0];
+  return (b >= T(0) && b < static_cast<T>(batch_size)) ? static_cast<int64_t>(b) : -1;
 }
 
 // RoIPool's integer bin [start, end) along one axis, clipped to [0, size).

@@ -39,11 +39,10 @@ struct GradTaps {
 };
 
 template <typename T>
-BilinearTaps<T> taps_at(const DeformConvGeometry& s, const T* offset_dy, int64_t k, int64_t p) {
+BilinearTaps<T> taps_at(const DeformConvGeometry& s, const T* offset, int64_t b, int64_t g,
+                        int64_t k, int64_t p) {
   T y, x;
-  s.base_point(k, p, y, x);
-  y += offset_dy[p];
-  x += offset_dy[s.positions() + p];
+  s.sample_point(offset, b, g, k, p, y, x);
   BilinearTaps<T> t;
   zero_padded_bilinear(s.height, s.width, y, x, t);
   return t;
@@ -53,10 +52,9 @@ BilinearTaps<T> taps_at(const DeformConvGeometry& s, const T* offset_dy, int64_t
 template <typename T>
 void sample_taps(const T* offset, const T* mask, const DeformConvGeometry& s, int64_t b,
                  int64_t g, int64_t k, int64_t p_begin, int64_t p_end, SampleTaps<T>* out) {
-  const T* dy = offset + s.offset_plane(b, g, k);
   const T* m = mask != nullptr ? mask + s.mask_plane(b, g, k) : nullptr;
   for (int64_t p = p_begin; p < p_end; ++p) {
-    const BilinearTaps<T> t = taps_at(s, dy, k, p);
+    const BilinearTaps<T> t = taps_at(s, offset, b, g, k, p);
     const T scale = m != nullptr ? m[p] : T(1);
     SampleTaps<T>& o = out[p - p_begin];
     for (int i = 0; i < 4; ++i) {
@@ -176,9 +174,8 @@ void deform_col2im_coord(const T* grad_columns, const T* input, const T* offset,
       int64_t b, g, k, p_begin, p_end;
       tasks.decode(task, b, g, k, p_begin, p_end);
       const int64_t n = p_end - p_begin;
-      const T* dy = offset + s.offset_plane(b, g, k);
       for (int64_t p = 0; p < n; ++p) {
-        const BilinearTaps<T> t = taps_at(s, dy, k, p_begin + p);
+        const BilinearTaps<T> t = taps_at(s, offset, b, g, k, p_begin + p);
         for (int i = 0; i < 4; ++i) {
           table[p].offset[i] = static_cast<int32_t>(t.offset[i]);
           table[p].weight[i] = t.weight[i];

@@ -10,19 +10,6 @@
 #include "cpu/parallel.h"
 
 namespace det_ops::cpu {
-namespace {
-
-// Batch index of a RoI, or -1 if it is out of range or a coordinate is not finite.
-template <typename T>
-int64_t usable_batch(const T* roi, int64_t batch_size) {
-  for (int i = 1; i < 5; ++i) {
-    if (!std::isfinite(roi[i])) return -1;
-  }
-  const T b = roi[0];
-  return (b >= T(0) && b < static_cast<T>(batch_size)) ? static_cast<int64_t>(b) : -1;
-}
-
-}  // namespace
 
 template <typename T>
 void roi_pool_forward(const T* input, const T* rois, const RoIPoolShape& s, T* output,
@@ -35,7 +22,7 @@ void roi_pool_forward(const T* input, const T* rois, const RoIPoolShape& s, T* o
   std::vector<PoolBin> edges(s.num_rois * (s.pooled_h + s.pooled_w));
   for (int64_t k = 0; k < s.num_rois; ++k) {
     const T* roi = rois + 5 * k;
-    batch[k] = usable_batch(roi, s.batch);
+    batch[k] = pool_roi_batch(roi, s.batch);
     if (batch[k] < 0) continue;
     const int64_t x1 = round_coordinate(roi[1] * scale), y1 = round_coordinate(roi[2] * scale);
     const int64_t x2 = round_coordinate(roi[3] * scale), y2 = round_coordinate(roi[4] * scale);
@@ -90,7 +77,7 @@ void roi_pool_backward(const T* grad_output, const T* rois, const int64_t* argma
   const int64_t plane = s.height * s.width;
   parallel_blocks(0, s.channels, 16, [&](int64_t c_begin, int64_t c_end) {
     for (int64_t k = 0; k < s.num_rois; ++k) {
-      const int64_t b = usable_batch(rois + 5 * k, s.batch);
+      const int64_t b = pool_roi_batch(rois + 5 * k, s.batch);
       if (b < 0) continue;
       for (int64_t c = c_begin; c < c_end; ++c) {
         T* grad = grad_input + (b * s.channels + c) * plane;

@@ -2,12 +2,9 @@
 
 #include <cstdint>
 
-namespace det_ops::cpu {
+#include "common/roi_geometry.h"
 
-struct RoIPoolShape {
-  int64_t batch, channels, height, width, num_rois, pooled_h, pooled_w;
-  double spatial_scale;
-};
+namespace det_ops::cpu {
 
 // output and argmax [num_rois, channels, pooled_h, pooled_w]; argmax holds the
 // flat y * width + x of each maximum, -1 for an empty bin (output 0).
