@@ -1,8 +1,9 @@
-"""Project tasks: nox -s tests | lint | gpu_tests | build | bench."""
+"""Project tasks: nox -s tests | lint | cuda_build | gpu_tests | build | bench."""
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import nox
@@ -27,7 +28,8 @@ def _package_dirs() -> list[str]:
 def tests(session: nox.Session) -> None:
     """The CPU test suite in its own environment (GPU and slow tests deselected)."""
     session.install(*TORCH)
-    session.install(*(f"{path}[test]" for path in _package_dirs()))
+    # CPU kernels only: the CUDA sources are compiled by the cuda_build session.
+    session.install(*(f"{path}[test]" for path in _package_dirs()), env={"DET_OPS_CUDA": "OFF"})
     session.run(
         "pytest",
         *(f"{path}/tests" for path in _package_dirs()),
@@ -63,6 +65,26 @@ def gpu_tests(session: nox.Session) -> None:
         "-p",
         "no:cacheprovider",
         *session.posargs,
+    )
+
+
+@nox.session(python="3.11")
+def cuda_build(session: nox.Session) -> None:
+    """Compiles det-ops with its CUDA kernels (one architecture) and imports it; no GPU needed."""
+    if shutil.which("nvcc") is None and not os.environ.get("CUDACXX"):
+        session.error("cuda_build needs nvcc on PATH (or CUDACXX)")
+    session.install("numpy")
+    session.install(
+        "--force-reinstall",
+        "--no-deps",
+        "./packages/det-ops",
+        env={"DET_OPS_CUDA": "ON", "DET_OPS_CUDA_ARCHS": "80"},
+    )
+    session.run(
+        "python",
+        "-c",
+        "import det_ops; from det_ops import _C; assert _C.cuda_compiled; "
+        "print('CUDA kernels:', sorted(n for n in dir(_C.cuda) if not n.startswith('_')))",
     )
 
 

@@ -4,7 +4,7 @@
 
 namespace det_ops::bindings {
 
-void bind_deform_conv(py::module_& cpu) {
+void bind_deform_conv(py::module_& cpu, py::module_& cuda) {
   // shape: (batch, channels, height, width, offset_groups, kernel_h, kernel_w,
   //         stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, out_h, out_w)
   // A mask or grad_mask address of 0 means none (DCN v1).
@@ -51,6 +51,52 @@ void bind_deform_conv(py::module_& cpu) {
                                as_ptr<T>(grad_offset), as_ptr<T>(grad_mask));
     });
   });
+#if defined(DET_OPS_WITH_CUDA)
+  cuda.def("deform_im2col", [to_geometry](int device, std::uintptr_t stream, int dtype,
+                                          std::uintptr_t input, std::uintptr_t offset,
+                                          std::uintptr_t mask, const py::tuple& shape,
+                                          std::uintptr_t columns) {
+    const DeformConvGeometry s = to_geometry(shape);
+    py::gil_scoped_release release;
+    cuda::DeviceGuard guard(device);
+    dispatch_float(dtype, "deform_im2col", [&](auto tag) {
+      using T = decltype(tag);
+      cuda::deform_im2col(as_ptr<const T>(input), as_ptr<const T>(offset), as_ptr<const T>(mask),
+                          s, as_ptr<T>(columns), stream);
+    });
+  });
+  cuda.def("deform_col2im", [to_geometry](int device, std::uintptr_t stream, int dtype,
+                                          std::uintptr_t grad_columns, std::uintptr_t offset,
+                                          std::uintptr_t mask, const py::tuple& shape,
+                                          std::uintptr_t grad_input) {
+    const DeformConvGeometry s = to_geometry(shape);
+    py::gil_scoped_release release;
+    cuda::DeviceGuard guard(device);
+    dispatch_float(dtype, "deform_col2im", [&](auto tag) {
+      using T = decltype(tag);
+      cuda::deform_col2im(as_ptr<const T>(grad_columns), as_ptr<const T>(offset),
+                          as_ptr<const T>(mask), s, as_ptr<T>(grad_input), stream);
+    });
+  });
+  cuda.def("deform_col2im_coord", [to_geometry](int device, std::uintptr_t stream, int dtype,
+                                                std::uintptr_t grad_columns,
+                                                std::uintptr_t input, std::uintptr_t offset,
+                                                std::uintptr_t mask, const py::tuple& shape,
+                                                std::uintptr_t grad_offset,
+                                                std::uintptr_t grad_mask) {
+    const DeformConvGeometry s = to_geometry(shape);
+    py::gil_scoped_release release;
+    cuda::DeviceGuard guard(device);
+    dispatch_float(dtype, "deform_col2im_coord", [&](auto tag) {
+      using T = decltype(tag);
+      cuda::deform_col2im_coord(as_ptr<const T>(grad_columns), as_ptr<const T>(input),
+                                as_ptr<const T>(offset), as_ptr<const T>(mask), s,
+                                as_ptr<T>(grad_offset), as_ptr<T>(grad_mask), stream);
+    });
+  });
+#else
+  (void)cuda;
+#endif
 }
 
 }  // namespace det_ops::bindings

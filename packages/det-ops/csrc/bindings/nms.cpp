@@ -5,7 +5,7 @@
 
 namespace det_ops::bindings {
 
-void bind_nms(py::module_& cpu) {
+void bind_nms(py::module_& cpu, py::module_& cuda) {
   cpu.def(
       "nms",
       [](int dtype, std::uintptr_t boxes, std::uintptr_t scores, int64_t n, double threshold,
@@ -48,6 +48,25 @@ void bind_nms(py::module_& cpu) {
         return count;
       },
       release_gil());
+#if defined(DET_OPS_WITH_CUDA)
+  // Boxes sorted by decreasing score; workspaces mask [n, words], removed [words].
+  cuda.def(
+      "nms_sorted",
+      [](int device, std::uintptr_t stream, int dtype, std::uintptr_t boxes, int64_t n,
+         double threshold, std::uintptr_t mask, std::uintptr_t removed, std::uintptr_t keep,
+         std::uintptr_t count) {
+        cuda::DeviceGuard guard(device);
+        dispatch_float(dtype, "nms", [&](auto tag) {
+          using T = decltype(tag);
+          cuda::nms_sorted(as_ptr<const T>(boxes), n, threshold, as_ptr<uint64_t>(mask),
+                           as_ptr<uint64_t>(removed), as_ptr<int64_t>(keep),
+                           as_ptr<int64_t>(count), stream);
+        });
+      },
+      release_gil());
+#else
+  (void)cuda;
+#endif
 }
 
 }  // namespace det_ops::bindings

@@ -4,7 +4,7 @@
 
 namespace det_ops::bindings {
 
-void bind_roi_align(py::module_& cpu) {
+void bind_roi_align(py::module_& cpu, py::module_& cuda) {
   // shape: (batch, channels, height, width, num_rois, pooled_h, pooled_w,
   //         sampling_ratio, spatial_scale, aligned)
   auto to_shape = [](const py::tuple& t) {
@@ -33,6 +33,34 @@ void bind_roi_align(py::module_& cpu) {
                               as_ptr<T>(grad_input));
     });
   });
+#if defined(DET_OPS_WITH_CUDA)
+  cuda.def("roi_align_forward", [to_shape](int device, std::uintptr_t stream, int dtype,
+                                           std::uintptr_t input, std::uintptr_t rois,
+                                           const py::tuple& shape, std::uintptr_t output) {
+    const RoIAlignShape s = to_shape(shape);
+    py::gil_scoped_release release;
+    cuda::DeviceGuard guard(device);
+    dispatch_float(dtype, "roi_align", [&](auto tag) {
+      using T = decltype(tag);
+      cuda::roi_align_forward(as_ptr<const T>(input), as_ptr<const T>(rois), s,
+                              as_ptr<T>(output), stream);
+    });
+  });
+  cuda.def("roi_align_backward", [to_shape](int device, std::uintptr_t stream, int dtype,
+                                            std::uintptr_t grad_output, std::uintptr_t rois,
+                                            const py::tuple& shape, std::uintptr_t grad_input) {
+    const RoIAlignShape s = to_shape(shape);
+    py::gil_scoped_release release;
+    cuda::DeviceGuard guard(device);
+    dispatch_float(dtype, "roi_align_backward", [&](auto tag) {
+      using T = decltype(tag);
+      cuda::roi_align_backward(as_ptr<const T>(grad_output), as_ptr<const T>(rois), s,
+                               as_ptr<T>(grad_input), stream);
+    });
+  });
+#else
+  (void)cuda;
+#endif
 }
 
 }  // namespace det_ops::bindings

@@ -10,12 +10,12 @@
 
 namespace det_ops::cuda {
 
-// NMS over boxes already sorted by decreasing score. mask: uint64
-// [n, ceil(n / 64)] workspace; keep [n] receives positions into the sorted
-// order and count [1] how many (both device memory).
+// NMS over boxes already sorted by decreasing score. Workspaces: mask uint64
+// [n, ceil(n / 64)], removed uint64 [ceil(n / 64)]; keep [n] receives
+// positions into the sorted order and count [1] how many.
 template <typename T>
-void nms_sorted(const T* boxes, int64_t n, double iou_threshold, uint64_t* mask, int64_t* keep,
-                int64_t* count, std::uintptr_t stream);
+void nms_sorted(const T* boxes, int64_t n, double iou_threshold, uint64_t* mask,
+                uint64_t* removed, int64_t* keep, int64_t* count, std::uintptr_t stream);
 
 template <typename T>
 void bbox_overlaps(const T* boxes1, int64_t n, const T* boxes2, int64_t m, int mode, bool aligned,

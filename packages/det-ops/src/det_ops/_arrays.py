@@ -8,6 +8,7 @@ import) or on torch tensors (from the torch custom ops).
 from __future__ import annotations
 
 import sys
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -76,12 +77,37 @@ TORCH = TorchArrays()
 
 
 def kernels(op: str, x: Any) -> Any:
-    """The compiled kernels for x's device (numpy arrays run on the CPU)."""
+    """The compiled kernels for x's device (numpy arrays run on the CPU).
+
+    CUDA kernels come bound to x's device and torch's current stream on it, so
+    they take the same arguments as their CPU twins.
+    """
     from det_ops import _C
 
-    if is_torch(x) and x.device.type != "cpu":
-        raise NotImplementedError(
-            f"{op}: no kernel for tensors on {x.device} in this build of det-ops; "
-            "move the inputs to the CPU"
-        )
-    return _C.cpu
+    if not is_torch(x) or x.device.type == "cpu":
+        return _C.cpu
+    if x.device.type == "cuda" and _C.cuda_compiled:
+        return CudaKernels(_C.cuda, x.device)
+    raise NotImplementedError(
+        f"{op}: this build of det-ops has no kernels for tensors on {x.device} "
+        "(CUDA kernels are compiled only when nvcc is found at install time); "
+        "reinstall det-ops with nvcc on PATH or move the inputs to the CPU"
+    )
+
+
+class CudaKernels:
+    """det_ops._C.cuda with the device index and current stream filled in."""
+
+    def __init__(self, module: Any, device: Any) -> None:
+        import torch
+
+        self._module = module
+        self._device = device.index if device.index is not None else torch.cuda.current_device()
+        self._stream = torch.cuda.current_stream(self._device).cuda_stream
+
+    def __getattr__(self, name: str) -> Any:
+        return partial(getattr(self._module, name), self._device, self._stream)
+
+
+def is_cuda(x: Any) -> bool:
+    return is_torch(x) and x.device.type == "cuda"

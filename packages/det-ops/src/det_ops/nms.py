@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from det_ops import _checks
-from det_ops._arrays import NUMPY, dtype_name, is_torch, kernels
+from det_ops._arrays import NUMPY, TORCH, dtype_name, is_cuda, is_torch, kernels
 
 SOFT_NMS_METHODS = {"linear": 0, "gaussian": 1}
 
@@ -129,6 +129,8 @@ def soft_nms(
 
 
 def nms_kernel(xp: Any, boxes: Any, scores: Any, iou_threshold: float) -> Any:
+    if is_cuda(boxes):
+        return _nms_cuda(boxes, scores, iou_threshold)
     n = boxes.shape[0]
     keep = xp.empty((n,), "int64", like=boxes)
     count = kernels("nms", boxes).nms(
@@ -139,7 +141,46 @@ def nms_kernel(xp: Any, boxes: Any, scores: Any, iou_threshold: float) -> Any:
     return keep[:count]
 
 
+def _nms_cuda(boxes: Any, scores: Any, iou_threshold: float) -> Any:
+    """NMS on the GPU: sort, overlap bitmask, on-device reduction; one sync for the count."""
+    import torch
+
+    n = boxes.shape[0]
+    if n == 0:
+        return torch.empty(0, dtype=torch.int64, device=boxes.device)
+    order = torch.sort(scores, descending=True, stable=True).indices
+    sorted_boxes = boxes.index_select(0, order).contiguous()
+    words = (n + 63) // 64
+    mask = torch.empty((n, words), dtype=torch.int64, device=boxes.device)
+    removed = torch.empty(words, dtype=torch.int64, device=boxes.device)
+    keep = torch.empty(n, dtype=torch.int64, device=boxes.device)
+    count = torch.empty(1, dtype=torch.int64, device=boxes.device)
+    kernels("nms", boxes).nms_sorted(
+        TORCH.code(boxes),
+        sorted_boxes.data_ptr(),
+        n,
+        iou_threshold,
+        mask.data_ptr(),
+        removed.data_ptr(),
+        keep.data_ptr(),
+        count.data_ptr(),
+    )
+    # The kept count has to come to the host; the NaN check rides on the same copy.
+    kept, nan = torch.stack([count[0], torch.isnan(scores).any().to(torch.int64)]).tolist()
+    if nan:
+        raise _nan_scores("nms")
+    return order[keep[:kept]]
+
+
 def batched_nms_kernel(xp: Any, boxes: Any, scores: Any, idxs: Any, iou_threshold: float) -> Any:
+    if is_cuda(boxes):
+        # One NMS over boxes moved apart per category: boxes of different
+        # categories then never overlap.
+        if boxes.shape[0] == 0:
+            return nms_kernel(xp, boxes, scores, iou_threshold)
+        span = boxes.max() - boxes.min() + 1
+        shifted = boxes + (idxs.to(boxes.dtype) * span)[:, None]
+        return nms_kernel(xp, shifted.contiguous(), scores, iou_threshold)
     n = boxes.shape[0]
     keep = xp.empty((n,), "int64", like=boxes)
     count = kernels("batched_nms", boxes).batched_nms(
