@@ -1,0 +1,33 @@
+"""The 2019 mmdetection model zoo by name: every row, its figures, checkpoints and settings.
+
+>>> from det_models import zoo
+>>> row = zoo.entry("faster_rcnn", "r50", "1x")
+>>> row.reference.box_ap, row.schedule_config.lr_steps
+(36.4, (8, 11))
+"""
+
+from det_models.zoo.entry import MAIN_SITE, MIRROR_SITE, Reference, ZooEntry, mirror_of
+from det_models.zoo.lookup import MODELS, entry, names
+from det_models.zoo.markdown import table
+from det_models.zoo.settings import (
+    DataConfig,
+    Normalize,
+    ScheduleConfig,
+    SSDAugment,
+)
+
+__all__ = [
+    "MAIN_SITE",
+    "MIRROR_SITE",
+    "MODELS",
+    "DataConfig",
+    "Normalize",
+    "Reference",
+    "SSDAugment",
+    "ScheduleConfig",
+    "ZooEntry",
+    "entry",
+    "mirror_of",
+    "names",
+    "table",
+]
