@@ -11,7 +11,7 @@ def _reference(boxes, scores, cfg):
         keep_mask = scores[:, c] > cfg.score_thr
         bb, ss = b[keep_mask], scores[keep_mask, c]
         keep = torchvision.ops.nms(bb, ss, cfg.iou_thr)
-        out += [(float(s), c, tuple(x.tolist())) for s, x in zip(ss[keep], bb[keep])]
+        out += [(float(s), c, tuple(x.tolist())) for s, x in zip(ss[keep], bb[keep], strict=True)]
     out.sort(key=lambda t: -t[0])
     return out[: cfg.max_per_img]
 
@@ -30,7 +30,7 @@ def test_matches_per_class_torchvision_loop():
         for cfg in (NMSConfig(), NMSConfig(score_thr=0.3, iou_thr=0.3, max_per_img=20)):
             boxes, scores = _random(200, 4, g, specific)
             b, s, l = multiclass_nms(boxes, scores, cfg)
-            got = [(float(x), int(c), tuple(y.tolist())) for x, c, y in zip(s, l, b)]
+            got = [(float(x), int(c), tuple(y.tolist())) for x, c, y in zip(s, l, b, strict=True)]
             expected = _reference(boxes, scores, cfg)
             assert len(got) == len(expected)
             assert sorted(got) == sorted(expected)
@@ -45,7 +45,7 @@ def test_nothing_above_threshold():
 def test_soft_nms_decays_overlapping_box():
     boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [0.0, 0.0, 10.0, 8.0], [50.0, 50, 60, 60]])
     scores = torch.tensor([[0.9], [0.8], [0.7]])
-    b, s, l = multiclass_nms(boxes, scores, NMSConfig(iou_thr=0.3, soft=True))
+    _, s, l = multiclass_nms(boxes, scores, NMSConfig(iou_thr=0.3, soft=True))
     # box 1 overlaps box 0 by IoU 0.8: linear decay to 0.8 * (1 - 0.8) = 0.16
     torch.testing.assert_close(s, torch.tensor([0.9, 0.7, 0.16]))
     assert l.tolist() == [0, 0, 0]

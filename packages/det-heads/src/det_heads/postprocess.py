@@ -29,8 +29,12 @@ class NMSConfig:
     soft_min_score: float = 0.05
 
 
+# 2019 R-CNN and RetinaNet test config.
+DEFAULT_NMS = NMSConfig()
+
+
 def multiclass_nms(
-    boxes: Tensor, scores: Tensor, config: NMSConfig = NMSConfig()
+    boxes: Tensor, scores: Tensor, config: NMSConfig = DEFAULT_NMS
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Detections of one image after per-class thresholding and NMS.
 
