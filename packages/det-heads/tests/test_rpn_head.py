@@ -41,7 +41,7 @@ def test_loss_finite_with_gradients(num_boxes):
     )
     assert losses > 0
     if sum(num_boxes) == 0:
-        assert float(head.loss(feats, targets, metas(2, 64))["loss_rpn_box"]) == 0.0
+        assert head.loss(feats, targets, metas(2, 64))["loss_rpn_box"].item() == 0.0
 
 
 def test_objectness_target_is_one_for_a_perfect_anchor():
