@@ -44,3 +44,24 @@ def assert_finite_with_grads(losses, params):
     grads = [p.grad for p in params if p.requires_grad]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
     return total
+
+
+def proposals_near(targets, g, n=20):
+    """Random proposals plus jittered copies of the gt boxes."""
+    out = []
+    for t in targets:
+        xy = torch.rand(n, 2, generator=g) * 40
+        boxes = torch.cat([xy, xy + 4 + torch.rand(n, 2, generator=g) * 20], 1)
+        jitter = t["boxes"] + torch.randn(t["boxes"].shape, generator=g)
+        out.append({"boxes": torch.cat([boxes, jitter.clamp(min=0)]), "scores": torch.rand(n)})
+    return out
+
+
+def with_box_masks(targets):
+    """Adds bitmap masks filling each gt box of a 64 x 64 image."""
+    for t in targets:
+        m = torch.zeros(t["boxes"].shape[0], 64, 64, dtype=torch.uint8)
+        for j, b in enumerate(t["boxes"].long()):
+            m[j, b[1] : b[3], b[0] : b[2]] = 1
+        t["masks"] = m
+    return targets

@@ -1,6 +1,13 @@
 import pytest
 import torch
-from heads_inputs import assert_finite_with_grads, metas, pyramid, random_targets
+from heads_inputs import (
+    assert_finite_with_grads,
+    metas,
+    proposals_near,
+    pyramid,
+    random_targets,
+    with_box_masks,
+)
 
 from det_heads.roi import BBoxHead, MaskHead, StandardRoIHead
 from det_heads.roi_extractor import RoIExtractor
@@ -21,25 +28,6 @@ def _head(masks=False, **kw):
     )
 
 
-def _proposals(targets, g, n=20):
-    out = []
-    for t in targets:
-        xy = torch.rand(n, 2, generator=g) * 40
-        boxes = torch.cat([xy, xy + 4 + torch.rand(n, 2, generator=g) * 20], 1)
-        jitter = t["boxes"] + torch.randn(t["boxes"].shape, generator=g)
-        out.append({"boxes": torch.cat([boxes, jitter.clamp(min=0)]), "scores": torch.rand(n)})
-    return out
-
-
-def _with_masks(targets):
-    for t in targets:
-        m = torch.zeros(t["boxes"].shape[0], 64, 64, dtype=torch.uint8)
-        for j, b in enumerate(t["boxes"].long()):
-            m[j, b[1] : b[3], b[0] : b[2]] = 1
-        t["masks"] = m
-    return targets
-
-
 def test_defaults_are_the_2019_config():
     head = _head()
     assert (head.assigner.pos_iou_thr, head.assigner.neg_iou_thr, head.assigner.min_pos_iou) == (
@@ -57,8 +45,8 @@ def test_loss_finite_with_gradients(num_boxes):
     g = torch.Generator().manual_seed(0)
     head = _head(masks=True)
     feats = pyramid(2, 8, 64, STRIDES, g)
-    targets = _with_masks(random_targets(num_boxes, 3, 64, g))
-    losses = head.loss(feats, _proposals(targets, g), targets, metas(2, 64))
+    targets = with_box_masks(random_targets(num_boxes, 3, 64, g))
+    losses = head.loss(feats, proposals_near(targets, g), targets, metas(2, 64))
     assert set(losses) == {"loss_cls", "loss_box", "loss_mask"}
     assert_finite_with_grads(losses, [*head.parameters(), *feats])
 
@@ -78,17 +66,17 @@ def test_ohem_sampler():
     feats = pyramid(1, 8, 64, STRIDES, g)
     targets = random_targets((2,), 3, 64, g)
     assert_finite_with_grads(
-        head.loss(feats, _proposals(targets, g), targets, metas(1, 64)), [*feats]
+        head.loss(feats, proposals_near(targets, g), targets, metas(1, 64)), [*feats]
     )
 
 
-def test_predict_contract_with_masks():
+def test_predict_contractwith_box_masks():
     g = torch.Generator().manual_seed(1)
     head = _head(masks=True).eval()
     torch.nn.init.normal_(head.bbox_head.cls.weight, std=1.0)
     feats = pyramid(2, 8, 64, STRIDES, g, requires_grad=False)
     targets = random_targets((3, 2), 3, 64, g)
-    out = head.predict(feats, _proposals(targets, g), metas(2, 64, scale=2.0))
+    out = head.predict(feats, proposals_near(targets, g), metas(2, 64, scale=2.0))
     assert len(out) == 2
     for r in out:
         n = r["boxes"].shape[0]
@@ -106,4 +94,4 @@ def test_mismatched_inputs():
     with pytest.raises(ValueError, match="proposal sets"):
         head.loss(feats, [], targets, metas(1, 64))
     with pytest.raises(ValueError, match="masks"):
-        _head(masks=True).loss(feats, _proposals(targets, g), targets, metas(1, 64))
+        _head(masks=True).loss(feats, proposals_near(targets, g), targets, metas(1, 64))
