@@ -4,6 +4,7 @@ from heads_inputs import assert_finite_with_grads, metas, pyramid, random_target
 
 from det_heads.anchors import AnchorGenerator
 from det_heads.dense import ProposalConfig, RPNHead
+from det_heads.samplers import RandomSampler
 
 STRIDES = (4, 8, 16, 32, 64)
 
@@ -72,6 +73,14 @@ def test_predict_contract():
         assert (r["boxes"] >= 0).all() and (r["boxes"] <= 64).all()
     rescaled = head.predict(feats, metas(2, 64, scale=2.0), rescale=True)
     torch.testing.assert_close(rescaled[0]["boxes"], out[0]["boxes"] / 2)
+
+
+def test_sampler_adding_gt_is_refused():
+    g = torch.Generator().manual_seed(0)
+    head = _head(sampler=RandomSampler(256, 0.5, add_gt_as_proposals=True))
+    feats = pyramid(1, 8, 64, STRIDES, g)
+    with pytest.raises(ValueError, match="add_gt_as_proposals"):
+        head.loss(feats, random_targets((1,), 1, 64, g), metas(1, 64))
 
 
 def test_bad_inputs():

@@ -104,6 +104,10 @@ def anchor_targets(
             anchors[inside], gt_boxes, gt_labels, target.get("ignore_boxes"), num_classes
         )
         result = sampler(assignment, anchors[inside], gt_boxes)
+        if result.num_added_gt:
+            raise ValueError(
+                "anchor_targets: dense heads need a sampler without add_gt_as_proposals"
+            )
         pos, neg = inside[result.pos_inds], inside[result.neg_inds]
         labels[i, pos] = result.pos_labels
         label_weights[i, pos] = 1.0
