@@ -12,7 +12,7 @@ ROOT = Path(__file__).parent
 # The pinned torch stack (CUDA builds, installed from the local wheel store or PyPI).
 TORCH = ("torch==2.14.1", "torchvision==0.29.1")
 # Packages in dependency order: each may only depend on those before it.
-PACKAGES = ("det-ops",)
+PACKAGES = ("det-ops", "det-heads")
 
 nox.options.sessions = ("lint", "tests")
 # Reuse an environment when it exists: installing torch is the slow part of setup.

@@ -1,0 +1,249 @@
+"""Anchor generators: FPN (RPN / Faster R-CNN), RetinaNet octave anchors and SSD anchors.
+
+Boxes are (x1, y1, x2, y2) in input-image pixels, without the +1 of 2019 code: an anchor of
+width w spans [cx - w/2, cx + w/2]. Anchors of a level are ordered by location (row-major
+over the feature map) and then by base anchor, matching a head's output viewed as
+[B, H, W, A, ...].
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+
+class AnchorGenerator:
+    """Anchors of every ratio and scale at every feature-map location of every level.
+
+    A base anchor of ratio r (height / width) and scale s on a level with base size b is
+    w = b * s / sqrt(r), h = b * s * sqrt(r), ordered ratio-major then scale. Its centre is
+    (x + center_offset) * stride for location x.
+
+    Defaults are the 2019 RPN / Faster R-CNN FPN anchors: scale 8, ratios (0.5, 1, 2), strides
+    4..64, base size = stride (so areas 32^2 .. 512^2).
+
+    Args:
+        strides: stride in pixels of each level.
+        scales: anchor scales in units of the base size.
+        ratios: height / width ratios.
+        base_sizes: base size per level; defaults to the strides.
+        center_offset: anchor centre within its cell, in strides (0: at the cell's corner).
+    """
+
+    def __init__(
+        self,
+        strides: Sequence[int] = (4, 8, 16, 32, 64),
+        scales: Sequence[float] = (8.0,),
+        ratios: Sequence[float] = (0.5, 1.0, 2.0),
+        *,
+        base_sizes: Sequence[float] | None = None,
+        center_offset: float = 0.0,
+    ) -> None:
+        if base_sizes is not None and len(base_sizes) != len(strides):
+            raise ValueError(
+                f"AnchorGenerator: base_sizes needs one value per stride ({len(strides)}), "
+                f"got {len(base_sizes)}"
+            )
+        self.strides = tuple(int(s) for s in strides)
+        self.center_offset = float(center_offset)
+        sizes = base_sizes if base_sizes is not None else self.strides
+        self.base_anchors = [_base_anchors(float(b), list(scales), list(ratios)) for b in sizes]
+
+    @property
+    def num_levels(self) -> int:
+        return len(self.strides)
+
+    @property
+    def num_anchors(self) -> list[int]:
+        """Anchors per location, for each level."""
+        return [a.shape[0] for a in self.base_anchors]
+
+    def grid_anchors(
+        self, feat_sizes: Sequence[tuple[int, int]], device: torch.device | str = "cpu"
+    ) -> list[Tensor]:
+        """Anchors of every level.
+
+        Args:
+            feat_sizes: (H_l, W_l) of each level.
+            device: where the anchors are made.
+
+        Returns:
+            Per level Tensor[H_l * W_l * A_l, 4] (x1, y1, x2, y2), pixels.
+        """
+        if len(feat_sizes) != self.num_levels:
+            raise ValueError(
+                f"AnchorGenerator: expected {self.num_levels} feature sizes, got {len(feat_sizes)}"
+            )
+        out = []
+        for (h, w), stride, base in zip(feat_sizes, self.strides, self.base_anchors, strict=True):
+            offset = self.center_offset * stride
+            xs = torch.arange(w, device=device, dtype=torch.float32) * stride + offset
+            ys = torch.arange(h, device=device, dtype=torch.float32) * stride + offset
+            yy, xx = torch.meshgrid(ys, xs, indexing="ij")
+            shifts = torch.stack([xx, yy, xx, yy], dim=-1).reshape(-1, 1, 4)
+            out.append((shifts + base.to(device)[None]).reshape(-1, 4))
+        return out
+
+    def valid_flags(
+        self,
+        feat_sizes: Sequence[tuple[int, int]],
+        pad_shape: tuple[int, int],
+        img_shape: tuple[int, int],
+        allowed_border: float = -1,
+        device: torch.device | str = "cpu",
+    ) -> list[Tensor]:
+        """Which anchors may be trained on.
+
+        An anchor is valid when its location lies inside this image's padded size (a
+        batch pads images to the largest one) and, if allowed_border >= 0, when the anchor
+        lies inside the image grown by allowed_border pixels on every side.
+
+        Args:
+            feat_sizes: (H_l, W_l) of each level.
+            pad_shape: (h, w) of this image after padding.
+            img_shape: (h, w) of this image before padding.
+            allowed_border: pixels an anchor may cross the image border by; < 0: any.
+            device: where the flags are made.
+
+        Returns:
+            Per level bool Tensor[H_l * W_l * A_l].
+        """
+        anchors = self.grid_anchors(feat_sizes, device)
+        flags = []
+        for (h, w), stride, a, level in zip(
+            feat_sizes, self.strides, self.num_anchors, anchors, strict=True
+        ):
+            valid_h = min(math.ceil(pad_shape[0] / stride), h)
+            valid_w = min(math.ceil(pad_shape[1] / stride), w)
+            ys = torch.arange(h, device=device) < valid_h
+            xs = torch.arange(w, device=device) < valid_w
+            cells = (ys[:, None] & xs[None, :]).reshape(-1, 1).expand(-1, a).reshape(-1)
+            if allowed_border >= 0:
+                b = float(allowed_border)
+                inside = (
+                    (level[:, 0] >= -b)
+                    & (level[:, 1] >= -b)
+                    & (level[:, 2] < img_shape[1] + b)
+                    & (level[:, 3] < img_shape[0] + b)
+                )
+                cells = cells & inside
+            flags.append(cells)
+        return flags
+
+
+class RetinaAnchorGenerator(AnchorGenerator):
+    """RetinaNet anchors: scales octave_base_scale * 2^(i / n) for i < n = scales_per_octave.
+
+    Defaults from the 2019 RetinaNet config: octave base scale 4, 3 scales per octave,
+    ratios (0.5, 1, 2), strides 8..128 (P3..P7), so 9 anchors per location.
+    """
+
+    def __init__(
+        self,
+        strides: Sequence[int] = (8, 16, 32, 64, 128),
+        octave_base_scale: float = 4.0,
+        scales_per_octave: int = 3,
+        ratios: Sequence[float] = (0.5, 1.0, 2.0),
+        *,
+        center_offset: float = 0.0,
+    ) -> None:
+        scales = [
+            octave_base_scale * 2 ** (i / scales_per_octave) for i in range(scales_per_octave)
+        ]
+        super().__init__(strides, scales, ratios, center_offset=center_offset)
+
+
+# SSD anchor settings of the 2019 ssd300_coco / ssd512_coco configs.
+SSD_STRIDES = {300: (8, 16, 32, 64, 100, 300), 512: (8, 16, 32, 64, 128, 256, 512)}
+SSD_RATIOS = {
+    300: ((2,), (2, 3), (2, 3), (2, 3), (2,), (2,)),
+    512: ((2,), (2, 3), (2, 3), (2, 3), (2, 3), (2,), (2,)),
+}
+SSD_BASESIZE_RATIO_RANGE = {300: (0.15, 0.9), 512: (0.1, 0.9)}
+
+
+def ssd_sizes(input_size: int, basesize_ratio_range: tuple[float, float], num_levels: int):
+    """(min_sizes, max_sizes) per level, the SSD paper's linear schedule as the zoo computed it.
+
+    Levels 2.. spread min sizes linearly over basesize_ratio_range of the input size (whole
+    percent steps); the first level gets a smaller size (7% / 15% of the input for the
+    COCO 300 range starting at 0.15, 4% / 10% for the 512 range starting at 0.1, else 10% /
+    20%).
+    """
+    low, high = (round(r * 100) for r in basesize_ratio_range)
+    step = (high - low) // (num_levels - 2)
+    min_sizes, max_sizes = [], []
+    for r in range(low, high + 1, step):
+        min_sizes.append(int(input_size * r / 100))
+        max_sizes.append(int(input_size * (r + step) / 100))
+    first = {15: (7, 15), 10: (4, 10)}.get(low, (10, 20)) if input_size in (300, 512) else (10, 20)
+    min_sizes.insert(0, int(input_size * first[0] / 100))
+    max_sizes.insert(0, int(input_size * first[1] / 100))
+    return min_sizes[:num_levels], max_sizes[:num_levels]
+
+
+class SSDAnchorGenerator(AnchorGenerator):
+    """SSD anchors: per level, a min-size square, a sqrt(min * max) square and 1/r, r boxes.
+
+    Per location and level the anchors are, in order: min-size ratio 1, sqrt(min * max)
+    ratio 1, then min-size ratios 1/r and r for each r of the level. Centres at
+    (x + 0.5) * stride.
+
+    Args:
+        input_size: 300 or 512 (the defaults of the other arguments depend on it).
+        strides: stride of each level; default SSD_STRIDES[input_size].
+        ratios: extra ratios of each level; default SSD_RATIOS[input_size].
+        basesize_ratio_range: min sizes range as fractions of input_size (COCO defaults).
+        min_sizes, max_sizes: explicit sizes, overriding basesize_ratio_range.
+    """
+
+    def __init__(
+        self,
+        input_size: int = 300,
+        *,
+        strides: Sequence[int] | None = None,
+        ratios: Sequence[Sequence[float]] | None = None,
+        basesize_ratio_range: tuple[float, float] | None = None,
+        min_sizes: Sequence[float] | None = None,
+        max_sizes: Sequence[float] | None = None,
+    ) -> None:
+        if strides is None or ratios is None:
+            if input_size not in SSD_STRIDES:
+                raise ValueError(
+                    f"SSDAnchorGenerator: no default strides/ratios for input_size {input_size}; "
+                    "pass strides and ratios"
+                )
+        strides = tuple(strides if strides is not None else SSD_STRIDES[input_size])
+        ratios = tuple(ratios if ratios is not None else SSD_RATIOS[input_size])
+        if len(ratios) != len(strides):
+            raise ValueError("SSDAnchorGenerator: ratios needs one entry per stride")
+        if min_sizes is None or max_sizes is None:
+            rng = basesize_ratio_range or SSD_BASESIZE_RATIO_RANGE.get(input_size, (0.2, 0.9))
+            min_sizes, max_sizes = ssd_sizes(input_size, rng, len(strides))
+        self.input_size = input_size
+        self.strides = strides
+        self.center_offset = 0.5
+        self.min_sizes = tuple(min_sizes)
+        self.max_sizes = tuple(max_sizes)
+        self.base_anchors = []
+        for lo, hi, level_ratios in zip(min_sizes, max_sizes, ratios, strict=True):
+            wh = [(lo, lo), (math.sqrt(lo * hi),) * 2]
+            for q in (q for r in level_ratios for q in (1 / r, r)):
+                wh.append((lo / math.sqrt(q), lo * math.sqrt(q)))
+            self.base_anchors.append(_boxes_from_wh(wh))
+
+
+def _boxes_from_wh(wh: list[tuple[float, float]]) -> Tensor:
+    sizes = torch.tensor(wh, dtype=torch.float32)
+    return torch.cat([-0.5 * sizes, 0.5 * sizes], dim=1)
+
+
+def _base_anchors(base: float, scales: list[float], ratios: list[float]) -> Tensor:
+    wh = []
+    for r in ratios:
+        for s in scales:
+            wh.append((base * s / math.sqrt(r), base * s * math.sqrt(r)))
+    return _boxes_from_wh(wh)

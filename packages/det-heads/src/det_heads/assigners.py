@@ -1,0 +1,162 @@
+"""Matching of candidate boxes (anchors, proposals) to ground-truth boxes by IoU."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+import det_ops
+
+
+@dataclass
+class Assignment:
+    """Which ground truth each candidate box is matched to.
+
+    Attributes:
+        num_gts: number of ground-truth boxes G.
+        gt_inds: int64 Tensor[N]: 0 negative, -1 ignored, k > 0 matched to gt k - 1.
+        max_overlaps: Tensor[N] IoU of each box with its best ground truth (0 without any).
+        labels: int64 Tensor[N] class of the matched gt, or num_classes (background) for
+            the others; None when no gt labels were given.
+    """
+
+    num_gts: int
+    gt_inds: Tensor
+    max_overlaps: Tensor
+    labels: Tensor | None = None
+
+    def add_gt(self, gt_labels: Tensor | None) -> Assignment:
+        """The assignment with the gt boxes prepended as candidates matched to themselves."""
+        device = self.gt_inds.device
+        self_inds = torch.arange(1, self.num_gts + 1, dtype=torch.int64, device=device)
+        labels = None
+        if self.labels is not None and gt_labels is not None:
+            labels = torch.cat([gt_labels.to(self.labels), self.labels])
+        return Assignment(
+            self.num_gts,
+            torch.cat([self_inds, self.gt_inds]),
+            torch.cat([self.max_overlaps.new_ones(self.num_gts), self.max_overlaps]),
+            labels,
+        )
+
+
+class MaxIoUAssigner:
+    """Assigns each box to the ground truth it overlaps most, by IoU thresholds.
+
+    Args:
+        pos_iou_thr: boxes with max IoU >= this are positive.
+        neg_iou_thr: boxes with max IoU in [0, this) are negative; or a (lo, hi) pair:
+            negative when lo <= max IoU < hi.
+        min_pos_iou: a gt's best box is positive (a low-quality match) if their IoU is at
+            least this (and above 0).
+        gt_max_assign_all: give a gt every box that ties for its best IoU, not only the first.
+        ignore_iof_thr: boxes covered by an ignore (crowd) box by more than this fraction of
+            their own area are ignored; < 0 disables.
+        num_classes: C, the label of unmatched boxes in Assignment.labels.
+
+    Zoo settings (2019): RPN 0.7 / 0.3 / 0.3, R-CNN 0.5 / 0.5 / 0.5, RetinaNet 0.5 / 0.4 / 0,
+    SSD 0.5 / 0.5 / 0 with gt_max_assign_all False; Cascade stages 0.5, 0.6, 0.7 for all three.
+    """
+
+    def __init__(
+        self,
+        pos_iou_thr: float,
+        neg_iou_thr: float | tuple[float, float],
+        min_pos_iou: float = 0.0,
+        *,
+        gt_max_assign_all: bool = True,
+        ignore_iof_thr: float = -1.0,
+    ) -> None:
+        if isinstance(neg_iou_thr, (tuple, list)):
+            if len(neg_iou_thr) != 2 or neg_iou_thr[0] > neg_iou_thr[1]:
+                raise ValueError(
+                    f"MaxIoUAssigner: neg_iou_thr must be a float or (lo, hi), got {neg_iou_thr}"
+                )
+            neg_iou_thr = (float(neg_iou_thr[0]), float(neg_iou_thr[1]))
+        self.pos_iou_thr = float(pos_iou_thr)
+        self.neg_iou_thr = neg_iou_thr
+        self.min_pos_iou = float(min_pos_iou)
+        self.gt_max_assign_all = gt_max_assign_all
+        self.ignore_iof_thr = float(ignore_iof_thr)
+
+    def __call__(
+        self,
+        boxes: Tensor,
+        gt_boxes: Tensor,
+        gt_labels: Tensor | None = None,
+        ignore_boxes: Tensor | None = None,
+        num_classes: int | None = None,
+    ) -> Assignment:
+        """Matches boxes to gt_boxes.
+
+        Args:
+            boxes: Tensor[N, 4] candidates (x1, y1, x2, y2), pixels.
+            gt_boxes: Tensor[G, 4] ground truth, same convention; G may be 0.
+            gt_labels: int64 Tensor[G] in 0..C-1, or None.
+            ignore_boxes: Tensor[M, 4] crowd regions, or None.
+            num_classes: C, needed with gt_labels (background label).
+
+        Returns:
+            An Assignment of the N boxes.
+
+        Steps (the order matters: later steps overwrite earlier ones):
+            1. IoU of every gt with every box, Tensor[G, N].
+            2. Boxes covered by an ignore box (IoF > ignore_iof_thr) get IoU -1 with every
+               gt, so that they can be neither positive nor negative.
+            3. Every box starts ignored (-1); boxes whose best IoU is in the negative range
+               become negative (0).
+            4. Boxes whose best IoU >= pos_iou_thr are matched to that gt.
+            5. Low-quality matches: each gt whose best IoU >= min_pos_iou (and > 0) takes its
+               best box(es), in gt order, even if below pos_iou_thr.
+        """
+        n, g = boxes.shape[0], gt_boxes.shape[0]
+        device = boxes.device
+        gt_inds = torch.full((n,), -1, dtype=torch.int64, device=device)
+        if g == 0 or n == 0:
+            gt_inds.zero_()
+            return self._with_labels(
+                Assignment(g, gt_inds, boxes.new_zeros(n)), gt_labels, num_classes
+            )
+        # Step 1.
+        overlaps = det_ops.bbox_overlaps(gt_boxes.to(boxes.dtype), boxes)
+        # Step 2.
+        if self.ignore_iof_thr > 0 and ignore_boxes is not None and ignore_boxes.numel():
+            iof = det_ops.bbox_overlaps(boxes, ignore_boxes.to(boxes.dtype), mode="iof")
+            overlaps[:, iof.max(dim=1).values > self.ignore_iof_thr] = -1
+        # Step 3.
+        max_overlaps, argmax = overlaps.max(dim=0)
+        if isinstance(self.neg_iou_thr, tuple):
+            lo, hi = self.neg_iou_thr
+            negative = (max_overlaps >= lo) & (max_overlaps < hi)
+        else:
+            negative = (max_overlaps >= 0) & (max_overlaps < self.neg_iou_thr)
+        gt_inds[negative] = 0
+        # Step 4.
+        positive = max_overlaps >= self.pos_iou_thr
+        gt_inds[positive] = argmax[positive] + 1
+        # Step 5.
+        gt_max, gt_argmax = overlaps.max(dim=1)
+        for i in range(g):
+            if gt_max[i] < self.min_pos_iou or gt_max[i] <= 0:
+                continue
+            if self.gt_max_assign_all:
+                gt_inds[overlaps[i] == gt_max[i]] = i + 1
+            else:
+                gt_inds[gt_argmax[i]] = i + 1
+        return self._with_labels(Assignment(g, gt_inds, max_overlaps), gt_labels, num_classes)
+
+    @staticmethod
+    def _with_labels(
+        assignment: Assignment, gt_labels: Tensor | None, num_classes: int | None
+    ) -> Assignment:
+        if gt_labels is None:
+            return assignment
+        if num_classes is None:
+            raise ValueError("MaxIoUAssigner: num_classes is needed with gt_labels")
+        labels = torch.full_like(assignment.gt_inds, num_classes)
+        pos = assignment.gt_inds > 0
+        labels[pos] = gt_labels.to(labels)[assignment.gt_inds[pos] - 1]
+        assignment.labels = labels
+        return assignment

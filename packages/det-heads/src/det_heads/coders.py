@@ -1,0 +1,96 @@
+"""Box coders: boxes <-> regression targets."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+
+class DeltaXYWHCoder:
+    """(dx, dy, dw, dh) deltas of a box from a reference box, normalised by means and stds.
+
+    dx = (gx - px) / pw, dy = (gy - py) / ph, dw = log(gw / pw), dh = log(gh / ph), where
+    (px, py) is the reference centre and (pw, ph) its size (x2 - x1, no +1); the target is
+    (d - means) / stds. Decoding clamps dw, dh to |log(clip_ratio)| so that exp cannot blow up.
+
+    Defaults are the 2019 R-CNN box head's (stds 0.1, 0.1, 0.2, 0.2); the RPN uses stds of 1.
+
+    Args:
+        means: Tensor[4]-like offsets of the normalised deltas.
+        stds: Tensor[4]-like scales of the normalised deltas.
+        clip_ratio: smallest width/height ratio a decoded box may shrink or grow by
+            (16 / 1000: dw, dh <= log(1000 / 16) = 4.135).
+    """
+
+    def __init__(
+        self,
+        means: Sequence[float] = (0.0, 0.0, 0.0, 0.0),
+        stds: Sequence[float] = (0.1, 0.1, 0.2, 0.2),
+        clip_ratio: float = 16 / 1000,
+    ) -> None:
+        if len(means) != 4 or len(stds) != 4:
+            raise ValueError(f"DeltaXYWHCoder: means and stds need 4 values, got {means}, {stds}")
+        if not 0 < clip_ratio < 1:
+            raise ValueError(f"DeltaXYWHCoder: clip_ratio must be in (0, 1), got {clip_ratio}")
+        self.means = tuple(float(m) for m in means)
+        self.stds = tuple(float(s) for s in stds)
+        self.max_ratio = abs(math.log(clip_ratio))
+
+    def encode(self, boxes: Tensor, gt_boxes: Tensor) -> Tensor:
+        """Regression targets that move boxes onto gt_boxes.
+
+        Args:
+            boxes: Tensor[N, 4] reference boxes (x1, y1, x2, y2), pixels, positive size.
+            gt_boxes: Tensor[N, 4] matched targets, same convention.
+
+        Returns:
+            Tensor[N, 4] normalised (dx, dy, dw, dh).
+        """
+        pw, ph = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+        px, py = boxes[:, 0] + 0.5 * pw, boxes[:, 1] + 0.5 * ph
+        gw, gh = gt_boxes[:, 2] - gt_boxes[:, 0], gt_boxes[:, 3] - gt_boxes[:, 1]
+        gx, gy = gt_boxes[:, 0] + 0.5 * gw, gt_boxes[:, 1] + 0.5 * gh
+        deltas = torch.stack(
+            [(gx - px) / pw, (gy - py) / ph, torch.log(gw / pw), torch.log(gh / ph)], dim=1
+        )
+        return (deltas - deltas.new_tensor(self.means)) / deltas.new_tensor(self.stds)
+
+    def decode(
+        self, boxes: Tensor, deltas: Tensor, max_shape: tuple[int, int] | None = None
+    ) -> Tensor:
+        """Boxes moved by deltas.
+
+        Args:
+            boxes: Tensor[N, 4] reference boxes (x1, y1, x2, y2), pixels.
+            deltas: Tensor[N, 4 * k] normalised deltas (k = 1, or one set per class).
+            max_shape: (h, w) to clip the decoded boxes to, or None.
+
+        Returns:
+            Tensor[N, 4 * k] decoded boxes (x1, y1, x2, y2), pixels.
+        """
+        n = deltas.shape[0]
+        d = deltas.reshape(n, -1, 4) * deltas.new_tensor(self.stds) + deltas.new_tensor(self.means)
+        dw = d[..., 2].clamp(-self.max_ratio, self.max_ratio)
+        dh = d[..., 3].clamp(-self.max_ratio, self.max_ratio)
+        pw = (boxes[:, 2] - boxes[:, 0])[:, None]
+        ph = (boxes[:, 3] - boxes[:, 1])[:, None]
+        px = boxes[:, 0, None] + 0.5 * pw
+        py = boxes[:, 1, None] + 0.5 * ph
+        gx, gy = px + pw * d[..., 0], py + ph * d[..., 1]
+        gw, gh = pw * dw.exp(), ph * dh.exp()
+        out = torch.stack([gx - 0.5 * gw, gy - 0.5 * gh, gx + 0.5 * gw, gy + 0.5 * gh], dim=-1)
+        if max_shape is not None:
+            h, w = max_shape
+            out = torch.stack(
+                [
+                    out[..., 0].clamp(0, w),
+                    out[..., 1].clamp(0, h),
+                    out[..., 2].clamp(0, w),
+                    out[..., 3].clamp(0, h),
+                ],
+                dim=-1,
+            )
+        return out.reshape(n, -1)

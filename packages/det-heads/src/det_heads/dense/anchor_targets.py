@@ -1,0 +1,120 @@
+"""Training targets of dense heads: anchors assigned, sampled and encoded per image."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from det_heads.anchors import AnchorGenerator
+from det_heads.assigners import MaxIoUAssigner
+from det_heads.coders import DeltaXYWHCoder
+from det_heads.inputs import image_size
+from det_heads.samplers import PseudoSampler, RandomSampler
+
+
+@dataclass
+class DenseTargets:
+    """Per-anchor targets of a batch, anchors of all levels concatenated (level order).
+
+    Attributes:
+        labels: int64 Tensor[B, N] in 0..C (C: background).
+        label_weights: Tensor[B, N], 1 for sampled anchors, else 0.
+        box_targets: Tensor[B, N, 4] encoded deltas (zeros except at positives).
+        box_weights: Tensor[B, N, 4], 1 at positives.
+        num_pos: list of positives per image.
+        num_neg: list of sampled negatives per image.
+    """
+
+    labels: Tensor
+    label_weights: Tensor
+    box_targets: Tensor
+    box_weights: Tensor
+    num_pos: list[int]
+    num_neg: list[int]
+
+
+def flatten_levels(outputs: Sequence[Tensor], channels: int) -> Tensor:
+    """Per-level head outputs Tensor[B, A * channels, H, W] -> Tensor[B, sum(H W A), channels].
+
+    The order (level, row, column, anchor) is the anchor generator's.
+    """
+    b = outputs[0].shape[0]
+    return torch.cat([o.permute(0, 2, 3, 1).reshape(b, -1, channels) for o in outputs], dim=1)
+
+
+def level_anchors(
+    generator: AnchorGenerator,
+    feats: Sequence[Tensor],
+    metas: Sequence[dict],
+    allowed_border: float,
+) -> tuple[list[Tensor], list[Tensor]]:
+    """(anchors per level Tensor[N_l, 4], valid flags per image bool Tensor[N])."""
+    sizes = [tuple(f.shape[-2:]) for f in feats]
+    device = feats[0].device
+    anchors = generator.grid_anchors(sizes, device)
+    valid = []
+    for meta in metas:
+        img = image_size(meta)
+        pad = tuple(meta.get("pad_shape", meta["img_shape"]))[:2]
+        flags = generator.valid_flags(sizes, pad, img, allowed_border, device)
+        valid.append(torch.cat(flags))
+    return anchors, valid
+
+
+def anchor_targets(
+    anchors: Tensor,
+    valid: Sequence[Tensor],
+    targets: Sequence[dict],
+    *,
+    assigner: MaxIoUAssigner,
+    sampler: RandomSampler | PseudoSampler,
+    coder: DeltaXYWHCoder,
+    num_classes: int,
+    class_agnostic_labels: bool = False,
+) -> DenseTargets:
+    """Assigns, samples and encodes the anchors of every image.
+
+    Args:
+        anchors: Tensor[N, 4] anchors of all levels (x1, y1, x2, y2), pixels.
+        valid: per image bool Tensor[N], anchors that may be trained on.
+        targets: per image dict(boxes Tensor[G, 4], labels int64[G][, ignore_boxes]).
+        assigner, sampler, coder: the parts.
+        num_classes: C (1 for the RPN's object/background).
+        class_agnostic_labels: label every gt 0 (the RPN's "object").
+
+    Returns:
+        DenseTargets; an image without ground truth has every valid anchor negative.
+    """
+    batch, n = len(targets), anchors.shape[0]
+    labels = anchors.new_full((batch, n), num_classes, dtype=torch.int64)
+    label_weights = anchors.new_zeros(batch, n)
+    box_targets = anchors.new_zeros(batch, n, 4)
+    box_weights = anchors.new_zeros(batch, n, 4)
+    num_pos, num_neg = [], []
+    for i, (target, flags) in enumerate(zip(targets, valid, strict=True)):
+        inside = flags.nonzero().flatten()
+        gt_boxes = target["boxes"].to(anchors)
+        gt_labels = target["labels"].to(anchors.device)
+        if class_agnostic_labels:
+            gt_labels = torch.zeros_like(gt_labels)
+        assignment = assigner(
+            anchors[inside], gt_boxes, gt_labels, target.get("ignore_boxes"), num_classes
+        )
+        result = sampler(assignment, anchors[inside], gt_boxes)
+        if result.num_added_gt:
+            raise ValueError(
+                "anchor_targets: dense heads need a sampler without add_gt_as_proposals"
+            )
+        pos, neg = inside[result.pos_inds], inside[result.neg_inds]
+        labels[i, pos] = result.pos_labels
+        label_weights[i, pos] = 1.0
+        label_weights[i, neg] = 1.0
+        if pos.numel():
+            box_targets[i, pos] = coder.encode(result.pos_boxes, result.pos_gt_boxes)
+            box_weights[i, pos] = 1.0
+        num_pos.append(pos.numel())
+        num_neg.append(neg.numel())
+    return DenseTargets(labels, label_weights, box_targets, box_weights, num_pos, num_neg)

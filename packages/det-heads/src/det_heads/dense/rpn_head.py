@@ -1,0 +1,220 @@
+"""Region Proposal Network head (Ren et al., 2015) on FPN levels."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+import det_ops
+from det_heads.anchors import AnchorGenerator
+from det_heads.assigners import MaxIoUAssigner
+from det_heads.coders import DeltaXYWHCoder
+from det_heads.dense.anchor_targets import anchor_targets, flatten_levels, level_anchors
+from det_heads.inputs import (
+    check_features,
+    check_metas,
+    check_targets,
+    image_size,
+    scale_factors,
+)
+from det_heads.losses import CrossEntropyLoss, SmoothL1Loss
+from det_heads.samplers import RandomSampler
+
+
+@dataclass(frozen=True)
+class ProposalConfig:
+    """How proposals are made; defaults from the 2019 RPN test config.
+
+    Attributes:
+        nms_pre: best-scoring anchors kept per level before NMS.
+        nms_post: boxes kept per level after NMS.
+        max_num: proposals kept per image, by score, over all levels.
+        nms_thr: NMS IoU threshold.
+        min_size: boxes with width or height below this are dropped (0: none).
+    """
+
+    nms_pre: int = 1000
+    nms_post: int = 1000
+    max_num: int = 1000
+    nms_thr: float = 0.7
+    min_size: float = 0.0
+
+
+# 2019 rpn train config (used to feed the R-CNN head during training).
+TRAIN_PROPOSALS = ProposalConfig(nms_pre=2000, nms_post=2000, max_num=2000)
+TEST_PROPOSALS = ProposalConfig()
+
+
+class RPNHead(nn.Module):
+    """Shared 3x3 conv, then per anchor an objectness logit and 4 box deltas.
+
+    Defaults follow the 2019 FPN RPN configs: anchors scale 8, ratios (0.5, 1, 2), strides
+    4..64; coder stds 1; assigner 0.7 / 0.3 / min_pos 0.3 with ignore IoF 0.5 off (-1);
+    256 anchors per image at 0.5 positives; sigmoid cross entropy; smooth L1 beta 1/9;
+    anchors must lie inside the image (allowed_border 0).
+
+    Args:
+        in_channels: channels of each input level.
+        feat_channels: channels of the shared conv.
+        anchor_generator, coder, assigner, sampler, cls_loss, box_loss: the parts.
+        allowed_border: see AnchorGenerator.valid_flags.
+        train_proposals, test_proposals: ProposalConfig in train / eval mode.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 256,
+        feat_channels: int = 256,
+        *,
+        anchor_generator: AnchorGenerator | None = None,
+        coder: DeltaXYWHCoder | None = None,
+        assigner: MaxIoUAssigner | None = None,
+        sampler: RandomSampler | None = None,
+        cls_loss: CrossEntropyLoss | None = None,
+        box_loss: SmoothL1Loss | None = None,
+        allowed_border: float = 0,
+        train_proposals: ProposalConfig = TRAIN_PROPOSALS,
+        test_proposals: ProposalConfig = TEST_PROPOSALS,
+    ) -> None:
+        super().__init__()
+        self.anchor_generator = anchor_generator or AnchorGenerator()
+        self.coder = coder or DeltaXYWHCoder(stds=(1.0, 1.0, 1.0, 1.0))
+        self.assigner = assigner or MaxIoUAssigner(0.7, 0.3, 0.3)
+        self.sampler = sampler or RandomSampler(256, 0.5, add_gt_as_proposals=False)
+        self.cls_loss = cls_loss or CrossEntropyLoss(use_sigmoid=True)
+        self.box_loss = box_loss or SmoothL1Loss(beta=1 / 9)
+        self.allowed_border = allowed_border
+        self.train_proposals = train_proposals
+        self.test_proposals = test_proposals
+        anchors = self.anchor_generator.num_anchors
+        if len(set(anchors)) != 1:
+            raise ValueError(
+                f"RPNHead: every level needs the same anchors per location, got {anchors}"
+            )
+        self.num_anchors = anchors[0]
+        self.conv = nn.Conv2d(in_channels, feat_channels, 3, padding=1)
+        self.cls = nn.Conv2d(feat_channels, self.num_anchors, 1)
+        self.reg = nn.Conv2d(feat_channels, self.num_anchors * 4, 1)
+        for m in (self.conv, self.cls, self.reg):
+            nn.init.normal_(m.weight, std=0.01)
+            nn.init.zeros_(m.bias)
+
+    def forward(self, feats: Sequence[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
+        """Per level objectness Tensor[B, A, H, W] and deltas Tensor[B, 4A, H, W]."""
+        check_features("RPNHead", feats, self.anchor_generator.num_levels)
+        cls, reg = [], []
+        for f in feats:
+            x = F.relu(self.conv(f))
+            cls.append(self.cls(x))
+            reg.append(self.reg(x))
+        return cls, reg
+
+    def loss(
+        self, feats: Sequence[Tensor], targets: Sequence[dict], metas: Sequence[dict]
+    ) -> dict[str, Tensor]:
+        """Objectness and box losses.
+
+        Args:
+            feats: per level Tensor[B, C, H_l, W_l].
+            targets: per image dict(boxes Tensor[G, 4], labels int64[G][, ignore_boxes]);
+                labels are not used (every gt is an object).
+            metas: per image dict(img_shape[, pad_shape]).
+
+        Returns:
+            dict(loss_rpn_cls, loss_rpn_box) scalar Tensors.
+        """
+        return self._loss(self(feats), feats, targets, metas)
+
+    def predict(
+        self, feats: Sequence[Tensor], metas: Sequence[dict], rescale: bool = False
+    ) -> list[dict[str, Tensor]]:
+        """Proposals of each image (train or test ProposalConfig by self.training).
+
+        Args:
+            feats: per level Tensor[B, C, H_l, W_l].
+            metas: per image dict(img_shape[, scale_factor]).
+            rescale: return boxes in original-image pixels instead of input pixels.
+
+        Returns:
+            Per image dict(boxes Tensor[K, 4] (x1, y1, x2, y2), scores Tensor[K]), by
+            decreasing score, detached.
+        """
+        return self._proposals(self(feats), feats, metas, rescale)
+
+    def loss_and_predict(
+        self, feats: Sequence[Tensor], targets: Sequence[dict], metas: Sequence[dict]
+    ) -> tuple[dict[str, Tensor], list[dict[str, Tensor]]]:
+        """loss and predict from one forward pass (two-stage training)."""
+        outputs = self(feats)
+        return self._loss(outputs, feats, targets, metas), self._proposals(
+            outputs, feats, metas, False
+        )
+
+    def _loss(self, outputs, feats, targets, metas) -> dict[str, Tensor]:
+        batch = feats[0].shape[0]
+        check_targets("RPNHead.loss", targets, batch)
+        check_metas("RPNHead.loss", metas, batch)
+        cls, reg = outputs
+        anchors, valid = level_anchors(self.anchor_generator, feats, metas, self.allowed_border)
+        t = anchor_targets(
+            torch.cat(anchors),
+            valid,
+            targets,
+            assigner=self.assigner,
+            sampler=self.sampler,
+            coder=self.coder,
+            num_classes=1,
+            class_agnostic_labels=True,
+        )
+        # Normalised by the sampled anchors, as the 2019 RPN did.
+        num_samples = max(sum(t.num_pos) + sum(t.num_neg), 1)
+        logits = flatten_levels(cls, 1).reshape(-1, 1)
+        deltas = flatten_levels(reg, 4).reshape(-1, 4)
+        loss_cls = self.cls_loss(
+            logits, t.labels.reshape(-1), t.label_weights.reshape(-1), num_samples
+        )
+        loss_box = self.box_loss(
+            deltas, t.box_targets.reshape(-1, 4), t.box_weights.reshape(-1, 4), num_samples
+        )
+        return {"loss_rpn_cls": loss_cls, "loss_rpn_box": loss_box}
+
+    @torch.no_grad()
+    def _proposals(self, outputs, feats, metas, rescale) -> list[dict[str, Tensor]]:
+        check_metas("RPNHead.predict", metas, feats[0].shape[0])
+        cfg = self.train_proposals if self.training else self.test_proposals
+        cls, reg = outputs
+        anchors = self.anchor_generator.grid_anchors(
+            [tuple(f.shape[-2:]) for f in feats], feats[0].device
+        )
+        results = []
+        for i, meta in enumerate(metas):
+            boxes_all, scores_all = [], []
+            for level_cls, level_reg, level_anchors_ in zip(cls, reg, anchors, strict=True):
+                scores = level_cls[i].permute(1, 2, 0).reshape(-1).sigmoid()
+                deltas = level_reg[i].permute(1, 2, 0).reshape(-1, 4)
+                if scores.numel() > cfg.nms_pre:
+                    scores, top = scores.topk(cfg.nms_pre)
+                    deltas, level_anchors_ = deltas[top], level_anchors_[top]
+                boxes = self.coder.decode(level_anchors_, deltas, image_size(meta))
+                if cfg.min_size > 0:
+                    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+                    keep = (w >= cfg.min_size) & (h >= cfg.min_size)
+                    boxes, scores = boxes[keep], scores[keep]
+                keep = det_ops.nms(boxes.float(), scores.float(), cfg.nms_thr)[: cfg.nms_post]
+                boxes_all.append(boxes[keep])
+                scores_all.append(scores[keep])
+            boxes, scores = torch.cat(boxes_all), torch.cat(scores_all)
+            if scores.numel() > cfg.max_num:
+                scores, top = scores.topk(cfg.max_num)
+                boxes = boxes[top]
+            else:
+                scores, order = scores.sort(descending=True)
+                boxes = boxes[order]
+            if rescale:
+                boxes = boxes / scale_factors(meta, boxes.device)
+            results.append({"boxes": boxes, "scores": scores})
+        return results

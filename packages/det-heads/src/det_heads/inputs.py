@@ -1,0 +1,111 @@
+"""Checks and readers for the targets, metas and feature lists that cross into the heads.
+
+The data contract is in shared/DESIGN.md: targets are dicts of boxes float[N, 4]
+(x1, y1, x2, y2, input pixels) and labels int64[N] in 0..C-1, optionally ignore_boxes
+float[M, 4] and masks; metas are dicts with img_shape (h, w[, c]) and scale_factor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+
+def check_features(op: str, feats: Sequence[Tensor], num_levels: int) -> None:
+    """Raises ValueError unless feats is a list of num_levels Tensor[B, C, H, W]."""
+    if not isinstance(feats, (list, tuple)):
+        raise ValueError(f"{op}: feats must be a list of Tensor[B, C, H, W], got {type(feats)}")
+    if len(feats) != num_levels:
+        raise ValueError(f"{op}: expected {num_levels} feature levels, got {len(feats)}")
+    for i, f in enumerate(feats):
+        if not isinstance(f, Tensor) or f.dim() != 4:
+            raise ValueError(f"{op}: feats[{i}] must be a Tensor[B, C, H, W]")
+
+
+def check_boxes(op: str, name: str, boxes: Any) -> None:
+    """Raises ValueError unless boxes is a float Tensor[N, 4] with x2 >= x1 and y2 >= y1."""
+    if not isinstance(boxes, Tensor) or boxes.dim() != 2 or boxes.shape[1] != 4:
+        shape = list(boxes.shape) if isinstance(boxes, Tensor) else type(boxes).__name__
+        raise ValueError(f"{op}: {name} must be a Tensor[N, 4] (x1, y1, x2, y2), got {shape}")
+    if not boxes.is_floating_point():
+        raise ValueError(f"{op}: {name} must be floating point, got {boxes.dtype}")
+    bad = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
+    if bool(bad.any()):
+        i = int(bad.nonzero()[0, 0])
+        raise ValueError(
+            f"{op}: {name}[{i}] = {boxes[i].tolist()} has x2 < x1 or y2 < y1; "
+            "boxes must be (x1, y1, x2, y2)"
+        )
+
+
+def check_targets(
+    op: str, targets: Sequence[dict], batch_size: int, num_classes: int | None = None
+) -> None:
+    """Raises ValueError unless targets has one well-formed dict per image."""
+    if len(targets) != batch_size:
+        raise ValueError(f"{op}: expected {batch_size} targets (one per image), got {len(targets)}")
+    for i, t in enumerate(targets):
+        if "boxes" not in t or "labels" not in t:
+            raise ValueError(f"{op}: targets[{i}] must have 'boxes' and 'labels'")
+        check_boxes(op, f"targets[{i}]['boxes']", t["boxes"])
+        labels = t["labels"]
+        if not isinstance(labels, Tensor) or labels.dim() != 1:
+            raise ValueError(f"{op}: targets[{i}]['labels'] must be an int64 Tensor[N]")
+        if labels.shape[0] != t["boxes"].shape[0]:
+            raise ValueError(
+                f"{op}: targets[{i}] has {t['boxes'].shape[0]} boxes but "
+                f"{labels.shape[0]} labels; they must have the same length"
+            )
+        if num_classes is not None and labels.numel():
+            low, high = int(labels.min()), int(labels.max())
+            if low < 0 or high >= num_classes:
+                raise ValueError(
+                    f"{op}: targets[{i}]['labels'] must be in 0..{num_classes - 1}, "
+                    f"got values in [{low}, {high}]"
+                )
+        if t.get("ignore_boxes") is not None:
+            check_boxes(op, f"targets[{i}]['ignore_boxes']", t["ignore_boxes"])
+
+
+def check_metas(op: str, metas: Sequence[dict], batch_size: int) -> None:
+    """Raises ValueError unless metas has one dict with img_shape per image."""
+    if len(metas) != batch_size:
+        raise ValueError(f"{op}: expected {batch_size} metas (one per image), got {len(metas)}")
+    for i, m in enumerate(metas):
+        if "img_shape" not in m:
+            raise ValueError(f"{op}: metas[{i}] must have 'img_shape' (h, w[, c])")
+
+
+def image_size(meta: dict) -> tuple[int, int]:
+    """(height, width) of the resized, unpadded image in input pixels."""
+    shape = meta["img_shape"]
+    return int(shape[0]), int(shape[1])
+
+
+def scale_factors(meta: dict, device: torch.device | None = None) -> Tensor:
+    """Tensor[4] (w, h, w, h) that maps original-image pixels to input pixels.
+
+    scale_factor may be a number, a (w, h) pair or a (w, h, w, h) quadruple; missing
+    means 1.
+    """
+    factor = meta.get("scale_factor", 1.0)
+    values = torch.as_tensor(factor, dtype=torch.float32, device=device).flatten()
+    if values.numel() == 1:
+        values = values.repeat(4)
+    elif values.numel() == 2:
+        values = values.repeat(2)
+    elif values.numel() != 4:
+        raise ValueError(f"scale_factor must be a number, (w, h) or (w, h, w, h), got {factor}")
+    return values
+
+
+def original_size(meta: dict) -> tuple[int, int]:
+    """(height, width) of the original image; computed from img_shape when ori_shape is absent."""
+    if "ori_shape" in meta:
+        return int(meta["ori_shape"][0]), int(meta["ori_shape"][1])
+    h, w = image_size(meta)
+    s = scale_factors(meta)
+    return round(h / float(s[1])), round(w / float(s[0]))

@@ -1,0 +1,84 @@
+"""Per-class non-maximum suppression of detections."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+import det_ops
+
+
+@dataclass(frozen=True)
+class NMSConfig:
+    """Post-processing settings; defaults from the 2019 R-CNN / RetinaNet test configs.
+
+    Attributes:
+        score_thr: detections scoring below this are dropped first.
+        iou_thr: IoU above which a lower-scoring box of the same class is suppressed.
+        max_per_img: detections kept per image, by score.
+        soft: soft-NMS (linear decay) instead of greedy NMS.
+        soft_min_score: soft-NMS drops boxes whose decayed score falls below this.
+    """
+
+    score_thr: float = 0.05
+    iou_thr: float = 0.5
+    max_per_img: int = 100
+    soft: bool = False
+    soft_min_score: float = 0.05
+
+
+# 2019 R-CNN and RetinaNet test config.
+DEFAULT_NMS = NMSConfig()
+
+
+def multiclass_nms(
+    boxes: Tensor, scores: Tensor, config: NMSConfig = DEFAULT_NMS
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Detections of one image after per-class thresholding and NMS.
+
+    Args:
+        boxes: Tensor[N, 4] class-agnostic or Tensor[N, 4 * C] class-specific boxes
+            (x1, y1, x2, y2), pixels.
+        scores: Tensor[N, C] class scores (background excluded).
+        config: thresholds.
+
+    Returns:
+        (boxes Tensor[K, 4], scores Tensor[K], labels int64 Tensor[K] in 0..C-1), K <=
+        max_per_img, by decreasing score.
+    """
+    n, num_classes = scores.shape
+    if boxes.shape[1] == 4:
+        boxes = boxes[:, None, :].expand(n, num_classes, 4)
+    else:
+        boxes = boxes.reshape(n, num_classes, 4)
+    mask = scores > config.score_thr
+    cand_boxes = boxes[mask]
+    cand_scores = scores[mask]
+    cand_labels = mask.nonzero()[:, 1]
+    if cand_scores.numel() == 0:
+        return boxes.new_zeros(0, 4), scores.new_zeros(0), cand_labels
+    if config.soft:
+        kept_boxes, kept_scores, kept_labels = [], [], []
+        for c in cand_labels.unique():
+            sel = (cand_labels == c).nonzero().flatten()
+            keep, new_scores = det_ops.soft_nms(
+                cand_boxes[sel].contiguous(),
+                cand_scores[sel].contiguous(),
+                iou_threshold=config.iou_thr,
+                min_score=config.soft_min_score,
+                method="linear",
+            )
+            kept_boxes.append(cand_boxes[sel][keep])
+            kept_scores.append(new_scores)
+            kept_labels.append(cand_labels[sel][keep])
+        out_boxes, out_scores = torch.cat(kept_boxes), torch.cat(kept_scores)
+        out_labels = torch.cat(kept_labels)
+        order = out_scores.argsort(descending=True, stable=True)[: config.max_per_img]
+        return out_boxes[order], out_scores[order], out_labels[order]
+    keep = det_ops.batched_nms(
+        cand_boxes.contiguous(), cand_scores.contiguous(), cand_labels, config.iou_thr
+    )
+    keep = keep[: config.max_per_img]
+    return cand_boxes[keep], cand_scores[keep], cand_labels[keep]

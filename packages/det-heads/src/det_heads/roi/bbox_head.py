@@ -1,0 +1,150 @@
+"""R-CNN box head: shared fully connected layers, then a classifier and a box regressor."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from det_heads.coders import DeltaXYWHCoder
+from det_heads.inputs import image_size
+from det_heads.losses import CrossEntropyLoss, SmoothL1Loss
+from det_heads.postprocess import DEFAULT_NMS, NMSConfig, multiclass_nms
+from det_heads.samplers import SamplingResult
+
+
+class BBoxHead(nn.Module):
+    """Shared FCs over pooled RoI features; C + 1 class logits and 4 (or 4 C) box deltas.
+
+    Defaults follow the 2019 FPN R-CNN config ("SharedFCBBoxHead"): 2 FCs of 1024 over
+    7x7x256 features, class-specific regression, coder stds (0.1, 0.1, 0.2, 0.2), softmax
+    cross entropy, smooth L1 beta 1.
+
+    Args:
+        num_classes: C, object classes; the classifier adds background as logit C.
+        in_channels: channels of the pooled features.
+        roi_size: side of the pooled features.
+        fc_channels: width of the shared FCs.
+        num_fcs: number of shared FCs.
+        class_agnostic: one set of deltas for every class (Cascade R-CNN).
+        coder, cls_loss, box_loss: the parts.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int = 256,
+        roi_size: int = 7,
+        fc_channels: int = 1024,
+        num_fcs: int = 2,
+        *,
+        class_agnostic: bool = False,
+        coder: DeltaXYWHCoder | None = None,
+        cls_loss: CrossEntropyLoss | None = None,
+        box_loss: SmoothL1Loss | None = None,
+    ) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f"BBoxHead: num_classes must be >= 1, got {num_classes}")
+        self.num_classes = num_classes
+        self.class_agnostic = class_agnostic
+        self.coder = coder or DeltaXYWHCoder(stds=(0.1, 0.1, 0.2, 0.2))
+        self.cls_loss = cls_loss or CrossEntropyLoss()
+        self.box_loss = box_loss or SmoothL1Loss(beta=1.0)
+        dims = [in_channels * roi_size * roi_size] + [fc_channels] * num_fcs
+        self.fcs = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(dims))
+        self.cls = nn.Linear(dims[-1], num_classes + 1)
+        self.reg = nn.Linear(dims[-1], 4 if class_agnostic else 4 * num_classes)
+        for fc in self.fcs:
+            nn.init.xavier_uniform_(fc.weight)
+            nn.init.zeros_(fc.bias)
+        nn.init.normal_(self.cls.weight, std=0.01)
+        nn.init.normal_(self.reg.weight, std=0.001)
+        nn.init.zeros_(self.cls.bias)
+        nn.init.zeros_(self.reg.bias)
+
+    def forward(self, roi_feats: Tensor) -> tuple[Tensor, Tensor]:
+        """Tensor[K, C_in, S, S] -> (logits Tensor[K, C + 1], deltas Tensor[K, 4 or 4 C])."""
+        x = roi_feats.flatten(1)
+        for fc in self.fcs:
+            x = F.relu(fc(x))
+        return self.cls(x), self.reg(x)
+
+    def targets(self, samples: Sequence[SamplingResult]) -> tuple[Tensor, Tensor, Tensor]:
+        """Training targets of the sampled RoIs, positives then negatives of each image.
+
+        Returns:
+            (labels int64 Tensor[K] in 0..C, box_targets Tensor[K, 4], box_weights Tensor[K, 4]).
+        """
+        labels, box_targets, box_weights = [], [], []
+        for s in samples:
+            p, q = s.pos_inds.numel(), s.neg_inds.numel()
+            labels.append(torch.cat([s.pos_labels, s.pos_labels.new_full((q,), self.num_classes)]))
+            t = s.boxes.new_zeros(p + q, 4)
+            w = s.boxes.new_zeros(p + q, 4)
+            if p:
+                t[:p] = self.coder.encode(s.pos_boxes, s.pos_gt_boxes)
+                w[:p] = 1.0
+            box_targets.append(t)
+            box_weights.append(w)
+        return torch.cat(labels), torch.cat(box_targets), torch.cat(box_weights)
+
+    def loss(
+        self,
+        logits: Tensor,
+        deltas: Tensor,
+        labels: Tensor,
+        box_targets: Tensor,
+        box_weights: Tensor,
+    ) -> dict[str, Tensor]:
+        """Classification and box losses, both averaged over the K sampled RoIs.
+
+        Args:
+            logits: Tensor[K, C + 1]; deltas: Tensor[K, 4] or Tensor[K, 4 C].
+            labels: int64 Tensor[K] in 0..C; box_targets, box_weights: Tensor[K, 4].
+
+        Returns:
+            dict(loss_cls, loss_box).
+        """
+        k = max(labels.numel(), 1)
+        if not self.class_agnostic:
+            # Only the deltas of the RoI's own class are trained; background picks class 0's,
+            # which its zero weight then ignores.
+            cls = labels.clamp(max=self.num_classes - 1)
+            deltas = deltas.reshape(-1, self.num_classes, 4)[torch.arange(labels.numel()), cls]
+        return {
+            "loss_cls": self.cls_loss(logits, labels, None, float(k)),
+            "loss_box": self.box_loss(deltas, box_targets, box_weights, float(k)),
+        }
+
+    def decode(self, boxes: Tensor, deltas: Tensor, meta: dict) -> Tensor:
+        """Boxes Tensor[K, 4] moved by deltas Tensor[K, 4 or 4 C], clipped to the image."""
+        return self.coder.decode(boxes, deltas, image_size(meta))
+
+    def detections(
+        self,
+        boxes: Tensor,
+        logits: Tensor,
+        deltas: Tensor,
+        meta: dict,
+        nms: NMSConfig = DEFAULT_NMS,
+    ) -> dict[str, Tensor]:
+        """Detections of one image from its RoIs' outputs, in input pixels.
+
+        Args:
+            boxes: Tensor[K, 4] the RoIs (x1, y1, x2, y2), input pixels.
+            logits: Tensor[K, C + 1] class logits (or averaged logits).
+            deltas: Tensor[K, 4] or Tensor[K, 4 C].
+            meta: the image's dict(img_shape).
+            nms: multiclass NMS settings.
+
+        Returns:
+            dict(boxes Tensor[N, 4], scores Tensor[N], labels int64[N] in 0..C-1).
+        """
+        scores = logits.softmax(dim=1)[:, : self.num_classes]
+        decoded = self.decode(boxes, deltas, meta)
+        out_boxes, out_scores, out_labels = multiclass_nms(decoded, scores, nms)
+        return {"boxes": out_boxes, "scores": out_scores, "labels": out_labels}

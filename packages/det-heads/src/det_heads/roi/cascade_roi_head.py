@@ -1,0 +1,214 @@
+"""Cascade R-CNN second stage (Cai & Vasconcelos, 2018): box heads trained at rising IoUs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from det_heads.assigners import MaxIoUAssigner
+from det_heads.coders import DeltaXYWHCoder
+from det_heads.inputs import check_metas, check_targets
+from det_heads.postprocess import DEFAULT_NMS, NMSConfig
+from det_heads.roi.bbox_head import BBoxHead
+from det_heads.roi.mask_head import MaskHead
+from det_heads.roi.standard_roi_head import (
+    finish_detections,
+    mask_loss,
+    proposal_boxes,
+    sample_proposals,
+    sampled_boxes,
+)
+from det_heads.roi_extractor import RoIExtractor, boxes_to_rois
+from det_heads.samplers import RandomSampler
+
+# 2019 cascade_rcnn_r50_fpn configs.
+CASCADE_IOUS = (0.5, 0.6, 0.7)
+CASCADE_STAGE_WEIGHTS = (1.0, 0.5, 0.25)
+CASCADE_STDS = (
+    (0.1, 0.1, 0.2, 0.2),
+    (0.05, 0.05, 0.1, 0.1),
+    (0.033, 0.033, 0.067, 0.067),
+)
+
+
+def cascade_bbox_heads(
+    num_classes: int, in_channels: int = 256, roi_size: int = 7
+) -> list[BBoxHead]:
+    """The zoo's three class-agnostic box heads, with coder stds tightening per stage."""
+    return [
+        BBoxHead(
+            num_classes,
+            in_channels,
+            roi_size,
+            class_agnostic=True,
+            coder=DeltaXYWHCoder(stds=stds),
+        )
+        for stds in CASCADE_STDS
+    ]
+
+
+class CascadeRoIHead(nn.Module):
+    """Stages of (RoI extractor, box head[, mask head]); each stage's boxes feed the next.
+
+    Training: stage t assigns the current boxes at IoU CASCADE_IOUS[t] (pos = neg = min_pos),
+    samples 512 at 25 % with gt added, adds its losses times stage_weights[t], then regresses
+    its sampled boxes (gt boxes left out) into the next stage's proposals. Test: every stage
+    runs on the previous stage's regressed boxes; the class logits of all stages are
+    averaged (as the 2019 code did, before the softmax) and the last stage's regression is
+    applied; with masks, the stages' mask probabilities on the detections are averaged.
+
+    Args:
+        bbox_extractors: one RoIExtractor per stage.
+        bbox_heads: one BBoxHead per stage (see cascade_bbox_heads).
+        assigners, samplers: per stage; default the zoo's.
+        stage_weights: loss multiplier of each stage.
+        mask_extractors, mask_heads: per stage, or None.
+        nms: test-time multiclass NMS.
+    """
+
+    def __init__(
+        self,
+        bbox_extractors: Sequence[RoIExtractor],
+        bbox_heads: Sequence[BBoxHead],
+        *,
+        assigners: Sequence[MaxIoUAssigner] | None = None,
+        samplers: Sequence[RandomSampler] | None = None,
+        stage_weights: Sequence[float] = CASCADE_STAGE_WEIGHTS,
+        mask_extractors: Sequence[RoIExtractor] | None = None,
+        mask_heads: Sequence[MaskHead] | None = None,
+        nms: NMSConfig = DEFAULT_NMS,
+    ) -> None:
+        super().__init__()
+        n = len(bbox_heads)
+        assigners = assigners or [MaxIoUAssigner(t, t, t) for t in CASCADE_IOUS[:n]]
+        samplers = samplers or [
+            RandomSampler(512, 0.25, add_gt_as_proposals=True) for _ in range(n)
+        ]
+        lengths = {
+            "bbox_extractors": len(bbox_extractors),
+            "assigners": len(assigners),
+            "samplers": len(samplers),
+            "stage_weights": len(stage_weights),
+        }
+        if (mask_extractors is None) != (mask_heads is None):
+            raise ValueError("CascadeRoIHead: give both mask_extractors and mask_heads, or neither")
+        if mask_heads is not None:
+            lengths |= {"mask_extractors": len(mask_extractors), "mask_heads": len(mask_heads)}
+        wrong = {k: v for k, v in lengths.items() if v != n}
+        if wrong:
+            raise ValueError(f"CascadeRoIHead: {n} bbox_heads, but these lengths differ: {wrong}")
+        if len({h.num_classes for h in bbox_heads}) != 1:
+            raise ValueError("CascadeRoIHead: every stage must have the same num_classes")
+        self.bbox_extractors = nn.ModuleList(bbox_extractors)
+        self.bbox_heads = nn.ModuleList(bbox_heads)
+        self.assigners = list(assigners)
+        self.samplers = list(samplers)
+        self.stage_weights = tuple(float(w) for w in stage_weights)
+        self.mask_extractors = nn.ModuleList(mask_extractors) if mask_extractors else None
+        self.mask_heads = nn.ModuleList(mask_heads) if mask_heads else None
+        self.nms = nms
+
+    @property
+    def num_classes(self) -> int:
+        return self.bbox_heads[0].num_classes
+
+    @property
+    def num_stages(self) -> int:
+        return len(self.bbox_heads)
+
+    def loss(
+        self,
+        feats: Sequence[Tensor],
+        proposals: Sequence[dict | Tensor],
+        targets: Sequence[dict],
+        metas: Sequence[dict],
+    ) -> dict[str, Tensor]:
+        """Weighted losses of every stage.
+
+        Args:
+            feats, proposals, targets, metas: as StandardRoIHead.loss.
+
+        Returns:
+            dict(s{t}_loss_cls, s{t}_loss_box[, s{t}_loss_mask]) for stages t = 0, 1, ...
+        """
+        batch = feats[0].shape[0]
+        check_targets("CascadeRoIHead.loss", targets, batch, self.num_classes)
+        check_metas("CascadeRoIHead.loss", metas, batch)
+        boxes = proposal_boxes("CascadeRoIHead.loss", proposals, batch)
+        losses: dict[str, Tensor] = {}
+        for t in range(self.num_stages):
+            head, weight = self.bbox_heads[t], self.stage_weights[t]
+            samples = [
+                sample_proposals(b, tg, self.assigners[t], self.samplers[t], self.num_classes)
+                for b, tg in zip(boxes, targets, strict=True)
+            ]
+            per_image = [sampled_boxes(s) for s in samples]
+            rois = boxes_to_rois(per_image).to(feats[0])
+            logits, deltas = head(self.bbox_extractors[t](feats, rois))
+            for name, value in head.loss(logits, deltas, *head.targets(samples)).items():
+                losses[f"s{t}_{name}"] = weight * value
+            if self.mask_heads is not None:
+                losses[f"s{t}_loss_mask"] = weight * mask_loss(
+                    self.mask_extractors[t], self.mask_heads[t], feats, samples, targets
+                )
+            if t + 1 < self.num_stages:
+                boxes = self._refine(head, per_image, deltas, samples, metas)
+        return losses
+
+    @staticmethod
+    def _refine(head, per_image, deltas, samples, metas) -> list[Tensor]:
+        """The stage's regressed sampled boxes, without the added gt boxes, detached."""
+        out = []
+        for b, d, s, meta in zip(
+            per_image,
+            deltas.detach().split([x.shape[0] for x in per_image]),
+            samples,
+            metas,
+            strict=True,
+        ):
+            keep = torch.ones(b.shape[0], dtype=torch.bool, device=b.device)
+            keep[: s.pos_inds.numel()] = ~s.pos_is_gt
+            out.append(head.decode(b[keep], d[keep, :4], meta))
+        return out
+
+    @torch.no_grad()
+    def predict(
+        self, feats: Sequence[Tensor], proposals: Sequence[dict | Tensor], metas: Sequence[dict]
+    ) -> list[dict[str, Tensor]]:
+        """Detections of each image; Args and Returns as StandardRoIHead.predict."""
+        batch = feats[0].shape[0]
+        check_metas("CascadeRoIHead.predict", metas, batch)
+        boxes = proposal_boxes("CascadeRoIHead.predict", proposals, batch)
+        sizes = [b.shape[0] for b in boxes]
+        logit_sum = None
+        for t in range(self.num_stages):
+            head = self.bbox_heads[t]
+            rois = boxes_to_rois(boxes).to(feats[0])
+            logits, deltas = head(self.bbox_extractors[t](feats, rois))
+            logit_sum = logits if logit_sum is None else logit_sum + logits
+            if t + 1 < self.num_stages:
+                boxes = [
+                    head.decode(b, d[:, :4], meta)
+                    for b, d, meta in zip(boxes, deltas.split(sizes), metas, strict=True)
+                ]
+        mean_logits = logit_sum / self.num_stages
+        last = self.bbox_heads[-1]
+        dets = [
+            last.detections(b, lg, d, meta, self.nms)
+            for b, lg, d, meta in zip(
+                boxes, mean_logits.split(sizes), deltas.split(sizes), metas, strict=True
+            )
+        ]
+        masks = self._mask_probs(feats, dets) if self.mask_heads is not None else [None] * batch
+        return [finish_detections(d, m, p) for d, m, p in zip(dets, metas, masks, strict=True)]
+
+    def _mask_probs(self, feats: Sequence[Tensor], dets: list[dict]) -> list[Tensor]:
+        rois = boxes_to_rois([d["boxes"] for d in dets]).to(feats[0])
+        labels = torch.cat([d["labels"] for d in dets])
+        probs = sum(
+            head.select(head(ext(feats, rois)), labels).sigmoid()
+            for ext, head in zip(self.mask_extractors, self.mask_heads, strict=True)
+        ) / len(self.mask_heads)
+        return list(probs.split([d["boxes"].shape[0] for d in dets]))

@@ -1,0 +1,182 @@
+"""Mask R-CNN mask head, its training targets, and pasting masks back into the image."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+import det_ops
+
+
+class MaskHead(nn.Module):
+    """Convs over pooled RoI features, a 2x deconv, then one mask logit map per class.
+
+    Defaults follow the 2019 Mask R-CNN config ("FCNMaskHead"): 4 3x3 convs of 256 over
+    14x14 features, a stride-2 deconv to 28x28, class-specific masks, per-pixel binary
+    cross entropy.
+
+    Args:
+        num_classes: C.
+        in_channels: channels of the pooled features.
+        conv_channels: channels of the convs and the deconv.
+        num_convs: number of 3x3 convs.
+        class_agnostic: one mask for every class.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int = 256,
+        conv_channels: int = 256,
+        num_convs: int = 4,
+        *,
+        class_agnostic: bool = False,
+    ) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.class_agnostic = class_agnostic
+        self.convs = nn.ModuleList(
+            nn.Conv2d(in_channels if i == 0 else conv_channels, conv_channels, 3, padding=1)
+            for i in range(num_convs)
+        )
+        last = conv_channels if num_convs else in_channels
+        self.deconv = nn.ConvTranspose2d(last, conv_channels, 2, stride=2)
+        self.logits = nn.Conv2d(conv_channels, 1 if class_agnostic else num_classes, 1)
+        for m in (*self.convs, self.deconv, self.logits):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+
+    def forward(self, roi_feats: Tensor) -> Tensor:
+        """Tensor[K, C_in, S, S] -> mask logits Tensor[K, C (or 1), 2 S, 2 S]."""
+        x = roi_feats
+        for conv in self.convs:
+            x = F.relu(conv(x))
+        return self.logits(F.relu(self.deconv(x)))
+
+    def select(self, mask_logits: Tensor, labels: Tensor) -> Tensor:
+        """Tensor[K, C, M, M] -> Tensor[K, M, M], each RoI's map of its class labels[k]."""
+        if self.class_agnostic:
+            return mask_logits[:, 0]
+        return mask_logits[torch.arange(labels.numel(), device=labels.device), labels]
+
+    def loss(self, mask_logits: Tensor, mask_targets: Tensor, labels: Tensor) -> Tensor:
+        """Mean binary cross entropy of each positive RoI's class map against its target.
+
+        Args:
+            mask_logits: Tensor[P, C, M, M]; mask_targets: Tensor[P, M, M] in {0, 1};
+            labels: int64 Tensor[P] in 0..C-1.
+        """
+        if labels.numel() == 0:
+            return mask_logits.sum() * 0
+        chosen = self.select(mask_logits, labels)
+        return F.binary_cross_entropy_with_logits(chosen, mask_targets.to(chosen.dtype))
+
+
+def _rasterize_polygons(polygons: Sequence[Any], box: Tensor, size: int) -> Tensor:
+    """Union of polygons (flat x, y lists in image pixels) drawn into a size x size grid over box.
+
+    A grid cell is inside when its centre is inside an odd number of edges' crossings
+    (even-odd rule), which is how COCO polygons are filled.
+    """
+    x1, y1, x2, y2 = (float(v) for v in box)
+    sx, sy = size / max(x2 - x1, 1e-6), size / max(y2 - y1, 1e-6)
+    centres = torch.arange(size, dtype=torch.float64) + 0.5
+    py, px = torch.meshgrid(centres, centres, indexing="ij")
+    out = torch.zeros(size, size, dtype=torch.bool)
+    for poly in polygons:
+        pts = torch.as_tensor(poly, dtype=torch.float64).reshape(-1, 2)
+        if pts.shape[0] < 3:
+            continue
+        xs, ys = (pts[:, 0] - x1) * sx, (pts[:, 1] - y1) * sy
+        xn, yn = xs.roll(-1), ys.roll(-1)
+        inside = torch.zeros(size, size, dtype=torch.bool)
+        for xa, ya, xb, yb in zip(xs, ys, xn, yn, strict=True):
+            if ya == yb:
+                continue
+            straddles = (ya > py) != (yb > py)
+            cross_x = xa + (py - ya) * (xb - xa) / (yb - ya)
+            inside ^= straddles & (px < cross_x)
+        out |= inside
+    return out
+
+
+def mask_targets(pos_boxes: Tensor, pos_gt_inds: Tensor, gt_masks: Any, size: int = 28) -> Tensor:
+    """The part of each positive's gt mask under the RoI, resized to size x size.
+
+    Args:
+        pos_boxes: Tensor[P, 4] positive RoIs (x1, y1, x2, y2), input pixels.
+        pos_gt_inds: int64 Tensor[P] index of each RoI's gt.
+        gt_masks: the image's masks, either bitmaps Tensor[G, H, W] (bool / uint8 / float,
+            input pixels) or a list of G objects, each a list of polygons [x0, y0, x1, ...].
+        size: output side (28 in the zoo).
+
+    Returns:
+        Tensor[P, size, size] float in {0, 1}.
+    """
+    p = pos_boxes.shape[0]
+    if p == 0:
+        return pos_boxes.new_zeros(0, size, size)
+    if isinstance(gt_masks, Tensor):
+        if gt_masks.dim() != 3:
+            raise ValueError(
+                f"mask_targets: bitmap masks must be Tensor[G, H, W], got {list(gt_masks.shape)}"
+            )
+        masks = gt_masks[pos_gt_inds].to(torch.float32)[:, None]
+        rois = torch.cat(
+            [torch.arange(p, dtype=torch.float32)[:, None], pos_boxes.float().cpu()], 1
+        )
+        crops = det_ops.roi_align(masks.cpu(), rois, size, 1.0, 0, aligned=True)[:, 0]
+        return (crops >= 0.5).to(pos_boxes)
+    out = [
+        _rasterize_polygons(gt_masks[int(i)], box, size)
+        for box, i in zip(pos_boxes.detach().cpu(), pos_gt_inds.cpu(), strict=True)
+    ]
+    return torch.stack(out).to(pos_boxes)
+
+
+def paste_masks(
+    masks: Tensor, boxes: Tensor, image_size: tuple[int, int], threshold: float = 0.5
+) -> Tensor:
+    """Binary masks in the image from per-box probability maps.
+
+    Image pixel (x, y) of box b takes the bilinear sample (zero outside the map) of masks[b] at
+    the pixel centre mapped into the box, i.e. map coordinate ((x + 0.5 - x1) / (x2 - x1)) * M.
+    Only a window around each box is sampled, so the cost grows with the box areas, not
+    with N x H x W.
+
+    Args:
+        masks: Tensor[N, M, M] probabilities.
+        boxes: Tensor[N, 4] (x1, y1, x2, y2) in the image's pixels.
+        image_size: (H, W).
+        threshold: pixels with probability > threshold are 1.
+
+    Returns:
+        uint8 Tensor[N, H, W].
+    """
+    h, w = image_size
+    n = masks.shape[0]
+    out = torch.zeros(n, h, w, dtype=torch.uint8, device=masks.device)
+    m_h, m_w = masks.shape[-2:]
+    for i in range(n):
+        x1, y1, x2, y2 = (float(v) for v in boxes[i])
+        bw, bh = max(x2 - x1, 1e-6), max(y2 - y1, 1e-6)
+        # Pixels up to half a map cell beyond the box still get some bilinear weight.
+        mx, my = 0.5 * bw / m_w + 1, 0.5 * bh / m_h + 1
+        c0, c1 = max(math.floor(x1 - mx), 0), min(math.ceil(x2 + mx), w)
+        r0, r1 = max(math.floor(y1 - my), 0), min(math.ceil(y2 + my), h)
+        if c1 <= c0 or r1 <= r0:
+            continue
+        xs = (torch.arange(c0, c1, device=masks.device, dtype=torch.float32) + 0.5 - x1) / bw
+        ys = (torch.arange(r0, r1, device=masks.device, dtype=torch.float32) + 0.5 - y1) / bh
+        gy, gx = torch.meshgrid(ys * 2 - 1, xs * 2 - 1, indexing="ij")
+        grid = torch.stack([gx, gy], dim=-1)[None]
+        sampled = F.grid_sample(
+            masks[i][None, None].float(), grid, mode="bilinear", align_corners=False
+        )[0, 0]
+        out[i, r0:r1, c0:c1] = (sampled > threshold).to(torch.uint8)
+    return out

@@ -1,0 +1,218 @@
+"""Two-stage RoI head: box branch and optional mask branch over sampled proposals."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from det_heads.assigners import MaxIoUAssigner
+from det_heads.inputs import check_boxes, check_metas, check_targets, original_size, scale_factors
+from det_heads.postprocess import DEFAULT_NMS, NMSConfig
+from det_heads.roi.bbox_head import BBoxHead
+from det_heads.roi.mask_head import MaskHead, mask_targets, paste_masks
+from det_heads.roi_extractor import RoIExtractor, boxes_to_rois
+from det_heads.samplers import OHEMSampler, RandomSampler, SamplingResult
+
+
+def proposal_boxes(op: str, proposals: Sequence[dict | Tensor], batch: int) -> list[Tensor]:
+    """Per image Tensor[K, 4] from proposal dicts (boxes[, scores]) or tensors."""
+    if len(proposals) != batch:
+        raise ValueError(
+            f"{op}: expected {batch} proposal sets (one per image), got {len(proposals)}"
+        )
+    boxes = [p["boxes"] if isinstance(p, dict) else p for p in proposals]
+    for i, b in enumerate(boxes):
+        check_boxes(op, f"proposals[{i}]", b[:, :4] if b.dim() == 2 else b)
+    return [b[:, :4].detach() for b in boxes]
+
+
+def sample_proposals(
+    boxes: Tensor,
+    target: dict,
+    assigner: MaxIoUAssigner,
+    sampler: RandomSampler,
+    num_classes: int,
+    hardness=None,
+) -> SamplingResult:
+    """Assigns one image's proposals to its ground truth and samples them."""
+    gt_boxes = target["boxes"].to(boxes)
+    gt_labels = target["labels"].to(boxes.device)
+    assignment = assigner(boxes, gt_boxes, gt_labels, target.get("ignore_boxes"), num_classes)
+    return sampler(assignment, boxes, gt_boxes, gt_labels, hardness)
+
+
+def sampled_boxes(s: SamplingResult) -> Tensor:
+    """Tensor[P + Q, 4]: positives then negatives, the order BBoxHead.targets uses."""
+    return torch.cat([s.pos_boxes, s.neg_boxes])
+
+
+def mask_loss(
+    extractor: RoIExtractor,
+    head: MaskHead,
+    feats: Sequence[Tensor],
+    samples: Sequence[SamplingResult],
+    targets: Sequence[dict],
+) -> Tensor:
+    """Mask loss of the positives of every image."""
+    for i, t in enumerate(targets):
+        if t.get("masks") is None:
+            raise ValueError(f"mask loss: targets[{i}] has no 'masks'")
+    rois = boxes_to_rois([s.pos_boxes for s in samples]).to(feats[0])
+    logits = head(extractor(feats, rois))
+    size = logits.shape[-1]
+    gt = torch.cat(
+        [
+            mask_targets(s.pos_boxes, s.pos_assigned_gt_inds, t["masks"], size)
+            for s, t in zip(samples, targets, strict=True)
+        ]
+    )
+    labels = torch.cat([s.pos_labels for s in samples])
+    return head.loss(logits, gt, labels)
+
+
+def finish_detections(
+    det: dict[str, Tensor],
+    meta: dict,
+    mask_probs: Tensor | None,
+) -> dict[str, Tensor]:
+    """Moves one image's detections (input pixels) to the original image; pastes masks."""
+    boxes = det["boxes"] / scale_factors(meta, det["boxes"].device)
+    out = {"boxes": boxes, "scores": det["scores"], "labels": det["labels"]}
+    if mask_probs is not None:
+        out["masks"] = paste_masks(mask_probs, boxes, original_size(meta))
+    return out
+
+
+class StandardRoIHead(nn.Module):
+    """Faster / Mask R-CNN second stage.
+
+    Training: each image's proposals are assigned (0.5 / 0.5 / min_pos 0.5 in the 2019
+    config) and sampled (512 RoIs, 25 % positives, gt boxes added); the box head is trained
+    on them, the mask head on their positives. Test: box head on every proposal, per-class
+    NMS (score 0.05, IoU 0.5, 100 per image), then masks of the detections.
+
+    Args:
+        bbox_extractor: RoIExtractor for the box head (7x7 RoIAlign in the zoo).
+        bbox_head: the BBoxHead.
+        assigner, sampler: proposal assignment and sampling (OHEMSampler works too).
+        mask_extractor: RoIExtractor for the mask head (14x14), or None.
+        mask_head: the MaskHead, or None for Faster R-CNN.
+        nms: test-time multiclass NMS.
+    """
+
+    def __init__(
+        self,
+        bbox_extractor: RoIExtractor,
+        bbox_head: BBoxHead,
+        *,
+        assigner: MaxIoUAssigner | None = None,
+        sampler: RandomSampler | None = None,
+        mask_extractor: RoIExtractor | None = None,
+        mask_head: MaskHead | None = None,
+        nms: NMSConfig = DEFAULT_NMS,
+    ) -> None:
+        super().__init__()
+        if (mask_extractor is None) != (mask_head is None):
+            raise ValueError("StandardRoIHead: give both mask_extractor and mask_head, or neither")
+        self.bbox_extractor = bbox_extractor
+        self.bbox_head = bbox_head
+        self.assigner = assigner or MaxIoUAssigner(0.5, 0.5, 0.5)
+        self.sampler = sampler or RandomSampler(512, 0.25, add_gt_as_proposals=True)
+        self.mask_extractor = mask_extractor
+        self.mask_head = mask_head
+        self.nms = nms
+
+    @property
+    def num_classes(self) -> int:
+        return self.bbox_head.num_classes
+
+    def loss(
+        self,
+        feats: Sequence[Tensor],
+        proposals: Sequence[dict | Tensor],
+        targets: Sequence[dict],
+        metas: Sequence[dict],
+    ) -> dict[str, Tensor]:
+        """Box (and mask) losses.
+
+        Args:
+            feats: per level Tensor[B, C, H_l, W_l].
+            proposals: per image dict(boxes Tensor[K, 4][, scores]) or Tensor[K, 4],
+                (x1, y1, x2, y2), input pixels.
+            targets: per image dict(boxes Tensor[G, 4], labels int64[G] in 0..C-1
+                [, ignore_boxes][, masks]).
+            metas: per image dict(img_shape, ...).
+
+        Returns:
+            dict(loss_cls, loss_box[, loss_mask]).
+        """
+        batch = feats[0].shape[0]
+        check_targets("StandardRoIHead.loss", targets, batch, self.num_classes)
+        check_metas("StandardRoIHead.loss", metas, batch)
+        boxes = proposal_boxes("StandardRoIHead.loss", proposals, batch)
+        samples = [
+            sample_proposals(
+                b, t, self.assigner, self.sampler, self.num_classes, self._hardness(feats, i)
+            )
+            for i, (b, t) in enumerate(zip(boxes, targets, strict=True))
+        ]
+        rois = boxes_to_rois([sampled_boxes(s) for s in samples]).to(feats[0])
+        logits, deltas = self.bbox_head(self.bbox_extractor(feats, rois))
+        losses = self.bbox_head.loss(logits, deltas, *self.bbox_head.targets(samples))
+        if self.mask_head is not None:
+            losses["loss_mask"] = mask_loss(
+                self.mask_extractor, self.mask_head, feats, samples, targets
+            )
+        return losses
+
+    def _hardness(self, feats: Sequence[Tensor], image: int):
+        if not isinstance(self.sampler, OHEMSampler):
+            return None
+        single = [f[image : image + 1] for f in feats]
+
+        def hardness(boxes: Tensor, labels: Tensor) -> Tensor:
+            logits, _ = self.bbox_head(self.bbox_extractor(single, boxes_to_rois([boxes])))
+            return F.cross_entropy(logits, labels, reduction="none")
+
+        return hardness
+
+    @torch.no_grad()
+    def predict(
+        self, feats: Sequence[Tensor], proposals: Sequence[dict | Tensor], metas: Sequence[dict]
+    ) -> list[dict[str, Tensor]]:
+        """Detections of each image.
+
+        Args:
+            feats: per level Tensor[B, C, H_l, W_l].
+            proposals: per image dict(boxes Tensor[K, 4][, scores]) or Tensor[K, 4], input pixels.
+            metas: per image dict(img_shape, scale_factor[, ori_shape]).
+
+        Returns:
+            Per image dict(boxes Tensor[N, 4] (x1, y1, x2, y2) in original-image pixels,
+            scores Tensor[N], labels int64[N] in 0..C-1[, masks uint8 Tensor[N, H, W] in the
+            original image]).
+        """
+        batch = feats[0].shape[0]
+        check_metas("StandardRoIHead.predict", metas, batch)
+        boxes = proposal_boxes("StandardRoIHead.predict", proposals, batch)
+        rois = boxes_to_rois(boxes).to(feats[0])
+        logits, deltas = self.bbox_head(self.bbox_extractor(feats, rois))
+        sizes = [b.shape[0] for b in boxes]
+        dets = [
+            self.bbox_head.detections(b, lg, d, meta, self.nms)
+            for b, lg, d, meta in zip(
+                boxes, logits.split(sizes), deltas.split(sizes), metas, strict=True
+            )
+        ]
+        masks = self._mask_probs(feats, dets) if self.mask_head is not None else [None] * batch
+        return [finish_detections(d, m, p) for d, m, p in zip(dets, metas, masks, strict=True)]
+
+    def _mask_probs(self, feats: Sequence[Tensor], dets: list[dict]) -> list[Tensor]:
+        rois = boxes_to_rois([d["boxes"] for d in dets]).to(feats[0])
+        logits = self.mask_head(self.mask_extractor(feats, rois))
+        labels = torch.cat([d["labels"] for d in dets])
+        probs = self.mask_head.select(logits, labels).sigmoid()
+        return list(probs.split([d["boxes"].shape[0] for d in dets]))

@@ -1,0 +1,106 @@
+"""Pooling of RoI features from the FPN level that matches each RoI's scale."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from det_heads.inputs import check_features
+from det_ops.modules import RoIAlign, RoIPool
+
+
+def boxes_to_rois(boxes: Sequence[Tensor]) -> Tensor:
+    """Per-image boxes -> Tensor[K, 5] rows (image index, x1, y1, x2, y2)."""
+    rows = [
+        torch.cat([b.new_full((b.shape[0], 1), float(i)), b[:, :4]], dim=1)
+        for i, b in enumerate(boxes)
+    ]
+    return torch.cat(rows) if rows else torch.zeros(0, 5)
+
+
+class RoIExtractor(nn.Module):
+    """Multi-level RoI pooling (FPN paper, eq. 1, with the zoo's finest scale 56).
+
+    A RoI of scale s = sqrt(w * h) goes to level floor(log2(s / finest_scale + 1e-6)),
+    clamped to the available levels: RoIs under 112 px to the finest level, 112..224 to the
+    next, and so on.
+
+    Args:
+        strides: stride of each feature level (4, 8, 16, 32 for the zoo's R-CNN heads).
+        output_size: pooled size (7 for box heads, 14 for mask heads).
+        sampling_ratio: RoIAlign samples per bin side (2 in the zoo).
+        pool: "align" (RoIAlign) or "pool" (RoIPool).
+        finest_scale: the scale mapped to the finest level's upper bound / 2.
+        aligned: RoIAlign's half-pixel offset; the 2019 kernels had none.
+    """
+
+    def __init__(
+        self,
+        strides: Sequence[int] = (4, 8, 16, 32),
+        output_size: int = 7,
+        sampling_ratio: int = 2,
+        pool: str = "align",
+        *,
+        finest_scale: float = 56.0,
+        aligned: bool = False,
+    ) -> None:
+        super().__init__()
+        if pool not in ("align", "pool"):
+            raise ValueError(f"RoIExtractor: pool must be 'align' or 'pool', got {pool!r}")
+        self.strides = tuple(strides)
+        self.output_size = output_size
+        self.finest_scale = finest_scale
+        if pool == "align":
+            self.layers = nn.ModuleList(
+                RoIAlign(output_size, 1 / s, sampling_ratio, aligned) for s in strides
+            )
+        else:
+            self.layers = nn.ModuleList(RoIPool(output_size, 1 / s) for s in strides)
+
+    @property
+    def num_levels(self) -> int:
+        return len(self.strides)
+
+    def map_levels(self, rois: Tensor) -> Tensor:
+        """int64 Tensor[K]: the level of each RoI (Tensor[K, 5])."""
+        w = (rois[:, 3] - rois[:, 1]).clamp(min=0)
+        h = (rois[:, 4] - rois[:, 2]).clamp(min=0)
+        scale = torch.sqrt(w * h)
+        levels = torch.floor(torch.log2(scale / self.finest_scale + 1e-6))
+        return levels.clamp(0, self.num_levels - 1).long()
+
+    def forward(self, feats: Sequence[Tensor], rois: Tensor) -> Tensor:
+        """Pooled features of rois.
+
+        Args:
+            feats: num_levels Tensor[B, C, H_l, W_l], finest first (extra levels beyond
+                num_levels, such as the RPN's P6, may follow and are not used).
+            rois: Tensor[K, 5] (image index, x1, y1, x2, y2), input pixels.
+
+        Returns:
+            Tensor[K, C, output_size, output_size].
+        """
+        if len(feats) < self.num_levels:
+            check_features("RoIExtractor", feats, self.num_levels)
+        feats = list(feats[: self.num_levels])
+        c = feats[0].shape[1]
+        out = feats[0].new_zeros(rois.shape[0], c, self.output_size, self.output_size)
+        if rois.shape[0] == 0:
+            # Keeps the features in the graph so that an empty batch still has gradients.
+            return out + 0 * sum(f.sum() for f in feats)
+        levels = self.map_levels(rois)
+        for level, (feat, layer) in enumerate(zip(feats, self.layers, strict=True)):
+            inds = (levels == level).nonzero().flatten()
+            if inds.numel():
+                out[inds] = layer(feat, rois[inds].to(feat.dtype))
+            else:
+                out = out + 0 * feat.sum()
+        return out
+
+    def extra_repr(self) -> str:
+        return (
+            f"strides={self.strides}, output_size={self.output_size}, "
+            f"finest_scale={self.finest_scale}"
+        )

@@ -1,0 +1,41 @@
+import pytest
+import torch
+
+from det_heads.fpn import FPN
+
+
+def _inputs(channels=(8, 16, 32, 64), size=32):
+    return [torch.randn(1, c, size >> i, size >> i) for i, c in enumerate(channels)]
+
+
+def test_maxpool_extra_level():
+    fpn = FPN((8, 16, 32, 64), out_channels=4, num_outs=5)
+    outs = fpn(_inputs())
+    assert [tuple(o.shape) for o in outs] == [(1, 4, s, s) for s in (32, 16, 8, 4, 2)]
+    torch.testing.assert_close(outs[4], outs[3][:, :, ::2, ::2])
+
+
+def test_retina_extra_convs_start_at_c3():
+    fpn = FPN((8, 16, 32, 64), out_channels=4, num_outs=5, extra="conv_on_input", start_level=1)
+    assert fpn.extra_convs[0].in_channels == 64 and fpn.extra_convs[1].in_channels == 4
+    outs = fpn(_inputs())
+    assert [o.shape[-1] for o in outs] == [16, 8, 4, 2, 1]
+
+
+def test_top_down_path_sums_upsampled_laterals():
+    fpn = FPN((2, 2), out_channels=2, num_outs=2)
+    for conv in (*fpn.lateral_convs, *fpn.output_convs):
+        torch.nn.init.dirac_(conv.weight)
+        torch.nn.init.zeros_(conv.bias)
+    c2, c3 = torch.randn(1, 2, 4, 4), torch.randn(1, 2, 2, 2)
+    p2, p3 = fpn([c2, c3])
+    torch.testing.assert_close(p3, c3)
+    up = c3.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
+    torch.testing.assert_close(p2, c2 + up)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="extra"):
+        FPN((8,), extra="pool")
+    with pytest.raises(ValueError, match="feature levels"):
+        FPN((8, 16))([torch.zeros(1, 8, 4, 4)])

@@ -1,0 +1,53 @@
+import torch
+import torchvision
+
+from det_heads.postprocess import NMSConfig, multiclass_nms
+
+
+def _reference(boxes, scores, cfg):
+    out = []
+    for c in range(scores.shape[1]):
+        b = boxes[:, c * 4 : c * 4 + 4] if boxes.shape[1] > 4 else boxes
+        keep_mask = scores[:, c] > cfg.score_thr
+        bb, ss = b[keep_mask], scores[keep_mask, c]
+        keep = torchvision.ops.nms(bb, ss, cfg.iou_thr)
+        out += [(float(s), c, tuple(x.tolist())) for s, x in zip(ss[keep], bb[keep], strict=True)]
+    out.sort(key=lambda t: -t[0])
+    return out[: cfg.max_per_img]
+
+
+def _random(n, classes, g, specific):
+    xy = torch.rand(n, 2, generator=g) * 50
+    boxes = torch.cat([xy, xy + 5 + torch.rand(n, 2, generator=g) * 30], 1)
+    if specific:
+        boxes = (boxes[:, None] + torch.randn(n, classes, 4, generator=g)).reshape(n, -1)
+    return boxes, torch.rand(n, classes, generator=g)
+
+
+def test_matches_per_class_torchvision_loop():
+    g = torch.Generator().manual_seed(0)
+    for specific in (False, True):
+        for cfg in (NMSConfig(), NMSConfig(score_thr=0.3, iou_thr=0.3, max_per_img=20)):
+            boxes, scores = _random(200, 4, g, specific)
+            b, s, l = multiclass_nms(boxes, scores, cfg)
+            got = [(float(x), int(c), tuple(y.tolist())) for x, c, y in zip(s, l, b, strict=True)]
+            expected = _reference(boxes, scores, cfg)
+            assert len(got) == len(expected)
+            assert sorted(got) == sorted(expected)
+            assert s.tolist() == sorted(s.tolist(), reverse=True)
+
+
+def test_nothing_above_threshold():
+    b, s, l = multiclass_nms(torch.rand(5, 4) + torch.tensor([0, 0, 1, 1]), torch.zeros(5, 3))
+    assert b.shape == (0, 4) and s.shape == (0,) and l.shape == (0,) and l.dtype == torch.int64
+
+
+def test_soft_nms_decays_overlapping_box():
+    boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [0.0, 0.0, 10.0, 8.0], [50.0, 50, 60, 60]])
+    scores = torch.tensor([[0.9], [0.8], [0.7]])
+    _, s, l = multiclass_nms(boxes, scores, NMSConfig(iou_thr=0.3, soft=True))
+    # box 1 overlaps box 0 by IoU 0.8: linear decay to 0.8 * (1 - 0.8) = 0.16
+    torch.testing.assert_close(s, torch.tensor([0.9, 0.7, 0.16]))
+    assert l.tolist() == [0, 0, 0]
+    hard = multiclass_nms(boxes, scores, NMSConfig(iou_thr=0.3))
+    assert hard[1].tolist() == [0.8999999761581421, 0.699999988079071]
