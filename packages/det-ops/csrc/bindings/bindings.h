@@ -19,5 +19,6 @@ void bind_bbox_overlaps(py::module_& cpu);
 void bind_roi_align(py::module_& cpu);
 void bind_roi_pool(py::module_& cpu);
 void bind_focal_loss(py::module_& cpu);
+void bind_deform_roi_pool(py::module_& cpu);
 
 }  // namespace det_ops::bindings

@@ -10,4 +10,5 @@ PYBIND11_MODULE(_C, m) {
   bind_roi_align(cpu);
   bind_roi_pool(cpu);
   bind_focal_loss(cpu);
+  bind_deform_roi_pool(cpu);
 }

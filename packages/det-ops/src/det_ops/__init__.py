@@ -9,6 +9,7 @@ from importlib import metadata as _metadata
 
 from det_ops import _C
 from det_ops.bbox_overlaps import bbox_overlaps
+from det_ops.deform_roi_pool import deform_roi_pool, modulated_deform_roi_pool
 from det_ops.focal_loss import sigmoid_focal_loss
 from det_ops.nms import batched_nms, nms, soft_nms
 from det_ops.roi_align import roi_align
@@ -39,6 +40,9 @@ def set_num_threads(n: int) -> None:
 
 
 _MODULES = (
+    "DeformRoIPool",
+    "DeformRoIPoolPack",
+    "ModulatedDeformRoIPoolPack",
     "RoIAlign",
     "RoIPool",
 )
@@ -56,7 +60,9 @@ __all__ = [
     "__version__",
     "batched_nms",
     "bbox_overlaps",
+    "deform_roi_pool",
     "has_cuda",
+    "modulated_deform_roi_pool",
     "nms",
     "num_threads",
     "roi_align",

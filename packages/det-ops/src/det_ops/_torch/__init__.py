@@ -7,6 +7,7 @@ torch.compile and torch.export, and differentiable ops register their autograd.
 
 from det_ops._torch import (  # noqa: F401
     bbox_overlaps,
+    deform_roi_pool,
     focal_loss,
     nms,
     roi_align,

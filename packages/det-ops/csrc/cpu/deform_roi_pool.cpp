@@ -1,0 +1,218 @@
+// Deformable RoI pooling on the CPU. As in RoIAlign, the bilinear taps of every
+// (shifted) sampling point of a RoI are computed once and applied to each
+// channel's plane. Forward runs RoIs in parallel. Backward runs two passes:
+// grad_input with the channels split between threads (each scatters into its
+// own planes), then grad_offset and grad_mask with the RoIs split between
+// threads (each bin's gradient is a sum over channels, written by one thread).
+#include "cpu/deform_roi_pool.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "common/deform_roi_pool.h"
+#include "cpu/parallel.h"
+
+namespace det_ops::cpu {
+namespace {
+
+// Only what the forward and grad_input need, so that a RoI's taps stay small.
+template <typename T>
+struct Tap4 {
+  int64_t offset[4];
+  T weight[4];
+};
+
+template <typename T>
+AlignedRoI<T> roi_geometry(const T* rois, int64_t k, const DeformRoIPoolShape& s) {
+  return aligned_roi(rois + 5 * k, s.batch, static_cast<T>(s.spatial_scale), s.pooled_h,
+                     s.pooled_w, s.sampling_ratio, /*aligned=*/true);
+}
+
+// Calls fn(taps) for every sampling point of RoI k, bin by bin (row-major
+// bins, then the points of each bin row-major), each bin shifted by its offset.
+template <typename T, typename F>
+void for_each_point(const AlignedRoI<T>& r, int64_t k, const T* offset,
+                    const DeformRoIPoolShape& s, const F& fn) {
+  const int64_t bins = s.pooled_h * s.pooled_w;
+  const T gamma = static_cast<T>(s.gamma);
+  const T* roi_offset = offset == nullptr ? nullptr : offset + k * 2 * bins;
+  BilinearTaps<T> t;
+  for (int64_t ph = 0; ph < s.pooled_h; ++ph) {
+    for (int64_t pw = 0; pw < s.pooled_w; ++pw) {
+      const BinShift<T> shift = deform_bin_shift(r, gamma, roi_offset, bins, ph * s.pooled_w + pw);
+      for (int64_t iy = 0; iy < r.grid_h; ++iy) {
+        const T y = r.sample_y(ph, iy) + shift.dy;
+        for (int64_t ix = 0; ix < r.grid_w; ++ix) {
+          clamped_bilinear(s.height, s.width, y, r.sample_x(pw, ix) + shift.dx, t);
+          fn(t);
+        }
+      }
+    }
+  }
+}
+
+template <typename T>
+AlignedRoI<T> roi_taps(const T* rois, const T* offset, int64_t k, const DeformRoIPoolShape& s,
+                       std::vector<Tap4<T>>& taps) {
+  const AlignedRoI<T> r = roi_geometry(rois, k, s);
+  taps.clear();
+  if (r.batch < 0) return r;
+  taps.reserve(s.pooled_h * s.pooled_w * r.grid_h * r.grid_w);
+  for_each_point(r, k, offset, s, [&](const BilinearTaps<T>& t) {
+    taps.push_back({{t.offset[0], t.offset[1], t.offset[2], t.offset[3]},
+                    {t.weight[0], t.weight[1], t.weight[2], t.weight[3]}});
+  });
+  return r;
+}
+
+// The mask of each bin of RoI k (1 without a mask).
+template <typename T>
+void bin_masks(const T* mask, int64_t k, int64_t bins, std::vector<T>& m) {
+  m.assign(bins, T(1));
+  if (mask != nullptr) std::copy(mask + k * bins, mask + (k + 1) * bins, m.begin());
+}
+
+template <typename T>
+void offset_and_mask_grads(const T* grad_output, const T* input, const T* rois, const T* offset,
+                           const T* mask, const DeformRoIPoolShape& s, T* grad_offset,
+                           T* grad_mask) {
+  const int64_t bins = s.pooled_h * s.pooled_w;
+  const int64_t plane = s.height * s.width;
+  const T gamma = static_cast<T>(s.gamma);
+  parallel_for(0, s.num_rois, 1, [&](int64_t begin, int64_t end) {
+    std::vector<BilinearTaps<T>> taps;
+    std::vector<T> sum_value(bins), sum_dy(bins), sum_dx(bins);
+    for (int64_t k = begin; k < end; ++k) {
+      const AlignedRoI<T> r = roi_geometry(rois, k, s);
+      T* g_offset = grad_offset == nullptr ? nullptr : grad_offset + k * 2 * bins;
+      T* g_mask = grad_mask == nullptr ? nullptr : grad_mask + k * bins;
+      if (r.batch < 0 || plane == 0) {
+        if (g_offset != nullptr) std::fill(g_offset, g_offset + 2 * bins, T(0));
+        if (g_mask != nullptr) std::fill(g_mask, g_mask + bins, T(0));
+        continue;
+      }
+      taps.clear();
+      for_each_point(r, k, offset, s, [&](const BilinearTaps<T>& t) { taps.push_back(t); });
+      std::fill(sum_value.begin(), sum_value.end(), T(0));
+      std::fill(sum_dy.begin(), sum_dy.end(), T(0));
+      std::fill(sum_dx.begin(), sum_dx.end(), T(0));
+      const int64_t points = r.grid_h * r.grid_w;
+      // Per bin: sum over channels of grad_output times the bin's sum of
+      // samples (for the mask) and of their y and x derivatives (for the offset).
+      for (int64_t c = 0; c < s.channels; ++c) {
+        const T* data = input + (r.batch * s.channels + c) * plane;
+        const T* g_out = grad_output + (k * s.channels + c) * bins;
+        const BilinearTaps<T>* tap = taps.data();
+        for (int64_t bin = 0; bin < bins; ++bin) {
+          T value = T(0), dy = T(0), dx = T(0);
+          for (int64_t p = 0; p < points; ++p, ++tap) {
+            value += tap->sample(data);
+            dy += sample_dy(*tap, data);
+            dx += sample_dx(*tap, data);
+          }
+          const T g = g_out[bin];
+          sum_value[bin] += g * value;
+          sum_dy[bin] += g * dy;
+          sum_dx[bin] += g * dx;
+        }
+      }
+      for (int64_t bin = 0; bin < bins; ++bin) {
+        const T m = mask == nullptr ? T(1) : mask[k * bins + bin];
+        if (g_mask != nullptr) g_mask[bin] = sum_value[bin] / r.count;
+        if (g_offset != nullptr) {
+          g_offset[bin] = sum_dx[bin] * deform_offset_scale(gamma, r.roi_w, m, r.count);
+          g_offset[bins + bin] = sum_dy[bin] * deform_offset_scale(gamma, r.roi_h, m, r.count);
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
+template <typename T>
+void deform_roi_pool_forward(const T* input, const T* rois, const T* offset, const T* mask,
+                             const DeformRoIPoolShape& s, T* output) {
+  const int64_t bins = s.pooled_h * s.pooled_w;
+  const int64_t plane = s.height * s.width;
+  if (plane == 0) {  // an empty feature map pools to zeros
+    std::fill(output, output + s.num_rois * s.channels * bins, T(0));
+    return;
+  }
+  parallel_for(0, s.num_rois, 1, [&](int64_t begin, int64_t end) {
+    std::vector<Tap4<T>> taps;
+    std::vector<T> m;
+    for (int64_t k = begin; k < end; ++k) {
+      const AlignedRoI<T> r = roi_taps(rois, offset, k, s, taps);
+      T* out = output + k * s.channels * bins;
+      if (r.batch < 0) {
+        std::fill(out, out + s.channels * bins, T(0));
+        continue;
+      }
+      bin_masks(mask, k, bins, m);
+      const int64_t points = r.grid_h * r.grid_w;
+      for (int64_t c = 0; c < s.channels; ++c) {
+        const T* data = input + (r.batch * s.channels + c) * plane;
+        const Tap4<T>* tap = taps.data();
+        for (int64_t bin = 0; bin < bins; ++bin) {
+          T sum = T(0);
+          for (int64_t p = 0; p < points; ++p, ++tap) {
+            sum += tap->weight[0] * data[tap->offset[0]] + tap->weight[1] * data[tap->offset[1]] +
+                   tap->weight[2] * data[tap->offset[2]] + tap->weight[3] * data[tap->offset[3]];
+          }
+          // Divided before masking so that without a mask this is RoIAlign's value.
+          out[c * bins + bin] = sum / r.count * m[bin];
+        }
+      }
+    }
+  });
+}
+
+template <typename T>
+void deform_roi_pool_backward(const T* grad_output, const T* input, const T* rois,
+                              const T* offset, const T* mask, const DeformRoIPoolShape& s,
+                              T* grad_input, T* grad_offset, T* grad_mask) {
+  const int64_t bins = s.pooled_h * s.pooled_w;
+  const int64_t plane = s.height * s.width;
+  if (grad_input != nullptr && plane > 0) {
+    // Every thread walks all RoIs for its channels: at least 16 channels each.
+    parallel_blocks(0, s.channels, 16, [&](int64_t c_begin, int64_t c_end) {
+      std::vector<Tap4<T>> taps;
+      std::vector<T> m;
+      for (int64_t k = 0; k < s.num_rois; ++k) {
+        const AlignedRoI<T> r = roi_taps(rois, offset, k, s, taps);
+        if (r.batch < 0) continue;
+        bin_masks(mask, k, bins, m);
+        const int64_t points = r.grid_h * r.grid_w;
+        for (int64_t c = c_begin; c < c_end; ++c) {
+          T* grad = grad_input + (r.batch * s.channels + c) * plane;
+          const T* g_out = grad_output + (k * s.channels + c) * bins;
+          const Tap4<T>* tap = taps.data();
+          for (int64_t bin = 0; bin < bins; ++bin) {
+            const T g = g_out[bin] * m[bin] / r.count;
+            for (int64_t p = 0; p < points; ++p, ++tap) {
+              for (int t = 0; t < 4; ++t) grad[tap->offset[t]] += tap->weight[t] * g;
+            }
+          }
+        }
+      }
+    });
+  }
+  if (grad_offset != nullptr || grad_mask != nullptr) {
+    offset_and_mask_grads(grad_output, input, rois, offset, mask, s, grad_offset, grad_mask);
+  }
+}
+
+template void deform_roi_pool_forward<float>(const float*, const float*, const float*,
+                                             const float*, const DeformRoIPoolShape&, float*);
+template void deform_roi_pool_forward<double>(const double*, const double*, const double*,
+                                              const double*, const DeformRoIPoolShape&, double*);
+template void deform_roi_pool_backward<float>(const float*, const float*, const float*,
+                                              const float*, const float*,
+                                              const DeformRoIPoolShape&, float*, float*, float*);
+template void deform_roi_pool_backward<double>(const double*, const double*, const double*,
+                                               const double*, const double*,
+                                               const DeformRoIPoolShape&, double*, double*,
+                                               double*);
+
+}  // namespace det_ops::cpu
