@@ -1,9 +1,14 @@
 // Deformable RoI pooling on the CPU. As in RoIAlign, the bilinear taps of every
-// (shifted) sampling point of a RoI are computed once and applied to each
-// channel's plane. Forward runs RoIs in parallel. Backward runs two passes:
-// grad_input with the channels split between threads (each scatters into its
-// own planes), then grad_offset and grad_mask with the RoIs split between
-// threads (each bin's gradient is a sum over channels, written by one thread).
+// (shifted) sampling point of a RoI are computed once per RoI.
+//
+// Forward and the offset/mask gradients read a channels-last copy of the
+// feature map: each tap is then one contiguous vector of channels. Reading the
+// NCHW planes instead touches many more cache lines, because independently
+// shifted bins no longer share their sampling rows (measured 1.4x slower
+// forward, more in backward). The copy costs one pass over the map and its size
+// in memory. Both run RoIs in parallel.
+// grad_input scatters into the NCHW planes with the channels split between
+// threads, so each thread writes its own planes.
 #include "cpu/deform_roi_pool.h"
 
 #include <algorithm>
@@ -72,16 +77,35 @@ void bin_masks(const T* mask, int64_t k, int64_t bins, std::vector<T>& m) {
   if (mask != nullptr) std::copy(mask + k * bins, mask + (k + 1) * bins, m.begin());
 }
 
+// [batch, channels, height, width] -> [batch, height, width, channels].
 template <typename T>
-void offset_and_mask_grads(const T* grad_output, const T* input, const T* rois, const T* offset,
-                           const T* mask, const DeformRoIPoolShape& s, T* grad_offset,
-                           T* grad_mask) {
+std::vector<T> channels_last(const T* input, const DeformRoIPoolShape& s) {
+  const int64_t plane = s.height * s.width;
+  std::vector<T> out(s.batch * plane * s.channels);
+  parallel_for(0, s.batch * s.height, 8, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t b = row / s.height, y = row % s.height;
+      T* dst = out.data() + row * s.width * s.channels;
+      for (int64_t c = 0; c < s.channels; ++c) {
+        const T* src = input + (b * s.channels + c) * plane + y * s.width;
+        for (int64_t x = 0; x < s.width; ++x) dst[x * s.channels + c] = src[x];
+      }
+    }
+  });
+  return out;
+}
+
+template <typename T>
+void offset_and_mask_grads(const T* grad_output, const T* input_hwc, const T* rois,
+                           const T* offset, const T* mask, const DeformRoIPoolShape& s,
+                           T* grad_offset, T* grad_mask) {
   const int64_t bins = s.pooled_h * s.pooled_w;
   const int64_t plane = s.height * s.width;
+  const int64_t channels = s.channels;
   const T gamma = static_cast<T>(s.gamma);
   parallel_for(0, s.num_rois, 1, [&](int64_t begin, int64_t end) {
     std::vector<BilinearTaps<T>> taps;
-    std::vector<T> sum_value(bins), sum_dy(bins), sum_dx(bins);
+    std::vector<T> g_bin(channels);
     for (int64_t k = begin; k < end; ++k) {
       const AlignedRoI<T> r = roi_geometry(rois, k, s);
       T* g_offset = grad_offset == nullptr ? nullptr : grad_offset + k * 2 * bins;
@@ -93,35 +117,32 @@ void offset_and_mask_grads(const T* grad_output, const T* input, const T* rois, 
       }
       taps.clear();
       for_each_point(r, k, offset, s, [&](const BilinearTaps<T>& t) { taps.push_back(t); });
-      std::fill(sum_value.begin(), sum_value.end(), T(0));
-      std::fill(sum_dy.begin(), sum_dy.end(), T(0));
-      std::fill(sum_dx.begin(), sum_dx.end(), T(0));
+      const T* image = input_hwc + r.batch * plane * channels;
+      const T* g_out = grad_output + k * channels * bins;
       const int64_t points = r.grid_h * r.grid_w;
-      // Per bin: sum over channels of grad_output times the bin's sum of
-      // samples (for the mask) and of their y and x derivatives (for the offset).
-      for (int64_t c = 0; c < s.channels; ++c) {
-        const T* data = input + (r.batch * s.channels + c) * plane;
-        const T* g_out = grad_output + (k * s.channels + c) * bins;
-        const BilinearTaps<T>* tap = taps.data();
-        for (int64_t bin = 0; bin < bins; ++bin) {
-          T value = T(0), dy = T(0), dx = T(0);
-          for (int64_t p = 0; p < points; ++p, ++tap) {
-            value += tap->sample(data);
-            dy += sample_dy(*tap, data);
-            dx += sample_dx(*tap, data);
-          }
-          const T g = g_out[bin];
-          sum_value[bin] += g * value;
-          sum_dy[bin] += g * dy;
-          sum_dx[bin] += g * dx;
-        }
-      }
+      const BilinearTaps<T>* tap = taps.data();
       for (int64_t bin = 0; bin < bins; ++bin) {
+        for (int64_t c = 0; c < channels; ++c) g_bin[c] = g_out[c * bins + bin];
+        // Sums over channels of grad_output times the bin's samples (for the
+        // mask) and their y and x derivatives (for the offset): per tap, one
+        // dot product of grad_output with the tap's channel vector.
+        T value = T(0), dy = T(0), dx = T(0);
+        for (int64_t p = 0; p < points; ++p, ++tap) {
+          for (int t = 0; t < 4; ++t) {
+            const T* pixel = image + tap->offset[t] * channels;
+            T dot = T(0);
+#pragma omp simd reduction(+ : dot)
+            for (int64_t c = 0; c < channels; ++c) dot += g_bin[c] * pixel[c];
+            value += tap->weight[t] * dot;
+            dy += tap->dweight_dy[t] * dot;
+            dx += tap->dweight_dx[t] * dot;
+          }
+        }
         const T m = mask == nullptr ? T(1) : mask[k * bins + bin];
-        if (g_mask != nullptr) g_mask[bin] = sum_value[bin] / r.count;
+        if (g_mask != nullptr) g_mask[bin] = value / r.count;
         if (g_offset != nullptr) {
-          g_offset[bin] = sum_dx[bin] * deform_offset_scale(gamma, r.roi_w, m, r.count);
-          g_offset[bins + bin] = sum_dy[bin] * deform_offset_scale(gamma, r.roi_h, m, r.count);
+          g_offset[bin] = dx * deform_offset_scale(gamma, r.roi_w, m, r.count);
+          g_offset[bins + bin] = dy * deform_offset_scale(gamma, r.roi_h, m, r.count);
         }
       }
     }
@@ -135,34 +156,43 @@ void deform_roi_pool_forward(const T* input, const T* rois, const T* offset, con
                              const DeformRoIPoolShape& s, T* output) {
   const int64_t bins = s.pooled_h * s.pooled_w;
   const int64_t plane = s.height * s.width;
+  const int64_t channels = s.channels;
   if (plane == 0) {  // an empty feature map pools to zeros
-    std::fill(output, output + s.num_rois * s.channels * bins, T(0));
+    std::fill(output, output + s.num_rois * channels * bins, T(0));
     return;
   }
+  const std::vector<T> input_hwc = channels_last(input, s);
   parallel_for(0, s.num_rois, 1, [&](int64_t begin, int64_t end) {
     std::vector<Tap4<T>> taps;
-    std::vector<T> m;
+    std::vector<T> m, sum(channels);
     for (int64_t k = begin; k < end; ++k) {
       const AlignedRoI<T> r = roi_taps(rois, offset, k, s, taps);
-      T* out = output + k * s.channels * bins;
+      T* out = output + k * channels * bins;
       if (r.batch < 0) {
-        std::fill(out, out + s.channels * bins, T(0));
+        std::fill(out, out + channels * bins, T(0));
         continue;
       }
       bin_masks(mask, k, bins, m);
+      const T* image = input_hwc.data() + r.batch * plane * channels;
       const int64_t points = r.grid_h * r.grid_w;
-      for (int64_t c = 0; c < s.channels; ++c) {
-        const T* data = input + (r.batch * s.channels + c) * plane;
-        const Tap4<T>* tap = taps.data();
-        for (int64_t bin = 0; bin < bins; ++bin) {
-          T sum = T(0);
-          for (int64_t p = 0; p < points; ++p, ++tap) {
-            sum += tap->weight[0] * data[tap->offset[0]] + tap->weight[1] * data[tap->offset[1]] +
-                   tap->weight[2] * data[tap->offset[2]] + tap->weight[3] * data[tap->offset[3]];
+      const Tap4<T>* tap = taps.data();
+      for (int64_t bin = 0; bin < bins; ++bin) {
+        std::fill(sum.begin(), sum.end(), T(0));
+        for (int64_t p = 0; p < points; ++p, ++tap) {
+          const T* p0 = image + tap->offset[0] * channels;
+          const T* p1 = image + tap->offset[1] * channels;
+          const T* p2 = image + tap->offset[2] * channels;
+          const T* p3 = image + tap->offset[3] * channels;
+          const T w0 = tap->weight[0], w1 = tap->weight[1], w2 = tap->weight[2],
+                  w3 = tap->weight[3];
+          // Same sum per point as RoIAlign's, so no offset gives its exact values.
+#pragma omp simd
+          for (int64_t c = 0; c < channels; ++c) {
+            sum[c] += w0 * p0[c] + w1 * p1[c] + w2 * p2[c] + w3 * p3[c];
           }
-          // Divided before masking so that without a mask this is RoIAlign's value.
-          out[c * bins + bin] = sum / r.count * m[bin];
         }
+        // Divided before masking so that without a mask this is RoIAlign's value.
+        for (int64_t c = 0; c < channels; ++c) out[c * bins + bin] = sum[c] / r.count * m[bin];
       }
     }
   });
@@ -199,7 +229,9 @@ void deform_roi_pool_backward(const T* grad_output, const T* input, const T* roi
     });
   }
   if (grad_offset != nullptr || grad_mask != nullptr) {
-    offset_and_mask_grads(grad_output, input, rois, offset, mask, s, grad_offset, grad_mask);
+    const std::vector<T> input_hwc = plane > 0 ? channels_last(input, s) : std::vector<T>();
+    offset_and_mask_grads(grad_output, input_hwc.data(), rois, offset, mask, s, grad_offset,
+                          grad_mask);
   }
 }
 
