@@ -52,8 +52,10 @@ def test_without_offset_equals_torchvision_roi_align(dtype, sampling_ratio, zero
 
 @pytest.mark.parametrize("sampling_ratio", [0, 2])
 @pytest.mark.parametrize("modulated", [False, True])
-def test_matches_reference_with_gradients(sampling_ratio, modulated):
-    input, rois, offset, mask = random_case(torch.float32, seed=1)
+# 40 channels: more than one thread's block in the grad_input kernel.
+@pytest.mark.parametrize("channels", [3, 40])
+def test_matches_reference_with_gradients(sampling_ratio, modulated, channels):
+    input, rois, offset, mask = random_case(torch.float32, seed=1, channels=channels)
     leaves = [input, offset] + ([mask] if modulated else [])
     for t in leaves:
         t.requires_grad_()
