@@ -185,3 +185,21 @@ def test_opcheck_on_cuda():
     ]
     for op, args in cases:
         torch.library.opcheck(op, args)
+
+
+@pytest.mark.parametrize("modulated", [False, True])
+def test_deform_roi_pool(modulated):
+    g = torch.Generator().manual_seed(12)
+    x = torch.randn(2, 8, 30, 40, generator=g, dtype=torch.float64)
+    rois = random_rois(200, 2, 30, 40, 0.5, torch.float64, generator=g)
+    offset = torch.randn(200, 2, 7, 7, generator=g, dtype=torch.float64) * 0.1
+    mask = torch.rand(200, 1, 7, 7, generator=g, dtype=torch.float64)
+
+    def fn(x, offset, mask=None):
+        if mask is None:
+            return det_ops.deform_roi_pool(x, rois.to(x.device), offset, 7, 0.5, 2)
+        return det_ops.modulated_deform_roi_pool(x, rois.to(x.device), offset, mask, 7, 0.5, 2)
+
+    inputs = [x, offset] + ([mask] if modulated else [])
+    expected = grads(fn, *inputs)
+    assert_same(grads(fn, *[t.to(CUDA) for t in inputs]), expected)

@@ -27,5 +27,6 @@ void bind_roi_align(py::module_& cpu, py::module_& cuda);
 void bind_roi_pool(py::module_& cpu, py::module_& cuda);
 void bind_focal_loss(py::module_& cpu, py::module_& cuda);
 void bind_deform_conv(py::module_& cpu, py::module_& cuda);
+void bind_deform_roi_pool(py::module_& cpu, py::module_& cuda);
 
 }  // namespace det_ops::bindings

@@ -12,4 +12,5 @@ PYBIND11_MODULE(_C, m) {
   bind_roi_pool(cpu, cuda);
   bind_focal_loss(cpu, cuda);
   bind_deform_conv(cpu, cuda);
+  bind_deform_roi_pool(cpu, cuda);
 }

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "common/deform_conv.h"
+#include "common/deform_roi_pool.h"
 #include "common/roi_geometry.h"
 
 namespace det_ops::cuda {
@@ -57,5 +58,16 @@ template <typename T>
 void deform_col2im_coord(const T* grad_columns, const T* input, const T* offset, const T* mask,
                          const DeformConvGeometry& s, T* grad_offset, T* grad_mask,
                          std::uintptr_t stream);
+
+// grad_input must be zero-filled by the caller; grad_offset and grad_mask
+// (either may be null) are overwritten.
+template <typename T>
+void deform_roi_pool_forward(const T* input, const T* rois, const T* offset, const T* mask,
+                             const DeformRoIPoolShape& s, T* output, std::uintptr_t stream);
+
+template <typename T>
+void deform_roi_pool_backward(const T* grad_output, const T* input, const T* rois,
+                              const T* offset, const T* mask, const DeformRoIPoolShape& s,
+                              T* grad_input, T* grad_offset, T* grad_mask, std::uintptr_t stream);
 
 }  // namespace det_ops::cuda

@@ -10,6 +10,7 @@ from importlib import metadata as _metadata
 from det_ops import _C
 from det_ops.bbox_overlaps import bbox_overlaps
 from det_ops.deform_conv import deform_conv2d
+from det_ops.deform_roi_pool import deform_roi_pool, modulated_deform_roi_pool
 from det_ops.focal_loss import sigmoid_focal_loss
 from det_ops.nms import batched_nms, nms, soft_nms
 from det_ops.roi_align import roi_align
@@ -44,6 +45,9 @@ _MODULES = (
     "DeformConv2dPack",
     "ModulatedDeformConv2d",
     "ModulatedDeformConv2dPack",
+    "DeformRoIPool",
+    "DeformRoIPoolPack",
+    "ModulatedDeformRoIPoolPack",
     "RoIAlign",
     "RoIPool",
 )
@@ -62,7 +66,9 @@ __all__ = [
     "batched_nms",
     "bbox_overlaps",
     "deform_conv2d",
+    "deform_roi_pool",
     "has_cuda",
+    "modulated_deform_roi_pool",
     "nms",
     "num_threads",
     "roi_align",

@@ -162,6 +162,16 @@ def roi_rows(device: str, repeat: int) -> list[Row]:
         device,
         repeat,
     )
+    offset = (torch.randn(1000, 2, 7, 7, generator=g) * 0.1).to(device).requires_grad_()
+    rows += forward_backward_rows(
+        "deform_roi_pool (torchvision: roi_align)",
+        "1000 RoIs, 1x256x200x304, 7x7, sampling 2, random offsets",
+        lambda: det_ops.deform_roi_pool(feature, rois, offset, 7, 0.25, 2),
+        lambda: torchvision.ops.roi_align(feature, rois, 7, 0.25, 2, True),
+        [feature],
+        device,
+        repeat,
+    )
     return rows
 
 

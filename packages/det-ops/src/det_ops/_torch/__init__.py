@@ -8,6 +8,7 @@ torch.compile and torch.export, and differentiable ops register their autograd.
 from det_ops._torch import (  # noqa: F401
     bbox_overlaps,
     deform_conv,
+    deform_roi_pool,
     focal_loss,
     nms,
     roi_align,

@@ -1,0 +1,164 @@
+// Deformable RoI pooling on the GPU: one thread per output element (forward,
+// and the input gradient with atomicAdd), one per (RoI, bin) for the offset
+// and mask gradients. Geometry, shifts and taps come from csrc/common.
+#include "common/bilinear.h"
+#include "common/deform_roi_pool.h"
+#include "cuda/launch.cuh"
+#include "cuda/ops.h"
+
+namespace det_ops::cuda {
+namespace {
+
+template <typename T>
+__device__ __forceinline__ AlignedRoI<T> roi_geometry(const T* rois, int64_t k,
+                                                      const DeformRoIPoolShape& s) {
+  return aligned_roi(rois + 5 * k, s.batch, static_cast<T>(s.spatial_scale), s.pooled_h,
+                     s.pooled_w, s.sampling_ratio, /*aligned=*/true);
+}
+
+template <typename T>
+__device__ __forceinline__ BinShift<T> bin_shift(const AlignedRoI<T>& r, const T* offset,
+                                                 int64_t k, int64_t bin,
+                                                 const DeformRoIPoolShape& s) {
+  const int64_t bins = s.pooled_h * s.pooled_w;
+  return deform_bin_shift(r, static_cast<T>(s.gamma),
+                          offset == nullptr ? nullptr : offset + k * 2 * bins, bins, bin);
+}
+
+template <typename T>
+__global__ void forward_kernel(const T* input, const T* rois, const T* offset, const T* mask,
+                               DeformRoIPoolShape s, T* output) {
+  const int64_t bins = s.pooled_h * s.pooled_w;
+  DET_CUDA_LOOP(index, s.num_rois * s.channels * bins) {
+    const int64_t bin = index % bins, c = (index / bins) % s.channels, k = index / (bins * s.channels);
+    const AlignedRoI<T> r = roi_geometry(rois, k, s);
+    if (r.batch < 0) {
+      output[index] = T(0);
+      continue;
+    }
+    const int64_t ph = bin / s.pooled_w, pw = bin % s.pooled_w;
+    const BinShift<T> shift = bin_shift(r, offset, k, bin, s);
+    const T* plane = input + (r.batch * s.channels + c) * s.height * s.width;
+    BilinearTaps<T> t;
+    T sum = T(0);
+    for (int64_t iy = 0; iy < r.grid_h; ++iy) {
+      const T y = r.sample_y(ph, iy) + shift.dy;
+      for (int64_t ix = 0; ix < r.grid_w; ++ix) {
+        clamped_bilinear(s.height, s.width, y, r.sample_x(pw, ix) + shift.dx, t);
+        sum += t.sample(plane);
+      }
+    }
+    output[index] = sum / r.count * (mask == nullptr ? T(1) : mask[k * bins + bin]);
+  }
+}
+
+template <typename T>
+__global__ void grad_input_kernel(const T* grad_output, const T* rois, const T* offset,
+                                  const T* mask, DeformRoIPoolShape s, T* grad_input) {
+  const int64_t bins = s.pooled_h * s.pooled_w;
+  DET_CUDA_LOOP(index, s.num_rois * s.channels * bins) {
+    const int64_t bin = index % bins, c = (index / bins) % s.channels, k = index / (bins * s.channels);
+    const AlignedRoI<T> r = roi_geometry(rois, k, s);
+    if (r.batch < 0) continue;
+    const int64_t ph = bin / s.pooled_w, pw = bin % s.pooled_w;
+    const BinShift<T> shift = bin_shift(r, offset, k, bin, s);
+    const T g = grad_output[index] * (mask == nullptr ? T(1) : mask[k * bins + bin]) / r.count;
+    T* grad = grad_input + (r.batch * s.channels + c) * s.height * s.width;
+    BilinearTaps<T> t;
+    for (int64_t iy = 0; iy < r.grid_h; ++iy) {
+      const T y = r.sample_y(ph, iy) + shift.dy;
+      for (int64_t ix = 0; ix < r.grid_w; ++ix) {
+        if (!clamped_bilinear(s.height, s.width, y, r.sample_x(pw, ix) + shift.dx, t)) continue;
+        for (int i = 0; i < 4; ++i) atomicAdd(grad + t.offset[i], t.weight[i] * g);
+      }
+    }
+  }
+}
+
+template <typename T>
+__global__ void grad_offset_mask_kernel(const T* grad_output, const T* input, const T* rois,
+                                        const T* offset, const T* mask, DeformRoIPoolShape s,
+                                        T* grad_offset, T* grad_mask) {
+  const int64_t bins = s.pooled_h * s.pooled_w;
+  const int64_t plane = s.height * s.width;
+  DET_CUDA_LOOP(index, s.num_rois * bins) {
+    const int64_t bin = index % bins, k = index / bins;
+    const AlignedRoI<T> r = roi_geometry(rois, k, s);
+    T value = T(0), dy = T(0), dx = T(0);
+    if (r.batch >= 0 && plane > 0) {
+      const int64_t ph = bin / s.pooled_w, pw = bin % s.pooled_w;
+      const BinShift<T> shift = bin_shift(r, offset, k, bin, s);
+      BilinearTaps<T> t;
+      for (int64_t iy = 0; iy < r.grid_h; ++iy) {
+        const T y = r.sample_y(ph, iy) + shift.dy;
+        for (int64_t ix = 0; ix < r.grid_w; ++ix) {
+          if (!clamped_bilinear(s.height, s.width, y, r.sample_x(pw, ix) + shift.dx, t)) continue;
+          for (int64_t c = 0; c < s.channels; ++c) {
+            const T g = grad_output[(k * s.channels + c) * bins + bin];
+            const T* data = input + (r.batch * s.channels + c) * plane;
+            value += g * t.sample(data);
+            dy += g * sample_dy(t, data);
+            dx += g * sample_dx(t, data);
+          }
+        }
+      }
+    }
+    const bool usable = r.batch >= 0 && plane > 0;  // else the RoI's size may be NaN
+    const T m = mask == nullptr ? T(1) : mask[k * bins + bin];
+    const T gamma = static_cast<T>(s.gamma);
+    if (grad_mask != nullptr) grad_mask[k * bins + bin] = usable ? value / r.count : T(0);
+    if (grad_offset != nullptr) {
+      grad_offset[k * 2 * bins + bin] =
+          usable ? dx * deform_offset_scale(gamma, r.roi_w, m, r.count) : T(0);
+      grad_offset[k * 2 * bins + bins + bin] =
+          usable ? dy * deform_offset_scale(gamma, r.roi_h, m, r.count) : T(0);
+    }
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void deform_roi_pool_forward(const T* input, const T* rois, const T* offset, const T* mask,
+                             const DeformRoIPoolShape& s, T* output, std::uintptr_t stream) {
+  const int64_t total = s.num_rois * s.channels * s.pooled_h * s.pooled_w;
+  if (total == 0) return;
+  if (s.height * s.width == 0) {  // an empty feature map pools to zeros
+    check(cudaMemsetAsync(output, 0, total * sizeof(T), as_stream(stream)), "deform_roi_pool");
+    return;
+  }
+  forward_kernel<T><<<blocks_for(total), kThreads, 0, as_stream(stream)>>>(input, rois, offset,
+                                                                         mask, s, output);
+  check_launch("deform_roi_pool forward_kernel");
+}
+
+template <typename T>
+void deform_roi_pool_backward(const T* grad_output, const T* input, const T* rois,
+                              const T* offset, const T* mask, const DeformRoIPoolShape& s,
+                              T* grad_input, T* grad_offset, T* grad_mask,
+                              std::uintptr_t stream) {
+  const int64_t bins = s.pooled_h * s.pooled_w;
+  const int64_t total = s.num_rois * s.channels * bins;
+  if (grad_input != nullptr && total > 0 && s.height * s.width > 0) {
+    grad_input_kernel<T><<<blocks_for(total), kThreads, 0, as_stream(stream)>>>(
+        grad_output, rois, offset, mask, s, grad_input);
+    check_launch("deform_roi_pool grad_input_kernel");
+  }
+  if ((grad_offset != nullptr || grad_mask != nullptr) && s.num_rois * bins > 0) {
+    grad_offset_mask_kernel<T><<<blocks_for(s.num_rois * bins), kThreads, 0, as_stream(stream)>>>(
+        grad_output, input, rois, offset, mask, s, grad_offset, grad_mask);
+    check_launch("deform_roi_pool grad_offset_mask_kernel");
+  }
+}
+
+#define DET_OPS_INSTANTIATE(T)                                                                  \
+  template void deform_roi_pool_forward<T>(const T*, const T*, const T*, const T*,              \
+                                           const DeformRoIPoolShape&, T*, std::uintptr_t);      \
+  template void deform_roi_pool_backward<T>(const T*, const T*, const T*, const T*, const T*,   \
+                                            const DeformRoIPoolShape&, T*, T*, T*,              \
+                                            std::uintptr_t);
+DET_OPS_INSTANTIATE(float)
+DET_OPS_INSTANTIATE(double)
+#undef DET_OPS_INSTANTIATE
+
+}  // namespace det_ops::cuda

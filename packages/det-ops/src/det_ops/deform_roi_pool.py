@@ -1,0 +1,248 @@
+"""Deformable RoI pooling (DCN v1) and its modulated variant (DCN v2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from det_ops import _checks
+from det_ops._arrays import NUMPY, dtype_name, is_torch, kernels
+from det_ops.roi_align import _roi_inputs
+
+
+def deform_roi_pool(
+    input: Any,
+    rois: Any,
+    offset: Any,
+    output_size: int | tuple[int, int],
+    spatial_scale: float = 1.0,
+    sampling_ratio: int = 0,
+    gamma: float = 0.1,
+) -> Any:
+    """Pools each RoI into a grid of bins, each bin shifted by a learned offset.
+
+    RoIAlign with aligned=True geometry (half-pixel shift; adaptive sampling,
+    ceil(roi size / output size) points per bin and axis, when sampling_ratio
+    <= 0), except that bin (ph, pw) of RoI k is moved by
+
+        dy = gamma * roi_h * offset[k, 1, ph, pw]
+        dx = gamma * roi_w * offset[k, 0, ph, pw]
+
+    feature-map pixels, roi_h and roi_w being the RoI's size on the feature
+    map. The bin's sampling points are read with RoIAlign's bilinear
+    interpolation (clamped to the border half a pixel out, zero beyond one
+    pixel out) and averaged. With offset=None this is
+    ``roi_align(..., aligned=True)``.
+
+    Args:
+        input: Tensor[B, C, H, W] feature map.
+        rois: Tensor[K, 5] (batch_index, x1, y1, x2, y2) in image pixels, or a
+            list of Tensor[L_i, 4] boxes, one per image.
+        offset: Tensor[K, 2, out_h, out_w] bin offsets (channel 0: x, 1: y) in
+            units of the RoI's size, or None.
+        output_size: (out_h, out_w) or an int for both.
+        spatial_scale: feature-map pixels per image pixel (1/16 for stride 16).
+        sampling_ratio: sampling points per bin and axis; <= 0: adaptive.
+        gamma: scale of the offsets.
+
+    Returns:
+        Tensor[K, C, out_h, out_w], input's dtype. Differentiable with respect
+        to input and offset (torch tensors). RoIs with a non-finite coordinate,
+        and sampling points with a non-finite shift, contribute zeros.
+    """
+    return _deform_roi_pool(
+        "deform_roi_pool",
+        input,
+        rois,
+        offset,
+        None,
+        output_size,
+        spatial_scale,
+        sampling_ratio,
+        gamma,
+    )
+
+
+def modulated_deform_roi_pool(
+    input: Any,
+    rois: Any,
+    offset: Any,
+    mask: Any,
+    output_size: int | tuple[int, int],
+    spatial_scale: float = 1.0,
+    sampling_ratio: int = 0,
+    gamma: float = 0.1,
+) -> Any:
+    """Deformable RoI pooling with each bin scaled by a mask (DCN v2).
+
+    ``deform_roi_pool(input, rois, offset, ...)`` times mask[k, 0, ph, pw] for
+    bin (ph, pw) of RoI k.
+
+    Args:
+        input: Tensor[B, C, H, W] feature map.
+        rois: Tensor[K, 5] (batch_index, x1, y1, x2, y2) in image pixels, or a
+            list of Tensor[L_i, 4] boxes, one per image.
+        offset: Tensor[K, 2, out_h, out_w] bin offsets (channel 0: x, 1: y) in
+            units of the RoI's size, or None.
+        mask: Tensor[K, 1, out_h, out_w] bin weights (usually in [0, 1]).
+        output_size: (out_h, out_w) or an int for both.
+        spatial_scale: feature-map pixels per image pixel (1/16 for stride 16).
+        sampling_ratio: sampling points per bin and axis; <= 0: adaptive.
+        gamma: scale of the offsets.
+
+    Returns:
+        Tensor[K, C, out_h, out_w], input's dtype. Differentiable with respect
+        to input, offset and mask (torch tensors).
+    """
+    op = "modulated_deform_roi_pool"
+    if mask is None:
+        raise TypeError(f"{op}: mask must be an array of shape [K, 1, out_h, out_w], got None")
+    return _deform_roi_pool(
+        op, input, rois, offset, mask, output_size, spatial_scale, sampling_ratio, gamma
+    )
+
+
+def _deform_roi_pool(
+    op: str,
+    input: Any,
+    rois: Any,
+    offset: Any,
+    mask: Any,
+    output_size: Any,
+    spatial_scale: Any,
+    sampling_ratio: Any,
+    gamma: Any,
+) -> Any:
+    input, rois, (out_h, out_w), spatial_scale, dtype = _roi_inputs(
+        op, input, rois, output_size, spatial_scale
+    )
+    sampling_ratio = _checks.integer_value(op, "sampling_ratio", sampling_ratio)
+    gamma = _checks.real(op, "gamma", gamma)
+    num_rois = rois.shape[0]
+    offset = _bin_array(
+        op, "offset", offset, input, (num_rois, 2, out_h, out_w), "[K, 2, out_h, out_w]"
+    )
+    mask = _bin_array(op, "mask", mask, input, (num_rois, 1, out_h, out_w), "[K, 1, out_h, out_w]")
+    _checks.same_device(op, input=input, rois=rois, offset=offset, mask=mask)
+    compute = _checks.compute_dtype(input, rois, offset, mask)
+    input, rois = _checks.cast(input, compute), _checks.cast(rois, compute)
+    offset, mask = _checks.cast(offset, compute), _checks.cast(mask, compute)
+    if is_torch(input):
+        import torch
+
+        import det_ops._torch  # noqa: F401
+
+        out = torch.ops.det_ops.deform_roi_pool(
+            input, rois, offset, mask, spatial_scale, out_h, out_w, sampling_ratio, gamma
+        )
+        return out.to(dtype)
+    out = deform_roi_pool_forward_kernel(
+        NUMPY, input, rois, offset, mask, spatial_scale, out_h, out_w, sampling_ratio, gamma
+    )
+    return out.astype(dtype, copy=False)
+
+
+def _bin_array(op: str, name: str, x: Any, like: Any, expected: tuple, text: str) -> Any:
+    """offset or mask: None, or a floating array with one value per bin of each RoI."""
+    if x is None:
+        return None
+    x = _checks.array(op, name, x, like=like)
+    return _checks.shape(op, name, _checks.floating(op, name, x), expected, text)
+
+
+def deform_roi_pool_shape(
+    input_shape: Any,
+    num_rois: int,
+    spatial_scale: float,
+    out_h: int,
+    out_w: int,
+    sampling_ratio: int,
+    gamma: float,
+) -> tuple:
+    batch, channels, height, width = (int(v) for v in input_shape)
+    return (
+        batch,
+        channels,
+        height,
+        width,
+        num_rois,
+        out_h,
+        out_w,
+        sampling_ratio,
+        spatial_scale,
+        gamma,
+    )
+
+
+def deform_roi_pool_forward_kernel(
+    xp: Any,
+    input: Any,
+    rois: Any,
+    offset: Any,
+    mask: Any,
+    spatial_scale: float,
+    out_h: int,
+    out_w: int,
+    sampling_ratio: int,
+    gamma: float,
+) -> Any:
+    num_rois, channels = rois.shape[0], input.shape[1]
+    output = xp.empty((num_rois, channels, out_h, out_w), dtype_name(input), like=input)
+    shape = deform_roi_pool_shape(
+        input.shape, num_rois, spatial_scale, out_h, out_w, sampling_ratio, gamma
+    )
+    kernels("deform_roi_pool", input).deform_roi_pool_forward(
+        xp.code(input),
+        xp.ptr(input),
+        xp.ptr(rois),
+        xp.ptr(offset),
+        xp.ptr(mask),
+        shape,
+        xp.ptr(output),
+    )
+    return output
+
+
+def deform_roi_pool_backward_kernel(
+    xp: Any,
+    grad_output: Any,
+    input: Any,
+    rois: Any,
+    offset: Any,
+    mask: Any,
+    spatial_scale: float,
+    out_h: int,
+    out_w: int,
+    sampling_ratio: int,
+    gamma: float,
+    offset_grad: bool,
+    mask_grad: bool,
+) -> tuple[Any, Any, Any]:
+    """Returns (grad_input, grad_offset, grad_mask); a gradient not asked for
+    (or whose tensor is None) comes back as an empty [0] array."""
+    dtype = dtype_name(grad_output)
+    num_rois = rois.shape[0]
+    grad_input = xp.zeros(tuple(input.shape), dtype, like=grad_output)
+    offset_grad = offset_grad and offset is not None
+    mask_grad = mask_grad and mask is not None
+    grad_offset = xp.empty(
+        (num_rois, 2, out_h, out_w) if offset_grad else (0,), dtype, like=grad_output
+    )
+    grad_mask = xp.empty(
+        (num_rois, 1, out_h, out_w) if mask_grad else (0,), dtype, like=grad_output
+    )
+    shape = deform_roi_pool_shape(
+        input.shape, num_rois, spatial_scale, out_h, out_w, sampling_ratio, gamma
+    )
+    kernels("deform_roi_pool", grad_output).deform_roi_pool_backward(
+        xp.code(grad_output),
+        xp.ptr(grad_output),
+        xp.ptr(input),
+        xp.ptr(rois),
+        xp.ptr(offset),
+        xp.ptr(mask),
+        shape,
+        xp.ptr(grad_input),
+        xp.ptr(grad_offset if offset_grad else None),
+        xp.ptr(grad_mask if mask_grad else None),
+    )
+    return grad_input, grad_offset, grad_mask
