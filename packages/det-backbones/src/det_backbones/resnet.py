@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from det_backbones.norms import NORMS, is_batch_norm, make_norm
+from det_ops.modules import DeformConv2d, DeformConv2dPack, ModulatedDeformConv2dPack
 
 # depth -> (block kind, blocks per stage)
 ARCH_SETTINGS = {
@@ -27,13 +28,16 @@ DCN_KINDS = (None, "dconv", "mdconv")
 
 
 def _conv3x3(
-    in_channels: int, out_channels: int, stride: int, groups: int, dcn: str | None, deform_groups
+    in_channels: int,
+    out_channels: int,
+    stride: int,
+    groups: int,
+    dcn: str | None,
+    deform_groups: int,
 ) -> nn.Module:
     """The 3x3 convolution of a block: plain, DCN v1 or DCN v2 (offset conv at zero)."""
     if dcn is None:
         return nn.Conv2d(in_channels, out_channels, 3, stride, padding=1, groups=groups, bias=False)
-    from det_ops.modules import DeformConv2dPack, ModulatedDeformConv2dPack
-
     layer = DeformConv2dPack if dcn == "dconv" else ModulatedDeformConv2dPack
     return layer(
         in_channels,
@@ -81,7 +85,8 @@ class BasicBlock(nn.Module):
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return self.relu(out + identity)
+        out += identity  # in place: saves a map-sized allocation per block
+        return self.relu(out)
 
 
 class Bottleneck(nn.Module):
@@ -133,7 +138,8 @@ class Bottleneck(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        return self.relu(out + identity)
+        out += identity  # in place: saves a map-sized allocation per block
+        return self.relu(out)
 
 
 class ResNet(nn.Module):
@@ -177,9 +183,17 @@ class ResNet(nn.Module):
     ) -> None:
         super().__init__()
         _check_arguments(
-            depth, style, out_indices, frozen_stages, norm, dcn, stage_with_dcn, deform_groups,
-            groups, base_width,
-        )  # fmt: skip
+            depth=depth,
+            style=style,
+            out_indices=out_indices,
+            frozen_stages=frozen_stages,
+            norm=norm,
+            dcn=dcn,
+            stage_with_dcn=stage_with_dcn,
+            deform_groups=deform_groups,
+            groups=groups,
+            base_width=base_width,
+        )
         kind, stage_blocks = ARCH_SETTINGS[depth]
         self.depth = depth
         self.style = style
@@ -199,10 +213,16 @@ class ResNet(nn.Module):
         for i, blocks in enumerate(stage_blocks):
             planes = 64 * 2**i
             stage, in_channels = self._make_stage(
-                block, in_channels, planes, blocks, stride=1 if i == 0 else 2,
-                dcn=dcn if stage_with_dcn[i] else None, deform_groups=deform_groups,
-                groups=groups, base_width=base_width,
-            )  # fmt: skip
+                block,
+                in_channels,
+                planes,
+                blocks,
+                stride=1 if i == 0 else 2,
+                dcn=dcn if stage_with_dcn[i] else None,
+                deform_groups=deform_groups,
+                groups=groups,
+                base_width=base_width,
+            )
             self.add_module(f"layer{i + 1}", stage)
             stage_channels.append(in_channels)
         self.out_channels = [stage_channels[i] for i in self.out_indices]
@@ -212,8 +232,19 @@ class ResNet(nn.Module):
         self._freeze_stages()
 
     def _make_stage(
-        self, block, in_channels, planes, blocks, stride, dcn, deform_groups, groups, base_width
+        self,
+        block: type[BasicBlock] | type[Bottleneck],
+        in_channels: int,
+        planes: int,
+        blocks: int,
+        stride: int,
+        dcn: str | None,
+        deform_groups: int,
+        groups: int,
+        base_width: int,
     ) -> tuple[nn.Sequential, int]:
+        """One stage of `blocks` blocks; the first one strides and projects the shortcut.
+        Returns the stage and its output channels."""
         out_channels = planes * block.expansion
         downsample = None
         if stride != 1 or in_channels != out_channels:
@@ -242,7 +273,7 @@ class ResNet(nn.Module):
             # The offset predictors start at zero so that DCN starts as a plain conv.
             if name.endswith("conv_offset"):
                 continue
-            if isinstance(module, nn.Conv2d) or hasattr(module, "offset_channels"):
+            if isinstance(module, (nn.Conv2d, DeformConv2d)):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
             elif isinstance(module, (nn.BatchNorm2d, nn.SyncBatchNorm, nn.GroupNorm)):
                 nn.init.ones_(module.weight)
@@ -288,9 +319,19 @@ class ResNet(nn.Module):
 
 
 def _check_arguments(
-    depth, style, out_indices, frozen_stages, norm, dcn, stage_with_dcn, deform_groups, groups,
-    base_width,
-) -> None:  # fmt: skip
+    *,
+    depth: int,
+    style: str,
+    out_indices: Sequence[int],
+    frozen_stages: int,
+    norm: str,
+    dcn: str | None,
+    stage_with_dcn: Sequence[bool],
+    deform_groups: int,
+    groups: int,
+    base_width: int,
+) -> None:
+    """ResNet's argument checks, at the public boundary."""
     if depth not in ARCH_SETTINGS:
         raise ValueError(
             f"ResNet: depth must be one of {', '.join(map(str, ARCH_SETTINGS))}; got {depth!r}"
