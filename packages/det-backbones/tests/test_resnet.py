@@ -227,3 +227,17 @@ def test_deformable_resnext_with_offset_groups_trains():
 def test_bad_arguments_name_the_choices(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ResNet(**kwargs)
+
+
+def test_sync_batch_norm_with_norm_eval_trains_without_a_process_group():
+    reference = ResNet(18, norm="BN").eval()
+    randomize_batch_norm(reference, seed=5)
+    model = ResNet(18, norm="SyncBN", frozen_stages=-1)
+    assert load_torchvision(model, reference.state_dict()) == ([], [])
+    x = image((32, 32), batch=2, seed=13)
+    # norm_eval keeps SyncBN in eval mode, where it needs no process group.
+    outs = model.train()(x)
+    with torch.no_grad():
+        assert_maps_close([o.detach() for o in outs], reference(x))
+    sum(o.mean() for o in outs).backward()
+    assert model.layer4[1].bn2.weight.grad is not None
