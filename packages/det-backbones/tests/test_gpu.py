@@ -1,0 +1,33 @@
+"""The backbones on a CUDA device (deformable convs through det-ops' CUDA kernels)."""
+
+import pytest
+import torch
+from backbone_inputs import assert_maps_close, image
+
+from det_backbones import ResNet, fuse
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dcn", [None, "dconv", "mdconv"])
+def test_cuda_maps_match_cpu(dcn):
+    model = ResNet(50, dcn=dcn, stage_with_dcn=(False, True, True, True)).eval()
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            if name.endswith("conv_offset"):
+                module.weight.normal_(0, 0.01)
+    x = image((96, 128), batch=2, seed=12)
+    with torch.no_grad():
+        expected = model(x)
+        got = [m.cpu() for m in model.cuda()(x.cuda())]
+    # cuDNN may run float32 convolutions in TF32 (torch's default for cuDNN).
+    assert_maps_close(got, expected, rtol=1e-3)
+
+
+@pytest.mark.gpu
+def test_cuda_training_step_with_deformable_stages():
+    model = ResNet(50, dcn="mdconv", stage_with_dcn=(False, True, True, True)).cuda().train()
+    outs = model(image((64, 64), batch=2).cuda())
+    sum(o.square().mean() for o in outs).backward()
+    assert model.layer3[0].conv2.conv_offset.weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        assert len(fuse(model.eval())(image((64, 64)).cuda())) == 4
