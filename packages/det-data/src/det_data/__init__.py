@@ -1,0 +1,42 @@
+"""Detection data: COCO and VOC datasets, the zoo's transforms, samplers and collate."""
+
+from det_data import shapes
+from det_data.coco import CocoDataset, load_proposals
+from det_data.collate import collate
+from det_data.detection_dataset import DetectionDataset, ImageRecord
+from det_data.image_io import read_image
+from det_data.masks import InstanceMasks, rasterize
+from det_data.samplers import DistributedGroupSampler, GroupSampler
+from det_data.transforms import (
+    Compose,
+    Normalize,
+    Pad,
+    RandomFlip,
+    Resize,
+    zoo_test_transforms,
+    zoo_train_transforms,
+)
+from det_data.voc import VOC_CLASSES, VOCDataset
+
+__all__ = [
+    "VOC_CLASSES",
+    "CocoDataset",
+    "Compose",
+    "DetectionDataset",
+    "DistributedGroupSampler",
+    "GroupSampler",
+    "ImageRecord",
+    "InstanceMasks",
+    "Normalize",
+    "Pad",
+    "RandomFlip",
+    "Resize",
+    "VOCDataset",
+    "collate",
+    "load_proposals",
+    "rasterize",
+    "read_image",
+    "shapes",
+    "zoo_test_transforms",
+    "zoo_train_transforms",
+]

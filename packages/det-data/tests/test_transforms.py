@@ -1,0 +1,136 @@
+import numpy as np
+import pytest
+import torch
+
+from det_data.masks import InstanceMasks
+from det_data.transforms import (
+    Compose,
+    Normalize,
+    Pad,
+    RandomFlip,
+    Resize,
+    rescaled_size,
+    zoo_train_transforms,
+)
+
+RECT = [[10.0, 5.0, 30.0, 5.0, 30.0, 35.0, 10.0, 35.0]]  # x 10..30, y 5..35
+
+
+def _sample(h=48, w=64):
+    image = torch.arange(3 * h * w, dtype=torch.float32).reshape(3, h, w) % 256
+    bitmap = np.zeros((h, w), dtype=np.uint8)
+    bitmap[2:6, 40:50] = 1  # rows 2..5, columns 40..49
+    meta = {
+        "image_id": 1,
+        "ori_shape": (h, w, 3),
+        "img_shape": (h, w, 3),
+        "pad_shape": (h, w, 3),
+        "scale_factor": (1.0, 1.0, 1.0, 1.0),
+        "flip": False,
+    }
+    target = {
+        "boxes": torch.tensor([[10.0, 5.0, 30.0, 35.0], [40.0, 2.0, 50.0, 6.0]]),
+        "labels": torch.tensor([0, 1]),
+        "ignore_boxes": torch.tensor([[0.0, 0.0, 8.0, 8.0]]),
+        "masks": InstanceMasks([RECT, bitmap], h, w),
+        "proposals": torch.tensor([[1.0, 2.0, 3.0, 4.0, 0.9]]),
+    }
+    return image, meta, target
+
+
+def _rect_mask(h, w, x1, y1, x2, y2):
+    m = np.zeros((h, w), dtype=np.uint8)
+    m[y1:y2, x1:x2] = 1
+    return m
+
+
+def test_rescaled_size_keeps_ratio_within_bounds():
+    assert rescaled_size(480, 640, 1333, 800) == (800, 1067)
+    assert rescaled_size(640, 480, 1333, 800) == (1067, 800)
+    assert rescaled_size(500, 2000, 1333, 800) == (333, 1333)  # long side binds
+
+
+def test_resize_scales_image_boxes_masks_and_meta():
+    image, meta, target = Resize((128, 96))(*_sample())
+    assert image.shape == (3, 96, 128)
+    assert meta["img_shape"] == (96, 128, 3) and meta["scale_factor"] == (2.0, 2.0, 2.0, 2.0)
+    assert meta["ori_shape"] == (48, 64, 3)
+    torch.testing.assert_close(
+        target["boxes"], torch.tensor([[20.0, 10.0, 60.0, 70.0], [80.0, 4.0, 100.0, 12.0]])
+    )
+    torch.testing.assert_close(target["ignore_boxes"], torch.tensor([[0.0, 0.0, 16.0, 16.0]]))
+    torch.testing.assert_close(target["proposals"], torch.tensor([[2.0, 4.0, 6.0, 8.0, 0.9]]))
+    masks = target["masks"].to_tensor().numpy()
+    np.testing.assert_array_equal(masks[0], _rect_mask(96, 128, 20, 10, 60, 70))
+    np.testing.assert_array_equal(masks[1], _rect_mask(96, 128, 80, 4, 100, 12))
+    # A constant image stays constant under bilinear resizing.
+    flat, _, _ = Resize((128, 96))(torch.full((3, 48, 64), 7.0), meta, target)
+    torch.testing.assert_close(flat, torch.full((3, 96, 128), 7.0))
+
+
+def test_resize_range_draws_short_edge_between_bounds():
+    torch.manual_seed(0)
+    resize = Resize([(1333, 640), (1333, 800)], mode="range")
+    shorts = set()
+    for _ in range(20):
+        image, _, _ = resize(torch.zeros(3, 48, 64), {}, {"boxes": torch.zeros(0, 4)})
+        assert 640 <= image.shape[1] <= 800
+        assert image.shape[2] == int(image.shape[1] * 64 / 48 + 0.5)  # ratio kept
+        shorts.add(image.shape[1])
+    assert len(shorts) > 5
+    with pytest.raises(ValueError, match="mode 'range' needs at least two scales"):
+        Resize((1333, 800), mode="range")
+
+
+def test_flip_mirrors_boxes_masks_and_image():
+    image0, _, target0 = _sample()
+    image, meta, target = RandomFlip(1.0)(*_sample())
+    assert meta["flip"] is True
+    torch.testing.assert_close(image, image0.flip(-1))
+    torch.testing.assert_close(
+        target["boxes"], torch.tensor([[34.0, 5.0, 54.0, 35.0], [14.0, 2.0, 24.0, 6.0]])
+    )
+    torch.testing.assert_close(target["proposals"], torch.tensor([[61.0, 2.0, 63.0, 4.0, 0.9]]))
+    got = target["masks"].to_tensor().numpy()
+    np.testing.assert_array_equal(got, target0["masks"].to_tensor().numpy()[:, :, ::-1])
+    np.testing.assert_array_equal(got[0], _rect_mask(48, 64, 34, 5, 54, 35))
+    # the polygon stays a polygon: flipping does not rasterise it
+    assert isinstance(target["masks"].segms[0], list)
+    _, meta, target = RandomFlip(0.0)(*_sample())
+    assert meta["flip"] is False
+    torch.testing.assert_close(target["boxes"], target0["boxes"])
+
+
+def test_normalize_pytorch_and_caffe_values():
+    image = torch.tensor([123.675, 116.28, 103.53]).view(3, 1, 1).repeat(1, 2, 2)
+    image[:, 0, 0] = torch.tensor([255.0, 0.0, 10.0])
+    out, _, _ = Normalize.pytorch_style()(image, {}, {})
+    torch.testing.assert_close(out[:, 1, 1], torch.zeros(3))
+    expected = torch.tensor([(255 - 123.675) / 58.395, -116.28 / 57.12, (10 - 103.53) / 57.375])
+    torch.testing.assert_close(out[:, 0, 0], expected)
+    out, _, _ = Normalize.caffe_style()(image, {}, {})
+    # BGR order: blue first
+    expected = torch.tensor([10 - 102.9801, 0 - 115.9465, 255 - 122.7717])
+    torch.testing.assert_close(out[:, 0, 0], expected)
+
+
+def test_pad_to_multiple_of_32():
+    image0, _, _ = _sample(48, 70)
+    image, meta, target = Pad(32)(*_sample(48, 70))
+    assert image.shape == (3, 64, 96)
+    assert meta["pad_shape"] == (64, 96, 3) and meta["img_shape"] == (48, 70, 3)
+    torch.testing.assert_close(image[:, :48, :70], image0)
+    assert image[:, 48:].abs().sum() == 0 and image[:, :, 70:].abs().sum() == 0
+    masks = target["masks"].to_tensor()
+    assert masks.shape == (2, 64, 96) and masks[:, 48:].sum() == 0
+    assert int(masks[0].sum()) == 20 * 30
+
+
+def test_zoo_pipeline_output_contract():
+    torch.manual_seed(0)
+    pipeline = zoo_train_transforms((128, 96))
+    assert isinstance(pipeline, Compose)
+    image, meta, target = pipeline(*_sample(48, 60))
+    assert image.shape == (3, 96, 128)  # 48 x 60 -> 96 x 120, padded to 128
+    assert meta["img_shape"] == (96, 120, 3) and meta["pad_shape"] == (96, 128, 3)
+    assert target["labels"].tolist() == [0, 1]
