@@ -7,6 +7,13 @@ from det_data.detection_dataset import DetectionDataset, ImageRecord
 from det_data.image_io import read_image
 from det_data.masks import InstanceMasks, rasterize
 from det_data.samplers import DistributedGroupSampler, GroupSampler
+from det_data.ssd_transforms import (
+    Expand,
+    MinIoURandomCrop,
+    PhotoMetricDistortion,
+    ssd_test_transforms,
+    ssd_train_transforms,
+)
 from det_data.transforms import (
     Compose,
     Normalize,
@@ -24,11 +31,14 @@ __all__ = [
     "Compose",
     "DetectionDataset",
     "DistributedGroupSampler",
+    "Expand",
     "GroupSampler",
     "ImageRecord",
     "InstanceMasks",
+    "MinIoURandomCrop",
     "Normalize",
     "Pad",
+    "PhotoMetricDistortion",
     "RandomFlip",
     "Resize",
     "VOCDataset",
@@ -37,6 +47,8 @@ __all__ = [
     "rasterize",
     "read_image",
     "shapes",
+    "ssd_test_transforms",
+    "ssd_train_transforms",
     "zoo_test_transforms",
     "zoo_train_transforms",
 ]
