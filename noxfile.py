@@ -32,15 +32,17 @@ def tests(session: nox.Session) -> None:
     session.install(*TORCH)
     # CPU kernels only: the CUDA sources are compiled by the cuda_build session.
     session.install(*(f"{path}[test]" for path in _package_dirs()), env={"DET_OPS_CUDA": "OFF"})
-    session.run(
-        "pytest",
-        *(f"{path}/tests" for path in _package_dirs()),
-        "-m",
-        "not gpu and not slow",
-        "-p",
-        "no:cacheprovider",
-        *session.posargs,
-    )
+    # One pytest run per package: test modules of different packages may share a name.
+    for path in _package_dirs():
+        session.run(
+            "pytest",
+            f"{path}/tests",
+            "-m",
+            "not gpu and not slow",
+            "-p",
+            "no:cacheprovider",
+            *session.posargs,
+        )
 
 
 @nox.session(venv_backend="none")
@@ -55,19 +57,23 @@ def gpu_tests(session: nox.Session) -> None:
         "--no-deps",
         "--no-index",
         *_package_dirs(),
-        env={"DET_OPS_CUDA": "ON"},
+        # Only the architecture of the GPU at hand: a quicker build.
+        env={"DET_OPS_CUDA": "ON", "DET_OPS_CUDA_ARCHS": "native"},
     )
-    session.run(
-        "python",
-        "-m",
-        "pytest",
-        *(f"{path}/tests" for path in _package_dirs()),
-        "-m",
-        "gpu",
-        "-p",
-        "no:cacheprovider",
-        *session.posargs,
-    )
+    for path in _package_dirs():
+        # pytest exits 5 when a package has no GPU-marked test: not a failure here.
+        session.run(
+            "python",
+            "-m",
+            "pytest",
+            f"{path}/tests",
+            "-m",
+            "gpu",
+            "-p",
+            "no:cacheprovider",
+            *session.posargs,
+            success_codes=[0, 5],
+        )
 
 
 @nox.session(python="3.11")

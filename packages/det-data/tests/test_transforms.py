@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from det_data.collate import collate
 from det_data.masks import InstanceMasks
 from det_data.transforms import (
     Compose,
@@ -131,6 +132,9 @@ def test_zoo_pipeline_output_contract():
     pipeline = zoo_train_transforms((128, 96))
     assert isinstance(pipeline, Compose)
     image, meta, target = pipeline(*_sample(48, 60))
-    assert image.shape == (3, 96, 128)  # 48 x 60 -> 96 x 120, padded to 128
-    assert meta["img_shape"] == (96, 120, 3) and meta["pad_shape"] == (96, 128, 3)
+    assert image.shape == (3, 96, 120)  # 48 x 60 -> 96 x 120; padding is collate's job
+    assert meta["img_shape"] == (96, 120, 3)
     assert target["labels"].tolist() == [0, 1]
+    images, metas, _ = collate([(image, meta, target)])
+    assert images.shape == (1, 3, 96, 128) and metas[0]["pad_shape"] == (96, 128, 3)
+    assert torch.equal(images[0, :, :, :120], image) and not images[0, :, :, 120:].any()

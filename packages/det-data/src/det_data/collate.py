@@ -26,7 +26,8 @@ def collate(
 
     Returns:
         images float Tensor[B, 3, H, W] zero-padded at the bottom and right, the metas
-        list and the targets list (boxes x1, y1, x2, y2 in input pixels, unchanged by
+        list (pad_shape set to each image's size rounded up to size_divisor) and the
+        targets list (boxes x1, y1, x2, y2 in input pixels, unchanged by
         the padding).
     """
     if not samples:
@@ -37,7 +38,18 @@ def collate(
     batch = images[0].new_zeros(len(images), images[0].shape[0], h, w)
     for i, im in enumerate(images):
         batch[i, :, : im.shape[-2], : im.shape[-1]].copy_(im)
-    metas = [s[1] for s in samples]
+    # Each image's own padded size, as the Pad transform would record it.
+    metas = [
+        {
+            **meta,
+            "pad_shape": (
+                math.ceil(im.shape[-2] / size_divisor) * size_divisor,
+                math.ceil(im.shape[-1] / size_divisor) * size_divisor,
+                3,
+            ),
+        }
+        for im, (_, meta, _) in zip(images, samples, strict=True)
+    ]
     targets = []
     for _, _, target in samples:
         masks = target.get("masks")

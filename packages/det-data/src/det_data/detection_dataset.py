@@ -70,7 +70,7 @@ class DetectionDataset(Dataset):
     def load_image(self, record: ImageRecord) -> Tensor:
         """The decoded image, checked against the annotated size."""
         try:
-            image = read_image(record.file)
+            image = read_image(record.file, dtype=torch.uint8)
         except FileNotFoundError as err:
             raise FileNotFoundError(
                 f"{err} (image id {record.image_id} in {record.source})"
@@ -106,6 +106,8 @@ class DetectionDataset(Dataset):
             target["masks"] = InstanceMasks(record.segms, record.height, record.width)
         if "proposals" in record.extra:
             target["proposals"] = torch.as_tensor(record.extra["proposals"], dtype=torch.float32)
+        # Decoded images stay uint8 through the transforms until they normalise (resizing
+        # uint8 is several times faster); the sample is float either way.
         if self.transforms is not None:
             image, meta, target = self.transforms(image, meta, target)
-        return image, meta, target
+        return image.to(torch.float32), meta, target

@@ -20,14 +20,16 @@ warnings.filterwarnings(
 )
 
 
-def read_image(path: str | Path) -> Tensor:
-    """An RGB image as float values in [0, 255].
+def read_image(path: str | Path, dtype: torch.dtype = torch.float32) -> Tensor:
+    """An RGB image with values in [0, 255].
 
     Args:
         path: the image file.
+        dtype: float32 (default) or uint8 (as decoded; the transforms resize uint8 images
+            faster and convert them to float when they normalise).
 
     Returns:
-        float32 Tensor[3, H, W], RGB, values 0..255.
+        Tensor[3, H, W] of that dtype, RGB, values 0..255.
 
     Raises:
         FileNotFoundError: the file does not exist.
@@ -40,7 +42,7 @@ def read_image(path: str | Path) -> Tensor:
         image = decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
     except (RuntimeError, ValueError):
         image = _read_with_pil(path)
-    return image.to(torch.float32)
+    return image.to(dtype)
 
 
 def _read_with_pil(path: Path) -> Tensor:

@@ -72,6 +72,7 @@ class PhotoMetricDistortion:
         return image * _uniform(*self.contrast_range) if _coin() else image
 
     def __call__(self, image: Tensor, meta: dict[str, Any], target: dict[str, Any]) -> Sample:
+        image = image.to(torch.float32)
         if _coin():
             image = image + _uniform(-self.brightness_delta, self.brightness_delta)
         contrast_first = _coin()

@@ -1,7 +1,8 @@
 """The zoo's image transforms on (image, meta, target) samples.
 
 Each transform is a callable ``t(image, meta, target) -> (image, meta, target)``. Images are
-float32 Tensor[3, H, W] RGB with values in 0..255 until Normalize; boxes are x1, y1, x2, y2
+Tensor[3, H, W] RGB with values in 0..255 until Normalize (uint8 as decoded, or float32);
+boxes are x1, y1, x2, y2
 in pixels of the current image (x2 = x + w, so a flip maps x to ``width - x``). Random
 choices come from ``torch``'s generator, so DataLoader workers draw different ones.
 """
@@ -14,6 +15,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+import torchvision.transforms.v2.functional as TF
 from torch import Tensor
 
 from det_data.detection_dataset import Sample, Transform
@@ -54,9 +56,14 @@ def resize_sample(
     """The sample resized to (height, width): image bilinear, boxes scaled per axis and
     clipped, masks resized, meta scale_factor compounded and img_shape/pad_shape set."""
     old_h, old_w = image.shape[-2:]
-    image = F.interpolate(image[None], size=(height, width), mode="bilinear", align_corners=False)[
-        0
-    ]
+    if image.dtype == torch.uint8:
+        # torchvision's uint8 path (vectorised; antialiased when shrinking, as image
+        # libraries resize photos)
+        image = TF.resize(image, [height, width], antialias=True)
+    else:
+        image = F.interpolate(
+            image[None], size=(height, width), mode="bilinear", align_corners=False
+        )[0]
     sx, sy = width / old_w, height / old_h
     scale = torch.tensor([sx, sy, sx, sy], dtype=torch.float32)
     target = dict(target)
@@ -188,6 +195,7 @@ class Normalize:
             raise ValueError(f"Normalize: need 3 means and 3 positive stds, got {mean}, {std}")
         self.mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
+        self.inv_std = 1.0 / self.std
         self.to_bgr = to_bgr
 
     @classmethod
@@ -203,7 +211,8 @@ class Normalize:
     def __call__(self, image: Tensor, meta: dict[str, Any], target: dict[str, Any]) -> Sample:
         if self.to_bgr:
             image = image.flip(0)
-        return (image - self.mean) / self.std, meta, target
+        # One pass makes a new float image, the second scales it in place.
+        return (image.to(torch.float32) - self.mean).mul_(self.inv_std), meta, target
 
     def __repr__(self) -> str:
         return (
@@ -245,12 +254,16 @@ def zoo_train_transforms(
     mode: str = "value",
     caffe: bool = False,
 ) -> Compose:
-    """The zoo's training pipeline: resize keeping ratio, flip 0.5, normalise, pad to 32."""
+    """The zoo's training pipeline: resize keeping ratio, flip 0.5, normalise.
+
+    Padding to a multiple of 32 happens once, in :func:`det_data.collate` (which sets
+    pad_shape), rather than per image and then again per batch.
+    """
     norm = Normalize.caffe_style() if caffe else Normalize.pytorch_style()
-    return Compose([Resize(scales, mode), RandomFlip(0.5), norm, Pad(32)])
+    return Compose([Resize(scales, mode), RandomFlip(0.5), norm])
 
 
 def zoo_test_transforms(scale: tuple[int, int] = (1333, 800), caffe: bool = False) -> Compose:
-    """The zoo's test pipeline: resize keeping ratio, normalise, pad to 32."""
+    """The zoo's test pipeline: resize keeping ratio, normalise (padding: in collate)."""
     norm = Normalize.caffe_style() if caffe else Normalize.pytorch_style()
-    return Compose([Resize(scale), norm, Pad(32)])
+    return Compose([Resize(scale), norm])
