@@ -1,0 +1,232 @@
+"""Atomic, data-only training checkpoints: model, optimizer, schedule, progress, RNG, config."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import re
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+FORMAT = "det_engine.checkpoint"
+VERSION = 1
+_REQUIRED_KEYS = ("format", "version", "model", "epoch", "iteration")
+_NAME = re.compile(r"^iter_(\d+)\.pth$")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file that cannot be read as one of ours (corrupt, foreign, or unsafe)."""
+
+
+def checkpoint_path(work_dir: str | os.PathLike, iteration: int) -> Path:
+    """The file name used for the checkpoint after ``iteration`` steps: ``iter_00001234.pth``."""
+    return Path(work_dir) / f"iter_{iteration:08d}.pth"
+
+
+def latest(work_dir: str | os.PathLike) -> Path | None:
+    """The checkpoint with the highest iteration in ``work_dir``, or None when there is none.
+
+    Only files named by :func:`checkpoint_path` count (not temp files, not foreign .pth).
+    """
+    directory = Path(work_dir)
+    if not directory.is_dir():
+        return None
+    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := _NAME.match(p.name))]
+    return max(found)[1] if found else None
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    # DistributedDataParallel keeps the real model in .module; save without the prefix.
+    return model.module if hasattr(model, "module") else model
+
+
+def rng_state() -> dict[str, Any]:
+    """The python, numpy, torch (and CUDA, when initialised) RNG states as plain data."""
+    version, internal, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": [version, list(internal), gauss],
+        "numpy": {
+            "name": name,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restores RNG states saved by :func:`rng_state`."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    np_state = state["numpy"]
+    np.random.set_state(
+        (
+            np_state["name"],
+            np_state["keys"].numpy().astype(np.uint32),
+            np_state["pos"],
+            np_state["has_gauss"],
+            np_state["cached_gaussian"],
+        )
+    )
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save(
+    path: str | os.PathLike,
+    *,
+    model: nn.Module,
+    epoch: int,
+    iteration: int,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any = None,
+    config: dict[str, Any] | None = None,
+) -> Path:
+    """Writes a checkpoint atomically: a reader sees the old file or the new one, never half.
+
+    The data goes to a temp file in the same directory, is fsync-ed, then renamed over
+    ``path`` with ``os.replace`` (atomic on POSIX and Windows within one file system).
+
+    Args:
+        path: destination file; its directory is created if missing.
+        model: the model (a DistributedDataParallel wrapper is unwrapped).
+        epoch: completed epochs.
+        iteration: completed optimizer steps (global).
+        optimizer: optional optimizer whose ``state_dict`` is stored.
+        scheduler: optional object with ``state_dict()`` (e.g. ``WarmupStepSchedule``).
+        config: the run's configuration as a plain dict (numbers, strings, lists, dicts).
+
+    Returns:
+        The path written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model": _unwrap(model).state_dict(),
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "epoch": int(epoch),
+        "iteration": int(iteration),
+        "rng": rng_state(),
+        "config": config if config is not None else {},
+    }
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        # Ctrl-C or a full disk: leave the previous checkpoint as it was, and no debris.
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Makes the rename itself durable; not possible on every platform (Windows).
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Reads a checkpoint written by :func:`save` with ``torch.load(weights_only=True)``.
+
+    Args:
+        path: the checkpoint file.
+        map_location: where tensors go (default CPU).
+
+    Returns:
+        The checkpoint dict: format, version, model, optimizer, scheduler, epoch,
+        iteration, rng, config.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        CheckpointError: the file is corrupt, holds objects other than plain data, or is
+            not a det_engine checkpoint (e.g. a bare state_dict from elsewhere).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"checkpoint {path} does not exist; pass an existing file or a work dir that "
+            "holds iter_*.pth files"
+        )
+    try:
+        data = torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, OSError) as e:
+        raise CheckpointError(
+            f"checkpoint {path} cannot be read (corrupt, truncated, or holding objects "
+            f"other than tensors and plain data): {e}"
+        ) from e
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        keys = sorted(data)[:8] if isinstance(data, dict) else type(data).__name__
+        raise CheckpointError(
+            f"{path} is not a det_engine checkpoint (expected keys {list(_REQUIRED_KEYS)}, "
+            f"found {keys}); to start from foreign weights load them into the model directly"
+        )
+    missing = [k for k in _REQUIRED_KEYS if k not in data]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks keys {missing}")
+    if data["version"] > VERSION:
+        raise CheckpointError(
+            f"checkpoint {path} has format version {data['version']}, newer than this "
+            f"det_engine reads ({VERSION})"
+        )
+    return data
+
+
+def restore(
+    checkpoint: dict[str, Any],
+    *,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any = None,
+    restore_rng: bool = True,
+) -> tuple[int, int]:
+    """Loads a checkpoint dict (from :func:`load`) into the training objects.
+
+    Args:
+        checkpoint: the dict returned by :func:`load`.
+        model: receives the weights (strictly: every key must match).
+        optimizer: receives the optimizer state when given and stored.
+        scheduler: receives the scheduler state when given and stored.
+        restore_rng: also restore python/numpy/torch/CUDA RNG states.
+
+    Returns:
+        ``(epoch, iteration)`` stored in the checkpoint.
+    """
+    _unwrap(model).load_state_dict(checkpoint["model"])
+    if optimizer is not None and checkpoint.get("optimizer") is not None:
+        optimizer.load_state_dict(checkpoint["optimizer"])
+    if scheduler is not None and checkpoint.get("scheduler") is not None:
+        scheduler.load_state_dict(checkpoint["scheduler"])
+    if restore_rng and "rng" in checkpoint:
+        set_rng_state(checkpoint["rng"])
+    return checkpoint["epoch"], checkpoint["iteration"]

@@ -1,0 +1,170 @@
+"""torch.distributed helpers: init from torchrun's environment, ranks, gathering, barriers."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+# A gloo group beside an NCCL default group: object gathering and monitored barriers need
+# a CPU backend (NCCL has no monitored_barrier, and pickled objects belong on the host).
+_cpu_group: Any = None
+
+
+class DistributedTimeoutError(RuntimeError):
+    """Another rank did not reach a synchronisation point in time (it died or hangs)."""
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Where this process stands: global rank, world size, rank on its machine, device."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+
+
+def init_from_env(
+    backend: str | None = None,
+    timeout: timedelta = timedelta(minutes=30),
+) -> DistInfo:
+    """Initialises the default process group from torchrun's environment variables.
+
+    Reads RANK, WORLD_SIZE, LOCAL_RANK (MASTER_ADDR / MASTER_PORT are read by torch).
+    Without WORLD_SIZE, or with WORLD_SIZE=1, nothing is initialised: a single process.
+
+    Args:
+        backend: ``nccl`` or ``gloo``; default NCCL when CUDA is available, else gloo.
+        timeout: how long a collective may wait for the other ranks before failing, so a
+            dead rank ends the others with an error instead of a hang.
+
+    Returns:
+        The process's :class:`DistInfo`; on GPU the current CUDA device is set to
+        ``cuda:LOCAL_RANK``.
+    """
+    global _cpu_group
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", str(rank)))
+    if backend is None:
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend not in ("nccl", "gloo"):
+        raise ValueError(f"backend must be 'nccl' or 'gloo', got {backend!r}")
+    if backend == "nccl":
+        torch.cuda.set_device(local_rank)
+        device = torch.device("cuda", local_rank)
+    else:
+        device = torch.device("cpu")
+    if world_size > 1 and not dist.is_initialized():
+        missing = [k for k in ("RANK", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
+        if missing:
+            raise RuntimeError(
+                f"WORLD_SIZE={world_size} but {missing} are not set; launch with torchrun"
+            )
+        dist.init_process_group(backend=backend, timeout=timeout)
+        _cpu_group = dist.new_group(backend="gloo", timeout=timeout) if backend == "nccl" else None
+    return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
+
+
+def is_distributed() -> bool:
+    """True when a default process group with more than one rank is up."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def get_rank() -> int:
+    """Global rank of this process (0 when not distributed)."""
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def get_world_size() -> int:
+    """Number of processes (1 when not distributed)."""
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def is_main_process() -> bool:
+    """True on rank 0, the rank that logs and writes checkpoints."""
+    return get_rank() == 0
+
+
+def _to_cpu(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj
+
+
+def gather_results(
+    results: Sequence[Any], indices: Sequence[int], dataset_size: int
+) -> list[Any] | None:
+    """Collects per-image results of every rank on rank 0, in dataset order.
+
+    A distributed sampler gives each rank an interleaved share of the dataset and pads
+    it with repeats so every rank has as many; the repeats are dropped here.
+
+    Args:
+        results: this rank's results (tensors are moved to the CPU before sending).
+        indices: dataset index of each of ``results``.
+        dataset_size: number of images in the dataset.
+
+    Returns:
+        On rank 0 a list of ``dataset_size`` results, ``out[i]`` for dataset index i; None
+        on the other ranks.
+
+    Raises:
+        ValueError: lengths differ, or an index of the dataset came from no rank.
+    """
+    if len(results) != len(indices):
+        raise ValueError(f"results has {len(results)} entries but indices has {len(indices)}")
+    pairs = list(zip((int(i) for i in indices), _to_cpu(list(results)), strict=True))
+    if is_distributed():
+        gathered: list[Any] = [None] * get_world_size() if is_main_process() else None  # type: ignore[assignment]
+        dist.gather_object(pairs, gathered, dst=0, group=_cpu_group)
+        if not is_main_process():
+            return None
+        pairs = [p for rank_pairs in gathered for p in rank_pairs]
+    ordered: list[Any] = [None] * dataset_size
+    seen = [False] * dataset_size
+    for index, result in pairs:
+        if not 0 <= index < dataset_size:
+            raise ValueError(f"index {index} is outside the dataset of size {dataset_size}")
+        if not seen[index]:
+            ordered[index], seen[index] = result, True
+    missing = [i for i, s in enumerate(seen) if not s]
+    if missing:
+        raise ValueError(
+            f"no rank returned results for dataset indices {missing[:10]} "
+            f"({len(missing)} of {dataset_size}); the sampler must cover the dataset"
+        )
+    return ordered
+
+
+def barrier(timeout: timedelta = timedelta(minutes=5)) -> None:
+    """Waits for every rank, failing instead of hanging when one does not arrive.
+
+    Uses ``monitored_barrier`` on a gloo group (NCCL has none), which reports the ranks
+    that did not arrive. A no-op when not distributed.
+
+    Args:
+        timeout: how long to wait for the other ranks.
+
+    Raises:
+        DistributedTimeoutError: a rank did not reach the barrier within ``timeout``.
+    """
+    if not is_distributed():
+        return
+    try:
+        dist.monitored_barrier(group=_cpu_group, timeout=timeout, wait_all_ranks=True)
+    except RuntimeError as e:
+        raise DistributedTimeoutError(
+            f"rank {get_rank()}: not every rank reached the barrier within {timeout} "
+            f"(a rank died or hangs): {e}"
+        ) from e

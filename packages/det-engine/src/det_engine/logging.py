@@ -1,0 +1,190 @@
+"""Training metric logger (console line + JSON lines) and a text progress bar."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import resource
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TextIO
+
+import torch
+
+from det_engine.distributed import is_main_process
+
+
+def memory_mb() -> int:
+    """Peak memory in MiB: CUDA max allocated when CUDA is in use, else the process's peak RSS."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        return int(torch.cuda.max_memory_allocated() / 2**20)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # ru_maxrss is KiB on Linux and bytes on macOS.
+    return int(peak / 2**20) if sys.platform == "darwin" else int(peak / 2**10)
+
+
+def _value(x: Any) -> float:
+    return float(x.detach().item()) if isinstance(x, torch.Tensor) else float(x)
+
+
+class MetricLogger:
+    """Averages losses and timings over ``interval`` iterations and reports them.
+
+    Every ``interval`` iterations (and at the last one) it prints a line such as
+    ``epoch 1 iter 50/1000 lr 0.006667 loss_cls 0.6931 loss 0.9 time 0.512 data_time
+    0.021 memory 3210MB eta 0:08:06`` and appends the same fields as one JSON object to
+    ``work_dir/log.jsonl``. Only rank 0 writes, unless ``enabled`` says otherwise.
+
+    Args:
+        work_dir: directory of ``log.jsonl`` (created if missing).
+        total_iters: iterations of the whole run, for the ETA.
+        interval: iterations between reports.
+        stream: where the console line goes (default stdout).
+        enabled: write at all; default ``is_main_process()`` at construction.
+    """
+
+    def __init__(
+        self,
+        work_dir: str | os.PathLike,
+        total_iters: int,
+        *,
+        interval: int = 50,
+        stream: TextIO | None = None,
+        enabled: bool | None = None,
+    ) -> None:
+        if interval <= 0:
+            raise ValueError(f"interval must be > 0, got {interval}")
+        if total_iters <= 0:
+            raise ValueError(f"total_iters must be > 0, got {total_iters}")
+        self.enabled = is_main_process() if enabled is None else enabled
+        self.path = Path(work_dir) / "log.jsonl"
+        if self.enabled:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.total_iters = total_iters
+        self.interval = interval
+        self.stream = stream if stream is not None else sys.stdout
+        self._sums: dict[str, float] = {}
+        self._count = 0
+
+    def update(
+        self,
+        *,
+        epoch: int,
+        iteration: int,
+        lr: float,
+        losses: Mapping[str, Any],
+        time: float,
+        data_time: float,
+    ) -> dict[str, Any] | None:
+        """Records one iteration; reports when ``iteration`` closes an interval.
+
+        Args:
+            epoch: current epoch, 1-based as printed.
+            iteration: global iterations done so far, 1-based (1 after the first step).
+            lr: lr used in this iteration.
+            losses: named losses (tensors or floats); their sum is logged as ``loss``
+                unless a ``loss`` entry is given.
+            time: seconds the whole iteration took.
+            data_time: seconds spent waiting for data.
+
+        Returns:
+            The reported record, or None when nothing was reported.
+        """
+        values = {name: _value(v) for name, v in losses.items()}
+        values.setdefault("loss", sum(values.values()))
+        values["time"] = float(time)
+        values["data_time"] = float(data_time)
+        for name, v in values.items():
+            self._sums[name] = self._sums.get(name, 0.0) + v
+        self._count += 1
+        if iteration % self.interval != 0 and iteration != self.total_iters:
+            return None
+        means = {name: s / self._count for name, s in self._sums.items()}
+        self._sums, self._count = {}, 0
+        eta = datetime.timedelta(seconds=int(means["time"] * (self.total_iters - iteration)))
+        record: dict[str, Any] = {
+            "mode": "train",
+            "epoch": epoch,
+            "iter": iteration,
+            "total_iters": self.total_iters,
+            "lr": lr,
+            **{k: v for k, v in means.items() if k not in ("time", "data_time")},
+            "time": means["time"],
+            "data_time": means["data_time"],
+            "memory_mb": memory_mb(),
+            "eta": str(eta),
+        }
+        self._emit(record, self._format_train(record))
+        return record
+
+    def log_eval(self, epoch: int, iteration: int, metrics: Mapping[str, float]) -> None:
+        """Reports evaluation metrics (e.g. ``bbox_AP``) as one line and one JSON record."""
+        record = {"mode": "val", "epoch": epoch, "iter": iteration, **dict(metrics)}
+        text = ", ".join(f"{k}: {v:.4f}" for k, v in metrics.items())
+        self._emit(record, f"epoch {epoch} iter {iteration} eval {text}")
+
+    def _format_train(self, r: dict[str, Any]) -> str:
+        skip = {"mode", "epoch", "iter", "total_iters", "lr", "time", "data_time"}
+        skip |= {"memory_mb", "eta"}
+        losses = " ".join(f"{k} {v:.4f}" for k, v in r.items() if k not in skip)
+        return (
+            f"epoch {r['epoch']} iter {r['iter']}/{r['total_iters']} lr {r['lr']:.6f} {losses} "
+            f"time {r['time']:.3f} data_time {r['data_time']:.3f} "
+            f"memory {r['memory_mb']}MB eta {r['eta']}"
+        )
+
+    def _emit(self, record: dict[str, Any], line: str) -> None:
+        if not self.enabled:
+            return
+        print(line, file=self.stream, flush=True)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+class ProgressBar:
+    """A one-line text progress bar: ``[#####.....] 50/100, 12.3 img/s, elapsed 4s, eta 4s``.
+
+    Args:
+        total: number of steps expected.
+        stream: where to draw (default stderr); nothing is drawn when ``enabled`` is False.
+        width: characters of the bar itself.
+        enabled: draw at all; default ``is_main_process()``.
+    """
+
+    def __init__(
+        self,
+        total: int,
+        *,
+        stream: TextIO | None = None,
+        width: int = 30,
+        enabled: bool | None = None,
+    ) -> None:
+        if total < 0:
+            raise ValueError(f"total must be >= 0, got {total}")
+        self.total = total
+        self.stream = stream if stream is not None else sys.stderr
+        self.width = width
+        self.enabled = is_main_process() if enabled is None else enabled
+        self.done = 0
+        self._start = time.perf_counter()
+
+    def update(self, n: int = 1) -> str:
+        """Advances by ``n`` steps, redraws, and returns the drawn line."""
+        self.done += n
+        elapsed = time.perf_counter() - self._start
+        rate = self.done / elapsed if elapsed > 0 else 0.0
+        filled = int(self.width * self.done / self.total) if self.total else self.width
+        filled = min(filled, self.width)
+        eta = (self.total - self.done) / rate if rate > 0 else 0.0
+        line = (
+            f"[{'#' * filled}{'.' * (self.width - filled)}] {self.done}/{self.total}, "
+            f"{rate:.1f} img/s, elapsed {elapsed:.0f}s, eta {max(eta, 0):.0f}s"
+        )
+        if self.enabled:
+            end = "\n" if self.done >= self.total else ""
+            self.stream.write("\r" + line + end)
+            self.stream.flush()
+        return line

@@ -1,0 +1,169 @@
+"""The 2019 zoo's optimisation: scaled base lr, linear warmup, step decay, SGD, clipping."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+# The zoo's reference: lr 0.02 for 8 GPUs x 2 images.
+ZOO_BASE_LR = 0.02
+ZOO_BASE_BATCH = 16
+
+
+def scaled_lr(base_lr: float, base_batch: int, total_batch: int) -> float:
+    """Scales a learning rate linearly with the total batch (the linear scaling rule).
+
+    Args:
+        base_lr: lr tuned for ``base_batch`` images per step (the zoo: 0.02).
+        base_batch: images per step that ``base_lr`` was tuned for (the zoo: 16).
+        total_batch: images per step actually used (images per GPU x world size).
+
+    Returns:
+        ``base_lr * total_batch / base_batch``.
+    """
+    if base_lr <= 0:
+        raise ValueError(f"base_lr must be > 0, got {base_lr}")
+    if base_batch <= 0 or total_batch <= 0:
+        raise ValueError(
+            f"base_batch and total_batch must be > 0, got base_batch={base_batch}, "
+            f"total_batch={total_batch}"
+        )
+    return base_lr * total_batch / base_batch
+
+
+class WarmupStepSchedule:
+    """Step decay at given epochs, with a linear warmup over the first iterations.
+
+    The lr at a global iteration ``i`` (counted from 0 over the whole run) is
+    ``base_lr * gamma ** (number of steps <= epoch)`` where ``epoch = i // iters_per_epoch``,
+    and during warmup (``i < warmup_iters``) that value times
+    ``warmup_ratio + (1 - warmup_ratio) * i / warmup_iters``. So with the zoo's defaults
+    the lr goes from ``base_lr / 3`` at iteration 0 to ``base_lr`` at iteration 500.
+
+    Args:
+        base_lr: lr after warmup and before the first step (already batch-scaled).
+        steps: epochs (0-based count of completed epochs) at which lr is multiplied by
+            ``gamma``: ``(8, 11)`` for 1x, ``(16, 22)`` for 2x, ``(16, 19)`` for 20e.
+        iters_per_epoch: optimizer steps in one epoch.
+        warmup_iters: iterations of linear warmup (0 disables it).
+        warmup_ratio: lr factor at iteration 0.
+        gamma: decay factor at each step.
+    """
+
+    def __init__(
+        self,
+        base_lr: float,
+        steps: Sequence[int],
+        iters_per_epoch: int,
+        *,
+        warmup_iters: int = 500,
+        warmup_ratio: float = 1.0 / 3.0,
+        gamma: float = 0.1,
+    ) -> None:
+        if base_lr <= 0:
+            raise ValueError(f"base_lr must be > 0, got {base_lr}")
+        if iters_per_epoch <= 0:
+            raise ValueError(f"iters_per_epoch must be > 0, got {iters_per_epoch}")
+        if warmup_iters < 0:
+            raise ValueError(f"warmup_iters must be >= 0, got {warmup_iters}")
+        if not 0.0 < warmup_ratio <= 1.0:
+            raise ValueError(f"warmup_ratio must be in (0, 1], got {warmup_ratio}")
+        if list(steps) != sorted(steps) or any(s <= 0 for s in steps):
+            raise ValueError(f"steps must be increasing positive epochs, got {list(steps)}")
+        self.base_lr = float(base_lr)
+        self.steps = tuple(int(s) for s in steps)
+        self.iters_per_epoch = int(iters_per_epoch)
+        self.warmup_iters = int(warmup_iters)
+        self.warmup_ratio = float(warmup_ratio)
+        self.gamma = float(gamma)
+
+    def lr_at(self, iteration: int) -> float:
+        """The lr for the optimizer step at global ``iteration`` (0-based)."""
+        if iteration < 0:
+            raise ValueError(f"iteration must be >= 0, got {iteration}")
+        epoch = iteration // self.iters_per_epoch
+        decays = sum(1 for s in self.steps if epoch >= s)
+        lr = self.base_lr * self.gamma**decays
+        if iteration < self.warmup_iters:
+            lr *= self.warmup_ratio + (1.0 - self.warmup_ratio) * iteration / self.warmup_iters
+        return lr
+
+    def apply(self, optimizer: torch.optim.Optimizer, iteration: int) -> float:
+        """Sets every param group of ``optimizer`` to the lr of ``iteration``; returns it."""
+        lr = self.lr_at(iteration)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+    def state_dict(self) -> dict[str, Any]:
+        """The schedule's settings as plain numbers and lists (checkpoint-safe)."""
+        return {
+            "base_lr": self.base_lr,
+            "steps": list(self.steps),
+            "iters_per_epoch": self.iters_per_epoch,
+            "warmup_iters": self.warmup_iters,
+            "warmup_ratio": self.warmup_ratio,
+            "gamma": self.gamma,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restores settings saved by :meth:`state_dict`."""
+        self.__init__(  # type: ignore[misc]
+            state["base_lr"],
+            state["steps"],
+            state["iters_per_epoch"],
+            warmup_iters=state["warmup_iters"],
+            warmup_ratio=state["warmup_ratio"],
+            gamma=state["gamma"],
+        )
+
+
+def build_sgd(
+    model: nn.Module,
+    lr: float,
+    *,
+    momentum: float = 0.9,
+    weight_decay: float = 1e-4,
+) -> torch.optim.SGD:
+    """SGD over the model's trainable parameters with the zoo's settings.
+
+    Args:
+        model: the detector; frozen parameters (``requires_grad=False``) are left out.
+        lr: initial lr (the schedule overwrites it each iteration).
+        momentum: SGD momentum (zoo: 0.9).
+        weight_decay: L2 weight decay on every parameter (zoo: 1e-4).
+
+    Returns:
+        A ``torch.optim.SGD`` with one param group.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("build_sgd: model has no parameter with requires_grad=True")
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def clip_gradients(
+    parameters: Iterable[torch.Tensor], max_norm: float, norm_type: float = 2.0
+) -> torch.Tensor:
+    """Rescales gradients so their total norm is at most ``max_norm``.
+
+    The zoo's Faster/Mask R-CNN, RetinaNet and Cascade configs used ``max_norm=35,
+    norm_type=2``; SSD used none.
+
+    Args:
+        parameters: parameters whose ``.grad`` to clip; those without a gradient are skipped.
+        max_norm: largest allowed total norm (> 0).
+        norm_type: the p of the p-norm.
+
+    Returns:
+        Tensor[] the total gradient norm before clipping.
+    """
+    if max_norm <= 0:
+        raise ValueError(f"max_norm must be > 0, got {max_norm}")
+    with_grad = [p for p in parameters if p.grad is not None]
+    if not with_grad:
+        return torch.tensor(0.0)
+    return nn.utils.clip_grad_norm_(with_grad, max_norm=max_norm, norm_type=norm_type)

@@ -1,0 +1,113 @@
+import random
+import re
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from det_engine import checkpoint
+from det_engine.checkpoint import CheckpointError, checkpoint_path, latest, load, restore, save
+from det_engine.schedule import WarmupStepSchedule, build_sgd
+
+
+def _trained_model():
+    torch.manual_seed(0)
+    model = nn.Linear(3, 2)
+    opt = build_sgd(model, 0.1)
+    model(torch.randn(4, 3)).sum().backward()
+    opt.step()  # momentum buffers exist now
+    return model, opt
+
+
+def test_round_trip_restores_everything(tmp_path):
+    model, opt = _trained_model()
+    sched = WarmupStepSchedule(0.02, (8, 11), 100)
+    config = {"model": {"name": "faster_rcnn", "steps": [8, 11]}, "lr": 0.02}
+    random.seed(1), np.random.seed(1), torch.manual_seed(1)
+    path = save(
+        checkpoint_path(tmp_path, 300),
+        model=model,
+        optimizer=opt,
+        scheduler=sched,
+        epoch=3,
+        iteration=300,
+        config=config,
+    )
+    expected = (random.random(), np.random.rand(3).tolist(), torch.rand(3).tolist())
+
+    random.seed(99), np.random.seed(99), torch.manual_seed(99)  # disturb every generator
+    model2 = nn.Linear(3, 2)
+    opt2 = build_sgd(model2, 0.5)
+    sched2 = WarmupStepSchedule(1.0, (1,), 1)
+    ckpt = load(path)
+    assert restore(ckpt, model=model2, optimizer=opt2, scheduler=sched2) == (3, 300)
+    assert (random.random(), np.random.rand(3).tolist(), torch.rand(3).tolist()) == expected
+    for a, b in zip(model.state_dict().values(), model2.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    buf = opt.state[opt.param_groups[0]["params"][0]]["momentum_buffer"]
+    buf2 = opt2.state[opt2.param_groups[0]["params"][0]]["momentum_buffer"]
+    assert torch.equal(buf, buf2)
+    assert opt2.param_groups[0]["lr"] == pytest.approx(0.1)
+    assert sched2.lr_at(900) == pytest.approx(0.002)
+    assert ckpt["config"] == config
+
+
+def test_crash_mid_write_keeps_old_file(tmp_path, monkeypatch):
+    model, _ = _trained_model()
+    path = save(tmp_path / "iter_00000001.pth", model=model, epoch=0, iteration=1)
+    before = path.read_bytes()
+
+    def crashing_save(obj, f):
+        f.write(b"PK\x03\x04 half a checkpoint")
+        raise KeyboardInterrupt  # e.g. Ctrl-C in the middle of writing
+
+    monkeypatch.setattr(checkpoint.torch, "save", crashing_save)
+    with pytest.raises(KeyboardInterrupt):
+        save(path, model=nn.Linear(3, 2), epoch=1, iteration=2)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp debris
+    assert load(path)["iteration"] == 1
+
+
+def test_corrupt_file_error_names_path(tmp_path):
+    model, _ = _trained_model()
+    path = save(tmp_path / "iter_00000005.pth", model=model, epoch=0, iteration=5)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # truncated
+    with pytest.raises(CheckpointError, match=re.escape(str(path))):
+        load(path)
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match=r"garbage\.pth"):
+        load(garbage)
+
+
+def test_foreign_file_is_rejected(tmp_path):
+    foreign = tmp_path / "resnet50.pth"
+    torch.save(nn.Linear(2, 2).state_dict(), foreign)  # a bare state_dict
+    with pytest.raises(CheckpointError, match=r"resnet50\.pth is not a det_engine checkpoint"):
+        load(foreign)
+
+
+def test_code_objects_are_refused(tmp_path):
+    unsafe = tmp_path / "unsafe.pth"
+    torch.save({"format": checkpoint.FORMAT, "model": nn.Linear(2, 2)}, unsafe)
+    with pytest.raises(CheckpointError, match=r"unsafe\.pth"):
+        load(unsafe)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"nope\.pth"):
+        load(tmp_path / "nope.pth")
+
+
+def test_latest(tmp_path):
+    assert latest(tmp_path) is None
+    assert latest(tmp_path / "missing") is None
+    model = nn.Linear(1, 1)
+    for it in (900, 1000, 50):
+        save(checkpoint_path(tmp_path, it), model=model, epoch=0, iteration=it)
+    (tmp_path / "iter_99999999.pth.tmp").write_bytes(b"")
+    (tmp_path / "other.pth").write_bytes(b"")
+    assert latest(tmp_path) == tmp_path / "iter_00001000.pth"

@@ -1,0 +1,98 @@
+import os
+import socket
+import time
+from datetime import timedelta
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from det_engine import distributed
+from det_engine.distributed import DistributedTimeoutError, gather_results, init_from_env
+
+DATASET_SIZE = 7
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env(rank, world_size, port):
+    os.environ.update(
+        {
+            "RANK": str(rank),
+            "LOCAL_RANK": str(rank),
+            "WORLD_SIZE": str(world_size),
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+        }
+    )
+
+
+def _gather_worker(rank, world_size, port, out_dir):
+    _env(rank, world_size, port)
+    info = init_from_env(backend="gloo", timeout=timedelta(seconds=60))
+    assert (info.rank, info.world_size) == (rank, world_size)
+    assert distributed.get_rank() == rank and distributed.get_world_size() == world_size
+    # A distributed sampler's share: rank r takes r, r + W, ... padded with repeats to 4.
+    indices = list(range(rank, DATASET_SIZE, world_size))
+    indices += indices[: 4 - len(indices)]
+    results = [{"index": i, "boxes": torch.full((1, 4), float(i))} for i in indices]
+    ordered = gather_results(results, indices, DATASET_SIZE)
+    distributed.barrier(timedelta(seconds=30))
+    if rank == 0:
+        torch.save(ordered, os.path.join(out_dir, "gathered.pth"))
+    else:
+        assert ordered is None
+    dist.destroy_process_group()
+
+
+def _dead_rank_worker(rank, world_size, port, out_dir):
+    _env(rank, world_size, port)
+    init_from_env(backend="gloo", timeout=timedelta(seconds=60))
+    if rank == 1:
+        time.sleep(4)  # never reaches the barrier in time (as if dead or hung)
+        return
+    started = time.monotonic()
+    try:
+        distributed.barrier(timedelta(seconds=1))
+    except DistributedTimeoutError as e:
+        with open(os.path.join(out_dir, "error.txt"), "w") as f:
+            f.write(f"{time.monotonic() - started:.1f}\n{e}")
+
+
+def test_gather_results_in_dataset_order(tmp_path):
+    mp.spawn(_gather_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    ordered = torch.load(tmp_path / "gathered.pth", weights_only=True)
+    assert [r["index"] for r in ordered] == list(range(DATASET_SIZE))
+    assert [r["boxes"][0, 0].item() for r in ordered] == [float(i) for i in range(DATASET_SIZE)]
+
+
+def test_barrier_fails_instead_of_hanging(tmp_path):
+    mp.spawn(_dead_rank_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    waited, message = (tmp_path / "error.txt").read_text().split("\n", 1)
+    assert float(waited) < 3.5
+    assert "not every rank reached the barrier" in message
+
+
+def test_single_process_defaults(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    info = init_from_env(backend="gloo")
+    assert (info.rank, info.world_size, info.device.type) == (0, 1, "cpu")
+    assert not dist.is_initialized()
+    assert distributed.is_main_process()
+    distributed.barrier()  # no-op
+    assert gather_results(["b", "a"], [1, 0], 2) == ["a", "b"]
+    with pytest.raises(ValueError, match=r"indices \[2\]"):
+        gather_results(["a", "b"], [0, 1], 3)
+
+
+def test_world_size_without_torchrun_env(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    for key in ("RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(key, raising=False)
+    with pytest.raises(RuntimeError, match="torchrun"):
+        init_from_env(backend="gloo")

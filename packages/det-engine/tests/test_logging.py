@@ -1,0 +1,61 @@
+import io
+import json
+
+import pytest
+import torch
+
+from det_engine.logging import MetricLogger, ProgressBar, memory_mb
+
+
+def test_json_lines_and_console(tmp_path):
+    out = io.StringIO()
+    logger = MetricLogger(tmp_path / "work", total_iters=10, interval=4, stream=out, enabled=True)
+    reported = []
+    for it in range(1, 11):
+        losses = {"loss_cls": torch.tensor(float(it)), "loss_bbox": 0.5}
+        r = logger.update(epoch=1, iteration=it, lr=0.01, losses=losses, time=0.2, data_time=0.05)
+        reported.append(r is not None)
+    assert reported == [False, False, False, True, False, False, False, True, False, True]
+    logger.log_eval(1, 10, {"bbox_AP": 0.375})
+
+    records = [
+        json.loads(line) for line in (tmp_path / "work" / "log.jsonl").read_text().splitlines()
+    ]
+    assert len(records) == 4
+    first = records[0]
+    for key in ("epoch", "iter", "total_iters", "lr", "loss_cls", "loss_bbox", "loss", "time"):
+        assert key in first
+    assert {"data_time", "memory_mb", "eta", "mode"} <= set(first)
+    assert first["iter"] == 4 and first["mode"] == "train"
+    assert first["loss_cls"] == pytest.approx(2.5)  # mean of 1..4
+    assert first["loss"] == pytest.approx(3.0)
+    assert first["time"] == pytest.approx(0.2) and first["data_time"] == pytest.approx(0.05)
+    assert first["eta"] == "0:00:01"  # 6 iterations left at 0.2 s
+    assert records[2]["iter"] == 10 and records[2]["loss_cls"] == pytest.approx(9.5)
+    assert records[3] == {"mode": "val", "epoch": 1, "iter": 10, "bbox_AP": 0.375}
+    assert first["memory_mb"] > 0
+
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("epoch 1 iter 4/10 lr 0.010000 loss_cls 2.5000 loss_bbox 0.5000")
+    assert "memory" in lines[0] and "eta 0:00:01" in lines[0]
+    assert "bbox_AP: 0.3750" in lines[3]
+
+
+def test_disabled_logger_writes_nothing(tmp_path):
+    out = io.StringIO()
+    logger = MetricLogger(tmp_path, total_iters=2, interval=1, stream=out, enabled=False)
+    logger.update(epoch=1, iteration=1, lr=0.1, losses={"l": 1.0}, time=0.1, data_time=0.0)
+    assert out.getvalue() == "" and not (tmp_path / "log.jsonl").exists()
+
+
+def test_progress_bar():
+    out = io.StringIO()
+    bar = ProgressBar(4, stream=out, width=8, enabled=True)
+    assert bar.update().startswith("[##......] 1/4")
+    bar.update(3)
+    assert out.getvalue().endswith("\n")
+    assert "[########] 4/4" in out.getvalue().split("\r")[-1]
+
+
+def test_memory_is_positive():
+    assert memory_mb() > 10
