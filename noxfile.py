@@ -14,7 +14,7 @@ TORCH = ("torch==2.14.1", "torchvision==0.29.1")
 # Packages in dependency order: each may only depend on those before it. They are not on
 # PyPI, so the sessions that install them do so in one pip command: a dependency named by
 # a package (det-backbones -> det-ops) then resolves to the local directory given beside it.
-PACKAGES = ("det-ops", "det-backbones", "det-heads", "det-data", "det-models")
+PACKAGES = ("det-ops", "det-backbones", "det-heads", "det-data", "det-models", "det-engine")
 
 nox.options.sessions = ("lint", "tests")
 # Reuse an environment when it exists: installing torch is the slow part of setup.
