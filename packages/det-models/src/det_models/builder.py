@@ -109,6 +109,7 @@ def _neck(config: NeckConfig, in_channels: list[int]) -> FPN:
         config.num_outs,
         config.extra,
         start_level=config.start_level,
+        relu_before_extra=config.relu_before_extra,
     )
 
 

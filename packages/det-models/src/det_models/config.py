@@ -68,6 +68,7 @@ class NeckConfig:
         extra: "maxpool" (P6 by max-pool) or "conv_on_input" (RetinaNet's P6/P7 convs).
         start_level: first backbone map used (1 for RetinaNet: C3).
         norm: None or "GN" (GroupNorm after every conv).
+        relu_before_extra: ReLU before the second extra conv (torchvision's RetinaNet).
     """
 
     out_channels: int = 256
@@ -75,6 +76,7 @@ class NeckConfig:
     extra: str = "maxpool"
     start_level: int = 0
     norm: str | None = None
+    relu_before_extra: bool = False
 
 
 @dataclass(frozen=True)
