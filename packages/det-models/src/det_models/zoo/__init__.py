@@ -12,6 +12,7 @@ from det_models.zoo.configs import build, get, model_config
 from det_models.zoo.entry import MAIN_SITE, MIRROR_SITE, Reference, ZooEntry, mirror_of
 from det_models.zoo.lookup import MODELS, entry, names
 from det_models.zoo.markdown import table
+from det_models.zoo.pretrained import load_pretrained
 from det_models.zoo.settings import (
     DataConfig,
     Normalize,
@@ -32,6 +33,7 @@ __all__ = [
     "build",
     "entry",
     "get",
+    "load_pretrained",
     "mirror_of",
     "model_config",
     "names",
