@@ -4,11 +4,15 @@
 >>> row = zoo.entry("faster_rcnn", "r50", "1x")
 >>> row.reference.box_ap, row.schedule_config.lr_steps
 (36.4, (8, 11))
+>>> zoo.get("mask_rcnn", "r50", "3x", variant="gn").model.neck.norm
+'GN'
 """
 
+from det_models.zoo.configs import build, get, model_config
 from det_models.zoo.entry import MAIN_SITE, MIRROR_SITE, Reference, ZooEntry, mirror_of
 from det_models.zoo.lookup import MODELS, entry, names
 from det_models.zoo.markdown import table
+from det_models.zoo.pretrained import load_pretrained
 from det_models.zoo.settings import (
     DataConfig,
     Normalize,
@@ -26,8 +30,12 @@ __all__ = [
     "SSDAugment",
     "ScheduleConfig",
     "ZooEntry",
+    "build",
     "entry",
+    "get",
+    "load_pretrained",
     "mirror_of",
+    "model_config",
     "names",
     "table",
 ]

@@ -1,0 +1,211 @@
+"""Building a detector from its ModelConfig: config values in, composed modules out."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from det_backbones import build_backbone
+from det_heads import (
+    FPN,
+    AnchorGenerator,
+    BBoxHead,
+    CascadeRoIHead,
+    DeltaXYWHCoder,
+    MaskHead,
+    MaxIoUAssigner,
+    RetinaHead,
+    RoIExtractor,
+    RPNHead,
+    SSDAnchorGenerator,
+    SSDHead,
+    StandardRoIHead,
+)
+from det_heads.roi.cascade_roi_head import CASCADE_STDS
+from det_models.config import (
+    FAMILIES,
+    ROI_POOLS,
+    BackboneConfig,
+    ModelConfig,
+    NeckConfig,
+    RoIConfig,
+)
+from det_models.detectors import RPN, SSD, CascadeRCNN, FasterRCNN, FastRCNN, MaskRCNN, RetinaNet
+from det_models.parts import (
+    ConvFCBBoxHead,
+    DeformRoIExtractor,
+    GroupNormFPN,
+    GroupNormMaskHead,
+)
+
+
+def build_model(config: ModelConfig) -> nn.Module:
+    """The detector a ModelConfig describes, with freshly initialised weights.
+
+    Args:
+        config: the model config (see det_models.config; the zoo gives one per row).
+
+    Returns:
+        An RPN, FastRCNN, FasterRCNN, MaskRCNN, CascadeRCNN, RetinaNet or SSD module.
+    """
+    if config.family not in FAMILIES:
+        raise ValueError(f"family must be one of {', '.join(FAMILIES)}; got {config.family!r}")
+    if config.num_classes < 1:
+        raise ValueError(f"num_classes must be >= 1, got {config.num_classes}")
+    backbone = _backbone(config.backbone)
+    if config.family == "ssd":
+        return SSD(backbone=backbone, head=_ssd_head(config, backbone.out_channels))
+    neck = _neck(config.neck, backbone.out_channels)
+    if config.family == "retinanet":
+        dense = config.dense
+        head = RetinaHead(
+            config.num_classes,
+            neck.out_channels,
+            dense.feat_channels,
+            dense.stacked_convs,
+            **({"nms": dense.nms} if dense.nms is not None else {}),
+        )
+        return RetinaNet(backbone=backbone, neck=neck, head=head)
+    if config.family == "rpn":
+        return RPN(backbone=backbone, neck=neck, rpn=_rpn_head(config, neck.out_channels))
+    roi_head = _roi_head(config.roi, config.num_classes, neck.out_channels)
+    if config.family == "fast_rcnn":
+        return FastRCNN(backbone=backbone, neck=neck, roi_head=roi_head)
+    rpn = _rpn_head(config, neck.out_channels)
+    detector = {
+        "faster_rcnn": FasterRCNN,
+        "mask_rcnn": MaskRCNN,
+        "cascade_rcnn": CascadeRCNN,
+        "cascade_mask_rcnn": CascadeRCNN,
+    }[config.family]
+    return detector(backbone=backbone, neck=neck, rpn=rpn, roi_head=roi_head)
+
+
+def _backbone(config: BackboneConfig) -> nn.Module:
+    if config.arch.startswith("vgg16"):
+        return build_backbone(config.arch)
+    overrides = {
+        "norm": config.norm,
+        "norm_eval": config.norm_eval,
+        "frozen_stages": config.frozen_stages,
+        "dcn": config.dcn,
+        "stage_with_dcn": config.stage_with_dcn,
+        "deform_groups": config.deform_groups,
+    }
+    if config.style is not None:
+        overrides["style"] = config.style
+    return build_backbone(config.arch, **overrides)
+
+
+def _neck(config: NeckConfig, in_channels: list[int]) -> FPN:
+    if config.norm == "GN":
+        if config.extra != "maxpool" or config.start_level != 0:
+            raise ValueError("NeckConfig: norm 'GN' is only built with extra 'maxpool', level 0")
+        return GroupNormFPN(in_channels, config.out_channels, config.num_outs)
+    if config.norm is not None:
+        raise ValueError(f"NeckConfig.norm must be None or 'GN', got {config.norm!r}")
+    return FPN(
+        in_channels,
+        config.out_channels,
+        config.num_outs,
+        config.extra,
+        start_level=config.start_level,
+        relu_before_extra=config.relu_before_extra,
+    )
+
+
+def _rpn_head(config: ModelConfig, channels: int) -> RPNHead:
+    rpn = config.rpn
+    return RPNHead(
+        channels,
+        rpn.feat_channels,
+        anchor_generator=AnchorGenerator(rpn.anchor_strides, rpn.anchor_scales, rpn.anchor_ratios),
+        train_proposals=rpn.train_proposals,
+        test_proposals=rpn.test_proposals,
+    )
+
+
+def _box_extractor(config: RoIConfig, channels: int) -> RoIExtractor:
+    if config.pool not in ROI_POOLS:
+        raise ValueError(f"RoIConfig.pool must be one of {ROI_POOLS}, got {config.pool!r}")
+    if config.pool == "align":
+        return RoIExtractor(config.strides, config.roi_size, config.sampling_ratio)
+    return DeformRoIExtractor(
+        channels, config.pool, config.strides, config.roi_size, config.sampling_ratio
+    )
+
+
+def _box_head(
+    config: RoIConfig, num_classes: int, channels: int, coder: DeltaXYWHCoder | None = None
+) -> BBoxHead:
+    agnostic = config.num_stages > 1
+    if config.num_convs:
+        if config.norm != "GN":
+            raise ValueError("RoIConfig: box head convs are only built with norm 'GN'")
+        return ConvFCBBoxHead(
+            num_classes,
+            channels,
+            config.roi_size,
+            config.conv_channels,
+            config.num_convs,
+            config.fc_channels,
+            config.num_fcs,
+            class_agnostic=agnostic,
+            coder=coder,
+        )
+    return BBoxHead(
+        num_classes,
+        channels,
+        config.roi_size,
+        config.fc_channels,
+        config.num_fcs,
+        class_agnostic=agnostic,
+        coder=coder,
+    )
+
+
+def _mask_parts(config: RoIConfig, num_classes: int, channels: int):
+    extractor = RoIExtractor(config.strides, config.mask_roi_size, config.sampling_ratio)
+    head_type = GroupNormMaskHead if config.norm == "GN" else MaskHead
+    return extractor, head_type(num_classes, channels, channels, config.mask_num_convs)
+
+
+def _roi_head(
+    config: RoIConfig, num_classes: int, channels: int
+) -> StandardRoIHead | CascadeRoIHead:
+    if config.num_stages == 1:
+        mask_extractor, mask_head = (
+            _mask_parts(config, num_classes, channels) if config.with_mask else (None, None)
+        )
+        return StandardRoIHead(
+            _box_extractor(config, channels),
+            _box_head(config, num_classes, channels),
+            mask_extractor=mask_extractor,
+            mask_head=mask_head,
+            nms=config.nms,
+        )
+    n = config.num_stages
+    if n > len(CASCADE_STDS) or len(config.cascade_ious) < n or len(config.stage_weights) < n:
+        raise ValueError(
+            f"RoIConfig: num_stages {n} needs {n} cascade_ious and stage_weights "
+            f"(and at most {len(CASCADE_STDS)} stages)"
+        )
+    masks = [_mask_parts(config, num_classes, channels) for _ in range(n)]
+    return CascadeRoIHead(
+        [_box_extractor(config, channels) for _ in range(n)],
+        [
+            _box_head(config, num_classes, channels, DeltaXYWHCoder(stds=stds))
+            for stds in CASCADE_STDS[:n]
+        ],
+        assigners=[MaxIoUAssigner(t, t, t) for t in config.cascade_ious[:n]],
+        stage_weights=config.stage_weights[:n],
+        mask_extractors=[m[0] for m in masks] if config.with_mask else None,
+        mask_heads=[m[1] for m in masks] if config.with_mask else None,
+        nms=config.nms,
+    )
+
+
+def _ssd_head(config: ModelConfig, in_channels: list[int]) -> SSDHead:
+    dense = config.dense
+    anchors = SSDAnchorGenerator(dense.input_size, basesize_ratio_range=dense.basesize_ratio_range)
+    extra = {"nms": dense.nms} if dense.nms is not None else {}
+    return SSDHead(config.num_classes, in_channels, anchor_generator=anchors, **extra)

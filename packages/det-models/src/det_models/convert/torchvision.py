@@ -1,0 +1,136 @@
+"""torchvision's detection models (v1 ResNet-50-FPN weights) -> our models' keys.
+
+torchvision key -> det-models key:
+- backbone.body.*
+    -> backbone.*
+- backbone.fpn.inner_blocks.N.0 / layer_blocks.N.0
+    -> neck.lateral_convs.N / neck.output_convs.N
+- backbone.fpn.extra_blocks.p6 / p7 (RetinaNet)
+    -> neck.extra_convs.0 / 1
+- rpn.head.conv.0.0 / cls_logits / bbox_pred
+    -> rpn.conv / rpn.cls / rpn.reg
+- roi_heads.box_head.fc6 / fc7
+    -> roi_head.bbox_head.fcs.0 / 1
+- roi_heads.box_predictor.cls_score / bbox_pred
+    -> roi_head.bbox_head.cls / reg
+- roi_heads.mask_head.N.0 / mask_predictor.conv5_mask / mask_fcn_logits
+    -> roi_head.mask_head.convs.N / deconv / logits
+- head.classification_head.conv.N.0 / cls_logits
+    -> head.cls_tower.2N / head.cls
+- head.regression_head.conv.N.0 / bbox_reg
+    -> head.reg_tower.2N / head.reg
+
+torchvision's 91 outputs are index 0 = background followed by COCO category ids 1..90 (ten of
+them unused); ours are 90 classes, label i being category id i + 1, with background last for
+the softmax heads. RetinaNet's sigmoid column 0 (never trained as a class) is dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from torch import Tensor
+
+from det_models.config import BackboneConfig, DenseHeadConfig, ModelConfig, NeckConfig, RoIConfig
+from det_models.convert.common import Converted, background_last, drop_first, rename, unwrap
+
+TORCHVISION_MODELS = ("fasterrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn", "retinanet_resnet50_fpn")
+# 91 torchvision outputs less the background / unused index 0.
+TORCHVISION_CLASSES = 90
+_RETINA_ANCHORS = 9
+
+_FPN = re.compile(r"^backbone\.fpn\.(inner_blocks|layer_blocks)\.(\d+)\.(?:0\.)?(weight|bias)$")
+_TOWER = re.compile(r"^head\.(classification_head|regression_head)\.conv\.(\d+)\.0\.(.+)$")
+_MASK_CONV = re.compile(r"^roi_heads\.mask_head\.(\d+)\.0\.(.+)$")
+_RENAMES = {
+    "backbone.fpn.extra_blocks.p6.": "neck.extra_convs.0.",
+    "backbone.fpn.extra_blocks.p7.": "neck.extra_convs.1.",
+    "rpn.head.conv.0.0.": "rpn.conv.",
+    "rpn.head.cls_logits.": "rpn.cls.",
+    "rpn.head.bbox_pred.": "rpn.reg.",
+    "roi_heads.box_head.fc6.": "roi_head.bbox_head.fcs.0.",
+    "roi_heads.box_head.fc7.": "roi_head.bbox_head.fcs.1.",
+    "roi_heads.mask_predictor.conv5_mask.": "roi_head.mask_head.deconv.",
+    "head.regression_head.bbox_reg.": "head.reg.",
+}
+
+
+def torchvision_config(model_name: str) -> ModelConfig:
+    """Our ModelConfig of a torchvision detection model (90 classes, R-50 pytorch style).
+
+    Args:
+        model_name: one of TORCHVISION_MODELS.
+
+    Returns:
+        The config; det_models.builder.build_model(config) makes the model that
+        from_torchvision's output loads into.
+    """
+    _check_name(model_name)
+    backbone = BackboneConfig(arch="r50")
+    if model_name == "retinanet_resnet50_fpn":
+        # torchvision makes P6 from P5 (not C5) and applies a ReLU before P7.
+        neck = NeckConfig(extra="conv_on_output", start_level=1, relu_before_extra=True)
+        return ModelConfig(
+            family="retinanet",
+            num_classes=TORCHVISION_CLASSES,
+            backbone=backbone,
+            neck=neck,
+            rpn=None,
+            dense=DenseHeadConfig(kind="retina"),
+        )
+    mask = model_name == "maskrcnn_resnet50_fpn"
+    return ModelConfig(
+        family="mask_rcnn" if mask else "faster_rcnn",
+        num_classes=TORCHVISION_CLASSES,
+        backbone=backbone,
+        roi=RoIConfig(with_mask=mask),
+    )
+
+
+def from_torchvision(state_dict: Mapping, model_name: str) -> Converted:
+    """Converts a torchvision detection model's state dict.
+
+    Args:
+        state_dict: model.state_dict() of a torchvision model (or a checkpoint holding one).
+        model_name: one of TORCHVISION_MODELS.
+
+    Returns:
+        Converted(state_dict with our keys, unused source keys); it loads strictly into
+        build_model(torchvision_config(model_name)).
+    """
+    _check_name(model_name)
+
+    def rule(key: str, value: Tensor) -> tuple[str, Tensor] | None:
+        if key.startswith("backbone.body."):
+            return "backbone." + key.removeprefix("backbone.body."), value
+        if m := _FPN.match(key):
+            name = "lateral_convs" if m[1] == "inner_blocks" else "output_convs"
+            return f"neck.{name}.{m[2]}.{m[3]}", value
+        if m := _TOWER.match(key):
+            tower = "cls_tower" if m[1] == "classification_head" else "reg_tower"
+            return f"head.{tower}.{2 * int(m[2])}.{m[3]}", value
+        if m := _MASK_CONV.match(key):
+            return f"roi_head.mask_head.convs.{m[1]}.{m[2]}", value
+        for source, target in _RENAMES.items():
+            if key.startswith(source):
+                return target + key[len(source) :], value
+        suffix = key.rpartition(".")[2]
+        if key.startswith("roi_heads.box_predictor.cls_score."):
+            return f"roi_head.bbox_head.cls.{suffix}", background_last(value)
+        if key.startswith("roi_heads.box_predictor.bbox_pred."):
+            return f"roi_head.bbox_head.reg.{suffix}", drop_first(value, 4)
+        if key.startswith("roi_heads.mask_predictor.mask_fcn_logits."):
+            return f"roi_head.mask_head.logits.{suffix}", drop_first(value, 1)
+        if key.startswith("head.classification_head.cls_logits."):
+            return f"head.cls.{suffix}", drop_first(value, 1, _RETINA_ANCHORS)
+        return None
+
+    return rename(unwrap(state_dict), rule)
+
+
+def _check_name(model_name: str) -> None:
+    if model_name not in TORCHVISION_MODELS:
+        raise ValueError(
+            f"model_name must be one of {', '.join(TORCHVISION_MODELS)}; got {model_name!r}"
+        )

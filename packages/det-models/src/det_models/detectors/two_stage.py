@@ -1,0 +1,141 @@
+"""Two-stage detectors: Fast, Faster, Mask and Cascade (Mask) R-CNN."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+from det_heads import CascadeRoIHead, RPNHead, StandardRoIHead
+from det_models.detectors.inputs import check_batch
+
+
+class FasterRCNN(nn.Module):
+    """Backbone, FPN, RPN, RoI head (Ren et al., 2015; FPN by Lin et al., 2017).
+
+    Args:
+        backbone: returns a list of maps and has out_channels and strides.
+        neck: the FPN.
+        rpn: the RPNHead that proposes boxes.
+        roi_head: a StandardRoIHead (or CascadeRoIHead) that classifies and refines them.
+    """
+
+    def __init__(
+        self,
+        *,
+        backbone: nn.Module,
+        neck: nn.Module,
+        rpn: RPNHead,
+        roi_head: StandardRoIHead | CascadeRoIHead,
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.neck = neck
+        self.rpn = rpn
+        self.roi_head = roi_head
+
+    @property
+    def num_classes(self) -> int:
+        return self.roi_head.num_classes
+
+    def forward(
+        self, images: Tensor, metas: Sequence[dict], targets: Sequence[dict] | None = None
+    ) -> dict[str, Tensor] | list[dict[str, Tensor]]:
+        """Losses in train mode, detections in eval mode.
+
+        Args:
+            images: Tensor[B, 3, H, W], normalised and padded.
+            metas: per image dict(img_shape, scale_factor, ori_shape, ...).
+            targets: per image dict(boxes Tensor[G, 4] (x1, y1, x2, y2, input pixels),
+                labels int64[G] in 0..C-1[, masks][, ignore_boxes]); train mode only.
+
+        Returns:
+            Train: dict of losses (loss_rpn_cls, loss_rpn_box and the RoI head's).
+            Eval: per image dict(boxes Tensor[N, 4] (x1, y1, x2, y2, original-image pixels),
+            scores Tensor[N], labels int64[N][, masks uint8 Tensor[N, H_ori, W_ori]]).
+        """
+        check_batch(type(self).__name__, images, metas, targets, self.training)
+        feats = self.neck(self.backbone(images))
+        if self.training:
+            rpn_losses, proposals = self.rpn.loss_and_predict(feats, targets, metas)
+            return {**rpn_losses, **self.roi_head.loss(feats, proposals, targets, metas)}
+        proposals = self.rpn.predict(feats, metas)
+        return self.roi_head.predict(feats, proposals, metas)
+
+
+class MaskRCNN(FasterRCNN):
+    """Faster R-CNN whose RoI head also predicts masks (He et al., 2017)."""
+
+    def __init__(
+        self, *, backbone: nn.Module, neck: nn.Module, rpn: RPNHead, roi_head: StandardRoIHead
+    ) -> None:
+        if getattr(roi_head, "mask_head", None) is None:
+            raise ValueError("MaskRCNN: roi_head must have a mask_head (use FasterRCNN without)")
+        super().__init__(backbone=backbone, neck=neck, rpn=rpn, roi_head=roi_head)
+
+
+class CascadeRCNN(FasterRCNN):
+    """Faster R-CNN with a CascadeRoIHead (Cai & Vasconcelos, 2018), with or without masks."""
+
+    def __init__(
+        self, *, backbone: nn.Module, neck: nn.Module, rpn: RPNHead, roi_head: CascadeRoIHead
+    ) -> None:
+        if not isinstance(roi_head, CascadeRoIHead):
+            raise TypeError(
+                f"CascadeRCNN: roi_head must be a CascadeRoIHead, got {type(roi_head).__name__}"
+            )
+        super().__init__(backbone=backbone, neck=neck, rpn=rpn, roi_head=roi_head)
+
+    @property
+    def with_masks(self) -> bool:
+        return self.roi_head.mask_heads is not None
+
+
+class FastRCNN(nn.Module):
+    """Backbone, FPN and RoI head on precomputed proposals (Girshick, 2015).
+
+    Args:
+        backbone: returns a list of maps and has out_channels and strides.
+        neck: the FPN.
+        roi_head: a StandardRoIHead (with or without masks).
+    """
+
+    def __init__(self, *, backbone: nn.Module, neck: nn.Module, roi_head: StandardRoIHead) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.neck = neck
+        self.roi_head = roi_head
+
+    @property
+    def num_classes(self) -> int:
+        return self.roi_head.num_classes
+
+    def forward(
+        self,
+        images: Tensor,
+        metas: Sequence[dict],
+        targets: Sequence[dict] | None = None,
+        *,
+        proposals: Sequence[Tensor | dict],
+    ) -> dict[str, Tensor] | list[dict[str, Tensor]]:
+        """Losses in train mode, detections in eval mode, from the given proposals.
+
+        Args:
+            images: Tensor[B, 3, H, W], normalised and padded.
+            metas: per image dict(img_shape, scale_factor, ori_shape, ...).
+            targets: per image dict(boxes, labels[, masks]); train mode only.
+            proposals: per image Tensor[K, 4] (or dict with boxes), (x1, y1, x2, y2) in input
+                pixels, i.e. already scaled by the image's scale_factor.
+
+        Returns:
+            Train: dict(loss_cls, loss_box[, loss_mask]). Eval: as FasterRCNN.forward.
+        """
+        check_batch("FastRCNN", images, metas, targets, self.training)
+        if len(proposals) != images.shape[0]:
+            raise ValueError(
+                f"FastRCNN: expected {images.shape[0]} proposal sets, got {len(proposals)}"
+            )
+        feats = self.neck(self.backbone(images))
+        if self.training:
+            return self.roi_head.loss(feats, proposals, targets, metas)
+        return self.roi_head.predict(feats, proposals, metas)

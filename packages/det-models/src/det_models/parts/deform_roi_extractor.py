@@ -1,0 +1,50 @@
+"""Multi-level RoI extraction with deformable RoI pooling (the zoo's "dpool" / "mdpool" rows)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import nn
+
+from det_heads import RoIExtractor
+from det_ops.modules import DeformRoIPoolPack, ModulatedDeformRoIPoolPack
+
+KINDS = ("dpool", "mdpool")
+
+
+class DeformRoIExtractor(RoIExtractor):
+    """RoIExtractor whose per-level pooling predicts bin offsets (and, for mdpool, bin masks).
+
+    Each level has its own offset MLP, as in the 2019 configs (DeformRoIPoolingPack per
+    stride, 1024 hidden units, offsets scaled by gamma = 0.1 of the RoI size).
+
+    Args:
+        channels: channels of the feature maps (256 after the FPN).
+        kind: "dpool" (DCN v1 pooling) or "mdpool" (modulated, DCN v2).
+        strides: stride of each feature level.
+        output_size: pooled size.
+        sampling_ratio: samples per bin side.
+        deform_fc_channels: hidden width of the offset (and mask) MLPs.
+        gamma: offset scale relative to the RoI size.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        kind: str = "dpool",
+        strides: Sequence[int] = (4, 8, 16, 32),
+        output_size: int = 7,
+        sampling_ratio: int = 2,
+        *,
+        deform_fc_channels: int = 1024,
+        gamma: float = 0.1,
+    ) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"DeformRoIExtractor: kind must be one of {KINDS}, got {kind!r}")
+        super().__init__(strides, output_size, sampling_ratio, "align")
+        pack = DeformRoIPoolPack if kind == "dpool" else ModulatedDeformRoIPoolPack
+        self.kind = kind
+        self.layers = nn.ModuleList(
+            pack(output_size, channels, deform_fc_channels, 1 / s, sampling_ratio, gamma)
+            for s in strides
+        )

@@ -1,0 +1,79 @@
+"""Loading a zoo row's released checkpoint into its model: a local file or the hub cache."""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+from torch import nn
+
+from det_models.convert import Converted, from_mmdet
+from det_models.zoo.entry import ZooEntry
+
+
+def load_pretrained(
+    model: nn.Module,
+    entry: ZooEntry,
+    path_or_url: str | os.PathLike | None = None,
+    *,
+    download: bool = True,
+) -> list[str]:
+    """Converts a 2019 zoo checkpoint and loads it strictly into model.
+
+    Args:
+        model: the model of the row, e.g. zoo.build(*entry.key).
+        entry: the zoo row the checkpoint belongs to.
+        path_or_url: a local .pth file, a URL, or None for the row's released checkpoint
+            (entry.url). URLs are looked up in torch.hub's cache (torch.hub.get_dir() /
+            "checkpoints") and fetched into it when missing and download is True.
+        download: whether a missing cached file may be fetched from the network.
+
+    Returns:
+        The checkpoint keys that had no place in the model (reported, not loaded).
+
+    Raises:
+        FileNotFoundError: a local path that does not exist, or a URL whose file is not cached
+            and cannot be fetched (download False or offline); the message names the file and
+            where to put it.
+        RuntimeError: the converted checkpoint does not fit the model (missing or unexpected
+            keys, wrong shapes).
+    """
+    if not isinstance(entry, ZooEntry):
+        raise TypeError(f"entry must be a ZooEntry (zoo.entry(...)), got {type(entry).__name__}")
+    source = path_or_url if path_or_url is not None else entry.url
+    if source is None:
+        raise ValueError(
+            f"path_or_url: zoo entry {entry.key} has no released checkpoint; give a local file"
+        )
+    path = _local_file(str(source), download)
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    converted: Converted = from_mmdet(checkpoint, entry)
+    model.load_state_dict(converted.state_dict, strict=True)
+    return converted.unused
+
+
+def _local_file(source: str, download: bool) -> Path:
+    if urlparse(source).scheme not in ("http", "https"):
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"path_or_url: no checkpoint file at {path}")
+        return path
+    filename = Path(urlparse(source).path).name
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / filename
+    if cached.is_file():
+        return cached
+    advice = (
+        f"checkpoint {filename} is not in torch.hub's cache; download {source} and save it "
+        f"as {cached}, or pass the local file's path"
+    )
+    if not download:
+        raise FileNotFoundError(advice + " (download=False)")
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        torch.hub.download_url_to_file(source, str(cached), progress=False)
+    except (urllib.error.URLError, OSError) as error:
+        raise FileNotFoundError(f"{advice} (fetching failed: {error})") from error
+    return cached

@@ -1,0 +1,193 @@
+import pytest
+import torch
+from torch import nn
+
+from det_heads import CascadeRoIHead, NMSConfig, ProposalConfig, RoIExtractor
+from det_models import zoo
+from det_models.config import BackboneConfig, replace_path
+from det_models.detectors import RPN, SSD, CascadeRCNN, FasterRCNN, FastRCNN, MaskRCNN, RetinaNet
+from det_models.parts import (
+    ConvFCBBoxHead,
+    ConvGN,
+    DeformRoIExtractor,
+    GroupNormFPN,
+    GroupNormMaskHead,
+)
+from det_ops.modules import (
+    DeformConv2dPack,
+    DeformRoIPoolPack,
+    ModulatedDeformConv2dPack,
+    ModulatedDeformRoIPoolPack,
+)
+
+FAMILY_CLASS = {
+    "rpn": RPN,
+    "fast_rcnn": FastRCNN,
+    "faster_rcnn": FasterRCNN,
+    "mask_rcnn": MaskRCNN,
+    "retinanet": RetinaNet,
+    "cascade_rcnn": CascadeRCNN,
+    "cascade_mask_rcnn": CascadeRCNN,
+    "ssd300": SSD,
+    "ssd512": SSD,
+}
+
+
+def _classes(model: nn.Module) -> int:
+    if isinstance(model, RPN):
+        return 1
+    return model.num_classes
+
+
+def _check_built(key, model):
+    assert type(model) is FAMILY_CLASS[key[0]]
+    row = zoo.entry(*key)
+    if key[0] != "rpn":
+        assert _classes(model) == (20 if row.data.dataset == "voc0712" else 80)
+    with_mask = key[0] in ("mask_rcnn", "cascade_mask_rcnn") or key[3] == "mask"
+    if isinstance(model, CascadeRCNN):
+        assert model.with_masks == with_mask
+    elif hasattr(model, "roi_head"):
+        assert (model.roi_head.mask_head is not None) == with_mask
+
+
+def test_every_entry_builds_on_meta():
+    with torch.device("meta"):
+        for key in zoo.names():
+            _check_built(key, zoo.build(*key))
+
+
+@pytest.mark.slow
+def test_every_entry_builds_on_cpu():
+    for key in zoo.names():
+        _check_built(key, zoo.build(*key))
+
+
+def test_get_returns_model_data_and_schedule_of_the_row():
+    cfg = zoo.get("faster_rcnn", "r101", "2x")
+    assert cfg.key == ("faster_rcnn", "r101", "2x", None)
+    assert cfg.model.family == "faster_rcnn"
+    assert cfg.model.backbone.arch == "r101"
+    assert cfg.model.roi.num_stages == 1 and not cfg.model.roi.with_mask
+    assert cfg.schedule.lr_steps == (16, 22) and cfg.schedule.lr == 0.02
+    assert cfg.data.img_scale == (1333, 800) and cfg.data.size_divisor == 32
+
+    cascade = zoo.get("cascade_mask_rcnn", "x101-64x4d", "20e")
+    assert cascade.model.roi.num_stages == 3 and cascade.model.roi.with_mask
+    assert cascade.model.backbone.arch == "x101-64x4d"
+    assert cascade.schedule.epochs == 20 and cascade.schedule.lr_steps == (16, 19)
+
+
+def test_get_variants():
+    ssd = zoo.get("ssd512", "vgg16", "240e", variant="voc").model
+    assert (ssd.family, ssd.num_classes, ssd.neck, ssd.rpn) == ("ssd", 20, None, None)
+    assert ssd.dense.input_size == 512 and ssd.dense.basesize_ratio_range == (0.15, 0.9)
+    assert zoo.get("ssd300", "vgg16", "120e").model.dense.basesize_ratio_range is None
+
+    gn = zoo.get("mask_rcnn", "r50", "3x", variant="gn").model
+    assert gn.backbone == BackboneConfig(arch="r50", style="caffe", norm="GN")
+    assert gn.neck.norm == "GN"
+    assert (gn.roi.num_convs, gn.roi.num_fcs, gn.roi.norm) == (4, 1, "GN")
+    assert zoo.get("mask_rcnn", "r50", "2x", variant="gn-contrib").model.backbone.style is None
+
+    dcn = zoo.get("faster_rcnn", "r50", "1x", variant="mdconv-c3-c5").model.backbone
+    assert (dcn.dcn, dcn.stage_with_dcn, dcn.deform_groups) == (
+        "mdconv",
+        (False, True, True, True),
+        1,
+    )
+    assert zoo.get("faster_rcnn", "r50", "1x", variant="mdpool").model.roi.pool == "mdpool"
+
+    fast = zoo.get("fast_rcnn", "r50", "1x", variant="mask")
+    assert fast.model.rpn is None and fast.model.roi.with_mask
+    assert fast.data.train_proposals.endswith("train2017.pkl")
+
+    retina = zoo.get("retinanet", "r50", "1x").model
+    assert (retina.neck.start_level, retina.neck.extra) == (1, "conv_on_input")
+    assert retina.dense.kind == "retina"
+
+    rpn = zoo.get("rpn", "r50", "1x").model
+    assert rpn.rpn.test_proposals.max_num == 2000 and rpn.roi is None
+
+
+def test_build_gn_row_has_group_norm_everywhere():
+    with torch.device("meta"):
+        model = zoo.build("mask_rcnn", "r50", "2x", variant="gn")
+    assert isinstance(model.backbone.bn1, nn.GroupNorm)
+    assert model.backbone.style == "caffe"
+    assert isinstance(model.neck, GroupNormFPN)
+    assert all(isinstance(c, ConvGN) for c in [*model.neck.lateral_convs, *model.neck.output_convs])
+    head = model.roi_head.bbox_head
+    assert isinstance(head, ConvFCBBoxHead) and len(head.convs) == 4 and len(head.fcs) == 1
+    assert head.fcs[0].in_features == 256 * 7 * 7
+    assert isinstance(model.roi_head.mask_head, GroupNormMaskHead)
+    assert all(isinstance(c, ConvGN) for c in model.roi_head.mask_head.convs)
+
+
+def test_build_dcn_rows():
+    with torch.device("meta"):
+        dconv = zoo.build("cascade_rcnn", "r50", "1x", variant="dconv-c3-c5")
+        mdconv = zoo.build("faster_rcnn", "r50", "1x", variant="mdconv-c3-c5")
+        dpool = zoo.build("faster_rcnn", "r50", "1x", variant="dpool")
+        mdpool = zoo.build("faster_rcnn", "r50", "1x", variant="mdpool")
+    assert isinstance(dconv.backbone.layer1[0].conv2, nn.Conv2d)
+    for stage in (dconv.backbone.layer2, dconv.backbone.layer3, dconv.backbone.layer4):
+        assert all(type(block.conv2) is DeformConv2dPack for block in stage)
+    assert type(mdconv.backbone.layer4[2].conv2) is ModulatedDeformConv2dPack
+    assert type(dpool.roi_head.bbox_extractor) is DeformRoIExtractor
+    assert all(type(layer) is DeformRoIPoolPack for layer in dpool.roi_head.bbox_extractor.layers)
+    assert all(
+        type(layer) is ModulatedDeformRoIPoolPack for layer in mdpool.roi_head.bbox_extractor.layers
+    )
+    # Only the box branch pools deformably.
+    assert type(dpool.rpn).__name__ == "RPNHead"
+    assert isinstance(dconv.roi_head, CascadeRoIHead)
+
+
+def test_build_num_classes_and_heads():
+    with torch.device("meta"):
+        faster = zoo.build("faster_rcnn", "r50", "1x")
+        voc = zoo.build("ssd300", "vgg16", "240e", variant="voc")
+        retina = zoo.build("retinanet", "r50", "1x", num_classes=7)
+        cascade = zoo.build("cascade_rcnn", "r50", "1x", num_classes=5)
+    assert faster.roi_head.bbox_head.cls.out_features == 81
+    assert faster.roi_head.bbox_head.reg.out_features == 320
+    assert type(faster.roi_head.bbox_extractor) is RoIExtractor
+    anchors = voc.head.anchor_generator.num_anchors
+    assert [c.out_channels for c in voc.head.cls] == [a * 21 for a in anchors]
+    assert retina.head.cls.out_channels == 9 * 7
+    assert [h.reg.out_features for h in cascade.roi_head.bbox_heads] == [4, 4, 4]
+    assert [h.coder.stds[0] for h in cascade.roi_head.bbox_heads] == [0.1, 0.05, 0.033]
+
+
+def test_build_overrides_by_dotted_path():
+    with torch.device("meta"):
+        model = zoo.build(
+            "faster_rcnn",
+            "r50",
+            "1x",
+            rpn__test_proposals=ProposalConfig(max_num=10),
+            roi__nms=NMSConfig(max_per_img=7),
+            backbone__frozen_stages=-1,
+        )
+    assert model.rpn.test_proposals.max_num == 10
+    assert model.roi_head.nms.max_per_img == 7
+    assert model.backbone.frozen_stages == -1
+    with pytest.raises(ValueError, match="no field 'nms_thresh'"):
+        zoo.build("faster_rcnn", "r50", "1x", rpn__nms_thresh=0.5)
+    with pytest.raises(ValueError, match="RPN has no classes"):
+        zoo.build("rpn", "r50", "1x", num_classes=3)
+
+
+def test_replace_path_copies():
+    cfg = zoo.get("faster_rcnn", "r50", "1x")
+    new = replace_path(cfg, "model.rpn.test_proposals.nms_thr", 0.6)
+    assert new.model.rpn.test_proposals.nms_thr == 0.6
+    assert cfg.model.rpn.test_proposals.nms_thr == 0.7
+    with pytest.raises(ValueError, match=r"ModelConfig.neck is None"):
+        replace_path(zoo.get("ssd300", "vgg16", "120e"), "model.neck.norm", "GN")
+
+
+def test_get_unknown_key_lists_choices():
+    with pytest.raises(ValueError, match="model must be one of"):
+        zoo.get("yolo", "r50", "1x")
