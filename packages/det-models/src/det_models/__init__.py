@@ -1,12 +1,14 @@
 """Detector families and the 2019 mmdetection model zoo.
 
-Today this holds the zoo's table (`det_models.zoo`): every row of the 2019 zoo by name, with
-its reference figures, checkpoint addresses and the schedule and data settings of its
-original config.
+The zoo's table (`det_models.zoo`): every row of the 2019 zoo by name, with its reference
+figures, checkpoint addresses and the schedule and data settings of its original config; and
+`Detector`, inference on file paths, numpy arrays or tensors with the row's test-time
+preprocessing.
 """
 
 from det_models import zoo
+from det_models.predict import Detector
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "zoo"]
+__all__ = ["Detector", "__version__", "zoo"]

@@ -1,0 +1,277 @@
+"""Inference on file paths, numpy arrays or tensors: `Detector.predict`.
+
+The test-time pipeline of a zoo row is done here (det-models may not depend on det-data):
+resize (keeping the ratio within the row's (long, short) scale, or SSD's fixed square),
+normalise (pytorch-style RGB mean/std or caffe-style BGR mean), pad to the row's size divisor
+and batch, with one meta dict per image as the detectors expect.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from det_models.zoo.settings import DataConfig
+
+ImageInput = Any  # str | os.PathLike | numpy.ndarray | Tensor
+
+
+def rescaled_size(height: int, width: int, data: DataConfig) -> tuple[int, int]:
+    """The (height, width) an image of (height, width) is resized to at test time.
+
+    With keep_ratio, img_scale (long, short) bounds the long and short sides (one reached):
+    (1333, 800) takes 480 x 640 (h x w) to 800 x 1067. Without, img_scale is (width, height).
+    """
+    if data.keep_ratio:
+        long_edge, short_edge = max(data.img_scale), min(data.img_scale)
+        scale = min(long_edge / max(height, width), short_edge / min(height, width))
+        return int(height * scale + 0.5), int(width * scale + 0.5)
+    return int(data.img_scale[1]), int(data.img_scale[0])
+
+
+def _describe(image: Any, index: int) -> str:
+    if isinstance(image, (str, os.PathLike)):
+        return f"images[{index}] ({os.fspath(image)!r})"
+    shape = getattr(image, "shape", None)
+    dtype = getattr(image, "dtype", None)
+    if shape is not None:
+        return f"images[{index}] ({type(image).__name__} of shape {tuple(shape)}, dtype {dtype})"
+    return f"images[{index}] ({type(image).__name__})"
+
+
+def _decode_file(path: Path, name: str) -> Tensor:
+    """uint8 Tensor[3, H, W] RGB of an image file (torchvision, else Pillow if installed)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{name}: no such image file: {path}")
+    try:
+        from torchvision.io import ImageReadMode, decode_image, read_file
+    except ImportError:
+        decode_image = None
+    if decode_image is not None:
+        try:
+            return decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
+        except RuntimeError as exc:
+            error: Exception = exc
+    else:
+        error = ImportError("torchvision is not installed")
+    try:
+        from PIL import Image
+    except ImportError:
+        raise ValueError(f"{name}: cannot decode the image file: {error}") from error
+    try:
+        with Image.open(path) as img:
+            data = torch.frombuffer(bytearray(img.convert("RGB").tobytes()), dtype=torch.uint8)
+            width, height = img.size
+    except OSError as exc:
+        raise ValueError(f"{name}: cannot decode the image file: {exc}") from exc
+    return data.view(height, width, 3).permute(2, 0, 1).contiguous()
+
+
+def to_tensor(image: ImageInput, index: int = 0) -> Tensor:
+    """One input as a float32 Tensor[3, H, W] RGB on the 0-255 scale.
+
+    Args:
+        image: a file path; a numpy uint8 array [H, W, 3] RGB; or a Tensor[3, H, W], uint8 or
+            floating point on the 0-255 scale, RGB.
+        index: the input's position, for error messages.
+
+    Raises:
+        FileNotFoundError: a path that is not a file.
+        ValueError: a file that cannot be decoded, or an array / tensor of the wrong shape or
+            dtype; the message names the input.
+        TypeError: any other kind of input.
+    """
+    name = _describe(image, index)
+    if isinstance(image, (str, os.PathLike)):
+        return _decode_file(Path(image), name).float()
+    if isinstance(image, Tensor):
+        if image.dim() != 3 or image.shape[0] != 3:
+            raise ValueError(f"{name}: a tensor image must be [3, H, W] RGB")
+        if image.dtype != torch.uint8 and not image.is_floating_point():
+            raise ValueError(f"{name}: a tensor image must be uint8 or floating point (0..255)")
+        if image.shape[1] == 0 or image.shape[2] == 0:
+            raise ValueError(f"{name}: the image is empty")
+        return image.detach().to(device="cpu", dtype=torch.float32)
+    if type(image).__module__ == "numpy" and type(image).__name__ == "ndarray":
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"{name}: a numpy image must be an [H, W, 3] RGB array")
+        if str(image.dtype) != "uint8":
+            raise ValueError(f"{name}: a numpy image must have dtype uint8")
+        if image.shape[0] == 0 or image.shape[1] == 0:
+            raise ValueError(f"{name}: the image is empty")
+        return torch.from_numpy(image.copy()).permute(2, 0, 1).float()
+    raise TypeError(
+        f"{name}: expected a file path, a numpy uint8 [H, W, 3] array or a Tensor[3, H, W]"
+    )
+
+
+def preprocess(
+    images: Sequence[ImageInput], data: DataConfig
+) -> tuple[Tensor, list[dict[str, Any]]]:
+    """The test-time batch of a zoo row for some images: resized, normalised, padded.
+
+    Args:
+        images: inputs as accepted by to_tensor.
+        data: the row's data config (img_scale, keep_ratio, normalize, size_divisor).
+
+    Returns:
+        (images float[B, 3, H, W], metas): every image padded at the bottom and right to the
+        batch's largest size (a multiple of size_divisor); one meta dict per image with
+        image_id (its position), ori_shape, img_shape, pad_shape (h, w, 3), scale_factor
+        (sx, sy, sx, sy) and flip False.
+    """
+    if len(images) == 0:
+        raise ValueError("images: expected at least one image")
+    norm = data.normalize
+    mean = torch.tensor(norm.mean, dtype=torch.float32).view(3, 1, 1)
+    std = torch.tensor(norm.std, dtype=torch.float32).view(3, 1, 1)
+    divisor = data.size_divisor or 1
+    tensors, metas = [], []
+    for i, image in enumerate(images):
+        img = to_tensor(image, i)
+        height, width = img.shape[-2:]
+        new_h, new_w = rescaled_size(height, width, data)
+        if (new_h, new_w) != (height, width):
+            img = F.interpolate(
+                img[None], size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=True
+            )[0]
+        if not norm.to_rgb:
+            img = img.flip(0)  # RGB -> BGR: caffe-style means are given in BGR order
+        img = (img - mean) / std
+        pad_h = -(-new_h // divisor) * divisor
+        pad_w = -(-new_w // divisor) * divisor
+        sx, sy = new_w / width, new_h / height
+        tensors.append(img)
+        metas.append(
+            {
+                "image_id": i,
+                "ori_shape": (height, width, 3),
+                "img_shape": (new_h, new_w, 3),
+                "pad_shape": (pad_h, pad_w, 3),
+                "scale_factor": (sx, sy, sx, sy),
+                "flip": False,
+            }
+        )
+    batch_h = max(m["pad_shape"][0] for m in metas)
+    batch_w = max(m["pad_shape"][1] for m in metas)
+    batch = torch.zeros(len(tensors), 3, batch_h, batch_w)
+    for b, img in enumerate(tensors):
+        batch[b, :, : img.shape[1], : img.shape[2]] = img
+    return batch, metas
+
+
+class Detector:
+    """A detector with its test-time preprocessing: images in, detections in original pixels.
+
+    Args:
+        model: a detector of det_models.detectors (e.g. zoo.build(...)).
+        data_config: the row's DataConfig (zoo.get(...).data): image scale, normalisation,
+            padding.
+
+    >>> det = Detector.from_zoo("retinanet", "r50", "1x")  # doctest: +SKIP
+    >>> det.predict("street.jpg")["boxes"]  # doctest: +SKIP
+    """
+
+    def __init__(self, model: nn.Module, data_config: DataConfig) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+        if not isinstance(data_config, DataConfig):
+            raise TypeError(
+                f"data_config must be a DataConfig (zoo.get(...).data), got "
+                f"{type(data_config).__name__}"
+            )
+        self.model = model.eval()
+        self.data_config = data_config
+
+    @classmethod
+    def from_zoo(
+        cls,
+        model: str,
+        backbone: str,
+        schedule: str,
+        variant: str | None = None,
+        num_classes: int | None = None,
+        checkpoint: str | os.PathLike | Mapping[str, Tensor] | None = None,
+    ) -> Detector:
+        """The Detector of a zoo row, optionally with weights.
+
+        Args:
+            model, backbone, schedule, variant: the row's key (see zoo.names()).
+            num_classes: object classes; default the row's dataset's.
+            checkpoint: None (fresh weights), a state dict, or a .pth file holding one (or a
+                checkpoint dict with "state_dict"). A state dict with det_models' keys is
+                loaded as is; otherwise it is taken for the row's released mmdetection v0.6
+                checkpoint and converted with convert.from_mmdet. Loading is strict.
+
+        Raises:
+            ValueError: unknown row (from the zoo).
+            FileNotFoundError: a checkpoint path that does not exist.
+            RuntimeError: a checkpoint that does not fit the model.
+        """
+        from det_models import zoo
+        from det_models.convert import from_mmdet
+
+        config = zoo.get(model, backbone, schedule, variant)
+        net = zoo.build(model, backbone, schedule, variant, num_classes=num_classes)
+        if checkpoint is not None:
+            if isinstance(checkpoint, (str, os.PathLike)):
+                path = Path(checkpoint)
+                if not path.is_file():
+                    raise FileNotFoundError(f"checkpoint: no such file: {path}")
+                checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+            if not isinstance(checkpoint, Mapping):
+                raise TypeError(
+                    f"checkpoint must be a path or a state dict, got {type(checkpoint).__name__}"
+                )
+            state = checkpoint.get("state_dict", checkpoint)
+            if set(state) != set(net.state_dict()):
+                state = from_mmdet(state, zoo.entry(model, backbone, schedule, variant)).state_dict
+            net.load_state_dict(state, strict=True)
+        return cls(net, config.data)
+
+    @property
+    def device(self) -> torch.device:
+        """The device of the model's parameters."""
+        param = next(self.model.parameters(), None)
+        return param.device if param is not None else torch.device("cpu")
+
+    def preprocess(self, images: ImageInput | Sequence[ImageInput]) -> tuple[Tensor, list[dict]]:
+        """The batch (images, metas) predict feeds the model, on CPU."""
+        return preprocess(_as_list(images), self.data_config)
+
+    def predict(
+        self, images: ImageInput | Sequence[ImageInput]
+    ) -> dict[str, Tensor] | list[dict[str, Tensor]]:
+        """Detections of one image or a list of images.
+
+        Args:
+            images: one input or a list of them: file paths (decoded as RGB), numpy uint8
+                arrays [H, W, 3] RGB, or Tensors[3, H, W] RGB (uint8, or float on 0..255).
+
+        Returns:
+            For one input its dict, for a list a list of dicts, on CPU: boxes float[N, 4]
+            (x1, y1, x2, y2 in the original image's pixels), scores float[N], labels int64[N]
+            (0..C-1) and, for mask models, masks uint8[N, H, W]. An RPN gives proposals
+            (no labels).
+        """
+        single = not _is_list(images)
+        batch, metas = self.preprocess(images)
+        self.model.eval()
+        with torch.inference_mode():
+            results = self.model(batch.to(self.device), metas)
+        results = [{k: v.cpu() for k, v in r.items()} for r in results]
+        return results[0] if single else results
+
+
+def _is_list(images: Any) -> bool:
+    return isinstance(images, (list, tuple))
+
+
+def _as_list(images: Any) -> list:
+    return list(images) if _is_list(images) else [images]
