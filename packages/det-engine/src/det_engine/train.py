@@ -1,0 +1,160 @@
+"""``python -m det_engine.train MODEL BACKBONE SCHEDULE``: train a zoo row, then evaluate it.
+
+Single process, or one process per GPU under ``torchrun`` (DistributedDataParallel).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from torch.utils.data import DataLoader
+
+from det_engine.distributed import get_rank, get_world_size, init_from_env, is_main_process
+from det_engine.guard import NonFiniteLossError
+from det_engine.runner import (
+    DataError,
+    add_common_arguments,
+    build_dataset,
+    eval_metrics,
+    evaluate,
+    pick_device,
+    set_seed,
+    write_metrics,
+)
+from det_engine.schedule import WarmupStepSchedule, build_sgd, scaled_lr
+from det_engine.trainer import Trainer
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m det_engine.train", description=__doc__)
+    add_common_arguments(parser)
+    parser.add_argument(
+        "--work-dir", default=None, help="default work_dirs/MODEL_BACKBONE_SCHEDULE"
+    )
+    parser.add_argument(
+        "--resume",
+        nargs="?",
+        const="",
+        default=None,
+        help="continue from CKPT, or without a value from the work dir's latest checkpoint",
+    )
+    parser.add_argument("--max-iters", type=int, default=None, help="stop after N iterations")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="images per process (default the zoo's 2)"
+    )
+    parser.add_argument("--log-interval", type=int, default=50)
+    parser.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from det_data import DistributedGroupSampler, GroupSampler, collate
+    from det_models import zoo
+
+    device = pick_device(args.device)
+    dist_info = init_from_env()
+    if dist_info.world_size > 1 and device.type == "cuda":
+        device = dist_info.device
+    set_seed(args.seed + get_rank())
+    cfg = zoo.get(args.model, args.backbone, args.schedule, args.variant)
+    try:
+        train_set = build_dataset(args, cfg, "train", train=True)
+        val_set = None if args.no_eval else build_dataset(args, cfg, "val", train=False)
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    name = "_".join(p for p in (args.model, args.backbone, args.schedule, args.variant) if p)
+    work_dir = Path(args.work_dir) if args.work_dir else Path("work_dirs") / name
+
+    num_classes = None if cfg.model.family == "rpn" else len(train_set.cat_ids)
+    model = zoo.build(
+        args.model, args.backbone, args.schedule, args.variant, num_classes=num_classes
+    ).to(device)
+
+    sched = cfg.schedule
+    per_gpu = args.batch_size or sched.imgs_per_gpu
+    world = get_world_size()
+    if world > 1:
+        sampler = DistributedGroupSampler(
+            train_set, per_gpu, num_replicas=world, rank=get_rank(), seed=args.seed
+        )
+    else:
+        sampler = GroupSampler(train_set, per_gpu, seed=args.seed)
+    loader = DataLoader(
+        train_set,
+        batch_size=per_gpu,
+        sampler=sampler,
+        collate_fn=collate,
+        num_workers=args.workers,
+        persistent_workers=False,
+    )
+    lr = scaled_lr(sched.lr, sched.batch_size, per_gpu * world)
+    optimizer = build_sgd(model, lr, momentum=sched.momentum, weight_decay=sched.weight_decay)
+    scheduler = WarmupStepSchedule(
+        lr,
+        sched.lr_steps,
+        len(loader),
+        warmup_iters=sched.warmup_iters,
+        warmup_ratio=sched.warmup_ratio,
+        gamma=sched.lr_gamma,
+    )
+    config = {
+        "model": args.model,
+        "backbone": args.backbone,
+        "schedule": args.schedule,
+        "variant": args.variant,
+        "data": args.data,
+        "num_classes": num_classes,
+        "batch_size": per_gpu,
+        "world_size": world,
+        "lr": lr,
+        "seed": args.seed,
+    }
+    trainer = Trainer(
+        model,
+        loader,
+        optimizer,
+        scheduler,
+        work_dir,
+        epochs=sched.epochs * sched.dataset_repeat,
+        max_iters=args.max_iters,
+        grad_clip=sched.grad_clip_norm,
+        config=config,
+        device=device,
+        log_interval=args.log_interval,
+    )
+    if args.resume is not None:
+        path = trainer.resume(args.resume or None)
+        if is_main_process():
+            print(f"resumed from {path} at iteration {trainer.iteration}", flush=True)
+    if is_main_process():
+        print(
+            f"training {name} on {args.data} ({len(train_set)} images, {world} x {per_gpu} per "
+            f"iteration, lr {lr:g}) for {trainer.max_iters} iterations on {device}",
+            flush=True,
+        )
+    try:
+        trainer.train()
+    except NonFiniteLossError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        return 130
+    if val_set is not None:
+        metrics = evaluate(trainer.model, val_set, device, eval_metrics(cfg, None))
+        if metrics is not None:
+            trainer.logger.log_eval(trainer.epoch, trainer.iteration, metrics)
+            write_metrics(
+                work_dir / "eval.json",
+                metrics,
+                {"checkpoint": str(work_dir / f"iter_{trainer.iteration:08d}.pth"), **config},
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

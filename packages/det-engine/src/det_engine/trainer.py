@@ -1,0 +1,237 @@
+"""The training loop: SGD with warmup/step schedule, guarded losses, atomic checkpoints, resume."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import BatchSampler, DataLoader, Sampler
+
+from det_engine import checkpoint as ckpt
+from det_engine.distributed import is_distributed, is_main_process
+from det_engine.guard import NonFiniteLossError, check_losses
+from det_engine.logging import MetricLogger
+from det_engine.schedule import WarmupStepSchedule, clip_gradients
+
+
+class _SkipBatches(Sampler[list[int]]):
+    """A batch sampler that drops its first ``skip`` batches (mid-epoch resume)."""
+
+    def __init__(self, batches: BatchSampler, skip: int) -> None:
+        self.batches = batches
+        self.skip = skip
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for i, batch in enumerate(self.batches):
+            if i >= self.skip:
+                yield batch
+
+    def __len__(self) -> int:
+        return max(len(self.batches) - self.skip, 0)
+
+
+def _to_device(obj: Any, device: torch.device) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device, non_blocking=True)
+    if isinstance(obj, dict):
+        return {k: _to_device(v, device) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_to_device(v, device) for v in obj]
+    return obj
+
+
+def wrap_distributed(model: nn.Module, device: torch.device) -> nn.Module:
+    """``model`` in DistributedDataParallel when torch.distributed is initialised, else itself."""
+    if not is_distributed():
+        return model
+    device_ids = (
+        [device.index if device.index is not None else 0] if device.type == "cuda" else None
+    )
+    return nn.parallel.DistributedDataParallel(
+        model, device_ids=device_ids, find_unused_parameters=True
+    )
+
+
+class Trainer:
+    """Trains a detector for a number of epochs (or until ``max_iters`` steps).
+
+    One step: losses = model(images, metas, targets), their sum backward, optional gradient
+    clipping, SGD step with the lr of the schedule at that global iteration. Losses are
+    checked for NaN/inf before the backward pass; a bad loss ends training with
+    :class:`NonFiniteLossError` and leaves the last good checkpoint as it was.
+
+    Checkpoints (``work_dir/iter_XXXXXXXX.pth``, atomic, rank 0 only) are written at the end
+    of every epoch, at the end of training and when interrupted with Ctrl-C.
+
+    Args:
+        model: the detector (already on ``device``); wrapped in DDP when distributed.
+        loader: training DataLoader yielding ``(images, metas, targets)``; its sampler's
+            ``set_epoch`` is called each epoch. Exact resume needs ``num_workers=0`` or a
+            sampler whose order depends only on (seed, epoch).
+        optimizer: e.g. :func:`det_engine.schedule.build_sgd`.
+        scheduler: the :class:`WarmupStepSchedule`.
+        work_dir: where checkpoints and ``log.jsonl`` go.
+        epochs: epochs of the full schedule.
+        max_iters: stop after this many global steps (None: the whole schedule).
+        grad_clip: max gradient 2-norm, or None.
+        logger: a MetricLogger (default one writing into ``work_dir``).
+        config: plain-data run configuration stored in every checkpoint.
+        device: where batches go.
+        log_interval: iterations between log lines of the default logger.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loader: DataLoader,
+        optimizer: torch.optim.Optimizer,
+        scheduler: WarmupStepSchedule,
+        work_dir: str | os.PathLike,
+        *,
+        epochs: int,
+        max_iters: int | None = None,
+        grad_clip: float | None = None,
+        logger: MetricLogger | None = None,
+        config: dict[str, Any] | None = None,
+        device: str | torch.device = "cpu",
+        log_interval: int = 50,
+    ) -> None:
+        if epochs <= 0:
+            raise ValueError(f"epochs must be > 0, got {epochs}")
+        if max_iters is not None and max_iters <= 0:
+            raise ValueError(f"max_iters must be > 0, got {max_iters}")
+        self.device = torch.device(device)
+        self.model = wrap_distributed(model, self.device)
+        self.loader = loader
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.work_dir = Path(work_dir)
+        self.iters_per_epoch = len(loader)
+        if self.iters_per_epoch == 0:
+            raise ValueError("the training loader yields no batch")
+        self.epochs = epochs
+        total = epochs * self.iters_per_epoch
+        self.max_iters = min(total, max_iters) if max_iters is not None else total
+        self.grad_clip = grad_clip
+        self.logger = logger or MetricLogger(work_dir, self.max_iters, interval=log_interval)
+        self.config = config or {}
+        self.epoch = 0  # completed epochs
+        self.iteration = 0  # completed optimizer steps
+
+    # ------------------------------------------------------------------ checkpoints
+    def save_checkpoint(self) -> Path | None:
+        """Writes ``work_dir/iter_<iteration>.pth`` on rank 0; returns its path (None elsewhere)."""
+        if not is_main_process():
+            return None
+        return ckpt.save(
+            ckpt.checkpoint_path(self.work_dir, self.iteration),
+            model=self.model,
+            epoch=self.epoch,
+            iteration=self.iteration,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            config=self.config,
+        )
+
+    def resume(self, path: str | os.PathLike | None = None) -> Path:
+        """Continues from ``path`` (a checkpoint, or a work dir: its latest checkpoint).
+
+        Restores model, optimizer, schedule, epoch, iteration and RNG states.
+
+        Raises:
+            FileNotFoundError: no checkpoint there.
+        """
+        target = Path(path) if path is not None else self.work_dir
+        if target.is_dir():
+            found = ckpt.latest(target)
+            if found is None:
+                raise FileNotFoundError(f"--resume: no iter_*.pth checkpoint in {target}")
+            target = found
+        data = ckpt.load(target)
+        self.epoch, self.iteration = ckpt.restore(
+            data, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler
+        )
+        return target
+
+    # ------------------------------------------------------------------ loop
+    def _epoch_batches(self, epoch: int, skip: int) -> DataLoader:
+        sampler = self.loader.sampler
+        batch_sampler = self.loader.batch_sampler
+        for s in (sampler, batch_sampler, getattr(batch_sampler, "sampler", None)):
+            if hasattr(s, "set_epoch"):
+                s.set_epoch(epoch)
+        if skip == 0:
+            return self.loader
+        return DataLoader(
+            self.loader.dataset,
+            batch_sampler=_SkipBatches(batch_sampler, skip),
+            collate_fn=self.loader.collate_fn,
+            num_workers=self.loader.num_workers,
+            pin_memory=self.loader.pin_memory,
+        )
+
+    def train(self) -> int:
+        """Runs until ``max_iters``; returns the number of completed iterations.
+
+        Raises:
+            NonFiniteLossError: a loss became NaN or infinite (no checkpoint is written).
+            KeyboardInterrupt: after saving a resumable checkpoint.
+        """
+        self.model.train()
+        try:
+            while self.iteration < self.max_iters:
+                epoch = self.iteration // self.iters_per_epoch
+                skip = self.iteration - epoch * self.iters_per_epoch
+                self._train_epoch(epoch, skip)
+                if self.iteration % self.iters_per_epoch == 0:
+                    self.epoch = self.iteration // self.iters_per_epoch
+                    self.save_checkpoint()
+        except KeyboardInterrupt:
+            if is_main_process():
+                path = self.save_checkpoint()
+                print(f"interrupted: saved {path}; continue with --resume", flush=True)
+            raise
+        except NonFiniteLossError:
+            if is_main_process():
+                last = ckpt.latest(self.work_dir)
+                print(f"training stopped; last good checkpoint: {last}", flush=True)
+            raise
+        if ckpt.latest(self.work_dir) != ckpt.checkpoint_path(self.work_dir, self.iteration):
+            self.save_checkpoint()
+        return self.iteration
+
+    def _train_epoch(self, epoch: int, skip: int) -> None:
+        end = time.perf_counter()
+        for images, metas, targets in self._epoch_batches(epoch, skip):
+            if self.iteration >= self.max_iters:
+                break
+            data_time = time.perf_counter() - end
+            images = images.to(self.device, non_blocking=True)
+            targets = _to_device(targets, self.device)
+            lr = self.scheduler.apply(self.optimizer, self.iteration)
+            losses = self.model(images, metas, targets)
+            check_losses(losses, self.iteration + 1)
+            total = sum(losses.values())
+            self.optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            if self.grad_clip is not None:
+                clip_gradients(self.model.parameters(), self.grad_clip)
+            self.optimizer.step()
+            self.iteration += 1
+            self.logger.update(
+                epoch=epoch + 1,
+                iteration=self.iteration,
+                lr=lr,
+                losses={k: v.detach() for k, v in losses.items()},
+                time=time.perf_counter() - end,
+                data_time=data_time,
+            )
+            end = time.perf_counter()
+
+
+__all__ = ["Trainer", "wrap_distributed"]
