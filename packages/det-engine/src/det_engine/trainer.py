@@ -207,7 +207,17 @@ class Trainer:
 
     def _train_epoch(self, epoch: int, skip: int) -> None:
         end = time.perf_counter()
-        for images, metas, targets in self._epoch_batches(epoch, skip):
+        batches = self._epoch_batches(epoch, skip)
+        if skip:
+            # Starting a DataLoader iterator draws its base seed from the global torch RNG.
+            # The uninterrupted run drew it at the start of this epoch, before the state the
+            # checkpoint holds; drawing again here would shift dropout etc. after a resume.
+            rng = torch.get_rng_state()
+            batch_iter = iter(batches)
+            torch.set_rng_state(rng)
+        else:
+            batch_iter = iter(batches)
+        for images, metas, targets in batch_iter:
             if self.iteration >= self.max_iters:
                 break
             data_time = time.perf_counter() - end
