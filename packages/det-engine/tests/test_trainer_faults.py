@@ -248,3 +248,20 @@ def test_two_process_gloo_equals_one_process_with_the_same_total_batch(tmp_path,
         assert not torch.allclose(v, init[k])
         for state in ranks:
             torch.testing.assert_close(state[k], v, rtol=1e-6, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------- AMP
+def test_bf16_autocast_on_cpu_trains_and_fp16_needs_cuda(tmp_path):
+    loader = DataLoader(ToyData(4), batch_size=2, shuffle=False, collate_fn=collate)
+    model = ToyDetector()
+    init = model.fc.weight.detach().clone()
+    trainer = _trainer(model, loader, tmp_path, epochs=1)
+    trainer.amp = "bf16"
+    dtypes = []
+    model.fc.register_forward_hook(lambda m, i, o: dtypes.append(o.dtype))
+    assert trainer.train() == 2
+    assert dtypes == [torch.bfloat16, torch.bfloat16]
+    assert model.fc.weight.dtype == torch.float32
+    assert not torch.equal(model.fc.weight.detach(), init)
+    with pytest.raises(ValueError, match="amp='fp16' needs a CUDA device"):
+        Trainer(model, loader, trainer.optimizer, trainer.scheduler, tmp_path, epochs=1, amp="fp16")

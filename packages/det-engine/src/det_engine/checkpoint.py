@@ -230,3 +230,41 @@ def restore(
     if restore_rng and "rng" in checkpoint:
         set_rng_state(checkpoint["rng"])
     return checkpoint["epoch"], checkpoint["iteration"]
+
+
+def load_model_weights(model: nn.Module, path: str | os.PathLike) -> None:
+    """Loads model weights only (strict) from one of our checkpoints or a plain state dict.
+
+    Read with ``torch.load(weights_only=True)``; optimizer, schedule and progress are ignored.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        CheckpointError: unreadable, neither of the two formats, or keys/shapes that do not
+            match the model (the message names them).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file {path} does not exist")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, OSError) as e:
+        raise CheckpointError(
+            f"{path} cannot be read (corrupt, truncated, or holding objects other than "
+            f"tensors and plain data): {e}"
+        ) from e
+    if isinstance(data, dict) and data.get("format") == FORMAT:
+        state = data.get("model")
+    elif (
+        isinstance(data, dict) and data and all(isinstance(v, torch.Tensor) for v in data.values())
+    ):
+        state = data
+    else:
+        found = sorted(map(str, data))[:8] if isinstance(data, dict) else type(data).__name__
+        raise CheckpointError(
+            f"{path} is neither a det_engine checkpoint nor a plain state dict of tensors "
+            f"(found {found})"
+        )
+    try:
+        _unwrap(model).load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"the weights in {path} do not fit the model: {e}") from e

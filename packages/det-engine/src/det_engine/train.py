@@ -6,11 +6,15 @@ Single process, or one process per GPU under ``torchrun`` (DistributedDataParall
 from __future__ import annotations
 
 import argparse
+import ast
+import dataclasses
 import sys
 from pathlib import Path
+from typing import Any
 
 from torch.utils.data import DataLoader
 
+from det_engine.checkpoint import CheckpointError, load_model_weights
 from det_engine.distributed import get_rank, get_world_size, init_from_env, is_main_process
 from det_engine.guard import NonFiniteLossError
 from det_engine.runner import (
@@ -47,20 +51,117 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--log-interval", type=int, default=50)
     parser.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
+    parser.add_argument(
+        "--load-from",
+        default=None,
+        metavar="CKPT",
+        help="start from these model weights (one of our checkpoints or a plain state dict; "
+        "strict); unlike --resume, optimizer, schedule and iteration start afresh",
+    )
+    parser.add_argument(
+        "--amp",
+        choices=("bf16", "fp16"),
+        default=None,
+        help="mixed precision through torch.autocast; fp16 (with a GradScaler) needs CUDA",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a zoo config field by dotted path, e.g. schedule.lr=0.01 or "
+        "model.rpn.test_proposals.nms_thr=0.6 (VALUE is a Python literal, else a string); "
+        "repeatable",
+    )
     return parser.parse_args(argv)
+
+
+class OverrideError(ValueError):
+    """A ``--set`` that is malformed or names no field of the zoo config."""
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """``"a.b=VALUE"`` -> ``("a.b", value)``; VALUE by ``ast.literal_eval``, else the string.
+
+    Raises:
+        OverrideError: no ``=``, or an empty key.
+    """
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise OverrideError(f"--set {item!r}: expected dotted.key=value")
+    try:
+        value = ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        value = text
+    return key, value
+
+
+def apply_overrides(config: Any, items: list[str]) -> Any:
+    """A copy of the (frozen dataclass) zoo config with each ``--set KEY=VALUE`` applied.
+
+    A list replaces a tuple field as a tuple; a section (a nested config) cannot be replaced
+    as a whole, only its keys.
+
+    Raises:
+        OverrideError: naming the bad key and listing the valid keys at that level.
+    """
+    for item in items:
+        key, value = parse_override(item)
+        config = _replace(config, key.split("."), value, item, [])
+    return config
+
+
+def _replace(node: Any, parts: list[str], value: Any, item: str, done: list[str]) -> Any:
+    where = ".".join(done) or "the config"
+    if not dataclasses.is_dataclass(node):
+        raise OverrideError(
+            f"--set {item}: {where} is a value ({node!r}), it has no key {parts[0]!r}"
+        )
+    names = [f.name for f in dataclasses.fields(node)]
+    head, rest = parts[0], parts[1:]
+    if head not in names:
+        raise OverrideError(
+            f"--set {item}: {where} has no key {head!r}; valid keys: {', '.join(names)}"
+        )
+    current = getattr(node, head)
+    path = [*done, head]
+    if rest:
+        if current is None:
+            raise OverrideError(f"--set {item}: {'.'.join(path)} is None in this zoo row")
+        value = _replace(current, rest, value, item, path)
+    elif dataclasses.is_dataclass(current):
+        keys = ", ".join(f.name for f in dataclasses.fields(current))
+        raise OverrideError(
+            f"--set {item}: {'.'.join(path)} is a section; set one of its keys: {keys}"
+        )
+    elif isinstance(current, tuple) and isinstance(value, list):
+        value = tuple(value)
+    return dataclasses.replace(node, **{head: value})
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from det_data import DistributedGroupSampler, GroupSampler, collate
     from det_models import zoo
+    from det_models.builder import build_model
+    from det_models.config import replace_path
 
     device = pick_device(args.device)
+    if args.amp == "fp16" and device.type != "cuda":
+        print("error: --amp fp16 needs --device cuda; on the CPU use --amp bf16", file=sys.stderr)
+        return 2
     dist_info = init_from_env()
     if dist_info.world_size > 1 and device.type == "cuda":
         device = dist_info.device
     set_seed(args.seed + get_rank())
     cfg = zoo.get(args.model, args.backbone, args.schedule, args.variant)
+    try:
+        cfg = apply_overrides(cfg, args.overrides)
+    except OverrideError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     try:
         train_set = build_dataset(args, cfg, "train", train=True)
         val_set = None if args.no_eval else build_dataset(args, cfg, "val", train=False)
@@ -71,9 +172,19 @@ def main(argv: list[str] | None = None) -> int:
     work_dir = Path(args.work_dir) if args.work_dir else Path("work_dirs") / name
 
     num_classes = None if cfg.model.family == "rpn" else len(train_set.cat_ids)
-    model = zoo.build(
-        args.model, args.backbone, args.schedule, args.variant, num_classes=num_classes
-    ).to(device)
+    model_cfg = cfg.model
+    if num_classes is not None:
+        model_cfg = replace_path(model_cfg, "num_classes", num_classes)
+    model = build_model(model_cfg)
+    if args.load_from is not None:
+        try:
+            load_model_weights(model, args.load_from)
+        except (CheckpointError, FileNotFoundError) as e:
+            print(f"error: --load-from: {e}", file=sys.stderr)
+            return 2
+        if is_main_process():
+            print(f"loaded model weights from {args.load_from}", flush=True)
+    model = model.to(device)
 
     sched = cfg.schedule
     per_gpu = args.batch_size or sched.imgs_per_gpu
@@ -113,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
         "world_size": world,
         "lr": lr,
         "seed": args.seed,
+        "amp": args.amp,
+        "load_from": args.load_from,
+        "overrides": list(args.overrides),
     }
     trainer = Trainer(
         model,
@@ -126,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         config=config,
         device=device,
         log_interval=args.log_interval,
+        amp=args.amp,
     )
     if args.resume is not None:
         path = trainer.resume(args.resume or None)

@@ -83,6 +83,9 @@ class Trainer:
         config: plain-data run configuration stored in every checkpoint.
         device: where batches go.
         log_interval: iterations between log lines of the default logger.
+        amp: None, ``"bf16"`` or ``"fp16"``: the forward pass under ``torch.autocast`` on
+            the device with that dtype; fp16 (CUDA only) scales the loss with a GradScaler
+            (whose state is not checkpointed: it re-calibrates after a resume).
     """
 
     def __init__(
@@ -100,12 +103,19 @@ class Trainer:
         config: dict[str, Any] | None = None,
         device: str | torch.device = "cpu",
         log_interval: int = 50,
+        amp: str | None = None,
     ) -> None:
         if epochs <= 0:
             raise ValueError(f"epochs must be > 0, got {epochs}")
         if max_iters is not None and max_iters <= 0:
             raise ValueError(f"max_iters must be > 0, got {max_iters}")
         self.device = torch.device(device)
+        if amp not in (None, "bf16", "fp16"):
+            raise ValueError(f"amp must be None, 'bf16' or 'fp16', got {amp!r}")
+        if amp == "fp16" and self.device.type != "cuda":
+            raise ValueError("amp='fp16' needs a CUDA device; use amp='bf16' on the CPU")
+        self.amp = amp
+        self.scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
         self.model = wrap_distributed(model, self.device)
         self.loader = loader
         self.optimizer = optimizer
@@ -224,14 +234,27 @@ class Trainer:
             images = images.to(self.device, non_blocking=True)
             targets = _to_device(targets, self.device)
             lr = self.scheduler.apply(self.optimizer, self.iteration)
-            losses = self.model(images, metas, targets)
+            with torch.autocast(
+                self.device.type,
+                dtype=torch.float16 if self.amp == "fp16" else torch.bfloat16,
+                enabled=self.amp is not None,
+            ):
+                losses = self.model(images, metas, targets)
             check_losses(losses, self.iteration + 1)
             total = sum(losses.values())
             self.optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            if self.grad_clip is not None:
-                clip_gradients(self.model.parameters(), self.grad_clip)
-            self.optimizer.step()
+            if self.scaler is not None:
+                self.scaler.scale(total).backward()
+                if self.grad_clip is not None:
+                    self.scaler.unscale_(self.optimizer)
+                    clip_gradients(self.model.parameters(), self.grad_clip)
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                total.backward()
+                if self.grad_clip is not None:
+                    clip_gradients(self.model.parameters(), self.grad_clip)
+                self.optimizer.step()
             self.iteration += 1
             self.logger.update(
                 epoch=epoch + 1,
