@@ -1,8 +1,17 @@
+import math
+
 import pytest
 import torch
 from torch import nn
 
-from det_engine.schedule import WarmupStepSchedule, build_sgd, clip_gradients, scaled_lr
+from det_engine.schedule import (
+    WarmupCosineSchedule,
+    WarmupStepSchedule,
+    build_adamw,
+    build_sgd,
+    clip_gradients,
+    scaled_lr,
+)
 
 
 def test_scaled_lr_linear_rule():
@@ -65,3 +74,35 @@ def test_clip_gradients():
     assert norm.item() == pytest.approx(50.0)
     assert p.grad.norm().item() == pytest.approx(35.0, rel=1e-4)
     assert p.grad.tolist() == pytest.approx([21.0, 28.0], rel=1e-4)
+
+
+def test_cosine_schedule_hand_computed():
+    s = WarmupCosineSchedule(0.002, 1000, warmup_iters=100, final_ratio=0.05)
+    assert s.lr_at(0) == pytest.approx(0.002 * 0.01 * (0.05 + 0.95 * 1.0))  # warmup step 1/100
+    assert s.lr_at(99) == pytest.approx(0.002 * (0.05 + 0.95 * (1 + math.cos(math.pi * 0.099)) / 2))
+    assert s.lr_at(500) == pytest.approx(0.002 * (0.05 + 0.95 * 0.5))  # half way: cos = 0
+    assert s.lr_at(1000) == pytest.approx(0.002 * 0.05)
+    assert s.lr_at(5000) == pytest.approx(0.002 * 0.05)  # stays at the final value
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+    assert s.apply(opt, 500) == pytest.approx(0.00105)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.00105)
+    restored = WarmupCosineSchedule(1.0, 1)
+    restored.load_state_dict(s.state_dict())
+    assert [restored.lr_at(i) for i in (0, 250, 999)] == [s.lr_at(i) for i in (0, 250, 999)]
+    with pytest.raises(ValueError, match="total_iters"):
+        WarmupCosineSchedule(0.1, 0)
+    with pytest.raises(ValueError, match="final_ratio"):
+        WarmupCosineSchedule(0.1, 10, final_ratio=1.5)
+
+
+def test_build_adamw_decays_weights_only():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Linear(4, 2))
+    model[0].weight.requires_grad_(False)
+    opt = build_adamw(model, 1e-3, weight_decay=0.05)
+    decayed, plain = opt.param_groups
+    assert decayed["weight_decay"] == 0.05 and plain["weight_decay"] == 0.0
+    assert {id(p) for p in decayed["params"]} == {id(model[2].weight)}
+    expected_plain = {id(model[0].bias), id(model[1].weight), id(model[1].bias), id(model[2].bias)}
+    assert {id(p) for p in plain["params"]} == expected_plain
+    with pytest.raises(ValueError, match="requires_grad"):
+        build_adamw(nn.Sequential(), 1e-3)

@@ -141,3 +141,20 @@ def test_train_mode_needs_targets():
         model.eval()(images, metas[:1])
     with pytest.raises(ValueError, match=r"Tensor\[B, 3, H, W\]"):
         model(images[0], metas)
+
+
+def test_fast_rcnn_takes_proposals_from_targets():
+    torch.manual_seed(0)
+    model = zoo.build("fast_rcnn", "r50", "1x", num_classes=CLASSES, **FEW)
+    images, metas, targets = make_batch(128, 160, num_classes=CLASSES)
+    with_props = [{**t, "proposals": p} for t, p in zip(targets, PROPOSALS, strict=True)]
+    model.train()
+    torch.manual_seed(1)
+    explicit = model(images, metas, targets, proposals=PROPOSALS)
+    torch.manual_seed(1)
+    implicit = model(images, metas, with_props)
+    assert explicit.keys() == implicit.keys()
+    for name in explicit:
+        torch.testing.assert_close(implicit[name], explicit[name])
+    with pytest.raises(ValueError, match="no proposals"):
+        model(images, metas, targets)

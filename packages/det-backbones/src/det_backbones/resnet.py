@@ -160,6 +160,9 @@ class ResNet(nn.Module):
         stage_with_dcn: four booleans, one per stage.
         deform_groups: offset groups of the deformable convs.
         groups, base_width: ResNeXt cardinality and width per group (1 and 64 for ResNet).
+        base_channels: channels of the stem; stage i has ``base_channels * 2**i`` planes.
+            64 is the standard network (and the only width pretrained weights fit); a
+            smaller value gives a slim ResNet for training from scratch on small data.
 
     Attributes:
         out_channels: channels of each returned map.
@@ -180,6 +183,7 @@ class ResNet(nn.Module):
         deform_groups: int = 1,
         groups: int = 1,
         base_width: int = 64,
+        base_channels: int = 64,
     ) -> None:
         super().__init__()
         _check_arguments(
@@ -193,6 +197,7 @@ class ResNet(nn.Module):
             deform_groups=deform_groups,
             groups=groups,
             base_width=base_width,
+            base_channels=base_channels,
         )
         kind, stage_blocks = ARCH_SETTINGS[depth]
         self.depth = depth
@@ -202,16 +207,16 @@ class ResNet(nn.Module):
         self.norm = norm
         self.norm_eval = norm_eval
 
-        self.conv1 = nn.Conv2d(3, 64, 7, 2, padding=3, bias=False)
-        self.bn1 = make_norm(norm, 64)
+        self.conv1 = nn.Conv2d(3, base_channels, 7, 2, padding=3, bias=False)
+        self.bn1 = make_norm(norm, base_channels)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, 2, padding=1)
 
         block = BasicBlock if kind == "basic" else Bottleneck
-        in_channels = 64
+        in_channels = base_channels
         stage_channels = []
         for i, blocks in enumerate(stage_blocks):
-            planes = 64 * 2**i
+            planes = base_channels * 2**i
             stage, in_channels = self._make_stage(
                 block,
                 in_channels,
@@ -330,8 +335,13 @@ def _check_arguments(
     deform_groups: int,
     groups: int,
     base_width: int,
+    base_channels: int,
 ) -> None:
     """ResNet's argument checks, at the public boundary."""
+    if not isinstance(base_channels, int) or base_channels < 8 or base_channels % 8:
+        raise ValueError(
+            f"ResNet: base_channels must be a positive multiple of 8; got {base_channels!r}"
+        )
     if depth not in ARCH_SETTINGS:
         raise ValueError(
             f"ResNet: depth must be one of {', '.join(map(str, ARCH_SETTINGS))}; got {depth!r}"

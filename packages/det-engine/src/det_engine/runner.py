@@ -156,8 +156,12 @@ def evaluate(
     )
     bar = ProgressBar(len(indices)) if is_main_process() else None
     results: list[dict[str, Any]] = []
-    for images, metas, _ in loader:
-        outputs = module(images.to(device), metas)
+    for images, metas, targets in loader:
+        if getattr(module, "needs_proposals", False):  # Fast R-CNN: the dataset's proposals
+            proposals = [t["proposals"][:, :4].to(device) for t in targets]
+            outputs = module(images.to(device), metas, proposals=proposals)
+        else:
+            outputs = module(images.to(device), metas)
         results.extend({k: v.cpu() for k, v in out.items()} for out in outputs)
         if bar is not None:
             bar.update(len(metas))

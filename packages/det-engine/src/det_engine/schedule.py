@@ -1,7 +1,9 @@
-"""The 2019 zoo's optimisation: scaled base lr, linear warmup, step decay, SGD, clipping."""
+"""The 2019 zoo's optimisation (scaled base lr, linear warmup, step decay, SGD, clipping) and
+the from-scratch recipe's (AdamW, linear warmup, cosine decay)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -121,6 +123,79 @@ class WarmupStepSchedule:
         )
 
 
+class WarmupCosineSchedule:
+    """Linear warmup from zero, then cosine decay to ``final_ratio * base_lr`` at ``total_iters``.
+
+    The lr at global iteration ``i`` (0-based) is ``base_lr * min(1, (i + 1) / warmup_iters)
+    * (final_ratio + (1 - final_ratio) * (1 + cos(pi * i / total_iters)) / 2)``; past
+    ``total_iters`` it stays at the final value. Same interface as
+    :class:`WarmupStepSchedule` (``lr_at``, ``apply``, ``state_dict``).
+
+    Args:
+        base_lr: peak lr.
+        total_iters: iterations of the whole run (> 0).
+        warmup_iters: iterations of linear warmup (0 disables it).
+        final_ratio: lr at the end as a fraction of ``base_lr``, in [0, 1].
+    """
+
+    def __init__(
+        self,
+        base_lr: float,
+        total_iters: int,
+        *,
+        warmup_iters: int = 0,
+        final_ratio: float = 0.0,
+    ) -> None:
+        if base_lr <= 0:
+            raise ValueError(f"base_lr must be > 0, got {base_lr}")
+        if total_iters <= 0:
+            raise ValueError(f"total_iters must be > 0, got {total_iters}")
+        if warmup_iters < 0:
+            raise ValueError(f"warmup_iters must be >= 0, got {warmup_iters}")
+        if not 0.0 <= final_ratio <= 1.0:
+            raise ValueError(f"final_ratio must be in [0, 1], got {final_ratio}")
+        self.base_lr = float(base_lr)
+        self.total_iters = int(total_iters)
+        self.warmup_iters = int(warmup_iters)
+        self.final_ratio = float(final_ratio)
+
+    def lr_at(self, iteration: int) -> float:
+        """The lr for the optimizer step at global ``iteration`` (0-based)."""
+        if iteration < 0:
+            raise ValueError(f"iteration must be >= 0, got {iteration}")
+        progress = min(iteration, self.total_iters) / self.total_iters
+        cosine = (1.0 + math.cos(math.pi * progress)) / 2.0
+        lr = self.base_lr * (self.final_ratio + (1.0 - self.final_ratio) * cosine)
+        if iteration < self.warmup_iters:
+            lr *= (iteration + 1) / self.warmup_iters
+        return lr
+
+    def apply(self, optimizer: torch.optim.Optimizer, iteration: int) -> float:
+        """Sets every param group of ``optimizer`` to the lr of ``iteration``; returns it."""
+        lr = self.lr_at(iteration)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+    def state_dict(self) -> dict[str, Any]:
+        """The schedule's settings as plain numbers (checkpoint-safe)."""
+        return {
+            "base_lr": self.base_lr,
+            "total_iters": self.total_iters,
+            "warmup_iters": self.warmup_iters,
+            "final_ratio": self.final_ratio,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restores settings saved by :meth:`state_dict`."""
+        self.__init__(  # type: ignore[misc]
+            state["base_lr"],
+            state["total_iters"],
+            warmup_iters=state["warmup_iters"],
+            final_ratio=state["final_ratio"],
+        )
+
+
 def build_sgd(
     model: nn.Module,
     lr: float,
@@ -143,6 +218,32 @@ def build_sgd(
     if not params:
         raise ValueError("build_sgd: model has no parameter with requires_grad=True")
     return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def build_adamw(model: nn.Module, lr: float, *, weight_decay: float = 0.05) -> torch.optim.AdamW:
+    """AdamW over the trainable parameters; weight decay on weights only.
+
+    Biases and normalisation parameters (every parameter with fewer than 2 dimensions)
+    get no weight decay.
+
+    Args:
+        model: the detector; frozen parameters are left out.
+        lr: initial lr (the schedule overwrites it each iteration).
+        weight_decay: decoupled weight decay of the conv and linear weights.
+
+    Returns:
+        A ``torch.optim.AdamW`` with two param groups (decayed, not decayed).
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("build_adamw: model has no parameter with requires_grad=True")
+    decayed = [p for p in params if p.ndim > 1]
+    plain = [p for p in params if p.ndim <= 1]
+    groups = [
+        {"params": decayed, "weight_decay": weight_decay},
+        {"params": plain, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr)
 
 
 def clip_gradients(

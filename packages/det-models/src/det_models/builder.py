@@ -13,6 +13,7 @@ from det_heads import (
     DeltaXYWHCoder,
     MaskHead,
     MaxIoUAssigner,
+    RandomSampler,
     RetinaHead,
     RoIExtractor,
     RPNHead,
@@ -91,6 +92,8 @@ def _backbone(config: BackboneConfig) -> nn.Module:
         "stage_with_dcn": config.stage_with_dcn,
         "deform_groups": config.deform_groups,
     }
+    if config.base_channels != 64:
+        overrides["base_channels"] = config.base_channels
     if config.style is not None:
         overrides["style"] = config.style
     return build_backbone(config.arch, **overrides)
@@ -181,6 +184,7 @@ def _roi_head(
             _box_head(config, num_classes, channels),
             mask_extractor=mask_extractor,
             mask_head=mask_head,
+            sampler=_rcnn_sampler(config),
             nms=config.nms,
         )
     n = config.num_stages
@@ -197,11 +201,19 @@ def _roi_head(
             for stds in CASCADE_STDS[:n]
         ],
         assigners=[MaxIoUAssigner(t, t, t) for t in config.cascade_ious[:n]],
+        samplers=[_rcnn_sampler(config) for _ in range(n)],
         stage_weights=config.stage_weights[:n],
         mask_extractors=[m[0] for m in masks] if config.with_mask else None,
         mask_heads=[m[1] for m in masks] if config.with_mask else None,
         nms=config.nms,
     )
+
+
+def _rcnn_sampler(config: RoIConfig) -> RandomSampler:
+    """The R-CNN training sampler: sample_num RoIs, at most 25% positive, with ground truth."""
+    if config.sample_num <= 0:
+        raise ValueError(f"RoIConfig.sample_num must be > 0, got {config.sample_num}")
+    return RandomSampler(config.sample_num, 0.25, add_gt_as_proposals=True)
 
 
 def _ssd_head(config: ModelConfig, in_channels: list[int]) -> SSDHead:

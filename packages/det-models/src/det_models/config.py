@@ -46,6 +46,7 @@ class BackboneConfig:
         dcn: None, "dconv" or "mdconv" in the stages of stage_with_dcn.
         stage_with_dcn: one flag per stage (c2..c5).
         deform_groups: offset groups of the deformable convs.
+        base_channels: ResNet stem width (64; smaller for a slim ResNet trained from scratch).
     """
 
     arch: str
@@ -56,6 +57,7 @@ class BackboneConfig:
     dcn: str | None = None
     stage_with_dcn: tuple[bool, bool, bool, bool] = (False, False, False, False)
     deform_groups: int = 1
+    base_channels: int = 64
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,8 @@ class RoIConfig:
         num_stages: 1 (standard) or 3 (Cascade R-CNN).
         cascade_ious, stage_weights: per stage IoU thresholds and loss weights (cascade).
         nms: test-time multiclass NMS.
+        sample_num: RoIs sampled per image for the training loss (a quarter at most
+            positive, ground truth included); the zoo's 512.
     """
 
     pool: str = "align"
@@ -133,6 +137,7 @@ class RoIConfig:
     cascade_ious: tuple[float, ...] = (0.5, 0.6, 0.7)
     stage_weights: tuple[float, ...] = (1.0, 0.5, 0.25)
     nms: NMSConfig = DEFAULT_NMS
+    sample_num: int = 512
 
 
 @dataclass(frozen=True)

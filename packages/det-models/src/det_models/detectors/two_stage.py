@@ -94,11 +94,18 @@ class CascadeRCNN(FasterRCNN):
 class FastRCNN(nn.Module):
     """Backbone, FPN and RoI head on precomputed proposals (Girshick, 2015).
 
+    The proposals come as the ``proposals`` argument, or else from each target's
+    ``"proposals"`` (what a dataset built with a proposals file yields, already resized
+    with the image).
+
     Args:
         backbone: returns a list of maps and has out_channels and strides.
         neck: the FPN.
         roi_head: a StandardRoIHead (with or without masks).
     """
+
+    # Evaluation loops pass the targets' proposals to detectors that say they need them.
+    needs_proposals = True
 
     def __init__(self, *, backbone: nn.Module, neck: nn.Module, roi_head: StandardRoIHead) -> None:
         super().__init__()
@@ -116,7 +123,7 @@ class FastRCNN(nn.Module):
         metas: Sequence[dict],
         targets: Sequence[dict] | None = None,
         *,
-        proposals: Sequence[Tensor | dict],
+        proposals: Sequence[Tensor | dict] | None = None,
     ) -> dict[str, Tensor] | list[dict[str, Tensor]]:
         """Losses in train mode, detections in eval mode, from the given proposals.
 
@@ -125,12 +132,20 @@ class FastRCNN(nn.Module):
             metas: per image dict(img_shape, scale_factor, ori_shape, ...).
             targets: per image dict(boxes, labels[, masks]); train mode only.
             proposals: per image Tensor[K, 4] (or dict with boxes), (x1, y1, x2, y2) in input
-                pixels, i.e. already scaled by the image's scale_factor.
+                pixels, i.e. already scaled by the image's scale_factor; None: each
+                target's "proposals".
 
         Returns:
             Train: dict(loss_cls, loss_box[, loss_mask]). Eval: as FasterRCNN.forward.
         """
         check_batch("FastRCNN", images, metas, targets, self.training)
+        if proposals is None:
+            if targets is None or any("proposals" not in t for t in targets):
+                raise ValueError(
+                    "FastRCNN: no proposals; pass proposals=, or targets from a dataset built "
+                    "with a proposals file"
+                )
+            proposals = [t["proposals"][:, :4] for t in targets]
         if len(proposals) != images.shape[0]:
             raise ValueError(
                 f"FastRCNN: expected {images.shape[0]} proposal sets, got {len(proposals)}"
