@@ -23,6 +23,7 @@ from det_engine.runner import (
     build_dataset,
     eval_metrics,
     evaluate,
+    image_scale,
     pick_device,
     set_seed,
     write_metrics,
@@ -171,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     name = "_".join(p for p in (args.model, args.backbone, args.schedule, args.variant) if p)
     work_dir = Path(args.work_dir) if args.work_dir else Path("work_dirs") / name
 
-    num_classes = None if cfg.model.family == "rpn" else len(train_set.cat_ids)
+    num_classes = None if cfg.model.family == "rpn" else len(train_set.classes)
     model_cfg = cfg.model
     if num_classes is not None:
         model_cfg = replace_path(model_cfg, "num_classes", num_classes)
@@ -220,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         "variant": args.variant,
         "data": args.data,
         "num_classes": num_classes,
+        "class_names": list(train_set.classes),
+        "img_scale": list(image_scale(args, cfg)),
         "batch_size": per_gpu,
         "world_size": world,
         "lr": lr,
