@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 from det_engine.checkpoint import CheckpointError, load_model_weights
 from det_engine.distributed import get_rank, get_world_size, init_from_env, is_main_process
 from det_engine.guard import NonFiniteLossError
+from det_engine.logging import tensorboard_writer_class
 from det_engine.runner import (
     DataError,
     add_common_arguments,
@@ -64,6 +65,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=("bf16", "fp16"),
         default=None,
         help="mixed precision through torch.autocast; fp16 (with a GradScaler) needs CUDA",
+    )
+    parser.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also log scalars for TensorBoard into WORK_DIR/tensorboard (needs tensorboard)",
     )
     parser.add_argument(
         "--set",
@@ -149,6 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     from det_models.builder import build_model
     from det_models.config import replace_path
 
+    if args.tensorboard:
+        try:
+            tensorboard_writer_class()
+        except ImportError as e:
+            print(f"error: --tensorboard: {e}", file=sys.stderr)
+            return 2
     device = pick_device(args.device)
     if args.amp == "fp16" and device.type != "cuda":
         print("error: --amp fp16 needs --device cuda; on the CPU use --amp bf16", file=sys.stderr)
@@ -244,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         device=device,
         log_interval=args.log_interval,
         amp=args.amp,
+        tensorboard=args.tensorboard,
     )
     if args.resume is not None:
         path = trainer.resume(args.resume or None)
@@ -271,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
                 metrics,
                 {"checkpoint": str(work_dir / f"iter_{trainer.iteration:08d}.pth"), **config},
             )
+    trainer.logger.close()
     return 0
 
 

@@ -83,6 +83,8 @@ class Trainer:
         config: plain-data run configuration stored in every checkpoint.
         device: where batches go.
         log_interval: iterations between log lines of the default logger.
+        tensorboard: the default logger also writes TensorBoard scalars (``work_dir/
+            tensorboard``; needs the ``tensorboard`` package).
         amp: None, ``"bf16"`` or ``"fp16"``: the forward pass under ``torch.autocast`` on
             the device with that dtype; fp16 (CUDA only) scales the loss with a GradScaler
             (whose state is not checkpointed: it re-calibrates after a resume).
@@ -104,6 +106,7 @@ class Trainer:
         device: str | torch.device = "cpu",
         log_interval: int = 50,
         amp: str | None = None,
+        tensorboard: bool = False,
     ) -> None:
         if epochs <= 0:
             raise ValueError(f"epochs must be > 0, got {epochs}")
@@ -128,7 +131,9 @@ class Trainer:
         total = epochs * self.iters_per_epoch
         self.max_iters = min(total, max_iters) if max_iters is not None else total
         self.grad_clip = grad_clip
-        self.logger = logger or MetricLogger(work_dir, self.max_iters, interval=log_interval)
+        self.logger = logger or MetricLogger(
+            work_dir, self.max_iters, interval=log_interval, tensorboard=tensorboard
+        )
         self.config = config or {}
         self.epoch = 0  # completed epochs
         self.iteration = 0  # completed optimizer steps
