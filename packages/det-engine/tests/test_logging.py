@@ -101,3 +101,30 @@ def test_tensorboard_without_the_package_names_it(tmp_path, monkeypatch, capsys)
         capsys.readouterr().err
     )
     assert not (tmp_path / "tensorboard").exists()
+
+
+def test_trainer_passes_tensorboard_to_its_logger(tmp_path):
+    pytest.importorskip("tensorboard", reason="tensorboard is an optional dependency")
+    from torch.utils.data import DataLoader
+
+    from det_engine.schedule import WarmupStepSchedule
+    from det_engine.trainer import Trainer
+
+    class Linear(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(2, 1)
+
+        def forward(self, images, metas, targets):
+            return {"loss_reg": self.fc(images).pow(2).mean()}
+
+    data = [(torch.ones(2), {}, {}) for _ in range(2)]
+    loader = DataLoader(data, batch_size=1, collate_fn=lambda b: (torch.stack([x[0] for x in b]),
+                        [x[1] for x in b], [x[2] for x in b]))  # fmt: skip
+    model = Linear()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    trainer = Trainer(model, loader, optimizer, WarmupStepSchedule(0.1, [], 2, warmup_iters=0),
+                      tmp_path, epochs=1, log_interval=1, tensorboard=True)  # fmt: skip
+    trainer.train()
+    trainer.logger.close()
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
