@@ -110,7 +110,7 @@ def _eval_json(path: Path) -> list[dict]:
     return [{"iter": iteration, **data.get("metrics", {})}]
 
 
-def _pyplot_free_figure(panels: int):
+def _figure(panels: int):
     try:
         from matplotlib.figure import Figure
     except ImportError as e:
@@ -138,7 +138,7 @@ def plot_work_dir(work_dir: str | os.PathLike, out: str | os.PathLike | None = N
     """
     curves = read_curves(work_dir)
     out = Path(out) if out is not None else Path(work_dir) / "curves.png"
-    fig, axes = _pyplot_free_figure(3 if curves.metrics else 2)
+    fig, axes = _figure(3 if curves.metrics else 2)
     ax = axes[0]
     for name, points in curves.losses.items():
         xs, ys = zip(*points, strict=True)
