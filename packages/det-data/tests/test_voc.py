@@ -48,6 +48,8 @@ def test_voc_boxes_labels_and_difficult(voc_root):
     torch.testing.assert_close(target["boxes"], torch.tensor([[10.0, 5.0, 30.0, 25.0]]))
     assert target["labels"].tolist() == [VOC_CLASSES.index("dog")] == [11]
     torch.testing.assert_close(target["ignore_boxes"], torch.tensor([[0.0, 0.0, 10.0, 10.0]]))
+    assert ds.records[0].extra["ignore_labels"].tolist() == [VOC_CLASSES.index("chair")]
+    assert ds.records[1].extra["ignore_labels"].tolist() == []
     assert "masks" not in target
 
 

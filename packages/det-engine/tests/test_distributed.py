@@ -96,3 +96,52 @@ def test_world_size_without_torchrun_env(monkeypatch):
         monkeypatch.delenv(key, raising=False)
     with pytest.raises(RuntimeError, match="torchrun"):
         init_from_env(backend="gloo")
+
+
+# ------------------------------------------------------------------ a rank that dies
+def _rank_dies_worker(rank, world_size, port, out_dir, where):
+    _env(rank, world_size, port)
+    torch.set_num_threads(1)
+    init_from_env(backend="gloo", timeout=timedelta(seconds=10))
+    if where == "collective":
+        dist.all_reduce(torch.ones(3))  # one collective that both ranks finish
+    if rank == 1:
+        os._exit(3)  # dies without a word: no destroy_process_group, no barrier
+    started = time.monotonic()
+    try:
+        if where == "barrier":
+            distributed.barrier(timedelta(seconds=10))
+        else:
+            # the gradient all-reduce of the next DistributedDataParallel step
+            dist.all_reduce(torch.ones(3))
+    except Exception as e:
+        with open(os.path.join(out_dir, "error.txt"), "w") as f:
+            f.write(f"{time.monotonic() - started:.1f}\n{type(e).__name__}: {e}")
+        raise
+    with open(os.path.join(out_dir, "error.txt"), "w") as f:
+        f.write("-1\nrank 0 went on without rank 1")
+
+
+@pytest.mark.parametrize("where", ["barrier", "collective"])
+def test_when_a_rank_dies_the_other_exits_with_an_error_in_bounded_time(tmp_path, where):
+    ctx = mp.get_context("spawn")
+    port = _free_port()
+    procs = [
+        ctx.Process(target=_rank_dies_worker, args=(r, 2, port, str(tmp_path), where))
+        for r in (0, 1)
+    ]
+    started = time.monotonic()
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=60)
+    alive = [p for p in procs if p.is_alive()]
+    for p in alive:
+        p.kill()
+    assert not alive, "a rank hung after the other died"
+    assert [p.exitcode for p in procs] == [1, 3]  # rank 0 failed with an exception
+    waited, message = (tmp_path / "error.txt").read_text().split("\n", 1)
+    assert 0 <= float(waited) < 12, message  # within the 10 s timeout (and a margin)
+    if where == "barrier":
+        assert message.startswith("DistributedTimeoutError: rank 0: not every rank reached")
+    assert time.monotonic() - started < 40

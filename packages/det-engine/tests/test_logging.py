@@ -59,3 +59,72 @@ def test_progress_bar():
 
 def test_memory_is_positive():
     assert memory_mb() > 10
+
+
+def test_tensorboard_scalars_match_the_json_log(tmp_path):
+    pytest.importorskip("tensorboard", reason="tensorboard is an optional dependency")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logger = MetricLogger(tmp_path, 4, interval=2, stream=io.StringIO(), enabled=True,
+                          tensorboard=True)  # fmt: skip
+    for it in range(1, 5):
+        losses = {"loss_cls": float(it), "loss_box": 0.25}
+        logger.update(epoch=1, iteration=it, lr=0.01 * it, losses=losses, time=0.5, data_time=0.0)
+    logger.log_eval(1, 4, {"bbox_AP": 0.375})
+    logger.close()
+
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/loss_cls", "train/loss_box", "train/loss", "train/lr", "val/bbox_AP"} <= tags
+
+    def series(tag):
+        return [(e.step, pytest.approx(e.value)) for e in events.Scalars(tag)]
+
+    assert series("train/loss_cls") == [(2, 1.5), (4, 3.5)]
+    assert series("train/loss") == [(2, 1.75), (4, 3.75)]
+    assert series("train/lr") == [(2, 0.02), (4, 0.04)]
+    assert series("val/bbox_AP") == [(4, 0.375)]
+
+
+def test_tensorboard_without_the_package_names_it(tmp_path, monkeypatch, capsys):
+    import sys
+
+    from det_engine import train
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
+    with pytest.raises(ImportError, match=r"pip install tensorboard"):
+        MetricLogger(tmp_path, 4, enabled=True, tensorboard=True)
+    rc = train.main(["retinanet", "r50", "1x", "--data", "shapes", "--tensorboard"])
+    assert rc == 2
+    assert "--tensorboard: TensorBoard logging needs the tensorboard package" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "tensorboard").exists()
+
+
+def test_trainer_passes_tensorboard_to_its_logger(tmp_path):
+    pytest.importorskip("tensorboard", reason="tensorboard is an optional dependency")
+    from torch.utils.data import DataLoader
+
+    from det_engine.schedule import WarmupStepSchedule
+    from det_engine.trainer import Trainer
+
+    class Linear(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(2, 1)
+
+        def forward(self, images, metas, targets):
+            return {"loss_reg": self.fc(images).pow(2).mean()}
+
+    data = [(torch.ones(2), {}, {}) for _ in range(2)]
+    loader = DataLoader(data, batch_size=1, collate_fn=lambda b: (torch.stack([x[0] for x in b]),
+                        [x[1] for x in b], [x[2] for x in b]))  # fmt: skip
+    model = Linear()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    trainer = Trainer(model, loader, optimizer, WarmupStepSchedule(0.1, [], 2, warmup_iters=0),
+                      tmp_path, epochs=1, log_interval=1, tensorboard=True)  # fmt: skip
+    trainer.train()
+    trainer.logger.close()
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))

@@ -265,3 +265,53 @@ def test_bf16_autocast_on_cpu_trains_and_fp16_needs_cuda(tmp_path):
     assert not torch.equal(model.fc.weight.detach(), init)
     with pytest.raises(ValueError, match="amp='fp16' needs a CUDA device"):
         Trainer(model, loader, trainer.optimizer, trainer.scheduler, tmp_path, epochs=1, amp="fp16")
+
+
+# ---------------------------------------------------------------------------------- Ctrl-C
+class InterruptedDetector(ToyDetector):
+    """Ctrl-C arrives during the ``interrupt_at``-th forward, after dropout drew its numbers."""
+
+    def __init__(self, interrupt_at: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.interrupt_at = interrupt_at
+
+    def forward(self, images, metas, targets):
+        losses = super().forward(images, metas, targets)
+        if self.calls == self.interrupt_at:
+            raise KeyboardInterrupt
+        return losses
+
+
+@pytest.mark.parametrize("interrupt_at", [2, 4], ids=["first-epoch", "second-epoch"])
+def test_ctrl_c_mid_iteration_saves_the_last_step_and_resumes_exactly(tmp_path, interrupt_at):
+    data = ToyData(6)
+
+    def loader():
+        # 3 iterations per epoch in an order of (seed, epoch); dropout draws from the global RNG
+        return DataLoader(data, batch_size=2, sampler=EpochSeededSampler(6), collate_fn=collate)
+
+    torch.manual_seed(3)
+    full_model = ToyDetector(dropout=0.5)
+    full = _trainer(full_model, loader(), tmp_path / "full", epochs=2)
+    assert full.train() == 6
+
+    torch.manual_seed(3)
+    model = InterruptedDetector(interrupt_at, dropout=0.5)
+    first = _trainer(model, loader(), tmp_path / "part", epochs=2)
+    with pytest.raises(KeyboardInterrupt):
+        first.train()
+    done = interrupt_at - 1
+    assert first.iteration == done
+    saved = ckpt.latest(tmp_path / "part")
+    assert saved == tmp_path / "part" / f"iter_{done:08d}.pth"
+    assert (ckpt.load(saved)["epoch"], ckpt.load(saved)["iteration"]) == (done // 3, done)
+
+    torch.manual_seed(999)
+    resumed_model = ToyDetector(dropout=0.5, init=1)
+    resumed = _trainer(resumed_model, loader(), tmp_path / "part", epochs=2)
+    resumed.resume()
+    assert resumed.train() == 6
+    # the interrupted step's dropout draws are not in the checkpoint's RNG state
+    assert resumed_model.losses == full_model.losses[done:]
+    for k, v in full_model.state_dict().items():
+        assert torch.equal(resumed_model.state_dict()[k], v), k

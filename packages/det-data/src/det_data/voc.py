@@ -21,7 +21,9 @@ class VOCDataset(DetectionDataset):
 
     VOC's 1-based inclusive corners become x1 = xmin - 1, y1 = ymin - 1, x2 = xmax,
     y2 = ymax (0-based, x2 = x + w like the COCO datasets). Objects flagged difficult go to
-    ``ignore_boxes``. Labels are indices into VOC_CLASSES (20 classes).
+    ``ignore_boxes``, their labels to ``record.extra["ignore_labels"]`` (for VOC mAP, which
+    ignores detections of a difficult object's class). Labels are indices into VOC_CLASSES
+    (20 classes).
 
     Args:
         root: the VOCdevkit folder (holding VOC2007/, VOC2012/).
@@ -69,7 +71,7 @@ class VOCDataset(DetectionDataset):
             height = int(tree.findtext("size/height"))
         except (ET.ParseError, TypeError, ValueError) as err:
             raise ValueError(f"VOC annotation {xml_file} is malformed: {err}") from err
-        boxes, labels, ignore = [], [], []
+        boxes, labels, ignore, ignore_labels = [], [], [], []
         for i, obj in enumerate(tree.iter("object")):
             name = (obj.findtext("name") or "").strip()
             if name not in VOC_CLASSES:
@@ -85,6 +87,7 @@ class VOCDataset(DetectionDataset):
             box = [box[0] - 1, box[1] - 1, box[2], box[3]]
             if (obj.findtext("difficult") or "0").strip() == "1":
                 ignore.append(box)
+                ignore_labels.append(VOC_CLASSES.index(name))
             else:
                 boxes.append(box)
                 labels.append(VOC_CLASSES.index(name))
@@ -97,4 +100,5 @@ class VOCDataset(DetectionDataset):
             labels=np.asarray(labels, dtype=np.int64),
             ignore_boxes=np.asarray(ignore, dtype=np.float32).reshape(-1, 4),
             source=str(xml_file),
+            extra={"ignore_labels": np.asarray(ignore_labels, dtype=np.int64)},
         )

@@ -95,6 +95,7 @@ def save(
     optimizer: torch.optim.Optimizer | None = None,
     scheduler: Any = None,
     config: dict[str, Any] | None = None,
+    rng: dict[str, Any] | None = None,
 ) -> Path:
     """Writes a checkpoint atomically: a reader sees the old file or the new one, never half.
 
@@ -109,6 +110,7 @@ def save(
         optimizer: optional optimizer whose ``state_dict`` is stored.
         scheduler: optional object with ``state_dict()`` (e.g. ``WarmupStepSchedule``).
         config: the run's configuration as a plain dict (numbers, strings, lists, dicts).
+        rng: RNG states from :func:`rng_state` taken earlier; default the current ones.
 
     Returns:
         The path written.
@@ -123,7 +125,7 @@ def save(
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "epoch": int(epoch),
         "iteration": int(iteration),
-        "rng": rng_state(),
+        "rng": rng if rng is not None else rng_state(),
         "config": config if config is not None else {},
     }
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

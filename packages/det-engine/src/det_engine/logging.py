@@ -30,13 +30,32 @@ def _value(x: Any) -> float:
     return float(x.detach().item()) if isinstance(x, torch.Tensor) else float(x)
 
 
+def tensorboard_writer_class():
+    """``torch.utils.tensorboard.SummaryWriter``.
+
+    Raises:
+        ImportError: the ``tensorboard`` package is missing; the message says how to install it.
+    """
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as e:
+        raise ImportError(
+            "TensorBoard logging needs the tensorboard package: pip install tensorboard "
+            "(or pip install det-engine[tensorboard])"
+        ) from e
+    return SummaryWriter
+
+
 class MetricLogger:
     """Averages losses and timings over ``interval`` iterations and reports them.
 
     Every ``interval`` iterations (and at the last one) it prints a line such as
     ``epoch 1 iter 50/1000 lr 0.006667 loss_cls 0.6931 loss 0.9 time 0.512 data_time
     0.021 memory 3210MB eta 0:08:06`` and appends the same fields as one JSON object to
-    ``work_dir/log.jsonl``. Only rank 0 writes, unless ``enabled`` says otherwise.
+    ``work_dir/log.jsonl``. Only rank 0 writes, unless ``enabled`` says otherwise. With
+    ``tensorboard`` the same numbers also go to TensorBoard event files in
+    ``work_dir/tensorboard`` (``train/loss_cls``, ``train/lr``, ... and ``val/bbox_AP``, ...
+    at the global iteration).
 
     Args:
         work_dir: directory of ``log.jsonl`` (created if missing).
@@ -44,6 +63,10 @@ class MetricLogger:
         interval: iterations between reports.
         stream: where the console line goes (default stdout).
         enabled: write at all; default ``is_main_process()`` at construction.
+        tensorboard: also write TensorBoard scalars (needs the ``tensorboard`` package).
+
+    Raises:
+        ImportError: ``tensorboard`` is True and the package is not installed.
     """
 
     def __init__(
@@ -54,6 +77,7 @@ class MetricLogger:
         interval: int = 50,
         stream: TextIO | None = None,
         enabled: bool | None = None,
+        tensorboard: bool = False,
     ) -> None:
         if interval <= 0:
             raise ValueError(f"interval must be > 0, got {interval}")
@@ -68,6 +92,11 @@ class MetricLogger:
         self.stream = stream if stream is not None else sys.stdout
         self._sums: dict[str, float] = {}
         self._count = 0
+        self.writer = None
+        if tensorboard:
+            writer_class = tensorboard_writer_class()
+            if self.enabled:
+                self.writer = writer_class(log_dir=str(Path(work_dir) / "tensorboard"))
 
     def update(
         self,
@@ -118,6 +147,9 @@ class MetricLogger:
             "eta": str(eta),
         }
         self._emit(record, self._format_train(record))
+        if self.writer is not None:
+            skip = ("mode", "epoch", "iter", "total_iters", "eta")
+            self._scalars("train", iteration, {k: v for k, v in record.items() if k not in skip})
         return record
 
     def log_eval(self, epoch: int, iteration: int, metrics: Mapping[str, float]) -> None:
@@ -125,6 +157,19 @@ class MetricLogger:
         record = {"mode": "val", "epoch": epoch, "iter": iteration, **dict(metrics)}
         text = ", ".join(f"{k}: {v:.4f}" for k, v in metrics.items())
         self._emit(record, f"epoch {epoch} iter {iteration} eval {text}")
+        if self.writer is not None:
+            self._scalars("val", iteration, metrics)
+
+    def _scalars(self, prefix: str, step: int, values: Mapping[str, Any]) -> None:
+        for name, value in values.items():
+            self.writer.add_scalar(f"{prefix}/{name}", float(value), global_step=step)
+        self.writer.flush()
+
+    def close(self) -> None:
+        """Closes the TensorBoard writer, if any (the JSON log needs no closing)."""
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
 
     def _format_train(self, r: dict[str, Any]) -> str:
         skip = {"mode", "epoch", "iter", "total_iters", "lr", "time", "data_time"}

@@ -1,5 +1,8 @@
 """``python -m det_engine.test MODEL BACKBONE SCHEDULE --ckpt CKPT``: evaluate a checkpoint.
 
+COCO-format data (coco, shapes, ANN.json) is scored with COCOeval, ``--data voc`` (VOC2007
+test) with VOC07 11-point mAP at IoU 0.5.
+
 Also under ``torchrun``: every rank evaluates a share of the images, rank 0 scores them.
 """
 
@@ -28,7 +31,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_common_arguments(parser)
     parser.add_argument("--ckpt", required=True, help="a det_engine checkpoint (iter_*.pth)")
     parser.add_argument(
-        "--eval", nargs="+", choices=METRICS, default=None, help="default bbox (+segm for masks)"
+        "--eval",
+        nargs="+",
+        choices=METRICS,
+        default=None,
+        help="COCO metrics; default bbox (+segm for masks); --data voc is scored with VOC mAP",
     )
     parser.add_argument("--out", default=None, help="metrics JSON (default next to the ckpt)")
     return parser.parse_args(argv)
@@ -42,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     dist_info = init_from_env()
     if dist_info.world_size > 1 and device.type == "cuda":
         device = dist_info.device
+    if args.data == "voc" and args.eval:
+        message = "--eval names COCO metrics; --data voc is scored with VOC mAP"
+        print(f"error: {message}", file=sys.stderr)
+        return 2
     cfg = zoo.get(args.model, args.backbone, args.schedule, args.variant)
     try:
         data = ckpt.load(args.ckpt)
@@ -49,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     except (DataError, ckpt.CheckpointError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    num_classes = None if cfg.model.family == "rpn" else len(dataset.cat_ids)
+    num_classes = None if cfg.model.family == "rpn" else len(dataset.classes)
     model = zoo.build(
         args.model, args.backbone, args.schedule, args.variant, num_classes=num_classes
     )

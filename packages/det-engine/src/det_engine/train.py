@@ -17,12 +17,14 @@ from torch.utils.data import DataLoader
 from det_engine.checkpoint import CheckpointError, load_model_weights
 from det_engine.distributed import get_rank, get_world_size, init_from_env, is_main_process
 from det_engine.guard import NonFiniteLossError
+from det_engine.logging import tensorboard_writer_class
 from det_engine.runner import (
     DataError,
     add_common_arguments,
     build_dataset,
     eval_metrics,
     evaluate,
+    image_scale,
     pick_device,
     set_seed,
     write_metrics,
@@ -63,6 +65,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=("bf16", "fp16"),
         default=None,
         help="mixed precision through torch.autocast; fp16 (with a GradScaler) needs CUDA",
+    )
+    parser.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also log scalars for TensorBoard into WORK_DIR/tensorboard (needs tensorboard)",
     )
     parser.add_argument(
         "--set",
@@ -148,6 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     from det_models.builder import build_model
     from det_models.config import replace_path
 
+    if args.tensorboard:
+        try:
+            tensorboard_writer_class()
+        except ImportError as e:
+            print(f"error: --tensorboard: {e}", file=sys.stderr)
+            return 2
     device = pick_device(args.device)
     if args.amp == "fp16" and device.type != "cuda":
         print("error: --amp fp16 needs --device cuda; on the CPU use --amp bf16", file=sys.stderr)
@@ -171,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     name = "_".join(p for p in (args.model, args.backbone, args.schedule, args.variant) if p)
     work_dir = Path(args.work_dir) if args.work_dir else Path("work_dirs") / name
 
-    num_classes = None if cfg.model.family == "rpn" else len(train_set.cat_ids)
+    num_classes = None if cfg.model.family == "rpn" else len(train_set.classes)
     model_cfg = cfg.model
     if num_classes is not None:
         model_cfg = replace_path(model_cfg, "num_classes", num_classes)
@@ -220,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
         "variant": args.variant,
         "data": args.data,
         "num_classes": num_classes,
+        "class_names": list(train_set.classes),
+        "img_scale": list(image_scale(args, cfg)),
         "batch_size": per_gpu,
         "world_size": world,
         "lr": lr,
@@ -241,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         device=device,
         log_interval=args.log_interval,
         amp=args.amp,
+        tensorboard=args.tensorboard,
     )
     if args.resume is not None:
         path = trainer.resume(args.resume or None)
@@ -268,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
                 metrics,
                 {"checkpoint": str(work_dir / f"iter_{trainer.iteration:08d}.pth"), **config},
             )
+    trainer.logger.close()
     return 0
 
 

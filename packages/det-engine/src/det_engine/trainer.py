@@ -83,6 +83,8 @@ class Trainer:
         config: plain-data run configuration stored in every checkpoint.
         device: where batches go.
         log_interval: iterations between log lines of the default logger.
+        tensorboard: the default logger also writes TensorBoard scalars (``work_dir/
+            tensorboard``; needs the ``tensorboard`` package).
         amp: None, ``"bf16"`` or ``"fp16"``: the forward pass under ``torch.autocast`` on
             the device with that dtype; fp16 (CUDA only) scales the loss with a GradScaler
             (whose state is not checkpointed: it re-calibrates after a resume).
@@ -104,6 +106,7 @@ class Trainer:
         device: str | torch.device = "cpu",
         log_interval: int = 50,
         amp: str | None = None,
+        tensorboard: bool = False,
     ) -> None:
         if epochs <= 0:
             raise ValueError(f"epochs must be > 0, got {epochs}")
@@ -128,14 +131,20 @@ class Trainer:
         total = epochs * self.iters_per_epoch
         self.max_iters = min(total, max_iters) if max_iters is not None else total
         self.grad_clip = grad_clip
-        self.logger = logger or MetricLogger(work_dir, self.max_iters, interval=log_interval)
+        self.logger = logger or MetricLogger(
+            work_dir, self.max_iters, interval=log_interval, tensorboard=tensorboard
+        )
         self.config = config or {}
         self.epoch = 0  # completed epochs
         self.iteration = 0  # completed optimizer steps
+        self._step_rng: dict[str, Any] | None = None  # RNG states after the last step
 
     # ------------------------------------------------------------------ checkpoints
-    def save_checkpoint(self) -> Path | None:
-        """Writes ``work_dir/iter_<iteration>.pth`` on rank 0; returns its path (None elsewhere)."""
+    def save_checkpoint(self, rng: dict[str, Any] | None = None) -> Path | None:
+        """Writes ``work_dir/iter_<iteration>.pth`` on rank 0; returns its path (None elsewhere).
+
+        ``rng``: RNG states to store instead of the current ones (see ``train``).
+        """
         if not is_main_process():
             return None
         return ckpt.save(
@@ -146,6 +155,7 @@ class Trainer:
             optimizer=self.optimizer,
             scheduler=self.scheduler,
             config=self.config,
+            rng=rng,
         )
 
     def resume(self, path: str | os.PathLike | None = None) -> Path:
@@ -193,6 +203,10 @@ class Trainer:
             KeyboardInterrupt: after saving a resumable checkpoint.
         """
         self.model.train()
+        # Ctrl-C can land in the middle of a step that has already drawn random numbers
+        # (data augmentation, samplers, dropout): its checkpoint stores the RNG states as they
+        # were after the last completed step, so a resume repeats that step exactly.
+        self._step_rng = ckpt.rng_state()
         try:
             while self.iteration < self.max_iters:
                 epoch = self.iteration // self.iters_per_epoch
@@ -203,7 +217,7 @@ class Trainer:
                     self.save_checkpoint()
         except KeyboardInterrupt:
             if is_main_process():
-                path = self.save_checkpoint()
+                path = self.save_checkpoint(rng=self._step_rng)
                 print(f"interrupted: saved {path}; continue with --resume", flush=True)
             raise
         except NonFiniteLossError:
@@ -256,6 +270,7 @@ class Trainer:
                     clip_gradients(self.model.parameters(), self.grad_clip)
                 self.optimizer.step()
             self.iteration += 1
+            self._step_rng = ckpt.rng_state()
             self.logger.update(
                 epoch=epoch + 1,
                 iteration=self.iteration,
