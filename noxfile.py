@@ -1,4 +1,5 @@
-"""Project tasks: nox -s tests | lint | cuda_build | gpu_tests | build | bench."""
+"""Project tasks: nox -s quickstart | tests | lint | cuda_build | gpu_tests | build | bench |
+shapes_zoo."""
 
 from __future__ import annotations
 
@@ -26,6 +27,28 @@ nox.options.envdir = os.environ.get("DET_NOX_ENVDIR", str(ROOT / ".nox"))
 
 def _package_dirs() -> list[str]:
     return [f"./packages/{name}" for name in PACKAGES]
+
+
+def _install_cpu(session: nox.Session) -> None:
+    """torch and every package, det-ops with its CPU kernels only, det-engine with plots."""
+    session.install(*TORCH)
+    packages = [path for path in _package_dirs() if not path.endswith("det-engine")]
+    session.install(*packages, "./packages/det-engine[plot]", env={"DET_OPS_CUDA": "OFF"})
+
+
+@nox.session(python="3.11")
+def quickstart(session: nox.Session) -> None:
+    """The first run: trains a detector on the built-in shapes dataset on the CPU, evaluates
+    it with the COCO metrics and draws its detections and curves (work_dirs/quickstart_*)."""
+    _install_cpu(session)
+    session.run("python", "-m", "det_engine.quickstart", *session.posargs)
+
+
+@nox.session(python="3.11")
+def shapes_zoo(session: nox.Session) -> None:
+    """Every family trained on the shapes dataset; writes the table in MODEL_ZOO.md (slow)."""
+    _install_cpu(session)
+    session.run("python", "-m", "det_engine.shapes_zoo", *session.posargs)
 
 
 @nox.session(python="3.11")

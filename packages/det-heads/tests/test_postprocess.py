@@ -51,3 +51,17 @@ def test_soft_nms_decays_overlapping_box():
     assert l.tolist() == [0, 0, 0]
     hard = multiclass_nms(boxes, scores, NMSConfig(iou_thr=0.3))
     assert hard[1].tolist() == [0.8999999761581421, 0.699999988079071]
+
+
+def test_to_original_rescales_and_clips_to_the_original_image():
+    from det_heads.inputs import to_original
+
+    # A 249 x 200 image resized by 256/249: a box on the input's right edge maps back to
+    # 249 + rounding error without the clip.
+    s = 256 / 249
+    meta = {"ori_shape": (200, 249, 3), "img_shape": (206, 256, 3), "scale_factor": (s,) * 4}
+    boxes = torch.tensor([[10.0 * s, 20.0 * s, 256.0, 206.0], [-1.0, -2.0, 5.0 * s, 6.0 * s]])
+    out = to_original(boxes, meta)
+    expected = torch.tensor([[10.0, 20.0, 249.0, 200.0], [0.0, 0.0, 5.0, 6.0]])
+    torch.testing.assert_close(out, expected)
+    assert float(out[:, 2].max()) <= 249 and float(out[:, 3].max()) <= 200

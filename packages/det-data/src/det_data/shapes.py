@@ -86,6 +86,7 @@ def dataset(
     train: bool | None = None,
     transforms: Transform | None = None,
     root: str | Path | None = None,
+    proposals: str | Path | None = None,
 ) -> CocoDataset:
     """The shapes split as a CocoDataset (generated first when needed).
 
@@ -94,6 +95,7 @@ def dataset(
         train: training filters on; default True for "train", False otherwise.
         transforms: the sample transforms.
         root: as for :func:`prepare`.
+        proposals: a proposals file for Fast R-CNN (see :func:`det_data.coco.load_proposals`).
     """
     if split not in SPLITS:
         raise ValueError(f"shapes.dataset: split must be one of {sorted(SPLITS)}, got {split!r}")
@@ -103,6 +105,7 @@ def dataset(
         root / split,
         train=split == "train" if train is None else train,
         transforms=transforms,
+        proposals=proposals,
     )
 
 

@@ -71,6 +71,8 @@ def load_detector(path: str | Path, row: list[str] | None = None, variant: str |
 
     data = ckpt.load(path)
     config: dict[str, Any] = data.get("config") or {}
+    if row is None and config.get("quickstart"):
+        return _quickstart_detector(path, data, config)
     if row is None:
         row = [config.get(k) for k in ("model", "backbone", "schedule")]
         if not all(row):
@@ -101,6 +103,28 @@ def load_detector(path: str | Path, row: list[str] | None = None, variant: str |
         count = num_classes if num_classes is not None else getattr(model, "num_classes", 0)
         names = [f"class {i}" for i in range(int(count or 0))]
     return Detector(model, data_cfg), list(names), config
+
+
+def _quickstart_detector(path: str | Path, data: dict[str, Any], config: dict[str, Any]):
+    """load_detector for a checkpoint of ``python -m det_engine.quickstart``."""
+    from det_engine.quickstart import FAMILIES, build_quickstart_model, data_config
+    from det_models import Detector
+
+    family = config["quickstart"]
+    if family not in FAMILIES:
+        raise DemoError(f"checkpoint {path}: unknown quickstart family {family!r}")
+    if family == "fast_rcnn":
+        raise DemoError(
+            f"checkpoint {path} is a Fast R-CNN, which needs precomputed proposals per image; "
+            "the demo draws detectors that find objects on their own"
+        )
+    model = build_quickstart_model(family, config.get("num_classes"))
+    try:
+        model.load_state_dict(data["model"], strict=True)
+    except RuntimeError as e:
+        raise DemoError(f"the weights in {path} do not fit the quickstart {family}: {e}") from e
+    names = config.get("class_names") or [f"class {i}" for i in range(model.num_classes)]
+    return Detector(model, data_config(family)), list(names), config
 
 
 def output_paths(images: list[Path], out_dir: Path) -> list[Path]:

@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader
 
 FAMILIES = (
     "faster_rcnn",
+    "fast_rcnn",
     "mask_rcnn",
     "cascade_rcnn",
     "cascade_mask_rcnn",
@@ -58,7 +59,7 @@ class Recipe:
     model: Any
     img_scale: tuple[int, int] = (256, 192)
     batch_size: int = 4
-    iters: int = 1200
+    iters: int = 1800
     lr: float = 2e-3
     weight_decay: float = 1e-4
     warmup_iters: int = 50
@@ -119,6 +120,11 @@ def recipe(family: str = "faster_rcnn") -> Recipe:
     if family == "rpn":
         model = ModelConfig(family="rpn", num_classes=1, backbone=backbone, neck=neck, rpn=rpn)
         return Recipe(model=model)
+    if family == "fast_rcnn":  # the same second stage on an RPN run's proposals
+        model = ModelConfig(
+            family="fast_rcnn", num_classes=3, backbone=backbone, neck=neck, rpn=None, roi=roi
+        )
+        return Recipe(model=model)
     with_mask = family.endswith("mask_rcnn")
     stages = 3 if family.startswith("cascade") else 1
     roi = dataclasses.replace(roi, with_mask=with_mask, num_stages=stages)
@@ -126,6 +132,26 @@ def recipe(family: str = "faster_rcnn") -> Recipe:
         family=family, num_classes=3, backbone=backbone, neck=neck, rpn=rpn, roi=roi
     )
     return Recipe(model=model)
+
+
+def data_config(family: str = "faster_rcnn"):
+    """The test-time DataConfig of the quickstart ``family`` (what ``det_models.Detector``
+    needs): the zoo's normalisation and padding at the recipe's image scale."""
+    from det_models import zoo
+
+    row = ("ssd300", "vgg16", "120e") if family == "ssd" else ("faster_rcnn", "r50", "1x")
+    return dataclasses.replace(zoo.get(*row).data, img_scale=recipe(family).img_scale)
+
+
+def build_quickstart_model(family: str, num_classes: int | None):
+    """The untrained model of the quickstart ``family`` for ``num_classes`` classes."""
+    from det_models.builder import build_model
+    from det_models.config import replace_path
+
+    model_cfg = recipe(family).model
+    if model_cfg.family != "rpn":
+        model_cfg = replace_path(model_cfg, "num_classes", int(num_classes))
+    return build_model(model_cfg)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -155,11 +181,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--log-interval", type=int, default=50)
     parser.add_argument("--num-pictures", type=int, default=6, help="validation images drawn")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument(
+        "--proposals-from",
+        default="work_dirs/quickstart_rpn",
+        metavar="DIR",
+        help="fast_rcnn: the work dir of a `--family rpn` run whose proposals it learns from",
+    )
     return parser.parse_args(argv)
 
 
-def shapes_datasets(rec: Recipe, root: str | None, family: str):
-    """(train, val) shapes datasets with the recipe's transforms."""
+def shapes_datasets(
+    rec: Recipe, root: str | None, family: str, proposals: tuple[Path, Path] | None = None
+):
+    """(train, val) shapes datasets with the recipe's transforms (and proposal files)."""
     from det_data import (
         shapes,
         ssd_test_transforms,
@@ -175,9 +209,41 @@ def shapes_datasets(rec: Recipe, root: str | None, family: str):
         )
     else:
         train_tf, test_tf = zoo_train_transforms(rec.img_scale), zoo_test_transforms(rec.img_scale)
-    train = shapes.dataset("train", transforms=train_tf, root=root)
-    val = shapes.dataset("val", train=False, transforms=test_tf, root=root)
+    train_props, val_props = proposals if proposals is not None else (None, None)
+    train = shapes.dataset("train", transforms=train_tf, root=root, proposals=train_props)
+    val = shapes.dataset("val", train=False, transforms=test_tf, root=root, proposals=val_props)
     return train, val
+
+
+@torch.no_grad()
+def write_proposals(rpn_checkpoint: Path, root: str | None, out_dir: Path) -> tuple[Path, Path]:
+    """Runs a quickstart RPN over both shapes splits; writes ``proposals_{train,val}.pt``.
+
+    Each file maps image id -> Tensor[K, 5] (x1, y1, x2, y2, score) in original pixels,
+    the format det_data's proposals loader reads.
+    """
+    from det_data import collate, shapes, zoo_test_transforms
+    from det_engine import checkpoint as ckpt
+
+    model = build_quickstart_model("rpn", None)
+    ckpt.load_model_weights(model, rpn_checkpoint)
+    model.eval()
+    paths = []
+    for split in ("train", "val"):
+        data = shapes.dataset(
+            split, train=False, transforms=zoo_test_transforms(recipe("rpn").img_scale), root=root
+        )
+        found = {}
+        for index in range(len(data)):
+            images, metas, _ = collate([data[index]])
+            out = model(images, metas)[0]
+            found[int(data.records[index].image_id)] = torch.cat(
+                [out["boxes"], out["scores"][:, None]], 1
+            )
+        paths.append(out_dir / f"proposals_{split}.pt")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        torch.save(found, paths[-1])
+    return paths[0], paths[1]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -187,8 +253,6 @@ def main(argv: list[str] | None = None) -> int:
     from det_engine.runner import evaluate, pick_device, set_seed, write_metrics
     from det_engine.schedule import WarmupCosineSchedule, build_adamw
     from det_engine.trainer import Trainer
-    from det_models.builder import build_model
-    from det_models.config import replace_path
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -202,11 +266,24 @@ def main(argv: list[str] | None = None) -> int:
         rec = dataclasses.replace(rec, iters=args.iters)
     work_dir = Path(args.work_dir or f"work_dirs/quickstart_{args.family}")
     print("preparing the shapes dataset (generated on first use)...", flush=True)
-    train_set, val_set = shapes_datasets(rec, args.data_root, args.family)
+    proposals = None
+    if args.family == "fast_rcnn":
+        from det_engine import checkpoint as ckpt
+
+        rpn_ckpt = ckpt.latest(args.proposals_from) if Path(args.proposals_from).is_dir() else None
+        if rpn_ckpt is None:
+            print(
+                f"error: --family fast_rcnn learns from an RPN's proposals: no checkpoint in "
+                f"{args.proposals_from}; run `python -m det_engine.quickstart --family rpn` "
+                "first or point --proposals-from at its work dir",
+                file=sys.stderr,
+            )
+            return 2
+        print(f"computing proposals with {rpn_ckpt}...", flush=True)
+        proposals = write_proposals(rpn_ckpt, args.data_root, work_dir)
+    train_set, val_set = shapes_datasets(rec, args.data_root, args.family, proposals)
     model_cfg = rec.model
-    if model_cfg.family != "rpn":
-        model_cfg = replace_path(model_cfg, "num_classes", len(train_set.classes))
-    model = build_model(model_cfg).to(device)
+    model = build_quickstart_model(args.family, len(train_set.classes)).to(device)
     loader = DataLoader(
         train_set,
         batch_size=rec.batch_size,
@@ -293,34 +370,30 @@ def _metrics(model_cfg: Any) -> list[str]:
 
 @torch.no_grad()
 def draw_validation(model, val_set, out: Path, count: int, device: torch.device) -> Path:
-    """Draws the detections on the first ``count`` validation images into one PNG."""
-    import numpy as np
-    from PIL import Image
-
+    """Draws the detections on the first ``count`` validation images, 3 per row, into a PNG."""
     from det_data import collate
-    from det_engine.visualize import draw_detections
+    from det_engine.visualize import draw_detections, read_rgb, save_image, tile_images
 
     module = model.module if hasattr(model, "module") else model
     module.eval()
     tiles = []
     for index in range(min(count, len(val_set))):
-        images, metas, _ = collate([val_set[index]])
-        result = {k: v.cpu() for k, v in module(images.to(device), metas)[0].items()}
-        if "labels" not in result:  # RPN proposals: one class
-            result = {**result, "labels": torch.zeros(len(result["boxes"]), dtype=torch.int64)}
-        image = np.asarray(Image.open(val_set.records[index].file).convert("RGB"))
-        tiles.append(draw_detections(image, result, val_set.classes))
-    height = max(t.shape[0] for t in tiles)
-    canvas = np.full(
-        (height, sum(t.shape[1] for t in tiles) + 4 * (len(tiles) - 1), 3), 255, np.uint8
-    )
-    x = 0
-    for tile in tiles:
-        canvas[: tile.shape[0], x : x + tile.shape[1]] = tile
-        x += tile.shape[1] + 4
-    out.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(canvas).save(out)
-    return out
+        images, metas, targets = collate([val_set[index]])
+        extra = {}
+        if getattr(module, "needs_proposals", False):  # Fast R-CNN
+            extra["proposals"] = [t["proposals"][:, :4].to(device) for t in targets]
+        result = {k: v.cpu() for k, v in module(images.to(device), metas, **extra)[0].items()}
+        names = val_set.classes
+        if "labels" not in result:  # RPN proposals: one class, the best 10 drawn
+            result = {
+                "boxes": result["boxes"][:10],
+                "scores": result["scores"][:10],
+                "labels": torch.zeros(min(10, len(result["boxes"])), dtype=torch.int64),
+            }
+            names = ("proposal",)
+        image = read_rgb(val_set.records[index].file)
+        tiles.append(draw_detections(image, result, names))
+    return save_image(out, tile_images(tiles, columns=3))
 
 
 if __name__ == "__main__":

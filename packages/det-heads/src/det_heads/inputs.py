@@ -109,3 +109,15 @@ def original_size(meta: dict) -> tuple[int, int]:
     h, w = image_size(meta)
     s = scale_factors(meta)
     return round(h / float(s[1])), round(w / float(s[0]))
+
+
+def to_original(boxes: Tensor, meta: dict) -> Tensor:
+    """Boxes Tensor[N, 4] in input pixels -> original-image pixels, clipped to that image.
+
+    Dividing by the scale factor can overshoot the border by a rounding error (a box at
+    the input's right edge maps to ``w + 1e-5``); clipping keeps every box inside.
+    """
+    h, w = original_size(meta)
+    boxes = boxes / scale_factors(meta, boxes.device)
+    limits = boxes.new_tensor([w, h, w, h])
+    return torch.minimum(boxes.clamp(min=0), limits)

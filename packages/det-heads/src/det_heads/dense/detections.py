@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from det_heads.coders import DeltaXYWHCoder
-from det_heads.inputs import image_size, scale_factors
+from det_heads.inputs import image_size, to_original
 from det_heads.postprocess import NMSConfig, multiclass_nms
 
 
@@ -43,6 +43,6 @@ def dense_detections(
             s, d, a = s[top], d[top], a[top]
         all_boxes.append(coder.decode(a, d, image_size(meta)))
         all_scores.append(s)
-    boxes = torch.cat(all_boxes) / scale_factors(meta, all_boxes[0].device)
+    boxes = to_original(torch.cat(all_boxes), meta)
     boxes, det_scores, labels = multiclass_nms(boxes, torch.cat(all_scores), nms)
     return {"boxes": boxes, "scores": det_scores, "labels": labels}

@@ -19,7 +19,7 @@ from det_heads.inputs import (
     check_metas,
     check_targets,
     image_size,
-    scale_factors,
+    to_original,
 )
 from det_heads.losses import CrossEntropyLoss, SmoothL1Loss
 from det_heads.samplers import RandomSampler
@@ -215,6 +215,6 @@ class RPNHead(nn.Module):
                 scores, order = scores.sort(descending=True)
                 boxes = boxes[order]
             if rescale:
-                boxes = boxes / scale_factors(meta, boxes.device)
+                boxes = to_original(boxes, meta)
             results.append({"boxes": boxes, "scores": scores})
         return results

@@ -9,7 +9,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from det_heads.assigners import MaxIoUAssigner
-from det_heads.inputs import check_boxes, check_metas, check_targets, original_size, scale_factors
+from det_heads.inputs import (
+    check_boxes,
+    check_metas,
+    check_targets,
+    original_size,
+    to_original,
+)
 from det_heads.postprocess import DEFAULT_NMS, NMSConfig
 from det_heads.roi.bbox_head import BBoxHead
 from det_heads.roi.mask_head import MaskHead, mask_targets, paste_masks
@@ -79,7 +85,7 @@ def finish_detections(
     mask_probs: Tensor | None,
 ) -> dict[str, Tensor]:
     """Moves one image's detections (input pixels) to the original image; pastes masks."""
-    boxes = det["boxes"] / scale_factors(meta, det["boxes"].device)
+    boxes = to_original(det["boxes"], meta)
     out = {"boxes": boxes, "scores": det["scores"], "labels": det["labels"]}
     if mask_probs is not None:
         out["masks"] = paste_masks(mask_probs, boxes, original_size(meta))
