@@ -7,9 +7,9 @@
 and pad, the model, boxes back to the original image, masks pasted): images per second.
 `train` times one SGD step (preprocess, forward, backward, update): seconds per iteration.
 Both report the peak memory of the timed iterations: torch.cuda.max_memory_allocated on a
-GPU; on the CPU the peak resident set size (VmHWM, reset just before the timed iterations)
-of a fresh process that runs only that model, so that one model's freed memory, kept by the
-allocator, is not charged to the other.
+GPU; on the CPU the peak resident set size (VmHWM, reset just before the timed iterations).
+With --compare each model is measured in a fresh process that runs only that model, so that
+one model's weights, or memory it freed and the allocator kept, are not charged to the other.
 
 The result is printed as a row of the 2019 zoo table next to the zoo's reference row (whose
 figures were measured on V100 GPUs with 16 images per training iteration).
@@ -518,7 +518,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sides, samples = build_sides(args, device)
     measures = time_sides(sides, samples, args.iters, args.warmup, device)
     if not args.no_memory:
-        if args.compare and device.type == "cpu":
+        if args.compare:
             for m in measures:
                 m.peak_memory_mb = memory_in_subprocess(argv, m.name)
         else:
