@@ -41,3 +41,13 @@ def test_samples_have_boxes_inside_the_image():
     assert sample.image.shape == (3, 64, 96)
     assert (boxes[:, 2] <= 95).all() and (boxes[:, 3] <= 63).all()
     assert sample.target["masks"].shape[1:] == (64, 96)
+
+
+def test_compare_torchvision_times_both_with_the_same_weights(capsys):
+    argv = ["infer", "faster_rcnn", "r50", "1x", *TINY, "--compare", "torchvision", "--no-memory"]
+    assert bench.main(argv) == 0
+    out = capsys.readouterr().out
+    rows = _rows(out)
+    assert rows[2].startswith("| ours") and rows[3].startswith("| torchvision")
+    assert all(int(row.split(" | ")[-1].rstrip(" |")) > 0 for row in rows[2:])  # detections
+    assert "speed-up x" in out
