@@ -51,3 +51,23 @@ def test_soft_nms_decays_overlapping_box():
     assert l.tolist() == [0, 0, 0]
     hard = multiclass_nms(boxes, scores, NMSConfig(iou_thr=0.3))
     assert hard[1].tolist() == [0.8999999761581421, 0.699999988079071]
+
+
+def test_box_head_detections_equal_decoding_every_class_first():
+    from det_heads import BBoxHead
+    from det_heads.postprocess import multiclass_nms
+
+    torch.manual_seed(0)
+    head = BBoxHead(5, 4, 2, 8, 1)
+    boxes = torch.rand(30, 2) * 50
+    boxes = torch.cat([boxes, boxes + 5 + torch.rand(30, 2) * 40], 1)
+    logits, deltas = torch.randn(30, 6) * 2, torch.randn(30, 20) * 0.3
+    meta = {"img_shape": (80, 90, 3)}
+    for nms in (NMSConfig(score_thr=0.1), NMSConfig(score_thr=0.1, soft=True)):
+        got = head.detections(boxes, logits, deltas, meta, nms)
+        scores = logits.softmax(1)[:, :5]
+        want = multiclass_nms(head.decode(boxes, deltas, meta), scores, nms)
+        assert got["scores"].numel() > 0
+        torch.testing.assert_close(got["boxes"], want[0])
+        torch.testing.assert_close(got["scores"], want[1])
+        assert torch.equal(got["labels"], want[2])
