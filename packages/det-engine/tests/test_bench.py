@@ -50,4 +50,4 @@ def test_compare_torchvision_times_both_with_the_same_weights(capsys):
     rows = _rows(out)
     assert rows[2].startswith("| ours") and rows[3].startswith("| torchvision")
     assert all(int(row.split(" | ")[-1].rstrip(" |")) > 0 for row in rows[2:])  # detections
-    assert "speed-up x" in out
+    assert "speed-up x" in out and "remaining difference in work" in out
