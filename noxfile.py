@@ -130,8 +130,10 @@ BENCH_MODELS = (
 
 @nox.session(python="3.11")
 def bench_models(session: nox.Session) -> None:
-    """Our R-50-FPN detectors against torchvision's on 2 CPU threads; prints the rows of
-    BENCHMARKS.md (extra arguments go to det_engine.bench, e.g. --iters 5)."""
+    """Our R-50-FPN detectors against torchvision's on 2 CPU threads (BENCHMARKS.md rows).
+
+    Extra arguments go to every det_engine.bench call, e.g. `nox -s bench_models -- --iters 5`.
+    """
     session.install(*TORCH)
     session.install(*_package_dirs(), env={"DET_OPS_CUDA": "OFF"})
     for mode, model in BENCH_MODELS:
