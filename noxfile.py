@@ -1,5 +1,5 @@
 """Project tasks: nox -s quickstart | tests | lint | cuda_build | gpu_tests | build | bench |
-shapes_zoo."""
+bench_models | shapes_zoo."""
 
 from __future__ import annotations
 
@@ -140,3 +140,28 @@ def bench(session: nox.Session) -> None:
         "packages/det-ops/BENCHMARKS.md",
         *session.posargs,
     )
+
+
+# Detector benchmarks against torchvision (BENCHMARKS.md): (mode, zoo model) pairs.
+BENCH_MODELS = (
+    ("infer", "faster_rcnn"),
+    ("infer", "mask_rcnn"),
+    ("infer", "retinanet"),
+    ("train", "faster_rcnn"),
+)
+
+
+@nox.session(python="3.11")
+def bench_models(session: nox.Session) -> None:
+    """Our R-50-FPN detectors against torchvision's on 2 CPU threads (BENCHMARKS.md rows).
+
+    Extra arguments go to every det_engine.bench call, e.g. `nox -s bench_models -- --iters 5`.
+    """
+    session.install(*TORCH)
+    session.install(*_package_dirs(), env={"DET_OPS_CUDA": "OFF"})
+    for mode, model in BENCH_MODELS:
+        session.run(
+            *("python", "-m", "det_engine.bench", mode, model, "r50", "1x"),
+            *("--compare", "torchvision", "--threads", "2", "--iters", "3"),
+            *session.posargs,
+        )

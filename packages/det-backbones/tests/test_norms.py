@@ -52,3 +52,26 @@ def test_make_norm_kinds():
 def test_make_norm_bad_name():
     with pytest.raises(ValueError, match="norm must be one of FrozenBN, BN, SyncBN, GN; got 'IN'"):
         make_norm("IN", 64)
+
+
+def test_conv_norm_folds_frozen_bn_with_the_same_values_and_gradients():
+    from det_backbones.norms import conv_norm
+
+    torch.manual_seed(0)
+    conv = nn.Conv2d(4, 6, 3, padding=1, bias=False)
+    norm = FrozenBatchNorm2d(6)
+    norm.weight.uniform_(0.5, 2)
+    norm.bias.normal_()
+    norm.running_mean.normal_()
+    norm.running_var.uniform_(0.5, 2)
+    x = torch.randn(2, 4, 9, 11)
+    folded = conv_norm(conv, norm, x)
+    folded.square().sum().backward()
+    grad = conv.weight.grad.clone()
+    conv.weight.grad = None
+    plain = norm(conv(x))
+    plain.square().sum().backward()
+    torch.testing.assert_close(folded, plain, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(grad, conv.weight.grad, rtol=1e-4, atol=1e-4)
+    gn = nn.GroupNorm(2, 6)  # any other norm is applied after the conv as it is
+    torch.testing.assert_close(conv_norm(conv, gn, x), gn(conv(x)))

@@ -65,3 +65,23 @@ def test_to_original_rescales_and_clips_to_the_original_image():
     expected = torch.tensor([[10.0, 20.0, 249.0, 200.0], [0.0, 0.0, 5.0, 6.0]])
     torch.testing.assert_close(out, expected)
     assert float(out[:, 2].max()) <= 249 and float(out[:, 3].max()) <= 200
+
+
+def test_box_head_detections_equal_decoding_every_class_first():
+    from det_heads import BBoxHead
+    from det_heads.postprocess import multiclass_nms
+
+    torch.manual_seed(0)
+    head = BBoxHead(5, 4, 2, 8, 1)
+    boxes = torch.rand(30, 2) * 50
+    boxes = torch.cat([boxes, boxes + 5 + torch.rand(30, 2) * 40], 1)
+    logits, deltas = torch.randn(30, 6) * 2, torch.randn(30, 20) * 0.3
+    meta = {"img_shape": (80, 90, 3)}
+    for nms in (NMSConfig(score_thr=0.1), NMSConfig(score_thr=0.1, soft=True)):
+        got = head.detections(boxes, logits, deltas, meta, nms)
+        scores = logits.softmax(1)[:, :5]
+        want = multiclass_nms(head.decode(boxes, deltas, meta), scores, nms)
+        assert got["scores"].numel() > 0
+        torch.testing.assert_close(got["boxes"], want[0])
+        torch.testing.assert_close(got["scores"], want[1])
+        assert torch.equal(got["labels"], want[2])

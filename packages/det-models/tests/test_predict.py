@@ -104,14 +104,35 @@ def test_caffe_normalisation_is_bgr_and_ssd_is_square():
     assert meta["scale_factor"] == pytest.approx((300 / 80, 300 / 64, 300 / 80, 300 / 64))
 
 
-def test_from_zoo_loads_a_state_dict_file(detector, tmp_path):
+def test_from_zoo_loads_a_state_dict_file(tmp_path):
+    torch.manual_seed(0)
+    model = zoo.build("retinanet", "r50", "1x", num_classes=3)
     path = tmp_path / "weights.pth"
-    torch.save(detector.model.state_dict(), path)
-    loaded = Detector.from_zoo("retinanet", "r50", "1x", num_classes=3, checkpoint=path)
-    for key, value in detector.model.state_dict().items():
+    torch.save(model.state_dict(), path)
+    loaded = Detector.from_zoo("retinanet", "r50", "1x", num_classes=3, checkpoint=path, fast=False)
+    for key, value in model.state_dict().items():
         torch.testing.assert_close(loaded.model.state_dict()[key], value, rtol=0, atol=0)
     assert loaded.data_config.img_scale == (1333, 800)
     assert not loaded.model.training
+
+
+def test_fast_path_gives_the_same_detections():
+    torch.manual_seed(0)
+    nms = NMSConfig(score_thr=0.0, max_per_img=50)
+    model = zoo.build("mask_rcnn", "r50", "1x", num_classes=3, roi__nms=nms)
+    model.roi_head.bbox_head.cls.bias.data.normal_(0.0, 2.0)  # detections above the threshold
+    data = dataclasses.replace(zoo.get("mask_rcnn", "r50", "1x").data, img_scale=(160, 96))
+    plain = Detector(model, data, fast=False).predict(_image())
+    fast_detector = Detector(model, data)
+    assert fast_detector.model.backbone.conv1.weight.is_contiguous(
+        memory_format=torch.channels_last
+    )
+    fast = fast_detector.predict(_image())
+    assert plain["scores"].numel() > 0
+    torch.testing.assert_close(fast["boxes"], plain["boxes"], rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(fast["scores"], plain["scores"], rtol=1e-4, atol=1e-5)
+    assert torch.equal(fast["labels"], plain["labels"])
+    assert (fast["masks"] != plain["masks"]).float().mean() < 1e-3
 
 
 def test_bad_inputs_name_the_input(detector, tmp_path):

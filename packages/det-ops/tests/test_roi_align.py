@@ -178,3 +178,23 @@ def test_roi_align_module():
     module = det_ops.RoIAlign((7, 7), spatial_scale=0.5, sampling_ratio=2)
     torch.testing.assert_close(module(x, rois), torchvision.ops.roi_align(x, rois, 7, 0.5, 2, True))
     assert "sampling_ratio=2" in repr(module)
+
+
+@pytest.mark.parametrize("aligned", [False, True])
+def test_roi_align_channels_last_matches_contiguous(aligned):
+    g = torch.Generator().manual_seed(3)
+    feats = torch.randn(2, 19, 23, 31, generator=g)
+    xy = torch.rand(40, 2, generator=g) * torch.tensor([200.0, 150.0]) - 10
+    wh = torch.rand(40, 2, generator=g) * 120
+    batch = torch.randint(0, 2, (40, 1), generator=g).float()
+    rois = torch.cat([batch, xy, xy + wh], 1)
+    rois[3, 1] = float("nan")  # pools to zeros on both paths
+    nhwc = feats.contiguous(memory_format=torch.channels_last).requires_grad_()
+    out = det_ops.roi_align(nhwc, rois, 7, 1 / 8, 2, aligned)
+    expected = det_ops.roi_align(feats, rois, 7, 1 / 8, 2, aligned)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
+    assert out.is_contiguous()
+    out.sum().backward()
+    leaf = feats.clone().requires_grad_()
+    det_ops.roi_align(leaf, rois, 7, 1 / 8, 2, aligned).sum().backward()
+    torch.testing.assert_close(nhwc.grad, leaf.grad)

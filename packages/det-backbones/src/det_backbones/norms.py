@@ -60,6 +60,27 @@ class FrozenBatchNorm2d(nn.Module):
         return f"{self.num_features}, eps={self.eps}"
 
 
+def conv_norm(conv: nn.Module, norm: nn.Module, x: Tensor) -> Tensor:
+    """norm(conv(x)), in one convolution when norm is a FrozenBatchNorm2d after an nn.Conv2d.
+
+    The frozen affine map is folded into the conv's weight and bias on the fly (a
+    weight-sized product per call), so the activation map is not read and written again
+    forward, nor backward. Values equal norm(conv(x)) up to float rounding; gradients reach
+    the conv's weight through the product.
+
+    Args:
+        conv: the convolution (deformable convs and others are called as they are).
+        norm: the norm layer after it (any module).
+        x: the conv's input Tensor[B, C_in, H, W].
+    """
+    if isinstance(norm, FrozenBatchNorm2d) and type(conv) is nn.Conv2d:
+        scale, shift = norm.scale_and_shift()
+        weight = conv.weight * scale.to(conv.weight.dtype).view(-1, 1, 1, 1)
+        bias = shift if conv.bias is None else torch.addcmul(shift, conv.bias, scale)
+        return conv._conv_forward(x, weight, bias.to(weight.dtype))
+    return norm(conv(x))
+
+
 def make_norm(norm: str, channels: int) -> nn.Module:
     """The normalisation layer named by `norm` for `channels` channels.
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from det_backbones.norms import NORMS, is_batch_norm, make_norm
+from det_backbones.norms import NORMS, conv_norm, is_batch_norm, make_norm
 from det_ops.modules import DeformConv2d, DeformConv2dPack, ModulatedDeformConv2dPack
 
 # depth -> (block kind, blocks per stage)
@@ -51,6 +51,13 @@ def _conv3x3(
     )
 
 
+def _shortcut(downsample: nn.Module, x: Tensor) -> Tensor:
+    """The projection shortcut: Sequential(conv, norm), the pair through conv_norm."""
+    if isinstance(downsample, nn.Sequential) and len(downsample) == 2:
+        return conv_norm(downsample[0], downsample[1], x)
+    return downsample(x)
+
+
 class BasicBlock(nn.Module):
     """Two 3x3 convolutions with a residual connection (ResNet-18/34).
 
@@ -82,9 +89,9 @@ class BasicBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """x Tensor[B, C_in, H, W] -> Tensor[B, planes, H / stride, W / stride]."""
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
+        identity = x if self.downsample is None else _shortcut(self.downsample, x)
+        out = self.relu(conv_norm(self.conv1, self.bn1, x))
+        out = conv_norm(self.conv2, self.bn2, out)
         out += identity  # in place: saves a map-sized allocation per block
         return self.relu(out)
 
@@ -134,10 +141,10 @@ class Bottleneck(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """x Tensor[B, C_in, H, W] -> Tensor[B, planes * 4, H / stride, W / stride]."""
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
+        identity = x if self.downsample is None else _shortcut(self.downsample, x)
+        out = self.relu(conv_norm(self.conv1, self.bn1, x))
+        out = self.relu(conv_norm(self.conv2, self.bn2, out))
+        out = conv_norm(self.conv3, self.bn3, out)
         out += identity  # in place: saves a map-sized allocation per block
         return self.relu(out)
 
@@ -312,7 +319,7 @@ class ResNet(nn.Module):
     def forward(self, x: Tensor) -> list[Tensor]:
         """x Tensor[B, 3, H, W] -> [Tensor[B, out_channels[i], H / strides[i], W / strides[i]]]
         (sizes rounded up)."""
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.maxpool(self.relu(conv_norm(self.conv1, self.bn1, x)))
         outs = []
         for i in range(4):
             x = getattr(self, f"layer{i + 1}")(x)

@@ -54,11 +54,25 @@ def multiclass_nms(
     else:
         boxes = boxes.reshape(n, num_classes, 4)
     mask = scores > config.score_thr
-    cand_boxes = boxes[mask]
-    cand_scores = scores[mask]
-    cand_labels = mask.nonzero()[:, 1]
+    return candidate_nms(boxes[mask], scores[mask], mask.nonzero()[:, 1], config)
+
+
+def candidate_nms(
+    cand_boxes: Tensor, cand_scores: Tensor, cand_labels: Tensor, config: NMSConfig = DEFAULT_NMS
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-class NMS of candidates already above config.score_thr (see multiclass_nms).
+
+    Args:
+        cand_boxes: Tensor[K, 4] (x1, y1, x2, y2), pixels.
+        cand_scores: Tensor[K].
+        cand_labels: int64 Tensor[K] in 0..C-1.
+        config: thresholds (score_thr is not applied again).
+
+    Returns:
+        As multiclass_nms.
+    """
     if cand_scores.numel() == 0:
-        return boxes.new_zeros(0, 4), scores.new_zeros(0), cand_labels
+        return cand_boxes.new_zeros(0, 4), cand_scores.new_zeros(0), cand_labels
     if config.soft:
         kept_boxes, kept_scores, kept_labels = [], [], []
         for c in cand_labels.unique():

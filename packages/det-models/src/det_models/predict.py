@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from det_models.inference import prepare_for_inference, to_model_layout
 from det_models.zoo.settings import DataConfig
 
 ImageInput = Any  # str | os.PathLike | numpy.ndarray | Tensor
@@ -173,12 +174,16 @@ class Detector:
         model: a detector of det_models.detectors (e.g. zoo.build(...)).
         data_config: the row's DataConfig (zoo.get(...).data): image scale, normalisation,
             padding.
+        fast: prepare the model for inference in place (det_models.inference: frozen BN
+            folded into the convs, channels_last weights); the detections are the same up to
+            float rounding. Load weights before, not after: the folded backbone has no norm
+            layers left.
 
     >>> det = Detector.from_zoo("retinanet", "r50", "1x")  # doctest: +SKIP
     >>> det.predict("street.jpg")["boxes"]  # doctest: +SKIP
     """
 
-    def __init__(self, model: nn.Module, data_config: DataConfig) -> None:
+    def __init__(self, model: nn.Module, data_config: DataConfig, *, fast: bool = True) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
         if not isinstance(data_config, DataConfig):
@@ -186,7 +191,7 @@ class Detector:
                 f"data_config must be a DataConfig (zoo.get(...).data), got "
                 f"{type(data_config).__name__}"
             )
-        self.model = model.eval()
+        self.model = prepare_for_inference(model) if fast else model.eval()
         self.data_config = data_config
 
     @classmethod
@@ -198,6 +203,8 @@ class Detector:
         variant: str | None = None,
         num_classes: int | None = None,
         checkpoint: str | os.PathLike | Mapping[str, Tensor] | None = None,
+        *,
+        fast: bool = True,
     ) -> Detector:
         """The Detector of a zoo row, optionally with weights.
 
@@ -208,6 +215,7 @@ class Detector:
                 checkpoint dict with "state_dict"). A state dict with det_models' keys is
                 loaded as is; otherwise it is taken for the row's released mmdetection v0.6
                 checkpoint and converted with convert.from_mmdet. Loading is strict.
+            fast: as for Detector (applied after the weights are loaded).
 
         Raises:
             ValueError: unknown row (from the zoo).
@@ -233,7 +241,7 @@ class Detector:
             if set(state) != set(net.state_dict()):
                 state = from_mmdet(state, zoo.entry(model, backbone, schedule, variant)).state_dict
             net.load_state_dict(state, strict=True)
-        return cls(net, config.data)
+        return cls(net, config.data, fast=fast)
 
     @property
     def device(self) -> torch.device:
@@ -264,7 +272,7 @@ class Detector:
         batch, metas = self.preprocess(images)
         self.model.eval()
         with torch.inference_mode():
-            results = self.model(batch.to(self.device), metas)
+            results = self.model(to_model_layout(batch.to(self.device), self.model), metas)
         results = [{k: v.cpu() for k, v in r.items()} for r in results]
         return results[0] if single else results
 

@@ -22,6 +22,17 @@ void bind_roi_align(py::module_& cpu, py::module_& cuda) {
       cpu::roi_align_forward(as_ptr<const T>(input), as_ptr<const T>(rois), s, as_ptr<T>(output));
     });
   });
+  cpu.def("roi_align_forward_nhwc", [to_shape](int dtype, std::uintptr_t input,
+                                               std::uintptr_t rois, const py::tuple& shape,
+                                               std::uintptr_t output) {
+    const RoIAlignShape s = to_shape(shape);
+    py::gil_scoped_release release;
+    dispatch_float(dtype, "roi_align", [&](auto tag) {
+      using T = decltype(tag);
+      cpu::roi_align_forward_nhwc(as_ptr<const T>(input), as_ptr<const T>(rois), s,
+                                  as_ptr<T>(output));
+    });
+  });
   cpu.def("roi_align_backward", [to_shape](int dtype, std::uintptr_t grad_output,
                                            std::uintptr_t rois, const py::tuple& shape,
                                            std::uintptr_t grad_input) {

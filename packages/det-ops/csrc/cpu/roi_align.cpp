@@ -6,6 +6,10 @@
 // then walk channel by channel, every RoI on the channel's plane while the
 // plane is in cache: threads split the channels, which also keeps the
 // backward's scatter into grad_input free of races.
+//
+// A channels-last (NHWC) map is pooled without a transposed copy: there a
+// tap's channels are contiguous, so each bin accumulates a vector of all
+// channels per tap, and threads split the RoIs.
 #include "cpu/roi_align.h"
 
 #include <algorithm>
@@ -54,6 +58,8 @@ std::vector<RoIGrid<T>> roi_grids(const T* rois, const RoIAlignShape& s) {
 
 // Channels per thread: enough that each thread's planes amortise its start.
 constexpr int64_t kMinChannels = 4;
+// RoIs per chunk of the channels-last kernel (a RoI is C x bins x taps of work).
+constexpr int64_t kMinRoIs = 8;
 
 }  // namespace
 
@@ -90,6 +96,53 @@ void roi_align_forward(const T* input, const T* rois, const RoIAlignShape& s, T*
             }
             out[ph * s.pooled_w + pw] = sum / g.roi.count;
           }
+        }
+      }
+    }
+  });
+}
+
+template <typename T>
+void roi_align_forward_nhwc(const T* input, const T* rois, const RoIAlignShape& s, T* output) {
+  const int64_t bins = s.pooled_h * s.pooled_w;
+  const int64_t plane = s.height * s.width;
+  const int64_t channels = s.channels;
+  if (plane == 0) {
+    std::fill(output, output + s.num_rois * channels * bins, T(0));
+    return;
+  }
+  const std::vector<RoIGrid<T>> grids = roi_grids(rois, s);
+  parallel_for(0, s.num_rois, kMinRoIs, [&](int64_t k_begin, int64_t k_end) {
+    std::vector<T> acc(channels);
+    for (int64_t k = k_begin; k < k_end; ++k) {
+      const RoIGrid<T>& g = grids[k];
+      T* out = output + k * channels * bins;
+      if (g.roi.batch < 0) {
+        std::fill(out, out + channels * bins, T(0));
+        continue;
+      }
+      const T* data = input + g.roi.batch * plane * channels;
+      const int64_t gh = g.roi.grid_h, gw = g.roi.grid_w;
+      for (int64_t ph = 0; ph < s.pooled_h; ++ph) {
+        for (int64_t pw = 0; pw < s.pooled_w; ++pw) {
+          std::fill(acc.begin(), acc.end(), T(0));
+          T* a = acc.data();
+          for (const AxisTap<T>* y = &g.rows[ph * gh]; y != &g.rows[ph * gh] + gh; ++y) {
+            if (!y->inside) continue;
+            for (const AxisTap<T>* x = &g.cols[pw * gw]; x != &g.cols[pw * gw] + gw; ++x) {
+              if (!x->inside) continue;
+              const T w1 = y->h * x->h, w2 = y->h * x->l, w3 = y->l * x->h, w4 = y->l * x->l;
+              const T* p1 = data + (y->low + x->low) * channels;
+              const T* p2 = data + (y->low + x->high) * channels;
+              const T* p3 = data + (y->high + x->low) * channels;
+              const T* p4 = data + (y->high + x->high) * channels;
+              for (int64_t c = 0; c < channels; ++c) {
+                a[c] += w1 * p1[c] + w2 * p2[c] + w3 * p3[c] + w4 * p4[c];
+              }
+            }
+          }
+          T* o = out + ph * s.pooled_w + pw;
+          for (int64_t c = 0; c < channels; ++c) o[c * bins] = a[c] / g.roi.count;
         }
       }
     }
@@ -134,6 +187,10 @@ void roi_align_backward(const T* grad_output, const T* rois, const RoIAlignShape
 template void roi_align_forward<float>(const float*, const float*, const RoIAlignShape&, float*);
 template void roi_align_forward<double>(const double*, const double*, const RoIAlignShape&,
                                         double*);
+template void roi_align_forward_nhwc<float>(const float*, const float*, const RoIAlignShape&,
+                                           float*);
+template void roi_align_forward_nhwc<double>(const double*, const double*, const RoIAlignShape&,
+                                            double*);
 template void roi_align_backward<float>(const float*, const float*, const RoIAlignShape&, float*);
 template void roi_align_backward<double>(const double*, const double*, const RoIAlignShape&,
                                          double*);

@@ -9,6 +9,10 @@ namespace det_ops::cpu {
 template <typename T>
 void roi_align_forward(const T* input, const T* rois, const RoIAlignShape& s, T* output);
 
+// The same for a channels-last input (memory laid out [B, H, W, C]); output as above.
+template <typename T>
+void roi_align_forward_nhwc(const T* input, const T* rois, const RoIAlignShape& s, T* output);
+
 // grad_input must be zero-filled by the caller.
 template <typename T>
 void roi_align_backward(const T* grad_output, const T* rois, const RoIAlignShape& s,

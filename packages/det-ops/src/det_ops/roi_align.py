@@ -36,7 +36,7 @@ def roi_align(
     """
     op = "roi_align"
     input, rois, (out_h, out_w), spatial_scale, dtype = _roi_inputs(
-        op, input, rois, output_size, spatial_scale
+        op, input, rois, output_size, spatial_scale, keep_channels_last=True
     )
     sampling_ratio = _checks.integer_value(op, "sampling_ratio", sampling_ratio)
     aligned = _checks.boolean(op, "aligned", aligned)
@@ -56,9 +56,18 @@ def roi_align(
 
 
 def _roi_inputs(
-    op: str, input: Any, rois: Any, output_size: Any, spatial_scale: Any
+    op: str,
+    input: Any,
+    rois: Any,
+    output_size: Any,
+    spatial_scale: Any,
+    keep_channels_last: bool = False,
 ) -> tuple[Any, Any, tuple[int, int], float, Any]:
-    """Checks shared by the RoI ops; returns contiguous inputs in the compute dtype."""
+    """Checks shared by the RoI ops; returns contiguous inputs in the compute dtype.
+
+    With keep_channels_last, a channels-last CPU tensor stays channels-last (the kernel
+    that reads it needs no transposed copy).
+    """
     input = _checks.feature_map(op, "input", _checks.array(op, "input", input))
     rois = _checks.rois(op, rois, like=input)
     _checks.same_device(op, input=input, rois=rois)
@@ -70,7 +79,22 @@ def _roi_inputs(
     _checks.batch_indices(op, rois, input.shape[0])
     dtype = input.dtype
     compute = _checks.compute_dtype(input, rois)
-    return _checks.cast(input, compute), _checks.cast(rois, compute), size, spatial_scale, dtype
+    if keep_channels_last and is_channels_last(input):
+        import torch
+
+        input = input.to(getattr(torch, compute)).contiguous(memory_format=torch.channels_last)
+    else:
+        input = _checks.cast(input, compute)
+    return input, _checks.cast(rois, compute), size, spatial_scale, dtype
+
+
+def is_channels_last(x: Any) -> bool:
+    """Whether x is a CPU torch Tensor[B, C, H, W] stored channels-last and not also NCHW."""
+    if not is_torch(x) or x.device.type != "cpu" or x.dim() != 4:
+        return False
+    import torch
+
+    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
 def roi_align_shape(
@@ -112,9 +136,10 @@ def roi_align_forward_kernel(
     shape = roi_align_shape(
         input.shape, num_rois, spatial_scale, out_h, out_w, sampling_ratio, aligned
     )
-    kernels("roi_align", input).roi_align_forward(
-        xp.code(input), xp.ptr(input), xp.ptr(rois), shape, xp.ptr(output)
-    )
+    ops = kernels("roi_align", input)
+    # A channels-last tensor's pointer addresses [B, H, W, C] memory.
+    forward = ops.roi_align_forward_nhwc if is_channels_last(input) else ops.roi_align_forward
+    forward(xp.code(input), xp.ptr(input), xp.ptr(rois), shape, xp.ptr(output))
     return output
 
 

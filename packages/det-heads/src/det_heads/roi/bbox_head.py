@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from det_heads.coders import DeltaXYWHCoder
 from det_heads.inputs import image_size
 from det_heads.losses import CrossEntropyLoss, SmoothL1Loss
-from det_heads.postprocess import DEFAULT_NMS, NMSConfig, multiclass_nms
+from det_heads.postprocess import DEFAULT_NMS, NMSConfig, candidate_nms
 from det_heads.samplers import SamplingResult
 
 
@@ -145,6 +145,13 @@ class BBoxHead(nn.Module):
             dict(boxes Tensor[N, 4], scores Tensor[N], labels int64[N] in 0..C-1).
         """
         scores = logits.softmax(dim=1)[:, : self.num_classes]
-        decoded = self.decode(boxes, deltas, meta)
-        out_boxes, out_scores, out_labels = multiclass_nms(decoded, scores, nms)
+        # Only the (RoI, class) pairs above the threshold are decoded (a few hundred instead
+        # of K x C), in the order multiclass_nms takes them: the same detections.
+        rows, labels = (scores > nms.score_thr).nonzero(as_tuple=True)
+        own = deltas.reshape(deltas.shape[0], -1, 4)
+        own = own[rows, labels] if own.shape[1] > 1 else own[rows, 0]
+        decoded = self.decode(boxes[rows], own, meta)
+        out_boxes, out_scores, out_labels = candidate_nms(
+            decoded, scores[rows, labels], labels, nms
+        )
         return {"boxes": out_boxes, "scores": out_scores, "labels": out_labels}

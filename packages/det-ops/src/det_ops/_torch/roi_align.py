@@ -4,7 +4,7 @@ import torch
 from torch import Tensor
 
 from det_ops._arrays import TORCH
-from det_ops.roi_align import roi_align_backward_kernel, roi_align_forward_kernel
+from det_ops.roi_align import is_channels_last, roi_align_backward_kernel, roi_align_forward_kernel
 
 
 @torch.library.custom_op("det_ops::roi_align", mutates_args=())
@@ -19,7 +19,7 @@ def roi_align(
 ) -> Tensor:
     return roi_align_forward_kernel(
         TORCH,
-        input.contiguous(),
+        input if is_channels_last(input) else input.contiguous(),
         rois.contiguous(),
         spatial_scale,
         out_h,

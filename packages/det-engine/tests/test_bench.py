@@ -1,0 +1,53 @@
+"""The bench command line on tiny inputs: it prints the zoo's row and the measured row."""
+
+from __future__ import annotations
+
+import pytest
+
+from det_engine import bench
+
+TINY = ["--img-size", "64", "96", "--img-scale", "96", "64", "--iters", "1", "--warmup", "0"]
+
+
+def _rows(out: str) -> list[str]:
+    return [line for line in out.splitlines() if line.startswith("| ")]
+
+
+def test_infer_prints_the_zoo_row_and_ours(capsys):
+    assert bench.main(["infer", "retinanet", "r50", "1x", *TINY]) == 0
+    rows = _rows(capsys.readouterr().out)
+    assert rows[1].startswith("| zoo 2019") and "| 9.1 |" in rows[1]  # the zoo's fps
+    assert rows[2].startswith("| ours (cpu") and "64x96, batch 1" in rows[2]
+    fps = float(rows[2].split(" | ")[7])
+    assert fps > 0
+
+
+def test_train_reports_seconds_per_iteration(capsys):
+    argv = ["train", "faster_rcnn", "r50", "1x", *TINY, "--batch-size", "1", "--no-memory"]
+    assert bench.main(argv) == 0
+    row = _rows(capsys.readouterr().out)[2]
+    assert float(row.split(" | ")[6]) > 0  # train s/iter
+    assert row.split(" | ")[5] == "-"  # memory skipped
+
+
+def test_compare_needs_a_torchvision_model():
+    with pytest.raises(SystemExit):
+        bench.parse_args(["infer", "cascade_rcnn", "r50", "1x", "--compare", "torchvision"])
+
+
+def test_samples_have_boxes_inside_the_image():
+    (sample,) = bench.make_samples("random", 1, (64, 96), 80, seed=0)
+    boxes = sample.target["boxes"]
+    assert sample.image.shape == (3, 64, 96)
+    assert (boxes[:, 2] <= 95).all() and (boxes[:, 3] <= 63).all()
+    assert sample.target["masks"].shape[1:] == (64, 96)
+
+
+def test_compare_torchvision_times_both_with_the_same_weights(capsys):
+    argv = ["infer", "faster_rcnn", "r50", "1x", *TINY, "--compare", "torchvision", "--no-memory"]
+    assert bench.main(argv) == 0
+    out = capsys.readouterr().out
+    rows = _rows(out)
+    assert rows[2].startswith("| ours") and rows[3].startswith("| torchvision")
+    assert all(int(row.split(" | ")[-1].rstrip(" |")) > 0 for row in rows[2:])  # detections
+    assert "speed-up x" in out and "remaining difference in work" in out
