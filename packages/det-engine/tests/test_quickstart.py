@@ -121,7 +121,7 @@ def test_shapes_zoo_table_from_eval_files(tmp_path):
     from det_engine import shapes_zoo
 
     runs = {
-        "rpn": {"proposal_AR1000": 0.9123},
+        "rpn": {"proposal_AR@300": 0.9123},
         "mask_rcnn": {"bbox_AP": 0.61234, "bbox_AP50": 0.9, "bbox_AP75": 0.7, "segm_AP": 0.55},
     }
     for family, metrics in runs.items():
@@ -136,7 +136,7 @@ def test_shapes_zoo_table_from_eval_files(tmp_path):
     text = out.read_text()
     assert text.startswith("# zoo\n\nintro\n")
     rows = [line for line in text.splitlines() if line.startswith("| rpn") or "mask_rcnn" in line]
-    assert rows[0].split(" | ")[9] == "0.912"  # AR@1000
+    assert rows[0].split(" | ")[9] == "0.912"  # AR@300
     assert "| 0.612 | 0.900 | 0.700 | 0.550 | - |" in rows[1]
     assert "`python -m det_engine.quickstart --family mask_rcnn --iters 400`" in rows[1]
     assert "`python -m det_engine.quickstart --family rpn` |" in rows[0]  # the recipe's iters

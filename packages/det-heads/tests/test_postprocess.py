@@ -85,3 +85,17 @@ def test_box_head_detections_equal_decoding_every_class_first():
         torch.testing.assert_close(got["boxes"], want[0])
         torch.testing.assert_close(got["scores"], want[1])
         assert torch.equal(got["labels"], want[2])
+
+
+def test_box_head_detections_when_nothing_passes_the_score_threshold():
+    from det_heads import BBoxHead
+
+    head = BBoxHead(3, 4, 2, 8, 1)
+    boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [5.0, 5.0, 20.0, 30.0]])
+    logits = torch.tensor([[-9.0, -9.0, -9.0, 9.0], [-9.0, -9.0, -9.0, 9.0]])  # background
+    meta = {"img_shape": (40, 40, 3)}
+    for k in (2, 0):  # two RoIs, and none at all
+        got = head.detections(boxes[:k], logits[:k], torch.zeros(k, 12), meta, NMSConfig())
+        assert got["boxes"].shape == (0, 4) and got["scores"].shape == (0,)
+        assert got["labels"].shape == (0,) and got["labels"].dtype == torch.int64
+    assert head.decode(boxes[:0], torch.zeros(0, 12), meta).shape == (0, 12)

@@ -350,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     from det_engine.plot import plot_work_dir
 
     curves = plot_work_dir(work_dir)
-    key = "proposal_AR1000" if model_cfg.family == "rpn" else "bbox_AP"
+    key = "proposal_AR@300" if model_cfg.family == "rpn" else "bbox_AP"
     print(
         f"\n{args.family}: {key} {metrics.get(key, float('nan')):.3f} on shapes val "
         f"(training {train_s / 60:.1f} min, evaluation {eval_s:.0f} s)\n"

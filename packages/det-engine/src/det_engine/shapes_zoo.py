@@ -54,7 +54,7 @@ def table(work_root: Path, families: list[str]) -> str:
     """The markdown table of the families' eval.json files (missing runs are left out)."""
     lines = [
         "| family | backbone | iters x batch | train min | eval s | box AP | AP50 | AP75 "
-        "| mask AP | AR@1000 | command |",
+        "| mask AP | proposal AR@300 | command |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for family in [f for f in ORDER if f in families]:
@@ -73,7 +73,7 @@ def table(work_root: Path, families: list[str]) -> str:
             f"| {family} | {arch} | {run['iters']} x {run['batch_size']} "
             f"| {run.get('train_seconds', 0) / 60:.1f} | {run.get('eval_seconds', 0):.0f} "
             f"| {cell('bbox_AP')} | {cell('bbox_AP50')} | {cell('bbox_AP75')} "
-            f"| {cell('segm_AP')} | {cell('proposal_AR1000')} | `{command(family, iters)}` |"
+            f"| {cell('segm_AP')} | {cell('proposal_AR@300')} | `{command(family, iters)}` |"
         )
     device = f"{platform.processor() or platform.machine()}, torch {torch.__version__}"
     return "\n".join(lines) + f"\n\nMeasured on: {device}, {torch.get_num_threads()} threads.\n"

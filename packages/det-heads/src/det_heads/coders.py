@@ -71,8 +71,10 @@ class DeltaXYWHCoder:
         Returns:
             Tensor[N, 4 * k] decoded boxes (x1, y1, x2, y2), pixels.
         """
-        n = deltas.shape[0]
-        d = deltas.reshape(n, -1, 4) * deltas.new_tensor(self.stds) + deltas.new_tensor(self.means)
+        # Explicit sizes: with N = 0 a -1 in the reshapes would be ambiguous.
+        n, width = deltas.shape[0], deltas.shape[1]
+        d = deltas.reshape(n, width // 4, 4) * deltas.new_tensor(self.stds)
+        d = d + deltas.new_tensor(self.means)
         dw = d[..., 2].clamp(-self.max_ratio, self.max_ratio)
         dh = d[..., 3].clamp(-self.max_ratio, self.max_ratio)
         pw = (boxes[:, 2] - boxes[:, 0])[:, None]
@@ -93,4 +95,4 @@ class DeltaXYWHCoder:
                 ],
                 dim=-1,
             )
-        return out.reshape(n, -1)
+        return out.reshape(n, width)

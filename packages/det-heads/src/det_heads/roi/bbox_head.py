@@ -148,7 +148,7 @@ class BBoxHead(nn.Module):
         # Only the (RoI, class) pairs above the threshold are decoded (a few hundred instead
         # of K x C), in the order multiclass_nms takes them: the same detections.
         rows, labels = (scores > nms.score_thr).nonzero(as_tuple=True)
-        own = deltas.reshape(deltas.shape[0], -1, 4)
+        own = deltas.reshape(deltas.shape[0], deltas.shape[1] // 4, 4)  # sizes: K may be 0
         own = own[rows, labels] if own.shape[1] > 1 else own[rows, 0]
         decoded = self.decode(boxes[rows], own, meta)
         out_boxes, out_scores, out_labels = candidate_nms(
