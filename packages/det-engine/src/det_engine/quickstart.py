@@ -250,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from det_data import GroupSampler, collate
     from det_engine.checkpoint import checkpoint_path
+    from det_engine.guard import NonFiniteLossError
     from det_engine.runner import evaluate, pick_device, set_seed, write_metrics
     from det_engine.schedule import WarmupCosineSchedule, build_adamw
     from det_engine.trainer import Trainer
@@ -327,7 +328,13 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     start = time.perf_counter()
-    trainer.train()
+    try:
+        trainer.train()
+    except NonFiniteLossError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:  # the trainer saved a checkpoint: --resume continues
+        return 130
     train_s = time.perf_counter() - start
     start = time.perf_counter()
     metrics = evaluate(trainer.model, val_set, device, _metrics(model_cfg))
