@@ -241,3 +241,20 @@ def test_sync_batch_norm_with_norm_eval_trains_without_a_process_group():
         assert_maps_close([o.detach() for o in outs], reference(x))
     sum(o.mean() for o in outs).backward()
     assert model.layer4[1].bn2.weight.grad is not None
+
+
+def test_slim_resnet_widths_and_bad_base_channels():
+    slim = ResNet(18, base_channels=32, norm="BN", frozen_stages=-1)
+    assert slim.out_channels == [32, 64, 128, 256]
+    assert slim.conv1.out_channels == 32
+    outs = slim(torch.zeros(1, 3, 64, 64))
+    assert [tuple(o.shape[1:]) for o in outs] == [
+        (32, 16, 16),
+        (64, 8, 8),
+        (128, 4, 4),
+        (256, 2, 2),
+    ]
+    assert ResNet(50, base_channels=16).out_channels == [64, 128, 256, 512]
+    for bad in (0, 12, 64.0):
+        with pytest.raises(ValueError, match="base_channels"):
+            ResNet(18, base_channels=bad)
