@@ -379,17 +379,14 @@ def _metrics(model_cfg: Any) -> list[str]:
 def draw_validation(model, val_set, out: Path, count: int, device: torch.device) -> Path:
     """Draws the detections on the first ``count`` validation images, 3 per row, into a PNG."""
     from det_data import collate
+    from det_engine.runner import detect
     from det_engine.visualize import draw_detections, read_rgb, save_image, tile_images
 
     module = model.module if hasattr(model, "module") else model
     module.eval()
     tiles = []
     for index in range(min(count, len(val_set))):
-        images, metas, targets = collate([val_set[index]])
-        extra = {}
-        if getattr(module, "needs_proposals", False):  # Fast R-CNN
-            extra["proposals"] = [t["proposals"][:, :4].to(device) for t in targets]
-        result = {k: v.cpu() for k, v in module(images.to(device), metas, **extra)[0].items()}
+        (result,) = detect(module, *collate([val_set[index]]), device)
         names = val_set.classes
         if "labels" not in result:  # RPN proposals: one class, the best 10 drawn
             result = {

@@ -187,6 +187,21 @@ def eval_metrics(cfg: Any, requested: list[str] | None) -> list[str]:
 
 
 @torch.no_grad()
+def detect(
+    module: nn.Module, images, metas: list[dict], targets: list[dict], device: torch.device
+) -> list[dict[str, Any]]:
+    """The eval-mode model's detections of one collated batch, on the CPU.
+
+    Detectors that say they need proposals (Fast R-CNN) get the targets' proposals.
+    """
+    extra = {}
+    if getattr(module, "needs_proposals", False):
+        extra["proposals"] = [t["proposals"][:, :4].to(device) for t in targets]
+    outputs = module(images.to(device), metas, **extra)
+    return [{k: v.cpu() for k, v in out.items()} for out in outputs]
+
+
+@torch.no_grad()
 def evaluate(
     model: nn.Module,
     dataset,
@@ -215,12 +230,7 @@ def evaluate(
     bar = ProgressBar(len(indices)) if is_main_process() else None
     results: list[dict[str, Any]] = []
     for images, metas, targets in loader:
-        if getattr(module, "needs_proposals", False):  # Fast R-CNN: the dataset's proposals
-            proposals = [t["proposals"][:, :4].to(device) for t in targets]
-            outputs = module(images.to(device), metas, proposals=proposals)
-        else:
-            outputs = module(images.to(device), metas)
-        results.extend({k: v.cpu() for k, v in out.items()} for out in outputs)
+        results.extend(detect(module, images, metas, targets, device))
         if bar is not None:
             bar.update(len(metas))
     module.train(was_training)
