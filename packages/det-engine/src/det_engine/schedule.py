@@ -36,7 +36,22 @@ def scaled_lr(base_lr: float, base_batch: int, total_batch: int) -> float:
     return base_lr * total_batch / base_batch
 
 
-class WarmupStepSchedule:
+class _Schedule:
+    """What the schedules share: ``apply`` sets the lr their ``lr_at`` gives."""
+
+    def lr_at(self, iteration: int) -> float:
+        """The lr for the optimizer step at global ``iteration`` (0-based)."""
+        raise NotImplementedError
+
+    def apply(self, optimizer: torch.optim.Optimizer, iteration: int) -> float:
+        """Sets every param group of ``optimizer`` to the lr of ``iteration``; returns it."""
+        lr = self.lr_at(iteration)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+
+class WarmupStepSchedule(_Schedule):
     """Step decay at given epochs, with a linear warmup over the first iterations.
 
     The lr at a global iteration ``i`` (counted from 0 over the whole run) is
@@ -93,13 +108,6 @@ class WarmupStepSchedule:
             lr *= self.warmup_ratio + (1.0 - self.warmup_ratio) * iteration / self.warmup_iters
         return lr
 
-    def apply(self, optimizer: torch.optim.Optimizer, iteration: int) -> float:
-        """Sets every param group of ``optimizer`` to the lr of ``iteration``; returns it."""
-        lr = self.lr_at(iteration)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        return lr
-
     def state_dict(self) -> dict[str, Any]:
         """The schedule's settings as plain numbers and lists (checkpoint-safe)."""
         return {
@@ -123,7 +131,7 @@ class WarmupStepSchedule:
         )
 
 
-class WarmupCosineSchedule:
+class WarmupCosineSchedule(_Schedule):
     """Linear warmup from zero, then cosine decay to ``final_ratio * base_lr`` at ``total_iters``.
 
     The lr at global iteration ``i`` (0-based) is ``base_lr * min(1, (i + 1) / warmup_iters)
@@ -168,13 +176,6 @@ class WarmupCosineSchedule:
         lr = self.base_lr * (self.final_ratio + (1.0 - self.final_ratio) * cosine)
         if iteration < self.warmup_iters:
             lr *= (iteration + 1) / self.warmup_iters
-        return lr
-
-    def apply(self, optimizer: torch.optim.Optimizer, iteration: int) -> float:
-        """Sets every param group of ``optimizer`` to the lr of ``iteration``; returns it."""
-        lr = self.lr_at(iteration)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
         return lr
 
     def state_dict(self) -> dict[str, Any]:
