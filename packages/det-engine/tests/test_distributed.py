@@ -1,5 +1,4 @@
 import os
-import socket
 import time
 from datetime import timedelta
 
@@ -7,6 +6,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from dist_env import free_port, set_torchrun_env
 
 from det_engine import distributed
 from det_engine.distributed import DistributedTimeoutError, gather_results, init_from_env
@@ -14,26 +14,8 @@ from det_engine.distributed import DistributedTimeoutError, gather_results, init
 DATASET_SIZE = 7
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _env(rank, world_size, port):
-    os.environ.update(
-        {
-            "RANK": str(rank),
-            "LOCAL_RANK": str(rank),
-            "WORLD_SIZE": str(world_size),
-            "MASTER_ADDR": "127.0.0.1",
-            "MASTER_PORT": str(port),
-        }
-    )
-
-
 def _gather_worker(rank, world_size, port, out_dir):
-    _env(rank, world_size, port)
+    set_torchrun_env(rank, world_size, port)
     info = init_from_env(backend="gloo", timeout=timedelta(seconds=60))
     assert (info.rank, info.world_size) == (rank, world_size)
     assert distributed.get_rank() == rank and distributed.get_world_size() == world_size
@@ -51,7 +33,7 @@ def _gather_worker(rank, world_size, port, out_dir):
 
 
 def _dead_rank_worker(rank, world_size, port, out_dir):
-    _env(rank, world_size, port)
+    set_torchrun_env(rank, world_size, port)
     init_from_env(backend="gloo", timeout=timedelta(seconds=60))
     if rank == 1:
         time.sleep(4)  # never reaches the barrier in time (as if dead or hung)
@@ -65,14 +47,14 @@ def _dead_rank_worker(rank, world_size, port, out_dir):
 
 
 def test_gather_results_in_dataset_order(tmp_path):
-    mp.spawn(_gather_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_gather_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     ordered = torch.load(tmp_path / "gathered.pth", weights_only=True)
     assert [r["index"] for r in ordered] == list(range(DATASET_SIZE))
     assert [r["boxes"][0, 0].item() for r in ordered] == [float(i) for i in range(DATASET_SIZE)]
 
 
 def test_barrier_fails_instead_of_hanging(tmp_path):
-    mp.spawn(_dead_rank_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_dead_rank_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     waited, message = (tmp_path / "error.txt").read_text().split("\n", 1)
     assert float(waited) < 3.5
     assert "not every rank reached the barrier" in message
@@ -100,7 +82,7 @@ def test_world_size_without_torchrun_env(monkeypatch):
 
 # ------------------------------------------------------------------ a rank that dies
 def _rank_dies_worker(rank, world_size, port, out_dir, where):
-    _env(rank, world_size, port)
+    set_torchrun_env(rank, world_size, port)
     torch.set_num_threads(1)
     init_from_env(backend="gloo", timeout=timedelta(seconds=10))
     if where == "collective":
@@ -125,7 +107,7 @@ def _rank_dies_worker(rank, world_size, port, out_dir, where):
 @pytest.mark.parametrize("where", ["barrier", "collective"])
 def test_when_a_rank_dies_the_other_exits_with_an_error_in_bounded_time(tmp_path, where):
     ctx = mp.get_context("spawn")
-    port = _free_port()
+    port = free_port()
     procs = [
         ctx.Process(target=_rank_dies_worker, args=(r, 2, port, str(tmp_path), where))
         for r in (0, 1)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import io
 import os
-import socket
 from datetime import timedelta
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from dist_env import free_port, set_torchrun_env
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
 
@@ -195,22 +195,8 @@ N_DDP, STEPS = 8, 2
 PER_RANK = 2
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _ddp_worker(rank, world_size, port, out_dir, momentum):
-    os.environ.update(
-        {
-            "RANK": str(rank),
-            "LOCAL_RANK": str(rank),
-            "WORLD_SIZE": str(world_size),
-            "MASTER_ADDR": "127.0.0.1",
-            "MASTER_PORT": str(port),
-        }
-    )
+    set_torchrun_env(rank, world_size, port)
     torch.set_num_threads(1)
     init_from_env(backend="gloo", timeout=timedelta(seconds=60))
     try:
@@ -231,7 +217,7 @@ def _ddp_worker(rank, world_size, port, out_dir, momentum):
 def test_two_process_gloo_equals_one_process_with_the_same_total_batch(tmp_path, momentum):
     mp.spawn(
         _ddp_worker,
-        args=(2, _free_port(), str(tmp_path), momentum),
+        args=(2, free_port(), str(tmp_path), momentum),
         nprocs=2,
         join=True,
     )
