@@ -55,9 +55,13 @@ def test_unknown_name_lists_the_choices():
         build_backbone("r42")
 
 
-def test_ssd_takes_no_overrides():
-    with pytest.raises(TypeError, match="vgg16-ssd300 takes no overrides"):
+def test_ssd_takes_only_width_and_norm_overrides():
+    with pytest.raises(TypeError, match=r"vgg16-ssd300 takes only .*; got \['dcn'\]"):
+        build_backbone("vgg16-ssd300", dcn="dconv")
+    with pytest.raises(ValueError, match="norm must be None or 'BN', got 'GN'"):
         build_backbone("vgg16-ssd300", norm="GN")
+    slim = build_backbone("vgg16-ssd300", base_channels=16, norm="BN")
+    assert (slim.base_channels, slim.norm) == (16, "BN")
 
 
 def test_building_and_running_does_not_import_torchvision():

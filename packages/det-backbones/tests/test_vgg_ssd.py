@@ -83,3 +83,59 @@ def test_l2_norm_hand_case():
 def test_bad_input_size():
     with pytest.raises(ValueError, match="input_size must be one of 300, 512"):
         VGG16SSD(400)
+
+
+def test_base_channels_scales_every_layer():
+    with torch.device("meta"):
+        model = VGG16SSD(300, base_channels=16)
+        outs = model(torch.empty(1, 3, 300, 300))
+    # A quarter of (512, 1024, 512, 256, 256, 256).
+    assert model.out_channels == [128, 256, 128, 64, 64, 64]
+    assert [o.shape[1] for o in outs] == model.out_channels
+    assert [o.shape[-1] for o in outs] == [38, 19, 10, 5, 3, 1]
+    convs = [m for m in model.features if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs[:3]] == [16, 16, 32]
+    assert model.l2_norm.weight.shape == (128,)
+
+
+def test_batchnorm_variant_has_torchvision_vgg16_bn_indices():
+    theirs = torchvision.models.vgg16_bn(weights=None).eval()
+    with torch.no_grad():
+        for module in theirs.features:
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.normal_(0, 0.1)
+                module.running_var.uniform_(0.5, 2.0)
+    ours = VGG16SSD(300, norm="BN").eval()
+    missing, unexpected = load_torchvision(ours, theirs.state_dict())
+    assert unexpected == []
+    # fc6, fc7 (conv + BN each), the extra (conv, BN) pairs and the L2Norm are new.
+    new = {"features.44", "features.45", "features.47", "features.48", "l2_norm"}
+    new |= {f"extra.{i}.{j}" for i in range(8) for j in (0, 1)}
+    assert {key.rsplit(".", 1)[0] for key in missing} == new
+    x = image(seed=7)
+    with torch.no_grad():
+        # conv1_1 .. conv5_3 + BN + ReLU (43 layers); even sizes, ceil-mode pooling agrees.
+        assert_maps_close([ours.features[:43](x)], [theirs.features[:43](x)])
+    assert ours.conv4_3_relu == 32  # torchvision's vgg16_bn: conv4_3 is features.30
+    with torch.no_grad():
+        reference = copy.deepcopy(theirs.features[:33])
+        for module in reference:
+            if isinstance(module, torch.nn.MaxPool2d):
+                module.ceil_mode = True
+        x = image((300, 300), seed=8)
+        conv4_3 = reference(x)
+        assert_maps_close([ours(x)[0]], [conv4_3 / conv4_3.norm(dim=1, keepdim=True) * 20])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"base_channels": 20}, ValueError, "base_channels must be a multiple of 8"),
+        ({"base_channels": 0}, ValueError, "base_channels must be a multiple of 8"),
+        ({"base_channels": 16.0}, TypeError, "base_channels must be an int"),
+        ({"norm": "GN"}, ValueError, "norm must be None or 'BN', got 'GN'"),
+    ],
+)
+def test_bad_width_or_norm(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        VGG16SSD(300, **kwargs)

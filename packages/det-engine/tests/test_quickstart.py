@@ -23,7 +23,11 @@ def test_every_family_recipe_builds_a_slim_model():
     for family in quickstart.FAMILIES:
         model = quickstart.build_quickstart_model(family, 3)
         if family == "ssd":
-            continue  # VGG16 has no slim variant
+            # A quarter of VGG16's width (1/16 of the weights) with BatchNorm.
+            vgg16 = _count(build_backbone("vgg16-ssd300"))
+            assert _count(model.backbone) == pytest.approx(vgg16 / 16, rel=0.01)
+            assert model.backbone.norm == "BN"
+            continue
         # Half the width: a quarter of the weights of every conv.
         assert _count(model.backbone) == pytest.approx(full / 4, rel=0.01), family
         assert model.backbone.conv1.out_channels == 32
@@ -37,8 +41,32 @@ def test_every_family_recipe_builds_a_slim_model():
 
 
 def test_data_config_uses_the_recipe_scale():
-    assert quickstart.data_config("faster_rcnn").img_scale == (256, 192)
+    assert quickstart.data_config("faster_rcnn").img_scale == (320, 240)
     assert quickstart.data_config("ssd").img_scale == (300, 300)
+
+
+def test_multi_scale_training_draws_between_the_recipe_scales(tmp_path):
+    from det_data import shapes
+
+    root = tmp_path / "v1"
+    shapes.prepare(root, splits={"train": 4, "val": 1})
+    rec = quickstart.recipe()
+    (_, low_short), (_, high_short) = rec.train_scales
+    train, val = quickstart.shapes_datasets(rec, str(root), "faster_rcnn")
+    torch.manual_seed(0)
+    np.random.seed(0)
+    shorts = {min(train[i % 4][1]["img_shape"][:2]) for i in range(24)}
+    assert len(shorts) > 3  # drawn, not fixed
+    assert all(low_short * 0.5 <= s <= high_short for s in shorts)
+    h, w = val[0][1]["img_shape"][:2]
+    assert max(h, w) <= rec.img_scale[0] and min(h, w) <= rec.img_scale[1]
+    assert max(h, w) == rec.img_scale[0] or min(h, w) == rec.img_scale[1]
+
+
+def test_amp_auto_follows_the_cpu():
+    cpu = torch.device("cpu")
+    assert quickstart._amp("auto", cpu) == ("bf16" if quickstart.has_fast_bf16(cpu) else None)
+    assert quickstart._amp("off", cpu) is None and quickstart._amp("bf16", cpu) == "bf16"
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +77,7 @@ def run(tmp_path_factory):
     shapes.prepare(root, splits={"train": 8, "val": 4})
     work = tmp_path_factory.mktemp("work")
     argv = ["--iters", "2", "--work-dir", str(work), "--data-root", str(root)]
-    argv += ["--workers", "0", "--log-interval", "1", "--num-pictures", "4"]
+    argv += ["--workers", "0", "--log-interval", "1", "--num-pictures", "4", "--amp", "bf16"]
     assert quickstart.main(argv) == 0
     return root, work
 
@@ -58,6 +86,7 @@ def test_quickstart_writes_metrics_pictures_curves_and_checkpoint(run, capsys):
     root, work = run
     metrics = json.loads((work / "eval.json").read_text())
     assert metrics["quickstart"] == "faster_rcnn" and metrics["iters"] == 2
+    assert metrics["amp"] == "bf16"
     assert metrics["class_names"] == ["circle", "square", "triangle"]
     assert set(metrics["metrics"]) >= {"bbox_AP", "bbox_AP50", "bbox_AR100"}
     assert all(-1 <= v <= 1 for v in metrics["metrics"].values())
@@ -125,7 +154,8 @@ def test_shapes_zoo_table_from_eval_files(tmp_path):
         "mask_rcnn": {"bbox_AP": 0.61234, "bbox_AP50": 0.9, "bbox_AP75": 0.7, "segm_AP": 0.55},
     }
     for family, metrics in runs.items():
-        run = {"iters": 1800 if family == "rpn" else 400, "batch_size": 4, "metrics": metrics}
+        iters = quickstart.recipe(family).iters if family == "rpn" else 400
+        run = {"iters": iters, "batch_size": 4, "metrics": metrics}
         run |= {"train_seconds": 120.0, "eval_seconds": 9.4}
         (tmp_path / f"quickstart_{family}").mkdir()
         (tmp_path / f"quickstart_{family}" / "eval.json").write_text(json.dumps(run))

@@ -191,3 +191,20 @@ def test_replace_path_copies():
 def test_get_unknown_key_lists_choices():
     with pytest.raises(ValueError, match="model must be one of"):
         zoo.get("yolo", "r50", "1x")
+
+
+def test_ssd_backbone_width_and_batchnorm_from_the_config():
+    from det_models.builder import build_model
+
+    row = zoo.get("ssd300", "vgg16", "120e").model
+    slim = build_model(
+        replace_path(replace_path(row, "backbone.base_channels", 16), "backbone.norm", "BN")
+    )
+    assert slim.backbone.out_channels == [128, 256, 128, 64, 64, 64]
+    assert any(isinstance(m, nn.BatchNorm2d) for m in slim.backbone.features)
+    # The head's convs read the slim maps.
+    x = torch.zeros(1, 3, 300, 300)
+    slim.eval()
+    assert [f.shape[1] for f in slim.backbone(x)] == slim.backbone.out_channels
+    with pytest.raises(ValueError, match=r"norm of vgg16-ssd300 must be 'FrozenBN'.*got 'GN'"):
+        build_model(replace_path(row, "backbone.norm", "GN"))

@@ -23,6 +23,8 @@ def cases():
     yield "soft_nms", ops.soft_nms, (boxes, scores, 0.3, 0.5, 0.001, "linear")
     yield "bbox_overlaps", ops.bbox_overlaps, (boxes, boxes[:7], "iou", False)
     yield "roi_align", ops.roi_align, (x, rois, 0.5, 3, 3, 2, True)
+    x_nhwc = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_()
+    yield "roi_align_nhwc", ops.roi_align, (x_nhwc, rois, 0.5, 3, 3, 2, True)
     yield "roi_pool", ops.roi_pool, (x, rois, 0.5, 3, 3)
     yield (
         "focal",

@@ -198,3 +198,27 @@ def test_roi_align_channels_last_matches_contiguous(aligned):
     leaf = feats.clone().requires_grad_()
     det_ops.roi_align(leaf, rois, 7, 1 / 8, 2, aligned).sum().backward()
     torch.testing.assert_close(nhwc.grad, leaf.grad)
+
+
+@pytest.mark.parametrize("channels", [5, 40])  # one thread's block; blocks on two threads
+@pytest.mark.parametrize("sampling_ratio", [0, 2])
+def test_roi_align_channels_last_backward_matches_torchvision(channels, sampling_ratio):
+    """The channels-last backward scatters vectors of channels; border RoIs (clamped taps
+    that share a pixel) and an out-of-image RoI included; the gradient stays channels-last."""
+    g = torch.Generator().manual_seed(5)
+    feats = torch.randn(2, channels, 13, 17, generator=g, dtype=torch.float64)
+    xy = torch.rand(30, 2, generator=g, dtype=torch.float64) * 120 - 20
+    wh = torch.rand(30, 2, generator=g, dtype=torch.float64) * 90
+    batch = torch.randint(0, 2, (30, 1), generator=g).double()
+    rois = torch.cat([batch, xy, xy + wh], 1)
+    rois[0, 1:] = torch.tensor([130.0, 100.0, 160.0, 140.0], dtype=torch.float64)  # outside
+    rois[1, 1:] = torch.tensor([-5.0, -5.0, 3.0, 2.0], dtype=torch.float64)  # corner
+    nhwc = feats.contiguous(memory_format=torch.channels_last).requires_grad_()
+    out = det_ops.roi_align(nhwc, rois, (3, 4), 1 / 8, sampling_ratio, True)
+    grad_out = torch.randn(out.shape, generator=g, dtype=torch.float64)
+    out.backward(grad_out)
+    leaf = feats.clone().requires_grad_()
+    torchvision.ops.roi_align(leaf, rois, (3, 4), 1 / 8, sampling_ratio, True).backward(grad_out)
+    torch.testing.assert_close(nhwc.grad, leaf.grad)
+    assert nhwc.grad.is_contiguous(memory_format=torch.channels_last)
+    assert nhwc.grad[0].abs().sum() > 0 and nhwc.grad[1].abs().sum() > 0

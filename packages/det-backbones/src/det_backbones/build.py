@@ -36,7 +36,8 @@ def build_backbone(name: str, **overrides: Any) -> nn.Module:
         name: one of BACKBONES (r18, r34, r50, r101, r152, r50-caffe, r101-caffe,
             x101-32x4d, x101-64x4d, vgg16-ssd300, vgg16-ssd512).
         overrides: keyword arguments of ResNet (e.g. norm="GN", dcn="dconv",
-            stage_with_dcn=(False, True, True, True), out_indices=(1, 2, 3)).
+            stage_with_dcn=(False, True, True, True), out_indices=(1, 2, 3)); of VGG16SSD
+            only base_channels and norm.
 
     Returns:
         the ResNet or VGG16SSD.
@@ -46,6 +47,10 @@ def build_backbone(name: str, **overrides: Any) -> nn.Module:
             f"build_backbone: name must be one of {', '.join(BACKBONES)}; got {name!r}"
         )
     factory = BACKBONES[name]
-    if overrides and factory.func is VGG16SSD:
-        raise TypeError(f"build_backbone: {name} takes no overrides; got {sorted(overrides)}")
+    if factory.func is VGG16SSD:
+        unknown = sorted(set(overrides) - {"base_channels", "norm"})
+        if unknown:
+            raise TypeError(
+                f"build_backbone: {name} takes only base_channels and norm overrides; got {unknown}"
+            )
     return factory(**overrides)

@@ -5,6 +5,12 @@ so torchvision's `features.*` weights load key for key; pool5 (features.30) beco
 stride 1, and the convolutional fc6 (features.31, 3x3, dilation 6) and fc7 (features.33, 1x1)
 follow, as in the SSD paper and mmdetection's SSDVGG. `extra` and `l2_norm` keep
 mmdetection's names too.
+
+Beyond the zoo's network, `base_channels` scales every layer's width (64: VGG16; 16: a
+quarter-width SSD that trains on a CPU) and `norm="BN"` puts a BatchNorm after every conv,
+which lets SSD train from scratch without ImageNet weights (as in ScratchDet). With BN the
+`features` indices are those of torchvision's vgg16_bn, and each extra layer is a
+(conv, BN) pair.
 """
 
 from __future__ import annotations
@@ -15,8 +21,8 @@ from torch import Tensor, nn
 INPUT_SIZES = (300, 512)
 # VGG16 configuration D: channels of each conv, "M" a 2x2 max-pool.
 VGG16_LAYERS = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)
-# Index in `features` of conv4_3's ReLU, whose output is the first source map.
-CONV4_3_RELU = 22
+# conv4_3 is the 10th conv of VGG16: the output of its ReLU is the first source map.
+CONV4_3 = 10
 # (out_channels, kernel, stride, padding) of each extra conv; a ReLU follows each, and the
 # output of every second one is a source map.
 EXTRA_LAYERS = {
@@ -52,24 +58,41 @@ class L2Norm(nn.Module):
         return (x.float() / norm * self.weight.view(1, -1, 1, 1)).to(x.dtype)
 
 
-def _vgg16_features() -> nn.Sequential:
+NORMS = (None, "BN")
+
+
+def _conv_block(
+    in_channels: int, out_channels: int, norm: str | None, **conv_args: int
+) -> list[nn.Module]:
+    """conv (+ BN) + ReLU, as flat layers of `features`."""
+    block: list[nn.Module] = [nn.Conv2d(in_channels, out_channels, **conv_args)]
+    if norm == "BN":
+        block.append(nn.BatchNorm2d(out_channels))
+    return [*block, nn.ReLU(inplace=True)]
+
+
+def _vgg16_features(width: float, norm: str | None) -> tuple[nn.Sequential, int, int]:
+    """(features, index of conv4_3's ReLU, channels of fc7)."""
     layers: list[nn.Module] = []
     in_channels = 3
+    conv4_3_relu = -1
+    convs = 0
     for item in VGG16_LAYERS:
         if item == "M":
             # ceil_mode so that 75 -> 38 at SSD300's conv4_3, as in the original Caffe model.
             layers.append(nn.MaxPool2d(2, 2, ceil_mode=True))
-        else:
-            layers += [nn.Conv2d(in_channels, item, 3, padding=1), nn.ReLU(inplace=True)]
-            in_channels = item
-    layers += [
-        nn.MaxPool2d(3, 1, padding=1),  # pool5
-        nn.Conv2d(512, 1024, 3, padding=6, dilation=6),  # fc6
-        nn.ReLU(inplace=True),
-        nn.Conv2d(1024, 1024, 1),  # fc7
-        nn.ReLU(inplace=True),
-    ]
-    return nn.Sequential(*layers)
+            continue
+        out_channels = round(item * width)
+        layers += _conv_block(in_channels, out_channels, norm, kernel_size=3, padding=1)
+        in_channels = out_channels
+        convs += 1
+        if convs == CONV4_3:
+            conv4_3_relu = len(layers) - 1
+    fc = round(1024 * width)
+    layers.append(nn.MaxPool2d(3, 1, padding=1))  # pool5
+    layers += _conv_block(in_channels, fc, norm, kernel_size=3, padding=6, dilation=6)  # fc6
+    layers += _conv_block(fc, fc, norm, kernel_size=1)  # fc7
+    return nn.Sequential(*layers), conv4_3_relu, fc
 
 
 class VGG16SSD(nn.Module):
@@ -78,29 +101,52 @@ class VGG16SSD(nn.Module):
     Args:
         input_size: 300 (six maps: 38, 19, 10, 5, 3, 1 pixels square) or 512 (seven maps:
             64, 32, 16, 8, 4, 2, 1).
+        base_channels: conv1's width, 64 in VGG16; every layer scales by base_channels / 64.
+        norm: None (VGG16 as in the zoo) or "BN" (BatchNorm after every conv).
 
     Attributes:
-        out_channels: channels of each map (512, 1024, 512, 256, 256, 256[, 256]).
+        out_channels: channels of each map (512, 1024, 512, 256, 256, 256[, 256] at
+            base_channels 64).
         strides: the anchor step of each map in input pixels (SSD's configuration).
     """
 
-    def __init__(self, input_size: int = 300) -> None:
+    def __init__(
+        self, input_size: int = 300, base_channels: int = 64, norm: str | None = None
+    ) -> None:
         super().__init__()
         if input_size not in INPUT_SIZES:
             raise ValueError(
                 f"VGG16SSD: input_size must be one of {', '.join(map(str, INPUT_SIZES))}; "
                 f"got {input_size!r}"
             )
+        if isinstance(base_channels, bool) or not isinstance(base_channels, int):
+            raise TypeError(f"VGG16SSD: base_channels must be an int, got {base_channels!r}")
+        if base_channels < 8 or base_channels % 8:
+            raise ValueError(
+                f"VGG16SSD: base_channels must be a multiple of 8 (64 in VGG16), "
+                f"got {base_channels}"
+            )
+        if norm not in NORMS:
+            raise ValueError(f"VGG16SSD: norm must be None or 'BN', got {norm!r}")
         self.input_size = input_size
-        self.features = _vgg16_features()
-        self.l2_norm = L2Norm(512)
-        extra = []
-        in_channels = 1024
+        self.base_channels = base_channels
+        self.norm = norm
+        width = base_channels / 64
+        self.features, self.conv4_3_relu, fc = _vgg16_features(width, norm)
+        self.l2_norm = L2Norm(round(512 * width))
+        extra: list[nn.Module] = []
+        in_channels = fc
         for out_channels, kernel, stride, padding in EXTRA_LAYERS[input_size]:
-            extra.append(nn.Conv2d(in_channels, out_channels, kernel, stride, padding))
+            out_channels = round(out_channels * width)
+            conv = nn.Conv2d(in_channels, out_channels, kernel, stride, padding)
+            extra.append(
+                conv if norm is None else nn.Sequential(conv, nn.BatchNorm2d(out_channels))
+            )
             in_channels = out_channels
         self.extra = nn.ModuleList(extra)
-        self.out_channels = [512, 1024] + [layer.out_channels for layer in self.extra[1::2]]
+        self.out_channels = [round(512 * width), fc] + [
+            _out_channels(layer) for layer in self.extra[1::2]
+        ]
         self.strides = list(STRIDES[input_size])
         self._init_weights()
 
@@ -109,16 +155,17 @@ class VGG16SSD(nn.Module):
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
                 nn.init.zeros_(module.bias)
-        for module in self.extra:
-            nn.init.xavier_uniform_(module.weight)
-            nn.init.zeros_(module.bias)
+        for module in self.extra.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.zeros_(module.bias)
 
     def forward(self, x: Tensor) -> list[Tensor]:
         """x Tensor[B, 3, input_size, input_size] -> [Tensor[B, out_channels[i], S_i, S_i]]."""
         outs = []
         for i, layer in enumerate(self.features):
             x = layer(x)
-            if i == CONV4_3_RELU:
+            if i == self.conv4_3_relu:
                 outs.append(self.l2_norm(x))
         outs.append(x)
         for i, layer in enumerate(self.extra):
@@ -126,3 +173,8 @@ class VGG16SSD(nn.Module):
             if i % 2 == 1:
                 outs.append(x)
         return outs
+
+
+def _out_channels(layer: nn.Module) -> int:
+    conv = layer if isinstance(layer, nn.Conv2d) else layer[0]
+    return conv.out_channels

@@ -36,8 +36,8 @@ def scaled_lr(base_lr: float, base_batch: int, total_batch: int) -> float:
     return base_lr * total_batch / base_batch
 
 
-class _Schedule:
-    """What the schedules share: ``apply`` sets the lr their ``lr_at`` gives."""
+class LRSchedule:
+    """A learning-rate schedule: ``lr_at`` gives the lr of an iteration, ``apply`` sets it."""
 
     def lr_at(self, iteration: int) -> float:
         """The lr for the optimizer step at global ``iteration`` (0-based)."""
@@ -51,7 +51,7 @@ class _Schedule:
         return lr
 
 
-class WarmupStepSchedule(_Schedule):
+class WarmupStepSchedule(LRSchedule):
     """Step decay at given epochs, with a linear warmup over the first iterations.
 
     The lr at a global iteration ``i`` (counted from 0 over the whole run) is
@@ -131,7 +131,7 @@ class WarmupStepSchedule(_Schedule):
         )
 
 
-class WarmupCosineSchedule(_Schedule):
+class WarmupCosineSchedule(LRSchedule):
     """Linear warmup from zero, then cosine decay to ``final_ratio * base_lr`` at ``total_iters``.
 
     The lr at global iteration ``i`` (0-based) is ``base_lr * min(1, (i + 1) / warmup_iters)

@@ -63,7 +63,7 @@ def table(work_root: Path, families: list[str]) -> str:
             continue
         run = json.loads(path.read_text())
         m = run["metrics"]
-        arch = "VGG16-SSD300" if family == "ssd" else "R-18/2-FPN"
+        arch = "VGG16/4-BN-SSD300" if family == "ssd" else "R-18/2-FPN"
 
         def cell(key: str, m=m) -> str:
             return f"{m[key]:.3f}" if key in m else "-"

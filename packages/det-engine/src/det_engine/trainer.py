@@ -1,4 +1,4 @@
-"""The training loop: SGD with warmup/step schedule, guarded losses, atomic checkpoints, resume."""
+"""The training loop: warmup + step or cosine lr, guarded losses, atomic checkpoints, resume."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from det_engine import checkpoint as ckpt
 from det_engine.distributed import is_distributed, is_main_process
 from det_engine.guard import NonFiniteLossError, check_losses
 from det_engine.logging import MetricLogger
-from det_engine.schedule import WarmupStepSchedule, clip_gradients
+from det_engine.schedule import LRSchedule, clip_gradients
 
 
 class _SkipBatches(Sampler[list[int]]):
@@ -61,7 +61,7 @@ class Trainer:
     """Trains a detector for a number of epochs (or until ``max_iters`` steps).
 
     One step: losses = model(images, metas, targets), their sum backward, optional gradient
-    clipping, SGD step with the lr of the schedule at that global iteration. Losses are
+    clipping, optimizer step with the lr of the schedule at that global iteration. Losses are
     checked for NaN/inf before the backward pass; a bad loss ends training with
     :class:`NonFiniteLossError` and leaves the last good checkpoint as it was.
 
@@ -74,7 +74,7 @@ class Trainer:
             ``set_epoch`` is called each epoch. Exact resume needs ``num_workers=0`` or a
             sampler whose order depends only on (seed, epoch).
         optimizer: e.g. :func:`det_engine.schedule.build_sgd`.
-        scheduler: the :class:`WarmupStepSchedule`.
+        scheduler: a :class:`~det_engine.schedule.LRSchedule` (step or cosine).
         work_dir: where checkpoints and ``log.jsonl`` go.
         epochs: epochs of the full schedule.
         max_iters: stop after this many global steps (None: the whole schedule).
@@ -95,7 +95,7 @@ class Trainer:
         model: nn.Module,
         loader: DataLoader,
         optimizer: torch.optim.Optimizer,
-        scheduler: WarmupStepSchedule,
+        scheduler: LRSchedule,
         work_dir: str | os.PathLike,
         *,
         epochs: int,

@@ -83,7 +83,15 @@ def build_model(config: ModelConfig) -> nn.Module:
 
 def _backbone(config: BackboneConfig) -> nn.Module:
     if config.arch.startswith("vgg16"):
-        return build_backbone(config.arch)
+        if config.norm not in ("FrozenBN", "BN"):
+            raise ValueError(
+                f"BackboneConfig.norm of {config.arch} must be 'FrozenBN' (the zoo's VGG, "
+                f"without norm layers) or 'BN'; got {config.norm!r}"
+            )
+        vgg = {"norm": "BN"} if config.norm == "BN" else {}
+        if config.base_channels != 64:
+            vgg["base_channels"] = config.base_channels
+        return build_backbone(config.arch, **vgg)
     overrides = {
         "norm": config.norm,
         "norm_eval": config.norm_eval,

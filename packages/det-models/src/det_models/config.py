@@ -40,13 +40,15 @@ class BackboneConfig:
     Attributes:
         arch: det-backbones name ("r50", "r101-caffe", "x101-64x4d", "vgg16-ssd300", ...).
         style: "pytorch" or "caffe"; None keeps the arch's own (the "-caffe" names are caffe).
-        norm: "FrozenBN", "BN", "SyncBN" or "GN".
+        norm: "FrozenBN", "BN", "SyncBN" or "GN". The VGG16 of SSD has no norm layers
+            under the default "FrozenBN"; "BN" puts a BatchNorm after each of its convs.
         norm_eval: keep BN statistics frozen in train mode.
         frozen_stages: -1 none, 0 the stem, k the stem and stages 1..k.
         dcn: None, "dconv" or "mdconv" in the stages of stage_with_dcn.
         stage_with_dcn: one flag per stage (c2..c5).
         deform_groups: offset groups of the deformable convs.
-        base_channels: ResNet stem width (64; smaller for a slim ResNet trained from scratch).
+        base_channels: ResNet stem width or VGG conv1 width (64; smaller for a slim network
+            trained from scratch).
     """
 
     arch: str

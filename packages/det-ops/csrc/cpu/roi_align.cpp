@@ -9,7 +9,10 @@
 //
 // A channels-last (NHWC) map is pooled without a transposed copy: there a
 // tap's channels are contiguous, so each bin accumulates a vector of all
-// channels per tap, and threads split the RoIs.
+// channels per tap, and threads split the RoIs. Its backward scatters a
+// vector of channels per tap too; there threads split the channels (so no
+// two threads write one element) and each RoI's output gradient is first
+// transposed to [bins][channels] so the vectors are contiguous.
 #include "cpu/roi_align.h"
 
 #include <algorithm>
@@ -56,10 +59,18 @@ std::vector<RoIGrid<T>> roi_grids(const T* rois, const RoIAlignShape& s) {
   return grids;
 }
 
+// dst[c] += weight * src[c] for c < n.
+template <typename T>
+inline void scatter(T* dst, const T* src, T weight, int64_t n) {
+  for (int64_t c = 0; c < n; ++c) dst[c] += weight * src[c];
+}
+
 // Channels per thread: enough that each thread's planes amortise its start.
 constexpr int64_t kMinChannels = 4;
 // RoIs per chunk of the channels-last kernel (a RoI is C x bins x taps of work).
 constexpr int64_t kMinRoIs = 8;
+// Channels per thread in the channels-last backward: a vector-wide run per tap.
+constexpr int64_t kMinChannelRun = 16;
 
 }  // namespace
 
@@ -184,6 +195,47 @@ void roi_align_backward(const T* grad_output, const T* rois, const RoIAlignShape
   });
 }
 
+template <typename T>
+void roi_align_backward_nhwc(const T* grad_output, const T* rois, const RoIAlignShape& s,
+                             T* grad_input) {
+  const int64_t bins = s.pooled_h * s.pooled_w;
+  const int64_t plane = s.height * s.width;
+  const int64_t channels = s.channels;
+  if (plane == 0) return;
+  const std::vector<RoIGrid<T>> grids = roi_grids(rois, s);
+  parallel_blocks(0, channels, kMinChannelRun, [&](int64_t c_begin, int64_t c_end) {
+    const int64_t run = c_end - c_begin;
+    std::vector<T> go(bins * run);  // one RoI's gradient over this block: [bins][run]
+    for (int64_t k = 0; k < s.num_rois; ++k) {
+      const RoIGrid<T>& g = grids[k];
+      if (g.roi.batch < 0) continue;
+      const T* src = grad_output + (k * channels + c_begin) * bins;
+      for (int64_t c = 0; c < run; ++c) {
+        for (int64_t b = 0; b < bins; ++b) go[b * run + c] = src[c * bins + b] / g.roi.count;
+      }
+      T* grad = grad_input + g.roi.batch * plane * channels + c_begin;
+      const int64_t gh = g.roi.grid_h, gw = g.roi.grid_w;
+      for (int64_t ph = 0; ph < s.pooled_h; ++ph) {
+        for (int64_t pw = 0; pw < s.pooled_w; ++pw) {
+          const T* v = go.data() + (ph * s.pooled_w + pw) * run;
+          for (const AxisTap<T>* y = &g.rows[ph * gh]; y != &g.rows[ph * gh] + gh; ++y) {
+            if (!y->inside) continue;
+            for (const AxisTap<T>* x = &g.cols[pw * gw]; x != &g.cols[pw * gw] + gw; ++x) {
+              if (!x->inside) continue;
+              // One loop per tap: clamped taps may share a pixel, so the four must not
+              // be fused into one read-modify-write.
+              scatter(grad + (y->low + x->low) * channels, v, y->h * x->h, run);
+              scatter(grad + (y->low + x->high) * channels, v, y->h * x->l, run);
+              scatter(grad + (y->high + x->low) * channels, v, y->l * x->h, run);
+              scatter(grad + (y->high + x->high) * channels, v, y->l * x->l, run);
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
 template void roi_align_forward<float>(const float*, const float*, const RoIAlignShape&, float*);
 template void roi_align_forward<double>(const double*, const double*, const RoIAlignShape&,
                                         double*);
@@ -194,5 +246,9 @@ template void roi_align_forward_nhwc<double>(const double*, const double*, const
 template void roi_align_backward<float>(const float*, const float*, const RoIAlignShape&, float*);
 template void roi_align_backward<double>(const double*, const double*, const RoIAlignShape&,
                                          double*);
+template void roi_align_backward_nhwc<float>(const float*, const float*, const RoIAlignShape&,
+                                            float*);
+template void roi_align_backward_nhwc<double>(const double*, const double*,
+                                             const RoIAlignShape&, double*);
 
 }  // namespace det_ops::cpu

@@ -18,4 +18,10 @@ template <typename T>
 void roi_align_backward(const T* grad_output, const T* rois, const RoIAlignShape& s,
                         T* grad_input);
 
+// The same into a channels-last grad_input (memory [B, H, W, C], zero-filled by the
+// caller); grad_output is [K, C, out_h, out_w] as above.
+template <typename T>
+void roi_align_backward_nhwc(const T* grad_output, const T* rois, const RoIAlignShape& s,
+                             T* grad_input);
+
 }  // namespace det_ops::cpu

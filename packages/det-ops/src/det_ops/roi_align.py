@@ -153,12 +153,25 @@ def roi_align_backward_kernel(
     out_w: int,
     sampling_ratio: int,
     aligned: bool,
+    channels_last: bool = False,
 ) -> Any:
-    grad_input = xp.zeros(tuple(input_shape), dtype_name(grad_output), like=grad_output)
+    """The gradient of the input; with channels_last (CPU torch tensors only) it is
+    computed and returned channels-last, the layout of the forward's input."""
     shape = roi_align_shape(
         input_shape, rois.shape[0], spatial_scale, out_h, out_w, sampling_ratio, aligned
     )
-    kernels("roi_align", grad_output).roi_align_backward(
+    ops = kernels("roi_align", grad_output)
+    if channels_last:
+        batch, channels, height, width = (int(v) for v in input_shape)
+        grad_input = xp.zeros(
+            (batch, height, width, channels), dtype_name(grad_output), like=grad_output
+        )
+        ops.roi_align_backward_nhwc(
+            xp.code(grad_output), xp.ptr(grad_output), xp.ptr(rois), shape, xp.ptr(grad_input)
+        )
+        return grad_input.permute(0, 3, 1, 2)
+    grad_input = xp.zeros(tuple(input_shape), dtype_name(grad_output), like=grad_output)
+    ops.roi_align_backward(
         xp.code(grad_output), xp.ptr(grad_output), xp.ptr(rois), shape, xp.ptr(grad_input)
     )
     return grad_input

@@ -44,6 +44,7 @@ def roi_align_backward(
     out_w: int,
     sampling_ratio: int,
     aligned: bool,
+    channels_last: bool = False,
 ) -> Tensor:
     return roi_align_backward_kernel(
         TORCH,
@@ -55,25 +56,40 @@ def roi_align_backward(
         out_w,
         sampling_ratio,
         aligned,
+        channels_last and grad_output.device.type == "cpu",
     )
 
 
 @roi_align_backward.register_fake
-def _(grad_output, rois, input_shape, spatial_scale, out_h, out_w, sampling_ratio, aligned):
-    return grad_output.new_empty(input_shape)
+def _(
+    grad_output,
+    rois,
+    input_shape,
+    spatial_scale,
+    out_h,
+    out_w,
+    sampling_ratio,
+    aligned,
+    channels_last=False,
+):
+    grad = grad_output.new_empty(input_shape)
+    if channels_last and grad_output.device.type == "cpu":
+        return grad.contiguous(memory_format=torch.channels_last)
+    return grad
 
 
 def _setup_context(ctx, inputs, output):
     input, rois, *params = inputs
     ctx.save_for_backward(rois)
     ctx.input_shape = list(input.shape)
+    ctx.channels_last = is_channels_last(input)
     ctx.params = params
 
 
 def _backward(ctx, grad_output):
     (rois,) = ctx.saved_tensors
     grad_input = torch.ops.det_ops.roi_align_backward(
-        grad_output, rois, ctx.input_shape, *ctx.params
+        grad_output, rois, ctx.input_shape, *ctx.params, ctx.channels_last
     )
     return grad_input, None, None, None, None, None, None
 
