@@ -36,6 +36,7 @@ def test_every_family_recipe_builds_a_slim_model():
         assert all(m.training for m in model.backbone.modules())  # BN statistics train
     rpn = quickstart.recipe("rpn").model.rpn
     assert rpn.anchor_scales == (4.0,)
+    assert quickstart.recipe("retinanet").model.dense.octave_base_scale == 2.0
     with pytest.raises(ValueError, match="--family"):
         quickstart.recipe("yolo")
 

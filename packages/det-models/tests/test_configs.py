@@ -208,3 +208,18 @@ def test_ssd_backbone_width_and_batchnorm_from_the_config():
     assert [f.shape[1] for f in slim.backbone(x)] == slim.backbone.out_channels
     with pytest.raises(ValueError, match=r"norm of vgg16-ssd300 must be 'FrozenBN'.*got 'GN'"):
         build_model(replace_path(row, "backbone.norm", "GN"))
+
+
+def test_retinanet_octave_base_scale_sets_the_smallest_anchor():
+    from det_models.builder import build_model
+
+    def smallest_square(model):
+        base = model.head.anchor_generator.base_anchors[0]  # P3, stride 8
+        widths = base[:, 2] - base[:, 0]
+        heights = base[:, 3] - base[:, 1]
+        return float(widths[torch.isclose(widths, heights)].min())
+
+    row = zoo.get("retinanet", "r50", "1x").model
+    assert smallest_square(build_model(row)) == pytest.approx(32.0)  # 4 x stride 8
+    small = build_model(replace_path(row, "dense.octave_base_scale", 2.0))
+    assert smallest_square(small) == pytest.approx(16.0)

@@ -125,7 +125,10 @@ def recipe(family: str = "faster_rcnn") -> Recipe:
                 out_channels=channels, num_outs=5, extra="conv_on_input", start_level=1
             ),
             rpn=None,
-            dense=DenseHeadConfig(kind="retina", stacked_convs=2, feat_channels=channels),
+            # Anchors from 16 px on P3 (the zoo: 32 px), as the shapes start at 16 px.
+            dense=DenseHeadConfig(
+                kind="retina", stacked_convs=2, feat_channels=channels, octave_base_scale=2.0
+            ),
         )
         return Recipe(model=model)
     if family == "rpn":

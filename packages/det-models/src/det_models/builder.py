@@ -14,6 +14,7 @@ from det_heads import (
     MaskHead,
     MaxIoUAssigner,
     RandomSampler,
+    RetinaAnchorGenerator,
     RetinaHead,
     RoIExtractor,
     RPNHead,
@@ -63,6 +64,7 @@ def build_model(config: ModelConfig) -> nn.Module:
             neck.out_channels,
             dense.feat_channels,
             dense.stacked_convs,
+            anchor_generator=RetinaAnchorGenerator(octave_base_scale=dense.octave_base_scale),
             **({"nms": dense.nms} if dense.nms is not None else {}),
         )
         return RetinaNet(backbone=backbone, neck=neck, head=head)

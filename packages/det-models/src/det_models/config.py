@@ -149,6 +149,8 @@ class DenseHeadConfig:
     Attributes:
         kind: "retina" or "ssd".
         stacked_convs, feat_channels: RetinaNet's towers.
+        octave_base_scale: RetinaNet's smallest anchor on each level, in strides (4: 32
+            pixels on P3, as in the zoo).
         input_size: SSD's input side (300 or 512).
         basesize_ratio_range: SSD anchor sizes as fractions of input_size.
         nms: test-time multiclass NMS (None: the head's default).
@@ -157,6 +159,7 @@ class DenseHeadConfig:
     kind: str = "retina"
     stacked_convs: int = 4
     feat_channels: int = 256
+    octave_base_scale: float = 4.0
     input_size: int = 300
     basesize_ratio_range: tuple[float, float] | None = None
     nms: NMSConfig | None = None
