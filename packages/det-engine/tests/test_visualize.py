@@ -89,6 +89,17 @@ def test_proposals_without_labels_or_scores():
     assert tuple(out[12, 5]) == class_color(0)
 
 
+def test_boxes_on_or_past_an_edge_draw_along_it():
+    # An untrained model's boxes can lie on the border or past it (h 60, w 80).
+    result = {"boxes": np.array([[10.0, 60.0, 30.0, 60.4], [80.0, 10.0, 85.0, 20.0]])}
+    out = draw_detections(_image(), result, NAMES, line_width=1)
+    changed = (out != GREY).any(axis=2)
+    assert changed[59, 10:31].all() and changed[10:21, 79].all()
+    changed[59, 10:31] = False
+    changed[10:21, 79] = False
+    assert not changed.any()
+
+
 def test_bad_arguments_name_what_is_wrong():
     good = {"boxes": np.zeros((1, 4)), "scores": np.ones(1), "labels": np.zeros(1)}
     with pytest.raises(ValueError, match=r"image must be an \[H, W, 3\].*\(60, 80\)"):

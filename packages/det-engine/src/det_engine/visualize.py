@@ -153,9 +153,11 @@ def draw_detections(
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default()
     for i, color in zip(keep, colors, strict=True):
+        # Each corner clamped into the image, then ordered: a box on or past an edge (an
+        # untrained model's) still draws as a line along that edge.
         x1, y1, x2, y2 = (int(np.rint(v)) for v in det["boxes"][i])
-        x1, x2 = max(min(x1, x2), 0), min(max(x1, x2), width - 1)
-        y1, y2 = max(min(y1, y2), 0), min(max(y1, y2), height - 1)
+        x1, x2 = sorted(min(max(x, 0), width - 1) for x in (x1, x2))
+        y1, y2 = sorted(min(max(y, 0), height - 1) for y in (y1, y2))
         draw.rectangle((x1, y1, x2, y2), outline=color, width=line_width)
         parts = []
         if labels is not None:
