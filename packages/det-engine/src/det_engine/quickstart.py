@@ -103,8 +103,9 @@ def recipe(family: str = "faster_rcnn") -> Recipe:
         train_proposals=ProposalConfig(nms_pre=1000, nms_post=256, max_num=256),
         test_proposals=ProposalConfig(nms_pre=500, nms_post=300, max_num=300),
     )
-    # Two 3x3 conv + GroupNorm layers before one FC: from scratch, the plain 2-FC head
-    # needs about twice the iterations to tell the three shapes apart (MODEL_ZOO.md).
+    # Two 3x3 conv + GroupNorm layers before one FC: from scratch, the plain 2-FC head is
+    # slower to tell the three shapes apart (box AP 0.27 against 0.38 after 1000
+    # iterations, MODEL_ZOO.md).
     roi = RoIConfig(
         num_convs=2, conv_channels=32, norm="GN", num_fcs=1, fc_channels=256, sample_num=128
     )
