@@ -36,6 +36,16 @@ def test_every_family_recipe_builds_a_slim_model():
         assert all(m.training for m in model.backbone.modules())  # BN statistics train
     rpn = quickstart.recipe("rpn").model.rpn
     assert rpn.anchor_scales == (4.0,)
+    # The box head: two 3x3 conv (32 ch) + GroupNorm layers, then one FC of 256.
+    box_head = quickstart.build_quickstart_model("faster_rcnn", 3).roi_head.bbox_head
+    assert [
+        (c.conv.in_channels, c.conv.out_channels, c.conv.kernel_size) for c in box_head.convs
+    ] == [
+        (64, 32, (3, 3)),
+        (32, 32, (3, 3)),
+    ]
+    assert all(isinstance(c.gn, torch.nn.GroupNorm) for c in box_head.convs)
+    assert [(fc.in_features, fc.out_features) for fc in box_head.fcs] == [(32 * 7 * 7, 256)]
     assert quickstart.recipe("retinanet").model.dense.octave_base_scale == 2.0
     with pytest.raises(ValueError, match="--family"):
         quickstart.recipe("yolo")
