@@ -52,7 +52,7 @@ def test_every_family_recipe_builds_a_slim_model():
 
 
 def test_data_config_uses_the_recipe_scale():
-    assert quickstart.data_config("faster_rcnn").img_scale == (320, 240)
+    assert quickstart.data_config("faster_rcnn").img_scale == (384, 288)
     assert quickstart.data_config("ssd").img_scale == (300, 300)
 
 

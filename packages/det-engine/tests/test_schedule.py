@@ -106,3 +106,26 @@ def test_build_adamw_decays_weights_only():
     assert {id(p) for p in plain["params"]} == expected_plain
     with pytest.raises(ValueError, match="requires_grad"):
         build_adamw(nn.Sequential(), 1e-3)
+
+
+def test_build_adamw_steps_follow_the_adamw_update():
+    torch.manual_seed(0)
+    model = nn.Linear(5, 3)
+    weight, bias = model.weight.detach().clone(), model.bias.detach().clone()
+    opt = build_adamw(model, 1e-2, weight_decay=0.1)
+    m = {"w": torch.zeros_like(weight), "b": torch.zeros_like(bias)}
+    v = {"w": torch.zeros_like(weight), "b": torch.zeros_like(bias)}
+    beta1, beta2, eps, lr = 0.9, 0.999, 1e-8, 1e-2
+    for step in range(1, 4):
+        grads = {"w": torch.randn_like(weight), "b": torch.randn_like(bias)}
+        model.weight.grad, model.bias.grad = grads["w"].clone(), grads["b"].clone()
+        opt.step()
+        for key, value, decay in (("w", weight, 0.1), ("b", bias, 0.0)):
+            value.mul_(1 - lr * decay)
+            m[key] = beta1 * m[key] + (1 - beta1) * grads[key]
+            v[key] = beta2 * v[key] + (1 - beta2) * grads[key] ** 2
+            m_hat = m[key] / (1 - beta1**step)
+            v_hat = v[key] / (1 - beta2**step)
+            value.sub_(lr * m_hat / (v_hat.sqrt() + eps))
+        torch.testing.assert_close(model.weight.detach(), weight, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(model.bias.detach(), bias, rtol=1e-5, atol=1e-6)

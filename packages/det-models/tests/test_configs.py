@@ -12,6 +12,7 @@ from det_models.parts import (
     DeformRoIExtractor,
     GroupNormFPN,
     GroupNormMaskHead,
+    RoIGroupNorm,
 )
 from det_ops.modules import (
     DeformConv2dPack,
@@ -122,6 +123,41 @@ def test_build_gn_row_has_group_norm_everywhere():
     assert head.fcs[0].in_features == 256 * 7 * 7
     assert isinstance(model.roi_head.mask_head, GroupNormMaskHead)
     assert all(isinstance(c, ConvGN) for c in model.roi_head.mask_head.convs)
+    # The heads' norms take RoI batches; the FPN's take whole maps (plain GroupNorm).
+    assert all(type(c.gn) is RoIGroupNorm for c in [*head.convs, *model.roi_head.mask_head.convs])
+    assert all(type(c.gn) is nn.GroupNorm for c in model.neck.output_convs)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("channels", [32, 256])
+def test_roi_group_norm_matches_group_norm_on_channels_last_input(dtype, channels):
+    torch.manual_seed(0)
+    plain = nn.GroupNorm(32, channels)
+    nn.init.uniform_(plain.weight, 0.5, 2.0)
+    nn.init.normal_(plain.bias)
+    ours = RoIGroupNorm(32, channels)
+    ours.load_state_dict(plain.state_dict())
+    plain, ours = plain.to(dtype), ours.to(dtype)
+    x = torch.randn(6, channels, 7, 7, dtype=dtype) * 3 + 1
+    x = x.contiguous(memory_format=torch.channels_last)
+    grad = torch.randn(6, channels, 7, 7, dtype=dtype)
+    outs = []
+    for layer in (plain, ours):
+        xi = x.detach().requires_grad_()
+        y = layer(xi)
+        y.backward(grad)
+        outs.append((y, xi.grad, layer.weight.grad, layer.bias.grad))
+    tol = {"atol": 2e-2, "rtol": 2e-2} if dtype == torch.bfloat16 else {"atol": 1e-5, "rtol": 1e-5}
+    for expected, got in zip(*outs, strict=True):
+        assert got.dtype == expected.dtype
+        torch.testing.assert_close(got.float(), expected.float(), **tol)
+    # The values are GroupNorm's own: per sample and group, zero mean and unit variance
+    # before the affine map.
+    y = outs[1][0].float()
+    w, b = ours.weight.float()[:, None, None], ours.bias.float()[:, None, None]
+    z = ((y - b) / w).reshape(6, 32, -1)
+    torch.testing.assert_close(z.mean(-1), torch.zeros(6, 32), atol=0.05, rtol=0)
+    torch.testing.assert_close(z.var(-1, unbiased=False), torch.ones(6, 32), atol=0.1, rtol=0)
 
 
 def test_build_dcn_rows():
