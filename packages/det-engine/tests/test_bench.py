@@ -51,3 +51,21 @@ def test_compare_torchvision_times_both_with_the_same_weights(capsys):
     assert rows[2].startswith("| ours") and rows[3].startswith("| torchvision")
     assert all(int(row.split(" | ")[-1].rstrip(" |")) > 0 for row in rows[2:])  # detections
     assert "speed-up x" in out and "remaining difference in work" in out
+
+
+def test_compare_reports_the_median_of_the_memory_runs(capsys, monkeypatch):
+    peaks = {"ours": [1000.0, 3072.0, 2048.0], "torchvision": [1024.0, 1024.0, 9999.0]}
+    calls = []
+
+    def fake_memory_run(argv, side):
+        calls.append(side)
+        return peaks[side][len([c for c in calls if c == side]) - 1]
+
+    monkeypatch.setattr(bench, "memory_in_subprocess", fake_memory_run)
+    argv = ["infer", "faster_rcnn", "r50", "1x", *TINY, "--compare", "torchvision"]
+    assert bench.main([*argv, "--memory-runs", "3"]) == 0
+    rows = _rows(capsys.readouterr().out)
+    assert calls == ["ours", "torchvision"] * 3  # the sides in turn
+    assert rows[2].split(" | ")[5] == "2.00" and rows[3].split(" | ")[5] == "1.00"
+    with pytest.raises(SystemExit):
+        bench.parse_args([*argv, "--memory-runs", "0"])

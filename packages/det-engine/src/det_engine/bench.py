@@ -8,8 +8,9 @@ and pad, the model, boxes back to the original image, masks pasted): images per 
 `train` times one SGD step (preprocess, forward, backward, update): seconds per iteration.
 Both report the peak memory of the timed iterations: torch.cuda.max_memory_allocated on a
 GPU; on the CPU the peak resident set size (VmHWM, reset just before the timed iterations).
-With --compare each model is measured in a fresh process that runs only that model, so that
-one model's weights, or memory it freed and the allocator kept, are not charged to the other.
+With --compare each model is measured in fresh processes that run only that model, so that
+one model's weights, or memory it freed and the allocator kept, are not charged to the other;
+the median of --memory-runs such processes per model is reported.
 
 The result is printed as a row of the 2019 zoo table next to the zoo's reference row (whose
 figures were measured on V100 GPUs with 16 images per training iteration).
@@ -120,12 +121,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None, help="torch and det_ops threads")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-memory", action="store_true", help="skip the peak memory measurement")
+    parser.add_argument(
+        "--memory-runs",
+        type=int,
+        default=3,
+        help="with --compare: fresh processes per side whose peak memory is the median "
+        "(on the CPU one run's peak RSS varies by about 50 MB)",
+    )
     parser.add_argument("--no-fast", action="store_true", help="infer without Detector's fast path")
     # Internal: run one side in this (fresh) process and print its peak memory as JSON.
     parser.add_argument("--memory-of", choices=("ours", "torchvision"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.iters < 1 or args.warmup < 0:
-        parser.error("--iters must be >= 1 and --warmup >= 0")
+    if args.iters < 1 or args.warmup < 0 or args.memory_runs < 1:
+        parser.error("--iters and --memory-runs must be >= 1 and --warmup >= 0")
     if args.compare and args.model not in TORCHVISION_NAMES:
         parser.error(
             f"--compare torchvision needs model one of {', '.join(TORCHVISION_NAMES)}; "
@@ -528,8 +536,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     measures = time_sides(sides, samples, args.iters, args.warmup, device)
     if not args.no_memory:
         if args.compare:
+            peaks: dict[str, list[float]] = {m.name: [] for m in measures}
+            for _ in range(args.memory_runs):  # sides in turn, as for the timings
+                for m in measures:
+                    peak = memory_in_subprocess(argv, m.name)
+                    if peak is not None:
+                        peaks[m.name].append(peak)
             for m in measures:
-                m.peak_memory_mb = memory_in_subprocess(argv, m.name)
+                m.peak_memory_mb = statistics.median(peaks[m.name]) if peaks[m.name] else None
         else:
             for side, m in zip(sides, measures, strict=True):
                 if reset_peak_memory(device):

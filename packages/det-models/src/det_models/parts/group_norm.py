@@ -21,10 +21,10 @@ class RoIGroupNorm(nn.GroupNorm):
     """GroupNorm for RoI features: hundreds of small maps (7x7 box, 14x14 mask features).
 
     On the CPU, PyTorch's channels-last GroupNorm kernel is slow on such batches in bfloat16
-    or with fewer than 4 channels per group: for 512 RoIs of 32 channels at 7x7 a training
-    step (forward and backward) takes 10x longer in bf16 and 7x longer in fp32 than in the
-    contiguous layout (BENCHMARKS.md). Such inputs are normalised in the contiguous layout;
-    the next conv accepts either layout. The values are those of nn.GroupNorm.
+    or with fewer than 4 channels per group: for 512 RoIs of 32 channels at 7x7, forward and
+    backward take 7x longer in bf16 and 2.5x longer in fp32 than in the contiguous layout
+    (BENCHMARKS.md). Such inputs are normalised in the contiguous layout; the next conv
+    accepts either layout. The values are those of nn.GroupNorm.
     """
 
     def forward(self, x: Tensor) -> Tensor:
