@@ -259,3 +259,13 @@ def test_retinanet_octave_base_scale_sets_the_smallest_anchor():
     assert smallest_square(build_model(row)) == pytest.approx(32.0)  # 4 x stride 8
     small = build_model(replace_path(row, "dense.octave_base_scale", 2.0))
     assert smallest_square(small) == pytest.approx(16.0)
+
+
+def test_group_norm_bench_prints_a_row_per_shape_and_dtype(capsys):
+    from det_models.parts import bench_group_norm
+
+    bench_group_norm.main(["--threads", "1", "--rois", "2", "--repeat", "1"])
+    rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| ") and "x" in r]
+    assert len(rows) == 2 * 4 * 2  # (7, 14) x (32, 64, 128, 256) x (float32, bfloat16)
+    assert rows[0].startswith("| 32 x 7 x 7 | float32 |")
+    assert all(float(c) >= 0 for r in rows for c in r.strip("| ").split(" | ")[2:])  # ms

@@ -37,7 +37,13 @@ def _alternating_medians_ms(fns: list[Callable[[], object]], repeat: int) -> lis
 
 def _train_step(layer: nn.Module, x: torch.Tensor) -> Callable[[], None]:
     x = x.detach().requires_grad_()
-    return lambda: layer(x).sum().backward()
+
+    def step() -> None:
+        x.grad = None
+        layer.zero_grad(set_to_none=True)
+        layer(x).sum().backward()
+
+    return step
 
 
 def _inference(layer: nn.Module, x: torch.Tensor) -> Callable[[], None]:
