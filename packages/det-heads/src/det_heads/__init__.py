@@ -3,6 +3,7 @@
 from det_heads.anchors import AnchorGenerator, RetinaAnchorGenerator, SSDAnchorGenerator
 from det_heads.assigners import Assignment, MaxIoUAssigner
 from det_heads.coders import DeltaXYWHCoder
+from det_heads.conventions import MMDET_V06, TORCHVISION, Conventions
 from det_heads.dense import ProposalConfig, RetinaHead, RPNHead, SSDHead
 from det_heads.fpn import FPN
 from det_heads.losses import CrossEntropyLoss, FocalLoss, SmoothL1Loss
@@ -21,10 +22,13 @@ from det_heads.samplers import OHEMSampler, PseudoSampler, RandomSampler, Sampli
 
 __all__ = [
     "FPN",
+    "MMDET_V06",
+    "TORCHVISION",
     "AnchorGenerator",
     "Assignment",
     "BBoxHead",
     "CascadeRoIHead",
+    "Conventions",
     "CrossEntropyLoss",
     "DeltaXYWHCoder",
     "FocalLoss",

@@ -1,9 +1,17 @@
 """Anchor generators: FPN (RPN / Faster R-CNN), RetinaNet octave anchors and SSD anchors.
 
-Boxes are (x1, y1, x2, y2) in input-image pixels, without the +1 of 2019 code: an anchor of
-width w spans [cx - w/2, cx + w/2]. Anchors of a level are ordered by location (row-major
-over the feature map) and then by base anchor, matching a head's output viewed as
+Boxes are (x1, y1, x2, y2) in input-image pixels. Anchors of a level are ordered by location
+(row-major over the feature map) and then by base anchor, matching a head's output viewed as
 [B, H, W, A, ...].
+
+Three styles place and round the anchors (det_heads.conventions):
+- "det": an anchor of width w spans [cx - w/2, cx + w/2], cx = (x + center_offset) * stride.
+- "mmdet" (the 2019 zoo, mmdet/core/anchor/anchor_generator.py gen_base_anchors): the base
+  anchor is centred at ((base - 1) / 2), its corners ctr -+ 0.5 (w - 1) rounded; SSD's at
+  ((stride - 1) / 2) (mmdet/models/anchor_heads/ssd_head.py).
+- "torchvision" (torchvision/models/detection/anchor_utils.py AnchorGenerator): sizes
+  truncated to integers, corners -+ w / 2 rounded, centred on the cell corner; a level's
+  stride is the padded image size // its feature size, per axis.
 """
 
 from __future__ import annotations
@@ -13,6 +21,8 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor
+
+from det_heads.conventions import ANCHOR_STYLES
 
 
 class AnchorGenerator:
@@ -30,7 +40,9 @@ class AnchorGenerator:
         scales: anchor scales in units of the base size.
         ratios: height / width ratios.
         base_sizes: base size per level; defaults to the strides.
-        center_offset: anchor centre within its cell, in strides (0: at the cell's corner).
+        center_offset: anchor centre within its cell, in strides (0: at the cell's corner);
+            "det" style only.
+        style: "det", "mmdet" or "torchvision" (see the module's docstring).
     """
 
     def __init__(
@@ -41,16 +53,21 @@ class AnchorGenerator:
         *,
         base_sizes: Sequence[float] | None = None,
         center_offset: float = 0.0,
+        style: str = "det",
     ) -> None:
         if base_sizes is not None and len(base_sizes) != len(strides):
             raise ValueError(
                 f"AnchorGenerator: base_sizes needs one value per stride ({len(strides)}), "
                 f"got {len(base_sizes)}"
             )
+        _check_style(style)
+        self.style = style
         self.strides = tuple(int(s) for s in strides)
-        self.center_offset = float(center_offset)
+        self.center_offset = float(center_offset) if style == "det" else 0.0
         sizes = base_sizes if base_sizes is not None else self.strides
-        self.base_anchors = [_base_anchors(float(b), list(scales), list(ratios)) for b in sizes]
+        self.base_anchors = [
+            _base_anchors(float(b), list(scales), list(ratios), style) for b in sizes
+        ]
 
     @property
     def num_levels(self) -> int:
@@ -60,6 +77,17 @@ class AnchorGenerator:
     def num_anchors(self) -> list[int]:
         """Anchors per location, for each level."""
         return [a.shape[0] for a in self.base_anchors]
+
+    def level_strides(self, feat_sizes: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+        """(stride_y, stride_x) of each level: the configured strides, or for the torchvision
+        style the padded image size (the finest level's size times its stride) // the
+        level's size, as torchvision computes them (800 // 13 = 61 on P6 of an 800-row
+        image, not 64)."""
+        if self.style != "torchvision":
+            return [(s, s) for s in self.strides]
+        image_h = feat_sizes[0][0] * self.strides[0]
+        image_w = feat_sizes[0][1] * self.strides[0]
+        return [(image_h // max(h, 1), image_w // max(w, 1)) for h, w in feat_sizes]
 
     def grid_anchors(
         self, feat_sizes: Sequence[tuple[int, int]], device: torch.device | str = "cpu"
@@ -78,10 +106,14 @@ class AnchorGenerator:
                 f"AnchorGenerator: expected {self.num_levels} feature sizes, got {len(feat_sizes)}"
             )
         out = []
-        for (h, w), stride, base in zip(feat_sizes, self.strides, self.base_anchors, strict=True):
-            offset = self.center_offset * stride
-            xs = torch.arange(w, device=device, dtype=torch.float32) * stride + offset
-            ys = torch.arange(h, device=device, dtype=torch.float32) * stride + offset
+        strides = self.level_strides(feat_sizes)
+        for (h, w), (stride_y, stride_x), base in zip(
+            feat_sizes, strides, self.base_anchors, strict=True
+        ):
+            xs = torch.arange(w, device=device, dtype=torch.float32) * stride_x
+            ys = torch.arange(h, device=device, dtype=torch.float32) * stride_y
+            xs = xs + self.center_offset * stride_x
+            ys = ys + self.center_offset * stride_y
             yy, xx = torch.meshgrid(ys, xs, indexing="ij")
             shifts = torch.stack([xx, yy, xx, yy], dim=-1).reshape(-1, 1, 4)
             out.append((shifts + base.to(device)[None]).reshape(-1, 4))
@@ -149,11 +181,12 @@ class RetinaAnchorGenerator(AnchorGenerator):
         ratios: Sequence[float] = (0.5, 1.0, 2.0),
         *,
         center_offset: float = 0.0,
+        style: str = "det",
     ) -> None:
         scales = [
             octave_base_scale * 2 ** (i / scales_per_octave) for i in range(scales_per_octave)
         ]
-        super().__init__(strides, scales, ratios, center_offset=center_offset)
+        super().__init__(strides, scales, ratios, center_offset=center_offset, style=style)
 
 
 # SSD anchor settings of the 2019 ssd300_coco / ssd512_coco configs.
@@ -198,6 +231,8 @@ class SSDAnchorGenerator(AnchorGenerator):
         ratios: extra ratios of each level; default SSD_RATIOS[input_size].
         basesize_ratio_range: min sizes range as fractions of input_size (COCO defaults).
         min_sizes, max_sizes: explicit sizes, overriding basesize_ratio_range.
+        style: "det" (centres at (x + 0.5) * stride, exact corners) or "mmdet" (centres at
+            x * stride + (stride - 1) / 2, corners ctr -+ 0.5 (w - 1) rounded).
     """
 
     def __init__(
@@ -209,7 +244,10 @@ class SSDAnchorGenerator(AnchorGenerator):
         basesize_ratio_range: tuple[float, float] | None = None,
         min_sizes: Sequence[float] | None = None,
         max_sizes: Sequence[float] | None = None,
+        style: str = "det",
     ) -> None:
+        if style not in ("det", "mmdet"):
+            raise ValueError(f"SSDAnchorGenerator: style must be 'det' or 'mmdet', got {style!r}")
         if strides is None or ratios is None:
             if input_size not in SSD_STRIDES:
                 raise ValueError(
@@ -224,26 +262,62 @@ class SSDAnchorGenerator(AnchorGenerator):
             rng = basesize_ratio_range or SSD_BASESIZE_RATIO_RANGE.get(input_size, (0.2, 0.9))
             min_sizes, max_sizes = ssd_sizes(input_size, rng, len(strides))
         self.input_size = input_size
+        self.style = style
         self.strides = strides
-        self.center_offset = 0.5
+        self.center_offset = 0.5 if style == "det" else 0.0
         self.min_sizes = tuple(min_sizes)
         self.max_sizes = tuple(max_sizes)
         self.base_anchors = []
-        for lo, hi, level_ratios in zip(min_sizes, max_sizes, ratios, strict=True):
+        for lo, hi, level_ratios, stride in zip(min_sizes, max_sizes, ratios, strides, strict=True):
             wh = [(lo, lo), (math.sqrt(lo * hi),) * 2]
             for q in (q for r in level_ratios for q in (1 / r, r)):
                 wh.append((lo / math.sqrt(q), lo * math.sqrt(q)))
-            self.base_anchors.append(_boxes_from_wh(wh))
+            if style == "mmdet":
+                self.base_anchors.append(_legacy_boxes(wh, (stride - 1) / 2))
+            else:
+                self.base_anchors.append(_boxes_from_wh(wh))
+
+
+def _check_style(style: str) -> None:
+    if style not in ANCHOR_STYLES:
+        raise ValueError(
+            f"AnchorGenerator: style must be one of {', '.join(ANCHOR_STYLES)}; got {style!r}"
+        )
+
+
+# Base anchors are made on the CPU (also under a `with torch.device(...)` context) and moved
+# to the feature maps' device by grid_anchors.
+_CPU = torch.device("cpu")
 
 
 def _boxes_from_wh(wh: list[tuple[float, float]]) -> Tensor:
-    sizes = torch.tensor(wh, dtype=torch.float32)
+    sizes = torch.tensor(wh, dtype=torch.float32, device=_CPU)
     return torch.cat([-0.5 * sizes, 0.5 * sizes], dim=1)
 
 
-def _base_anchors(base: float, scales: list[float], ratios: list[float]) -> Tensor:
-    wh = []
-    for r in ratios:
-        for s in scales:
-            wh.append((base * s / math.sqrt(r), base * s * math.sqrt(r)))
+def _legacy_boxes(wh: list[tuple[float, float]], center: float) -> Tensor:
+    """The 2019 corners: ctr -+ 0.5 (w - 1), rounded (half to even, as torch.round)."""
+    sizes = torch.tensor(wh, dtype=torch.float32, device=_CPU)
+    half = 0.5 * (sizes - 1)
+    return torch.cat([center - half, center + half], dim=1).round()
+
+
+def _base_anchors(base: float, scales: list[float], ratios: list[float], style: str) -> Tensor:
+    """Base anchors ratio-major then scale; the mmdet and torchvision styles in float32, as
+    the original code computed them (their rounding depends on it)."""
+    h_ratios = torch.sqrt(torch.tensor(ratios, dtype=torch.float32, device=_CPU))
+    w_ratios = 1 / h_ratios
+    scale = torch.tensor(scales, dtype=torch.float32, device=_CPU)
+    if style == "torchvision":
+        # torchvision's sizes are integers (int(32 * 2 ** (1 / 3)) = 40 for RetinaNet).
+        sizes = [float(int(base * s)) for s in scales]
+        sizes = torch.tensor(sizes, dtype=torch.float32, device=_CPU)
+        ws = (w_ratios[:, None] * sizes[None, :]).reshape(-1)
+        hs = (h_ratios[:, None] * sizes[None, :]).reshape(-1)
+        return (torch.stack([-ws, -hs, ws, hs], dim=1) / 2).round()
+    ws = (base * w_ratios[:, None] * scale[None, :]).reshape(-1)
+    hs = (base * h_ratios[:, None] * scale[None, :]).reshape(-1)
+    if style == "mmdet":
+        return _legacy_boxes(torch.stack([ws, hs], dim=1).tolist(), 0.5 * (base - 1))
+    wh = [(base * s / math.sqrt(r), base * s * math.sqrt(r)) for r in ratios for s in scales]
     return _boxes_from_wh(wh)

@@ -55,6 +55,7 @@ class MaxIoUAssigner:
         ignore_iof_thr: boxes covered by an ignore (crowd) box by more than this fraction of
             their own area are ignored; < 0 disables.
         num_classes: C, the label of unmatched boxes in Assignment.labels.
+        offset: 0 (widths x2 - x1) or 1 (x2 - x1 + 1, the 2019 bbox_overlaps) in the IoU.
 
     Zoo settings (2019): RPN 0.7 / 0.3 / 0.3, R-CNN 0.5 / 0.5 / 0.5, RetinaNet 0.5 / 0.4 / 0,
     SSD 0.5 / 0.5 / 0 with gt_max_assign_all False; Cascade stages 0.5, 0.6, 0.7 for all three.
@@ -68,7 +69,11 @@ class MaxIoUAssigner:
         *,
         gt_max_assign_all: bool = True,
         ignore_iof_thr: float = -1.0,
+        offset: int = 0,
     ) -> None:
+        if isinstance(offset, bool) or offset not in (0, 1):
+            raise ValueError(f"MaxIoUAssigner: offset must be 0 or 1, got {offset!r}")
+        self.offset = int(offset)
         if isinstance(neg_iou_thr, (tuple, list)):
             if len(neg_iou_thr) != 2 or neg_iou_thr[0] > neg_iou_thr[1]:
                 raise ValueError(
@@ -120,10 +125,12 @@ class MaxIoUAssigner:
                 Assignment(g, gt_inds, boxes.new_zeros(n)), gt_labels, num_classes
             )
         # Step 1.
-        overlaps = det_ops.bbox_overlaps(gt_boxes.to(boxes.dtype), boxes)
+        overlaps = det_ops.bbox_overlaps(gt_boxes.to(boxes.dtype), boxes, offset=self.offset)
         # Step 2.
         if self.ignore_iof_thr > 0 and ignore_boxes is not None and ignore_boxes.numel():
-            iof = det_ops.bbox_overlaps(boxes, ignore_boxes.to(boxes.dtype), mode="iof")
+            iof = det_ops.bbox_overlaps(
+                boxes, ignore_boxes.to(boxes.dtype), mode="iof", offset=self.offset
+            )
             overlaps[:, iof.max(dim=1).values > self.ignore_iof_thr] = -1
         # Step 3.
         max_overlaps, argmax = overlaps.max(dim=0)

@@ -13,8 +13,12 @@ class DeltaXYWHCoder:
     """(dx, dy, dw, dh) deltas of a box from a reference box, normalised by means and stds.
 
     dx = (gx - px) / pw, dy = (gy - py) / ph, dw = log(gw / pw), dh = log(gh / ph), where
-    (px, py) is the reference centre and (pw, ph) its size (x2 - x1, no +1); the target is
+    (px, py) is the reference centre and (pw, ph) its size (x2 - x1 + offset); the target is
     (d - means) / stds. Decoding clamps dw, dh to |log(clip_ratio)| so that exp cannot blow up.
+
+    With offset 1 (the 2019 code, mmdet/core/bbox/transforms.py bbox2delta / delta2bbox) a
+    box of width w spans [cx - 0.5 (w - 1), cx + 0.5 (w - 1)] and decoded boxes are clipped
+    to [0, W - 1] x [0, H - 1]; with offset 0 to [0, W] x [0, H].
 
     Defaults are the 2019 R-CNN box head's (stds 0.1, 0.1, 0.2, 0.2); the RPN uses stds of 1.
 
@@ -23,6 +27,9 @@ class DeltaXYWHCoder:
         stds: Tensor[4]-like scales of the normalised deltas.
         clip_ratio: smallest width/height ratio a decoded box may shrink or grow by
             (16 / 1000: dw, dh <= log(1000 / 16) = 4.135).
+        offset: 0 (widths x2 - x1) or 1 (x2 - x1 + 1).
+        clamp: "both" (dw, dh clamped to +-log(1 / clip_ratio)) or "max" (from above only,
+            as torchvision's BoxCoder.decode).
     """
 
     def __init__(
@@ -30,14 +37,23 @@ class DeltaXYWHCoder:
         means: Sequence[float] = (0.0, 0.0, 0.0, 0.0),
         stds: Sequence[float] = (0.1, 0.1, 0.2, 0.2),
         clip_ratio: float = 16 / 1000,
+        *,
+        offset: int = 0,
+        clamp: str = "both",
     ) -> None:
         if len(means) != 4 or len(stds) != 4:
             raise ValueError(f"DeltaXYWHCoder: means and stds need 4 values, got {means}, {stds}")
         if not 0 < clip_ratio < 1:
             raise ValueError(f"DeltaXYWHCoder: clip_ratio must be in (0, 1), got {clip_ratio}")
+        if isinstance(offset, bool) or offset not in (0, 1):
+            raise ValueError(f"DeltaXYWHCoder: offset must be 0 or 1, got {offset!r}")
+        if clamp not in ("both", "max"):
+            raise ValueError(f"DeltaXYWHCoder: clamp must be 'both' or 'max', got {clamp!r}")
         self.means = tuple(float(m) for m in means)
         self.stds = tuple(float(s) for s in stds)
         self.max_ratio = abs(math.log(clip_ratio))
+        self.offset = int(offset)
+        self.clamp = clamp
 
     def encode(self, boxes: Tensor, gt_boxes: Tensor) -> Tensor:
         """Regression targets that move boxes onto gt_boxes.
@@ -49,10 +65,18 @@ class DeltaXYWHCoder:
         Returns:
             Tensor[N, 4] normalised (dx, dy, dw, dh).
         """
-        pw, ph = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
-        px, py = boxes[:, 0] + 0.5 * pw, boxes[:, 1] + 0.5 * ph
-        gw, gh = gt_boxes[:, 2] - gt_boxes[:, 0], gt_boxes[:, 3] - gt_boxes[:, 1]
-        gx, gy = gt_boxes[:, 0] + 0.5 * gw, gt_boxes[:, 1] + 0.5 * gh
+        o = self.offset
+        pw, ph = boxes[:, 2] - boxes[:, 0] + o, boxes[:, 3] - boxes[:, 1] + o
+        gw, gh = gt_boxes[:, 2] - gt_boxes[:, 0] + o, gt_boxes[:, 3] - gt_boxes[:, 1] + o
+        if o:
+            px, py = (boxes[:, 0] + boxes[:, 2]) * 0.5, (boxes[:, 1] + boxes[:, 3]) * 0.5
+            gx, gy = (
+                (gt_boxes[:, 0] + gt_boxes[:, 2]) * 0.5,
+                (gt_boxes[:, 1] + gt_boxes[:, 3]) * 0.5,
+            )
+        else:
+            px, py = boxes[:, 0] + 0.5 * pw, boxes[:, 1] + 0.5 * ph
+            gx, gy = gt_boxes[:, 0] + 0.5 * gw, gt_boxes[:, 1] + 0.5 * gh
         deltas = torch.stack(
             [(gx - px) / pw, (gy - py) / ph, torch.log(gw / pw), torch.log(gh / ph)], dim=1
         )
@@ -75,17 +99,29 @@ class DeltaXYWHCoder:
         n, width = deltas.shape[0], deltas.shape[1]
         d = deltas.reshape(n, width // 4, 4) * deltas.new_tensor(self.stds)
         d = d + deltas.new_tensor(self.means)
-        dw = d[..., 2].clamp(-self.max_ratio, self.max_ratio)
-        dh = d[..., 3].clamp(-self.max_ratio, self.max_ratio)
-        pw = (boxes[:, 2] - boxes[:, 0])[:, None]
-        ph = (boxes[:, 3] - boxes[:, 1])[:, None]
-        px = boxes[:, 0, None] + 0.5 * pw
-        py = boxes[:, 1, None] + 0.5 * ph
+        low = None if self.clamp == "max" else -self.max_ratio
+        dw = d[..., 2].clamp(low, self.max_ratio)
+        dh = d[..., 3].clamp(low, self.max_ratio)
+        o = self.offset
+        pw = (boxes[:, 2] - boxes[:, 0] + o)[:, None]
+        ph = (boxes[:, 3] - boxes[:, 1] + o)[:, None]
+        if o:
+            px = ((boxes[:, 0] + boxes[:, 2]) * 0.5)[:, None]
+            py = ((boxes[:, 1] + boxes[:, 3]) * 0.5)[:, None]
+        else:
+            px = boxes[:, 0, None] + 0.5 * pw
+            py = boxes[:, 1, None] + 0.5 * ph
         gx, gy = px + pw * d[..., 0], py + ph * d[..., 1]
         gw, gh = pw * dw.exp(), ph * dh.exp()
-        out = torch.stack([gx - 0.5 * gw, gy - 0.5 * gh, gx + 0.5 * gw, gy + 0.5 * gh], dim=-1)
+        if o:
+            half_w, half_h = gw * 0.5, gh * 0.5
+            out = torch.stack(
+                [gx - half_w + 0.5, gy - half_h + 0.5, gx + half_w - 0.5, gy + half_h - 0.5], -1
+            )
+        else:
+            out = torch.stack([gx - 0.5 * gw, gy - 0.5 * gh, gx + 0.5 * gw, gy + 0.5 * gh], -1)
         if max_shape is not None:
-            h, w = max_shape
+            h, w = max_shape[0] - o, max_shape[1] - o
             out = torch.stack(
                 [
                     out[..., 0].clamp(0, w),

@@ -20,6 +20,8 @@ class NMSConfig:
         max_per_img: detections kept per image, by score.
         soft: soft-NMS (linear decay) instead of greedy NMS.
         soft_min_score: soft-NMS drops boxes whose decayed score falls below this.
+        min_size: candidates narrower or lower than this (x2 - x1) are dropped before NMS
+            (torchvision's box heads: 0.01; the 2019 configs: none).
     """
 
     score_thr: float = 0.05
@@ -27,6 +29,7 @@ class NMSConfig:
     max_per_img: int = 100
     soft: bool = False
     soft_min_score: float = 0.05
+    min_size: float = 0.0
 
 
 # 2019 R-CNN and RetinaNet test config.
@@ -34,7 +37,7 @@ DEFAULT_NMS = NMSConfig()
 
 
 def multiclass_nms(
-    boxes: Tensor, scores: Tensor, config: NMSConfig = DEFAULT_NMS
+    boxes: Tensor, scores: Tensor, config: NMSConfig = DEFAULT_NMS, *, offset: int = 0
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Detections of one image after per-class thresholding and NMS.
 
@@ -43,6 +46,7 @@ def multiclass_nms(
             (x1, y1, x2, y2), pixels.
         scores: Tensor[N, C] class scores (background excluded).
         config: thresholds.
+        offset: box width convention of the IoU (det_ops.nms).
 
     Returns:
         (boxes Tensor[K, 4], scores Tensor[K], labels int64 Tensor[K] in 0..C-1), K <=
@@ -54,11 +58,16 @@ def multiclass_nms(
     else:
         boxes = boxes.reshape(n, num_classes, 4)
     mask = scores > config.score_thr
-    return candidate_nms(boxes[mask], scores[mask], mask.nonzero()[:, 1], config)
+    return candidate_nms(boxes[mask], scores[mask], mask.nonzero()[:, 1], config, offset=offset)
 
 
 def candidate_nms(
-    cand_boxes: Tensor, cand_scores: Tensor, cand_labels: Tensor, config: NMSConfig = DEFAULT_NMS
+    cand_boxes: Tensor,
+    cand_scores: Tensor,
+    cand_labels: Tensor,
+    config: NMSConfig = DEFAULT_NMS,
+    *,
+    offset: int = 0,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Per-class NMS of candidates already above config.score_thr (see multiclass_nms).
 
@@ -67,10 +76,16 @@ def candidate_nms(
         cand_scores: Tensor[K].
         cand_labels: int64 Tensor[K] in 0..C-1.
         config: thresholds (score_thr is not applied again).
+        offset: box width convention of the IoU (det_ops.nms).
 
     Returns:
         As multiclass_nms.
     """
+    if config.min_size > 0:
+        w = cand_boxes[:, 2] - cand_boxes[:, 0]
+        h = cand_boxes[:, 3] - cand_boxes[:, 1]
+        big = (w >= config.min_size) & (h >= config.min_size)
+        cand_boxes, cand_scores, cand_labels = cand_boxes[big], cand_scores[big], cand_labels[big]
     if cand_scores.numel() == 0:
         return cand_boxes.new_zeros(0, 4), cand_scores.new_zeros(0), cand_labels
     if config.soft:
@@ -78,7 +93,7 @@ def candidate_nms(
         for c in cand_labels.unique():
             sel = (cand_labels == c).nonzero().flatten()
             keep, new_scores = det_ops.soft_nms(
-                cand_boxes[sel].contiguous(),
+                _shifted(cand_boxes[sel], offset).contiguous(),
                 cand_scores[sel].contiguous(),
                 iou_threshold=config.iou_thr,
                 min_score=config.soft_min_score,
@@ -92,7 +107,16 @@ def candidate_nms(
         order = out_scores.argsort(descending=True, stable=True)[: config.max_per_img]
         return out_boxes[order], out_scores[order], out_labels[order]
     keep = det_ops.batched_nms(
-        cand_boxes.contiguous(), cand_scores.contiguous(), cand_labels, config.iou_thr
+        cand_boxes.contiguous(),
+        cand_scores.contiguous(),
+        cand_labels,
+        config.iou_thr,
+        offset=offset,
     )
     keep = keep[: config.max_per_img]
     return cand_boxes[keep], cand_scores[keep], cand_labels[keep]
+
+
+def _shifted(boxes: Tensor, offset: int) -> Tensor:
+    """Boxes whose plain IoU is the IoU with widths x2 - x1 + offset (soft-NMS has no offset)."""
+    return boxes if offset == 0 else boxes + boxes.new_tensor([0, 0, offset, offset])

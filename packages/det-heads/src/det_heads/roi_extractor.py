@@ -23,7 +23,9 @@ def boxes_to_rois(boxes: Sequence[Tensor]) -> Tensor:
 class RoIExtractor(nn.Module):
     """Multi-level RoI pooling (FPN paper, eq. 1, with the zoo's finest scale 56).
 
-    A RoI of scale s = sqrt(w * h) goes to level floor(log2(s / finest_scale + 1e-6)),
+    A RoI of scale s = sqrt(w * h) (w = x2 - x1 + box_offset; the 2019 code's
+    mmdet/models/roi_extractors/single_level.py map_roi_levels has box_offset 1) goes to
+    level floor(log2(s / finest_scale + 1e-6)),
     clamped to the available levels: RoIs under 112 px to the finest level, 112..224 to the
     next, and so on.
 
@@ -33,7 +35,9 @@ class RoIExtractor(nn.Module):
         sampling_ratio: RoIAlign samples per bin side (2 in the zoo).
         pool: "align" (RoIAlign) or "pool" (RoIPool).
         finest_scale: the scale mapped to the finest level's upper bound / 2.
-        aligned: RoIAlign's half-pixel offset; the 2019 kernels had none.
+        aligned: RoIAlign's coordinates: False (torchvision's aligned=False), True (half-pixel
+            shift) or "legacy" (the 2019 kernels: RoI end + 1); see det_ops.roi_align.
+        box_offset: 0 or 1, added to widths and heights when mapping RoIs to levels.
     """
 
     def __init__(
@@ -44,11 +48,15 @@ class RoIExtractor(nn.Module):
         pool: str = "align",
         *,
         finest_scale: float = 56.0,
-        aligned: bool = False,
+        aligned: bool | str = False,
+        box_offset: int = 0,
     ) -> None:
         super().__init__()
         if pool not in ("align", "pool"):
             raise ValueError(f"RoIExtractor: pool must be 'align' or 'pool', got {pool!r}")
+        if isinstance(box_offset, bool) or box_offset not in (0, 1):
+            raise ValueError(f"RoIExtractor: box_offset must be 0 or 1, got {box_offset!r}")
+        self.box_offset = int(box_offset)
         self.strides = tuple(strides)
         self.output_size = output_size
         self.finest_scale = finest_scale
@@ -65,8 +73,8 @@ class RoIExtractor(nn.Module):
 
     def map_levels(self, rois: Tensor) -> Tensor:
         """int64 Tensor[K]: the level of each RoI (Tensor[K, 5])."""
-        w = (rois[:, 3] - rois[:, 1]).clamp(min=0)
-        h = (rois[:, 4] - rois[:, 2]).clamp(min=0)
+        w = (rois[:, 3] - rois[:, 1] + self.box_offset).clamp(min=0)
+        h = (rois[:, 4] - rois[:, 2] + self.box_offset).clamp(min=0)
         scale = torch.sqrt(w * h)
         levels = torch.floor(torch.log2(scale / self.finest_scale + 1e-6))
         return levels.clamp(0, self.num_levels - 1).long()

@@ -22,6 +22,7 @@ from det_heads import (
     SSDHead,
     StandardRoIHead,
 )
+from det_heads.conventions import Conventions
 from det_heads.roi.cascade_roi_head import CASCADE_STDS
 from det_models.config import (
     FAMILIES,
@@ -53,6 +54,14 @@ def build_model(config: ModelConfig) -> nn.Module:
         raise ValueError(f"family must be one of {', '.join(FAMILIES)}; got {config.family!r}")
     if config.num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {config.num_classes}")
+    model = _detector(config)
+    # What the model was built from: its conventions are checked when weights are loaded.
+    model.model_config = config
+    return model
+
+
+def _detector(config: ModelConfig) -> nn.Module:
+    conv = config.conventions
     backbone = _backbone(config.backbone)
     if config.family == "ssd":
         return SSD(backbone=backbone, head=_ssd_head(config, backbone.out_channels))
@@ -64,13 +73,19 @@ def build_model(config: ModelConfig) -> nn.Module:
             neck.out_channels,
             dense.feat_channels,
             dense.stacked_convs,
-            anchor_generator=RetinaAnchorGenerator(octave_base_scale=dense.octave_base_scale),
+            anchor_generator=RetinaAnchorGenerator(
+                octave_base_scale=dense.octave_base_scale, style=conv.anchors
+            ),
+            coder=_coder(conv, (1.0, 1.0, 1.0, 1.0)),
+            assigner=MaxIoUAssigner(0.5, 0.4, 0.0, offset=conv.box_offset),
+            nms_pre=dense.nms_pre,
+            candidates=conv.dense_candidates,
             **({"nms": dense.nms} if dense.nms is not None else {}),
         )
         return RetinaNet(backbone=backbone, neck=neck, head=head)
     if config.family == "rpn":
         return RPN(backbone=backbone, neck=neck, rpn=_rpn_head(config, neck.out_channels))
-    roi_head = _roi_head(config.roi, config.num_classes, neck.out_channels)
+    roi_head = _roi_head(config.roi, config.num_classes, neck.out_channels, conv)
     if config.family == "fast_rcnn":
         return FastRCNN(backbone=backbone, neck=neck, roi_head=roi_head)
     rpn = _rpn_head(config, neck.out_channels)
@@ -81,6 +96,10 @@ def build_model(config: ModelConfig) -> nn.Module:
         "cascade_mask_rcnn": CascadeRCNN,
     }[config.family]
     return detector(backbone=backbone, neck=neck, rpn=rpn, roi_head=roi_head)
+
+
+def _coder(conv: Conventions, stds: tuple[float, ...]) -> DeltaXYWHCoder:
+    return DeltaXYWHCoder(stds=stds, offset=conv.box_offset, clamp=conv.delta_clamp)
 
 
 def _backbone(config: BackboneConfig) -> nn.Module:
@@ -127,28 +146,43 @@ def _neck(config: NeckConfig, in_channels: list[int]) -> FPN:
 
 
 def _rpn_head(config: ModelConfig, channels: int) -> RPNHead:
-    rpn = config.rpn
+    rpn, conv = config.rpn, config.conventions
+    anchors = AnchorGenerator(
+        rpn.anchor_strides, rpn.anchor_scales, rpn.anchor_ratios, style=conv.anchors
+    )
     return RPNHead(
         channels,
         rpn.feat_channels,
-        anchor_generator=AnchorGenerator(rpn.anchor_strides, rpn.anchor_scales, rpn.anchor_ratios),
+        anchor_generator=anchors,
+        coder=_coder(conv, (1.0, 1.0, 1.0, 1.0)),
+        assigner=MaxIoUAssigner(0.7, 0.3, 0.3, offset=conv.box_offset),
         train_proposals=rpn.train_proposals,
         test_proposals=rpn.test_proposals,
     )
 
 
-def _box_extractor(config: RoIConfig, channels: int) -> RoIExtractor:
+def _extractor(config: RoIConfig, size: int, conv: Conventions) -> RoIExtractor:
+    return RoIExtractor(
+        config.strides,
+        size,
+        config.sampling_ratio,
+        aligned=conv.roi_align_aligned,
+        box_offset=conv.box_offset,
+    )
+
+
+def _box_extractor(config: RoIConfig, channels: int, conv: Conventions) -> RoIExtractor:
     if config.pool not in ROI_POOLS:
         raise ValueError(f"RoIConfig.pool must be one of {ROI_POOLS}, got {config.pool!r}")
     if config.pool == "align":
-        return RoIExtractor(config.strides, config.roi_size, config.sampling_ratio)
+        return _extractor(config, config.roi_size, conv)
     return DeformRoIExtractor(
         channels, config.pool, config.strides, config.roi_size, config.sampling_ratio
     )
 
 
 def _box_head(
-    config: RoIConfig, num_classes: int, channels: int, coder: DeltaXYWHCoder | None = None
+    config: RoIConfig, num_classes: int, channels: int, coder: DeltaXYWHCoder
 ) -> BBoxHead:
     agnostic = config.num_stages > 1
     if config.num_convs:
@@ -176,26 +210,28 @@ def _box_head(
     )
 
 
-def _mask_parts(config: RoIConfig, num_classes: int, channels: int):
-    extractor = RoIExtractor(config.strides, config.mask_roi_size, config.sampling_ratio)
+def _mask_parts(config: RoIConfig, num_classes: int, channels: int, conv: Conventions):
+    extractor = _extractor(config, config.mask_roi_size, conv)
     head_type = GroupNormMaskHead if config.norm == "GN" else MaskHead
     return extractor, head_type(num_classes, channels, channels, config.mask_num_convs)
 
 
 def _roi_head(
-    config: RoIConfig, num_classes: int, channels: int
+    config: RoIConfig, num_classes: int, channels: int, conv: Conventions
 ) -> StandardRoIHead | CascadeRoIHead:
     if config.num_stages == 1:
         mask_extractor, mask_head = (
-            _mask_parts(config, num_classes, channels) if config.with_mask else (None, None)
+            _mask_parts(config, num_classes, channels, conv) if config.with_mask else (None, None)
         )
         return StandardRoIHead(
-            _box_extractor(config, channels),
-            _box_head(config, num_classes, channels),
+            _box_extractor(config, channels, conv),
+            _box_head(config, num_classes, channels, _coder(conv, (0.1, 0.1, 0.2, 0.2))),
+            assigner=MaxIoUAssigner(0.5, 0.5, 0.5, offset=conv.box_offset),
             mask_extractor=mask_extractor,
             mask_head=mask_head,
             sampler=_rcnn_sampler(config),
             nms=config.nms,
+            conventions=conv,
         )
     n = config.num_stages
     if n > len(CASCADE_STDS) or len(config.cascade_ious) < n or len(config.stage_weights) < n:
@@ -203,19 +239,19 @@ def _roi_head(
             f"RoIConfig: num_stages {n} needs {n} cascade_ious and stage_weights "
             f"(and at most {len(CASCADE_STDS)} stages)"
         )
-    masks = [_mask_parts(config, num_classes, channels) for _ in range(n)]
+    masks = [_mask_parts(config, num_classes, channels, conv) for _ in range(n)]
     return CascadeRoIHead(
-        [_box_extractor(config, channels) for _ in range(n)],
-        [
-            _box_head(config, num_classes, channels, DeltaXYWHCoder(stds=stds))
-            for stds in CASCADE_STDS[:n]
+        [_box_extractor(config, channels, conv) for _ in range(n)],
+        [_box_head(config, num_classes, channels, _coder(conv, stds)) for stds in CASCADE_STDS[:n]],
+        assigners=[
+            MaxIoUAssigner(t, t, t, offset=conv.box_offset) for t in config.cascade_ious[:n]
         ],
-        assigners=[MaxIoUAssigner(t, t, t) for t in config.cascade_ious[:n]],
         samplers=[_rcnn_sampler(config) for _ in range(n)],
         stage_weights=config.stage_weights[:n],
         mask_extractors=[m[0] for m in masks] if config.with_mask else None,
         mask_heads=[m[1] for m in masks] if config.with_mask else None,
         nms=config.nms,
+        conventions=conv,
     )
 
 
@@ -227,7 +263,21 @@ def _rcnn_sampler(config: RoIConfig) -> RandomSampler:
 
 
 def _ssd_head(config: ModelConfig, in_channels: list[int]) -> SSDHead:
-    dense = config.dense
-    anchors = SSDAnchorGenerator(dense.input_size, basesize_ratio_range=dense.basesize_ratio_range)
+    dense, conv = config.dense, config.conventions
+    if conv.anchors == "torchvision":
+        raise ValueError(
+            "Conventions.anchors: SSD anchors are built in the 'det' or 'mmdet' style; "
+            "'torchvision' has no SSD VGG16 model here"
+        )
+    anchors = SSDAnchorGenerator(
+        dense.input_size, basesize_ratio_range=dense.basesize_ratio_range, style=conv.anchors
+    )
     extra = {"nms": dense.nms} if dense.nms is not None else {}
-    return SSDHead(config.num_classes, in_channels, anchor_generator=anchors, **extra)
+    return SSDHead(
+        config.num_classes,
+        in_channels,
+        anchor_generator=anchors,
+        coder=_coder(conv, (0.1, 0.1, 0.2, 0.2)),
+        assigner=MaxIoUAssigner(0.5, 0.5, 0.0, gt_max_assign_all=False, offset=conv.box_offset),
+        **extra,
+    )

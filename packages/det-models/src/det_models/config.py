@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from det_heads import NMSConfig, ProposalConfig
+from det_heads.conventions import DET, Conventions
 
 if TYPE_CHECKING:  # the zoo package imports this module, so only for type checkers
     from det_models.zoo.settings import DataConfig, ScheduleConfig
@@ -154,6 +155,7 @@ class DenseHeadConfig:
         input_size: SSD's input side (300 or 512).
         basesize_ratio_range: SSD anchor sizes as fractions of input_size.
         nms: test-time multiclass NMS (None: the head's default).
+        nms_pre: RetinaNet's candidates per level before NMS (the 2019 configs' 1000).
     """
 
     kind: str = "retina"
@@ -163,6 +165,7 @@ class DenseHeadConfig:
     input_size: int = 300
     basesize_ratio_range: tuple[float, float] | None = None
     nms: NMSConfig | None = None
+    nms_pre: int = 1000
 
 
 @dataclass(frozen=True)
@@ -177,6 +180,8 @@ class ModelConfig:
         rpn: the RPN, or None (Fast R-CNN, single-stage).
         roi: the second stage, or None (RPN, single-stage).
         dense: the single-stage head, or None.
+        conventions: the box arithmetic (det_heads.conventions): DET for training, MMDET_V06
+            for the 2019 zoo's checkpoints, TORCHVISION for torchvision's weights.
     """
 
     family: str
@@ -186,6 +191,7 @@ class ModelConfig:
     rpn: RPNConfig | None = field(default_factory=RPNConfig)
     roi: RoIConfig | None = None
     dense: DenseHeadConfig | None = None
+    conventions: Conventions = DET
 
 
 @dataclass(frozen=True)

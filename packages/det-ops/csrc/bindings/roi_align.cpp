@@ -6,12 +6,12 @@ namespace det_ops::bindings {
 
 void bind_roi_align(py::module_& cpu, py::module_& cuda) {
   // shape: (batch, channels, height, width, num_rois, pooled_h, pooled_w,
-  //         sampling_ratio, spatial_scale, aligned)
+  //         sampling_ratio, spatial_scale, aligned: a RoIAlignMode)
   auto to_shape = [](const py::tuple& t) {
     return RoIAlignShape{t[0].cast<int64_t>(), t[1].cast<int64_t>(), t[2].cast<int64_t>(),
                               t[3].cast<int64_t>(), t[4].cast<int64_t>(), t[5].cast<int64_t>(),
                               t[6].cast<int64_t>(), t[7].cast<int64_t>(), t[8].cast<double>(),
-                              t[9].cast<bool>()};
+                              t[9].cast<int>()};
   };
   // The CPU kernels share one signature: (const T* in, const T* rois, shape, T* out).
   auto def_cpu = [&cpu, to_shape](const char* name, const char* op, auto kernel) {

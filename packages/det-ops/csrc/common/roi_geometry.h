@@ -14,7 +14,7 @@ namespace det_ops {
 struct RoIAlignShape {
   int64_t batch, channels, height, width, num_rois, pooled_h, pooled_w, sampling_ratio;
   double spatial_scale;
-  bool aligned;
+  int aligned;  // a RoIAlignMode
 };
 
 // RoIPool: as RoIAlign, without sampling.
@@ -55,23 +55,32 @@ DET_HD int64_t sampling_grid(T extent, int64_t pooled, int64_t sampling_ratio) {
   return points > T(kMaxSamplingGrid) ? kMaxSamplingGrid : static_cast<int64_t>(points);
 }
 
-// RoIAlign's geometry: with aligned=True pixel centres sit at +0.5 (the RoI is
-// shifted by half a pixel); with aligned=False RoIs are at least 1x1.
+// Where a RoI's corners land on the feature map:
+// - kRoIUnaligned (torchvision's aligned=False): x * scale; the RoI is at least 1x1.
+// - kRoIAligned: x * scale - 0.5, so that pixel centres sit at +0.5; no minimum size.
+// - kRoILegacy (the 2019 mmdetection kernels, mmdet/ops/roi_align/src/roi_align_kernel.cu,
+//   ROIAlignForward): start x1 * scale, end (x2 + 1) * scale; the size is clamped at 0.
+enum RoIAlignMode { kRoIUnaligned = 0, kRoIAligned = 1, kRoILegacy = 2 };
+
 template <typename T>
 DET_HD AlignedRoI<T> aligned_roi(const T* roi, int64_t batch_size, T spatial_scale,
                                  int64_t pooled_h, int64_t pooled_w, int64_t sampling_ratio,
-                                 bool aligned) {
+                                 int mode) {
   AlignedRoI<T> r;
-  const T offset = aligned ? T(0.5) : T(0);
+  const T offset = mode == kRoIAligned ? T(0.5) : T(0);
+  const T end_plus = mode == kRoILegacy ? T(1) : T(0);
   r.start_x = roi[1] * spatial_scale - offset;
   r.start_y = roi[2] * spatial_scale - offset;
-  const T end_x = roi[3] * spatial_scale - offset;
-  const T end_y = roi[4] * spatial_scale - offset;
+  const T end_x = (roi[3] + end_plus) * spatial_scale - offset;
+  const T end_y = (roi[4] + end_plus) * spatial_scale - offset;
   r.roi_w = end_x - r.start_x;
   r.roi_h = end_y - r.start_y;
-  if (!aligned) {
+  if (mode == kRoIUnaligned) {
     r.roi_w = max_of(r.roi_w, T(1));
     r.roi_h = max_of(r.roi_h, T(1));
+  } else if (mode == kRoILegacy) {
+    r.roi_w = max_of(r.roi_w, T(0));
+    r.roi_h = max_of(r.roi_h, T(0));
   }
   r.bin_h = r.roi_h / static_cast<T>(pooled_h);
   r.bin_w = r.roi_w / static_cast<T>(pooled_w);

@@ -30,7 +30,7 @@ struct Tap4 {
 template <typename T>
 AlignedRoI<T> roi_geometry(const T* rois, int64_t k, const DeformRoIPoolShape& s) {
   return aligned_roi(rois + 5 * k, s.batch, static_cast<T>(s.spatial_scale), s.pooled_h,
-                     s.pooled_w, s.sampling_ratio, /*aligned=*/true);
+                     s.pooled_w, s.sampling_ratio, kRoIAligned);
 }
 
 // Calls fn(taps) for every sampling point of RoI k, bin by bin (row-major

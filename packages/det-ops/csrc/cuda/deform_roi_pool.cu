@@ -13,7 +13,7 @@ template <typename T>
 __device__ __forceinline__ AlignedRoI<T> roi_geometry(const T* rois, int64_t k,
                                                       const DeformRoIPoolShape& s) {
   return aligned_roi(rois + 5 * k, s.batch, static_cast<T>(s.spatial_scale), s.pooled_h,
-                     s.pooled_w, s.sampling_ratio, /*aligned=*/true);
+                     s.pooled_w, s.sampling_ratio, kRoIAligned);
 }
 
 template <typename T>

@@ -204,3 +204,30 @@ def boolean(op: str, name: str, value: Any) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{op}: {name} must be a bool, got {type(value).__name__}")
     return bool(value)
+
+
+# Box width conventions: x2 - x1 (0), or x2 - x1 + 1 as in the 2019 mmdetection kernels (1).
+BOX_OFFSETS = (0, 1)
+
+
+def box_offset(op: str, offset: Any) -> int:
+    """offset checked to be one of BOX_OFFSETS."""
+    if isinstance(offset, bool) or offset not in BOX_OFFSETS:
+        raise ValueError(
+            f"{op}: offset must be 0 (widths x2 - x1) or 1 (widths x2 - x1 + 1, the 2019 "
+            f"mmdetection convention), got {offset!r}"
+        )
+    return int(offset)
+
+
+def with_offset(boxes: Any, offset: int) -> Any:
+    """Boxes whose (x2, y2) moved by offset: their plain IoU is the IoU with widths + offset.
+
+    The intersection min(x2a, x2b) - max(x1a, x1b) + 1 and the width x2 - x1 + 1 of the 2019
+    kernels are those of boxes ending at x2 + 1, so one shift gives every op the convention.
+    """
+    if offset == 0:
+        return boxes
+    shifted = boxes.copy() if isinstance(boxes, np.ndarray) else boxes.clone()
+    shifted[:, 2:] += offset
+    return shifted

@@ -10,7 +10,9 @@ from det_ops._arrays import NUMPY, dtype_name, is_torch, kernels
 MODES = {"iou": 0, "iof": 1}
 
 
-def bbox_overlaps(boxes1: Any, boxes2: Any, mode: str = "iou", aligned: bool = False) -> Any:
+def bbox_overlaps(
+    boxes1: Any, boxes2: Any, mode: str = "iou", aligned: bool = False, *, offset: int = 0
+) -> Any:
     """IoU (or IoF, intersection over the area of boxes1) of two sets of boxes.
 
     Args:
@@ -18,6 +20,8 @@ def bbox_overlaps(boxes1: Any, boxes2: Any, mode: str = "iou", aligned: bool = F
         boxes2: Tensor[M, 4].
         mode: "iou" or "iof".
         aligned: compare box i of boxes1 with box i of boxes2 only (N == M).
+        offset: 0 (widths x2 - x1) or 1 (widths x2 - x1 + 1, the 2019 mmdetection
+            bbox_overlaps).
 
     Returns:
         Tensor[N, M], or Tensor[N] when aligned. A zero-area denominator is
@@ -38,6 +42,8 @@ def bbox_overlaps(boxes1: Any, boxes2: Any, mode: str = "iou", aligned: bool = F
         _checks.same_length(op, ("boxes1", "boxes2"), boxes1, boxes2)
     dtype = _checks.compute_dtype(boxes1, boxes2)
     boxes1, boxes2 = _checks.cast(boxes1, dtype), _checks.cast(boxes2, dtype)
+    offset = _checks.box_offset(op, offset)
+    boxes1, boxes2 = _checks.with_offset(boxes1, offset), _checks.with_offset(boxes2, offset)
     if is_torch(boxes1):
         import torch
 

@@ -26,13 +26,14 @@ def _nan_scores(op: str) -> ValueError:
     return ValueError(f"{op}: scores contains NaN; there is no score order to suppress in")
 
 
-def nms(boxes: Any, scores: Any, iou_threshold: float) -> Any:
+def nms(boxes: Any, scores: Any, iou_threshold: float, *, offset: int = 0) -> Any:
     """Greedy non-maximum suppression.
 
     Args:
         boxes: Tensor[N, 4] or ndarray (x1, y1, x2, y2), pixels.
         scores: Tensor[N] or ndarray.
         iou_threshold: boxes overlapping a kept box by IoU > this are dropped.
+        offset: 0 (widths x2 - x1) or 1 (widths x2 - x1 + 1, the 2019 mmdetection NMS).
 
     Returns:
         int64 indices of the kept boxes by decreasing score (equal scores: lower
@@ -41,6 +42,7 @@ def nms(boxes: Any, scores: Any, iou_threshold: float) -> Any:
     """
     boxes, scores = _boxes_and_scores("nms", boxes, scores)
     iou_threshold = _checks.real("nms", "iou_threshold", iou_threshold)
+    boxes = _checks.with_offset(boxes, _checks.box_offset("nms", offset))
     if is_torch(boxes):
         import torch
 
@@ -50,7 +52,9 @@ def nms(boxes: Any, scores: Any, iou_threshold: float) -> Any:
     return nms_kernel(NUMPY, boxes, scores, iou_threshold)
 
 
-def batched_nms(boxes: Any, scores: Any, idxs: Any, iou_threshold: float) -> Any:
+def batched_nms(
+    boxes: Any, scores: Any, idxs: Any, iou_threshold: float, *, offset: int = 0
+) -> Any:
     """NMS within each category: boxes of different idxs never suppress each other.
 
     Args:
@@ -58,6 +62,7 @@ def batched_nms(boxes: Any, scores: Any, idxs: Any, iou_threshold: float) -> Any
         scores: Tensor[N].
         idxs: integer Tensor[N], the category (or image) of each box.
         iou_threshold: IoU above which a box is dropped.
+        offset: 0 (widths x2 - x1) or 1 (widths x2 - x1 + 1, the 2019 mmdetection NMS).
 
     Returns:
         int64 indices of the kept boxes, by decreasing score.
@@ -71,6 +76,7 @@ def batched_nms(boxes: Any, scores: Any, idxs: Any, iou_threshold: float) -> Any
     _checks.same_length("batched_nms", ("boxes", "idxs"), boxes, idxs)
     idxs = _checks.cast(idxs, "int64")
     iou_threshold = _checks.real("batched_nms", "iou_threshold", iou_threshold)
+    boxes = _checks.with_offset(boxes, _checks.box_offset("batched_nms", offset))
     if is_torch(boxes):
         import torch
 

@@ -7,6 +7,21 @@ from typing import Any
 from det_ops import _checks
 from det_ops._arrays import NUMPY, dtype_name, is_torch, kernels
 
+# RoI coordinate modes; the kernels' RoIAlignMode (csrc/common/roi_geometry.h).
+ALIGNED_MODES = {False: 0, True: 1, "legacy": 2}
+
+
+def aligned_mode(op: str, aligned: Any) -> int:
+    """The kernels' integer mode of an `aligned` argument: False, True or "legacy"."""
+    if isinstance(aligned, str):
+        if aligned != "legacy":
+            raise ValueError(
+                f"{op}: aligned must be True, False or 'legacy' (the 2019 mmdetection RoIAlign), "
+                f"got {aligned!r}"
+            )
+        return ALIGNED_MODES["legacy"]
+    return ALIGNED_MODES[_checks.boolean(op, "aligned", aligned)]
+
 
 def roi_align(
     input: Any,
@@ -14,7 +29,7 @@ def roi_align(
     output_size: int | tuple[int, int],
     spatial_scale: float = 1.0,
     sampling_ratio: int = 0,
-    aligned: bool = True,
+    aligned: bool | str = True,
 ) -> Any:
     """Pools each RoI of a feature map into a fixed grid of averaged bilinear samples.
 
@@ -28,7 +43,10 @@ def roi_align(
         spatial_scale: feature-map pixels per image pixel (1/16 for stride 16).
         sampling_ratio: sampling points per bin and axis; <= 0: adaptive,
             ceil(roi size / output size).
-        aligned: shift the RoI by half a pixel so that pixel centres are at +0.5.
+        aligned: True: shift the RoI by half a pixel so that pixel centres are at +0.5;
+            False (torchvision's default): no shift, RoIs at least 1x1 on the map;
+            "legacy": the 2019 mmdetection kernel: the RoI ends at (x2 + 1, y2 + 1) before
+            scaling and its size is clamped at 0, not 1 (widths x2 - x1 + 1).
 
     Returns:
         Tensor[K, C, out_h, out_w], input's dtype. RoIs with a non-finite
@@ -39,7 +57,7 @@ def roi_align(
         op, input, rois, output_size, spatial_scale, keep_channels_last=True
     )
     sampling_ratio = _checks.integer_value(op, "sampling_ratio", sampling_ratio)
-    aligned = _checks.boolean(op, "aligned", aligned)
+    aligned = aligned_mode(op, aligned)
     if is_torch(input):
         import torch
 
@@ -104,7 +122,7 @@ def roi_align_shape(
     out_h: int,
     out_w: int,
     sampling_ratio: int,
-    aligned: bool,
+    aligned: int,
 ) -> tuple:
     batch, channels, height, width = (int(v) for v in input_shape)
     return (
@@ -117,7 +135,7 @@ def roi_align_shape(
         out_w,
         sampling_ratio,
         spatial_scale,
-        aligned,
+        int(aligned),
     )
 
 
@@ -129,7 +147,7 @@ def roi_align_forward_kernel(
     out_h: int,
     out_w: int,
     sampling_ratio: int,
-    aligned: bool,
+    aligned: int,
 ) -> Any:
     num_rois, channels = rois.shape[0], input.shape[1]
     output = xp.empty((num_rois, channels, out_h, out_w), dtype_name(input), like=input)
@@ -152,7 +170,7 @@ def roi_align_backward_kernel(
     out_h: int,
     out_w: int,
     sampling_ratio: int,
-    aligned: bool,
+    aligned: int,
     channels_last: bool = False,
 ) -> Any:
     """The gradient of the input; with channels_last (CPU torch tensors only) it is

@@ -35,7 +35,8 @@ class RetinaHead(nn.Module):
         stacked_convs: convs per tower.
         prior_prob: initial foreground probability of every anchor.
         anchor_generator, coder, assigner, cls_loss, box_loss: the parts.
-        nms_pre: anchors kept per level before NMS at test time.
+        nms_pre: candidates kept per level before NMS at test time.
+        candidates: "anchor" or "pair", see dense_detections.
         nms: test-time multiclass NMS.
     """
 
@@ -55,10 +56,16 @@ class RetinaHead(nn.Module):
         allowed_border: float = -1,
         nms_pre: int = 1000,
         nms: NMSConfig = DEFAULT_NMS,
+        candidates: str = "anchor",
     ) -> None:
         super().__init__()
         if num_classes < 1:
             raise ValueError(f"RetinaHead: num_classes must be >= 1, got {num_classes}")
+        if candidates not in ("anchor", "pair"):
+            raise ValueError(
+                f"RetinaHead: candidates must be 'anchor' or 'pair', got {candidates!r}"
+            )
+        self.candidates = candidates
         self.num_classes = num_classes
         self.anchor_generator = anchor_generator or RetinaAnchorGenerator()
         self.coder = coder or DeltaXYWHCoder(stds=(1.0, 1.0, 1.0, 1.0))
@@ -175,6 +182,7 @@ class RetinaHead(nn.Module):
                     coder=self.coder,
                     nms_pre=self.nms_pre,
                     nms=self.nms,
+                    candidates=self.candidates,
                 )
             )
         return results

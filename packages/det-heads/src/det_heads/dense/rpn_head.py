@@ -34,7 +34,8 @@ class ProposalConfig:
         nms_post: boxes kept per level after NMS.
         max_num: proposals kept per image, by score, over all levels.
         nms_thr: NMS IoU threshold.
-        min_size: boxes with width or height below this are dropped (0: none).
+        min_size: boxes with width or height (x2 - x1 + the coder's offset) below this are
+            dropped (0: none; torchvision's RPN: 0.001).
     """
 
     nms_pre: int = 1000
@@ -200,11 +201,14 @@ class RPNHead(nn.Module):
                     scores, top = scores.topk(cfg.nms_pre)
                     deltas, level_anchors_ = deltas[top], level_anchors_[top]
                 boxes = self.coder.decode(level_anchors_, deltas, image_size(meta))
+                offset = self.coder.offset
                 if cfg.min_size > 0:
-                    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+                    w = boxes[:, 2] - boxes[:, 0] + offset
+                    h = boxes[:, 3] - boxes[:, 1] + offset
                     keep = (w >= cfg.min_size) & (h >= cfg.min_size)
                     boxes, scores = boxes[keep], scores[keep]
-                keep = det_ops.nms(boxes.float(), scores.float(), cfg.nms_thr)[: cfg.nms_post]
+                keep = det_ops.nms(boxes.float(), scores.float(), cfg.nms_thr, offset=offset)
+                keep = keep[: cfg.nms_post]
                 boxes_all.append(boxes[keep])
                 scores_all.append(scores[keep])
             boxes, scores = torch.cat(boxes_all), torch.cat(scores_all)

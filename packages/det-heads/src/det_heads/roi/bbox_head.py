@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from det_heads.coders import DeltaXYWHCoder
-from det_heads.inputs import image_size
+from det_heads.inputs import image_size, scale_factors
 from det_heads.losses import CrossEntropyLoss, SmoothL1Loss
 from det_heads.postprocess import DEFAULT_NMS, NMSConfig, candidate_nms
 from det_heads.samplers import SamplingResult
@@ -131,6 +131,8 @@ class BBoxHead(nn.Module):
         deltas: Tensor,
         meta: dict,
         nms: NMSConfig = DEFAULT_NMS,
+        *,
+        nms_space: str = "input",
     ) -> dict[str, Tensor]:
         """Detections of one image from its RoIs' outputs, in input pixels.
 
@@ -138,11 +140,15 @@ class BBoxHead(nn.Module):
             boxes: Tensor[K, 4] the RoIs (x1, y1, x2, y2), input pixels.
             logits: Tensor[K, C + 1] class logits (or averaged logits).
             deltas: Tensor[K, 4] or Tensor[K, 4 C].
-            meta: the image's dict(img_shape).
+            meta: the image's dict(img_shape[, scale_factor]).
             nms: multiclass NMS settings.
+            nms_space: "input" (NMS on the decoded boxes) or "original" (the 2019 code's
+                bbox_head.py get_det_bboxes: boxes divided by the scale factor first).
 
         Returns:
-            dict(boxes Tensor[N, 4], scores Tensor[N], labels int64[N] in 0..C-1).
+            dict(boxes Tensor[N, 4], scores Tensor[N], labels int64[N] in 0..C-1); with
+            nms_space "original" also original_boxes Tensor[N, 4], the boxes NMS kept, and
+            boxes is those times the scale factor, as the 2019 code fed its mask head.
         """
         scores = logits.softmax(dim=1)[:, : self.num_classes]
         # Only the (RoI, class) pairs above the threshold are decoded (a few hundred instead
@@ -151,7 +157,19 @@ class BBoxHead(nn.Module):
         own = deltas.reshape(deltas.shape[0], deltas.shape[1] // 4, 4)  # sizes: K may be 0
         own = own[rows, labels] if own.shape[1] > 1 else own[rows, 0]
         decoded = self.decode(boxes[rows], own, meta)
+        offset = self.coder.offset
+        if nms_space == "original":
+            factors = scale_factors(meta, decoded.device)
+            out_boxes, out_scores, out_labels = candidate_nms(
+                decoded / factors, scores[rows, labels], labels, nms, offset=offset
+            )
+            return {
+                "boxes": out_boxes * factors,
+                "original_boxes": out_boxes,
+                "scores": out_scores,
+                "labels": out_labels,
+            }
         out_boxes, out_scores, out_labels = candidate_nms(
-            decoded, scores[rows, labels], labels, nms
+            decoded, scores[rows, labels], labels, nms, offset=offset
         )
         return {"boxes": out_boxes, "scores": out_scores, "labels": out_labels}

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from det_heads.assigners import MaxIoUAssigner
 from det_heads.coders import DeltaXYWHCoder
+from det_heads.conventions import DET, Conventions
 from det_heads.inputs import check_metas, check_targets
 from det_heads.postprocess import DEFAULT_NMS, NMSConfig
 from det_heads.roi.bbox_head import BBoxHead
@@ -66,6 +67,7 @@ class CascadeRoIHead(nn.Module):
         stage_weights: loss multiplier of each stage.
         mask_extractors, mask_heads: per stage, or None.
         nms: test-time multiclass NMS.
+        conventions: where the test-time NMS runs and how masks are pasted.
     """
 
     def __init__(
@@ -79,8 +81,10 @@ class CascadeRoIHead(nn.Module):
         mask_extractors: Sequence[RoIExtractor] | None = None,
         mask_heads: Sequence[MaskHead] | None = None,
         nms: NMSConfig = DEFAULT_NMS,
+        conventions: Conventions = DET,
     ) -> None:
         super().__init__()
+        self.conventions = conventions
         n = len(bbox_heads)
         assigners = assigners or [MaxIoUAssigner(t, t, t) for t in CASCADE_IOUS[:n]]
         samplers = samplers or [
@@ -196,13 +200,16 @@ class CascadeRoIHead(nn.Module):
         mean_logits = logit_sum / self.num_stages
         last = self.bbox_heads[-1]
         dets = [
-            last.detections(b, lg, d, meta, self.nms)
+            last.detections(b, lg, d, meta, self.nms, nms_space=self.conventions.nms_space)
             for b, lg, d, meta in zip(
                 boxes, mean_logits.split(sizes), deltas.split(sizes), metas, strict=True
             )
         ]
         masks = self._mask_probs(feats, dets) if self.mask_heads is not None else [None] * batch
-        return [finish_detections(d, m, p) for d, m, p in zip(dets, metas, masks, strict=True)]
+        paste = self.conventions.mask_paste
+        return [
+            finish_detections(d, m, p, paste) for d, m, p in zip(dets, metas, masks, strict=True)
+        ]
 
     def _mask_probs(self, feats: Sequence[Tensor], dets: list[dict]) -> list[Tensor]:
         rois = boxes_to_rois([d["boxes"] for d in dets]).to(feats[0])

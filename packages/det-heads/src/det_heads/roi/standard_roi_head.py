@@ -9,11 +9,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from det_heads.assigners import MaxIoUAssigner
+from det_heads.conventions import DET, Conventions
 from det_heads.inputs import (
     check_boxes,
     check_metas,
     check_targets,
     original_size,
+    scale_factors,
     to_original,
 )
 from det_heads.postprocess import DEFAULT_NMS, NMSConfig
@@ -83,12 +85,21 @@ def finish_detections(
     det: dict[str, Tensor],
     meta: dict,
     mask_probs: Tensor | None,
+    mask_paste: str = "det",
 ) -> dict[str, Tensor]:
-    """Moves one image's detections (input pixels) to the original image; pastes masks."""
-    boxes = to_original(det["boxes"], meta)
+    """Moves one image's detections (input pixels) to the original image; pastes masks.
+
+    Detections whose NMS ran in original pixels (original_boxes, the 2019 code) keep those
+    boxes; the 2019 code pasted masks on its input-pixel boxes divided by the scale factor.
+    """
+    if "original_boxes" in det:
+        boxes = det["original_boxes"]
+        paste_boxes = det["boxes"] / scale_factors(meta, boxes.device)
+    else:
+        boxes = paste_boxes = to_original(det["boxes"], meta)
     out = {"boxes": boxes, "scores": det["scores"], "labels": det["labels"]}
     if mask_probs is not None:
-        out["masks"] = paste_masks(mask_probs, boxes, original_size(meta))
+        out["masks"] = paste_masks(mask_probs, paste_boxes, original_size(meta), style=mask_paste)
     return out
 
 
@@ -107,6 +118,8 @@ class StandardRoIHead(nn.Module):
         mask_extractor: RoIExtractor for the mask head (14x14), or None.
         mask_head: the MaskHead, or None for Faster R-CNN.
         nms: test-time multiclass NMS.
+        conventions: where the test-time NMS runs and how masks are pasted (nms_space,
+            mask_paste); the parts' own conventions are set when they are built.
     """
 
     def __init__(
@@ -119,8 +132,10 @@ class StandardRoIHead(nn.Module):
         mask_extractor: RoIExtractor | None = None,
         mask_head: MaskHead | None = None,
         nms: NMSConfig = DEFAULT_NMS,
+        conventions: Conventions = DET,
     ) -> None:
         super().__init__()
+        self.conventions = conventions
         if (mask_extractor is None) != (mask_head is None):
             raise ValueError("StandardRoIHead: give both mask_extractor and mask_head, or neither")
         self.bbox_extractor = bbox_extractor
@@ -208,13 +223,18 @@ class StandardRoIHead(nn.Module):
         logits, deltas = self.bbox_head(self.bbox_extractor(feats, rois))
         sizes = [b.shape[0] for b in boxes]
         dets = [
-            self.bbox_head.detections(b, lg, d, meta, self.nms)
+            self.bbox_head.detections(
+                b, lg, d, meta, self.nms, nms_space=self.conventions.nms_space
+            )
             for b, lg, d, meta in zip(
                 boxes, logits.split(sizes), deltas.split(sizes), metas, strict=True
             )
         ]
         masks = self._mask_probs(feats, dets) if self.mask_head is not None else [None] * batch
-        return [finish_detections(d, m, p) for d, m, p in zip(dets, metas, masks, strict=True)]
+        paste = self.conventions.mask_paste
+        return [
+            finish_detections(d, m, p, paste) for d, m, p in zip(dets, metas, masks, strict=True)
+        ]
 
     def _mask_probs(self, feats: Sequence[Tensor], dets: list[dict]) -> list[Tensor]:
         rois = boxes_to_rois([d["boxes"] for d in dets]).to(feats[0])

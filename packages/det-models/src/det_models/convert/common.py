@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from det_heads.conventions import DET, Conventions
+
 
 @dataclass
 class Converted:
@@ -16,10 +18,13 @@ class Converted:
     Attributes:
         state_dict: our model's keys and tensors.
         unused: source keys that map to nothing in our model (reported, not loaded).
+        conventions: the box arithmetic the weights were trained with; a model must be built
+            with it (ModelConfig.conventions) to give the original code's detections.
     """
 
     state_dict: dict[str, Tensor]
     unused: list[str] = field(default_factory=list)
+    conventions: Conventions = DET
 
 
 def unwrap(checkpoint: Mapping) -> dict[str, Tensor]:

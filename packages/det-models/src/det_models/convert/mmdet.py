@@ -33,7 +33,7 @@ from collections.abc import Mapping
 
 from torch import Tensor
 
-from det_heads import SSDAnchorGenerator
+from det_heads import MMDET_V06, SSDAnchorGenerator
 from det_models.convert.common import Converted, background_last, drop_first, rename, unwrap
 from det_models.zoo.configs import GN_VARIANTS, model_config
 from det_models.zoo.entry import ZooEntry
@@ -59,8 +59,10 @@ def from_mmdet(state_dict: Mapping, zoo_entry: ZooEntry) -> Converted:
         zoo_entry: the zoo row the checkpoint belongs to (zoo.entry(...)).
 
     Returns:
-        Converted(state_dict with our keys, unused source keys). The state dict loads
-        strictly into zoo.build(*zoo_entry.key).
+        Converted(state_dict with our keys, unused source keys, conventions MMDET_V06). The
+        state dict loads strictly into zoo.build(*zoo_entry.key); the 2019 code's detections
+        need the model built with those conventions: zoo.build(*zoo_entry.key,
+        conventions=MMDET_V06), as Detector.from_zoo and zoo.load_pretrained do.
     """
     if not isinstance(zoo_entry, ZooEntry):
         raise TypeError(f"zoo_entry must be a ZooEntry, got {type(zoo_entry).__name__}")
@@ -94,7 +96,9 @@ def from_mmdet(state_dict: Mapping, zoo_entry: ZooEntry) -> Converted:
             return _roi(m[1], m[2], m[3], value, gn)
         return None
 
-    return rename(unwrap(state_dict), rule)
+    converted = rename(unwrap(state_dict), rule)
+    converted.conventions = MMDET_V06
+    return converted
 
 
 def _roi(head: str, stage: str | None, rest: str, value: Tensor, gn: bool):

@@ -32,13 +32,27 @@ from collections.abc import Mapping
 
 from torch import Tensor
 
-from det_models.config import BackboneConfig, DenseHeadConfig, ModelConfig, NeckConfig, RoIConfig
+from det_heads import TORCHVISION, NMSConfig, ProposalConfig
+from det_models.config import (
+    BackboneConfig,
+    DenseHeadConfig,
+    ModelConfig,
+    NeckConfig,
+    RoIConfig,
+    RPNConfig,
+)
 from det_models.convert.common import Converted, background_last, drop_first, rename, unwrap
 
 TORCHVISION_MODELS = ("fasterrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn", "retinanet_resnet50_fpn")
 # 91 torchvision outputs less the background / unused index 0.
 TORCHVISION_CLASSES = 90
 _RETINA_ANCHORS = 9
+# torchvision's test-time settings (rpn.py RegionProposalNetwork, roi_heads.py RoIHeads,
+# retinanet.py RetinaNet defaults): 1000 proposals, boxes smaller than 1e-3 (RPN) or 1e-2
+# (box head) dropped; RetinaNet's 1000 candidates per level and 300 detections.
+_RPN_TEST = ProposalConfig(nms_pre=1000, nms_post=1000, max_num=1000, nms_thr=0.7, min_size=1e-3)
+_ROI_NMS = NMSConfig(score_thr=0.05, iou_thr=0.5, max_per_img=100, min_size=1e-2)
+_RETINA_NMS = NMSConfig(score_thr=0.05, iou_thr=0.5, max_per_img=300)
 
 _FPN = re.compile(r"^backbone\.fpn\.(inner_blocks|layer_blocks)\.(\d+)\.(?:0\.)?(weight|bias)$")
 _TOWER = re.compile(r"^head\.(classification_head|regression_head)\.conv\.(\d+)\.0\.(.+)$")
@@ -63,8 +77,9 @@ def torchvision_config(model_name: str) -> ModelConfig:
         model_name: one of TORCHVISION_MODELS.
 
     Returns:
-        The config; det_models.builder.build_model(config) makes the model that
-        from_torchvision's output loads into.
+        The config, with torchvision's box conventions (det_heads.TORCHVISION) and test-time
+        settings; det_models.builder.build_model(config) makes the model that
+        from_torchvision's output loads into and that gives torchvision's detections.
     """
     _check_name(model_name)
     backbone = BackboneConfig(arch="r50")
@@ -77,14 +92,17 @@ def torchvision_config(model_name: str) -> ModelConfig:
             backbone=backbone,
             neck=neck,
             rpn=None,
-            dense=DenseHeadConfig(kind="retina"),
+            dense=DenseHeadConfig(kind="retina", nms=_RETINA_NMS, nms_pre=1000),
+            conventions=TORCHVISION,
         )
     mask = model_name == "maskrcnn_resnet50_fpn"
     return ModelConfig(
         family="mask_rcnn" if mask else "faster_rcnn",
         num_classes=TORCHVISION_CLASSES,
         backbone=backbone,
-        roi=RoIConfig(with_mask=mask),
+        rpn=RPNConfig(test_proposals=_RPN_TEST),
+        roi=RoIConfig(with_mask=mask, nms=_ROI_NMS),
+        conventions=TORCHVISION,
     )
 
 
@@ -126,7 +144,9 @@ def from_torchvision(state_dict: Mapping, model_name: str) -> Converted:
             return f"head.cls.{suffix}", drop_first(value, 1, _RETINA_ANCHORS)
         return None
 
-    return rename(unwrap(state_dict), rule)
+    converted = rename(unwrap(state_dict), rule)
+    converted.conventions = TORCHVISION
+    return converted
 
 
 def _check_name(model_name: str) -> None:

@@ -10,6 +10,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
+from det_heads import MMDET_V06
 from det_models.convert import Converted, from_mmdet
 from det_models.zoo.entry import ZooEntry
 
@@ -24,7 +25,8 @@ def load_pretrained(
     """Converts a 2019 zoo checkpoint and loads it strictly into model.
 
     Args:
-        model: the model of the row, e.g. zoo.build(*entry.key).
+        model: the model of the row built with the 2019 conventions, e.g.
+            zoo.build(*entry.key, conventions=det_heads.MMDET_V06).
         entry: the zoo row the checkpoint belongs to.
         path_or_url: a local .pth file, a URL, or None for the row's released checkpoint
             (entry.url). URLs are looked up in torch.hub's cache (torch.hub.get_dir() /
@@ -47,6 +49,14 @@ def load_pretrained(
     if source is None:
         raise ValueError(
             f"path_or_url: zoo entry {entry.key} has no released checkpoint; give a local file"
+        )
+    built = getattr(model, "model_config", None)
+    if built is not None and built.conventions != MMDET_V06:
+        raise ValueError(
+            f"model: the 2019 checkpoint of {entry.key} gives the 2019 code's detections only "
+            "under its box conventions; build the model with them: "
+            f"zoo.build(*{entry.key}, conventions=det_heads.MMDET_V06) (or use "
+            "det_models.Detector.from_zoo(..., checkpoint=...), which does so)"
         )
     path = _local_file(str(source), download)
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)

@@ -15,7 +15,7 @@ def roi_align(
     out_h: int,
     out_w: int,
     sampling_ratio: int,
-    aligned: bool,
+    aligned: int,
 ) -> Tensor:
     return roi_align_forward_kernel(
         TORCH,
@@ -43,7 +43,7 @@ def roi_align_backward(
     out_h: int,
     out_w: int,
     sampling_ratio: int,
-    aligned: bool,
+    aligned: int,
     channels_last: bool = False,
 ) -> Tensor:
     return roi_align_backward_kernel(

@@ -16,7 +16,7 @@ class RoIAlign(nn.Module):
         output_size: int | tuple[int, int],
         spatial_scale: float = 1.0,
         sampling_ratio: int = 0,
-        aligned: bool = True,
+        aligned: bool | str = True,
     ) -> None:
         super().__init__()
         self.output_size = output_size

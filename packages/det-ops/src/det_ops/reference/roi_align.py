@@ -36,14 +36,28 @@ def clamped_bilinear(plane: Tensor, y: Tensor, x: Tensor) -> Tensor:
 
 
 def aligned_grid(
-    roi: Tensor, spatial_scale: float, out_h: int, out_w: int, sampling_ratio: int, aligned: bool
+    roi: Tensor,
+    spatial_scale: float,
+    out_h: int,
+    out_w: int,
+    sampling_ratio: int,
+    aligned: bool | str,
 ) -> tuple[Tensor, Tensor, int, int]:
-    """Sampling points of one RoI: y [out_h, grid_h], x [out_w, grid_w] and the grid sizes."""
-    offset = 0.5 if aligned else 0.0
-    x1, y1, x2, y2 = (roi[1:] * spatial_scale - offset).unbind()
+    """Sampling points of one RoI: y [out_h, grid_h], x [out_w, grid_w] and the grid sizes.
+
+    aligned: True (half-pixel shift), False (torchvision's: at least 1x1) or "legacy" (the
+    2019 kernels: the RoI ends at x2 + 1, y2 + 1 and its size is clamped at 0).
+    """
+    legacy = aligned == "legacy"
+    offset = 0.5 if aligned is True else 0.0
+    end = roi[3:] + 1 if legacy else roi[3:]
+    x1, y1 = (roi[1:3] * spatial_scale - offset).unbind()
+    x2, y2 = (end * spatial_scale - offset).unbind()
     roi_w, roi_h = x2 - x1, y2 - y1
-    if not aligned:
+    if aligned is False:
         roi_w, roi_h = roi_w.clamp(min=1), roi_h.clamp(min=1)
+    elif legacy:
+        roi_w, roi_h = roi_w.clamp(min=0), roi_h.clamp(min=0)
     bin_h, bin_w = roi_h / out_h, roi_w / out_w
     grid_h = sampling_ratio if sampling_ratio > 0 else max(math.ceil(float(roi_h) / out_h), 0)
     grid_w = sampling_ratio if sampling_ratio > 0 else max(math.ceil(float(roi_w) / out_w), 0)
@@ -62,7 +76,7 @@ def roi_align(
     output_size: tuple[int, int],
     spatial_scale: float = 1.0,
     sampling_ratio: int = 0,
-    aligned: bool = True,
+    aligned: bool | str = True,
 ) -> Tensor:
     """RoIAlign of input [B, C, H, W] over rois [K, 5] -> [K, C, out_h, out_w]."""
     out_h, out_w = output_size
