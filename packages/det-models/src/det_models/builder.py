@@ -177,7 +177,12 @@ def _box_extractor(config: RoIConfig, channels: int, conv: Conventions) -> RoIEx
     if config.pool == "align":
         return _extractor(config, config.roi_size, conv)
     return DeformRoIExtractor(
-        channels, config.pool, config.strides, config.roi_size, config.sampling_ratio
+        channels,
+        config.pool,
+        config.strides,
+        config.roi_size,
+        config.sampling_ratio,
+        box_offset=conv.box_offset,
     )
 
 

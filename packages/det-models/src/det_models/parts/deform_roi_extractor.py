@@ -26,6 +26,7 @@ class DeformRoIExtractor(RoIExtractor):
         sampling_ratio: samples per bin side.
         deform_fc_channels: hidden width of the offset (and mask) MLPs.
         gamma: offset scale relative to the RoI size.
+        box_offset: 0 or 1 (the 2019 +1 widths) when mapping RoIs to levels.
     """
 
     def __init__(
@@ -38,10 +39,11 @@ class DeformRoIExtractor(RoIExtractor):
         *,
         deform_fc_channels: int = 1024,
         gamma: float = 0.1,
+        box_offset: int = 0,
     ) -> None:
         if kind not in KINDS:
             raise ValueError(f"DeformRoIExtractor: kind must be one of {KINDS}, got {kind!r}")
-        super().__init__(strides, output_size, sampling_ratio, "align")
+        super().__init__(strides, output_size, sampling_ratio, "align", box_offset=box_offset)
         pack = DeformRoIPoolPack if kind == "dpool" else ModulatedDeformRoIPoolPack
         self.kind = kind
         self.layers = nn.ModuleList(
