@@ -10,7 +10,9 @@ from det_data.transforms import (
     Pad,
     RandomFlip,
     Resize,
+    ToFloat,
     rescaled_size,
+    zoo_test_transforms,
     zoo_train_transforms,
 )
 
@@ -138,3 +140,38 @@ def test_zoo_pipeline_output_contract():
     images, metas, _ = collate([(image, meta, target)])
     assert images.shape == (1, 3, 96, 128) and metas[0]["pad_shape"] == (96, 128, 3)
     assert torch.equal(images[0, :, :, :120], image) and not images[0, :, :, 120:].any()
+
+
+def test_test_pipeline_resizes_in_float_with_antialiasing():
+    # What det_models.predict does: float32, bilinear, antialiased, not rounded to 8 bits.
+    image = torch.randint(0, 256, (3, 48, 64), dtype=torch.uint8, generator=torch.Generator())
+    meta = {"scale_factor": (1.0, 1.0, 1.0, 1.0)}
+    out, _, _ = zoo_test_transforms((40, 30))(image, meta, {})
+    expected = torch.nn.functional.interpolate(
+        image[None].float(), size=(30, 40), mode="bilinear", align_corners=False, antialias=True
+    )[0]
+    expected = (expected - torch.tensor([123.675, 116.28, 103.53]).view(3, 1, 1)).mul_(
+        1.0 / torch.tensor([58.395, 57.12, 57.375]).view(3, 1, 1)
+    )
+    assert torch.equal(out, expected)
+    same, _, _ = Compose([ToFloat(), Resize((64, 48))])(image, meta, {})
+    assert same.dtype == torch.float32 and torch.equal(same, image.float())  # no resampling
+
+
+def test_legacy_resize_rounds_to_8_bits_with_one_scale_factor():
+    # 3 x 4 into (10, 5): factor min(10 / 4, 5 / 3) = 5 / 3, sides int(3 * 5/3 + 0.5) = 5 and
+    # int(4 * 5/3 + 0.5) = 7; the 2019 pipeline keeps 5 / 3 for both axes (not 7 / 4 for x).
+    image = torch.arange(12, dtype=torch.uint8).reshape(1, 3, 4).expand(3, 3, 4) * 20
+    meta = {"scale_factor": (1.0, 1.0, 1.0, 1.0)}
+    target = {"boxes": torch.tensor([[0.0, 0.0, 3.0, 3.0]])}
+    out, meta, target = Resize((10, 5), legacy=True)(image, meta, target)
+    assert out.dtype == torch.uint8 and out.shape == (3, 5, 7)
+    assert meta["scale_factor"] == pytest.approx((5 / 3,) * 4)
+    torch.testing.assert_close(target["boxes"], torch.tensor([[0.0, 0.0, 5.0, 5.0]]))
+    # Bilinear without antialiasing, rounded: the same as the float resize rounded.
+    exact = torch.nn.functional.interpolate(
+        image[None].float(), size=(5, 7), mode="bilinear", align_corners=False
+    )[0]
+    assert torch.equal(out, exact.round().to(torch.uint8))
+    floats, _, _ = Resize((10, 5), legacy=True)(image.float(), {}, {})
+    assert torch.equal(floats, exact.round())

@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import pytest
@@ -11,6 +12,7 @@ from det_engine.schedule import (
     build_sgd,
     clip_gradients,
     scaled_lr,
+    zoo_step_schedule,
 )
 
 
@@ -129,3 +131,36 @@ def test_build_adamw_steps_follow_the_adamw_update():
             value.sub_(lr * m_hat / (v_hat.sqrt() + eps))
         torch.testing.assert_close(model.weight.detach(), weight, rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(model.bias.detach(), bias, rtol=1e-5, atol=1e-6)
+
+
+def test_warmup_policies():
+    kwargs = {"warmup_iters": 100, "warmup_ratio": 0.1}
+    linear = WarmupStepSchedule(1.0, (8,), 1000, warmup="linear", **kwargs)
+    constant = WarmupStepSchedule(1.0, (8,), 1000, warmup="constant", **kwargs)
+    exp = WarmupStepSchedule(1.0, (8,), 1000, warmup="exp", **kwargs)
+    none = WarmupStepSchedule(1.0, (8,), 1000, warmup=None, **kwargs)
+    assert linear.lr_at(50) == pytest.approx(0.1 + 0.9 * 0.5)
+    assert constant.lr_at(0) == constant.lr_at(99) == pytest.approx(0.1)
+    assert exp.lr_at(0) == pytest.approx(0.1) and exp.lr_at(50) == pytest.approx(0.1**0.5)
+    assert none.lr_at(0) == 1.0
+    assert all(s.lr_at(100) == 1.0 for s in (linear, constant, exp))
+    restored = WarmupStepSchedule(1.0, (1,), 1)
+    restored.load_state_dict(exp.state_dict())
+    assert restored.warmup == "exp" and restored.lr_at(50) == exp.lr_at(50)
+    with pytest.raises(ValueError, match="warmup must be one of"):
+        WarmupStepSchedule(1.0, (8,), 1000, warmup="cosine")
+
+
+def test_zoo_step_schedule_reads_the_schedule_config_whole():
+    from det_models import zoo
+
+    # SSD300 COCO: 24 epochs of the training set repeated 5 times, steps at 16 and 22 of
+    # them; the trainer's epoch is one pass, so the lr drops after passes 80 and 110.
+    ssd = zoo.get("ssd300", "vgg16", "120e").schedule
+    s = zoo_step_schedule(ssd, 1e-3, 10)
+    assert s.steps == (80, 110) and ssd.total_epochs == 120
+    assert s.lr_at(799) == pytest.approx(1e-3) and s.lr_at(800) == pytest.approx(1e-4)
+    assert (s.warmup, s.warmup_iters, s.warmup_ratio) == ("linear", 500, 1 / 3)
+    changed = dataclasses.replace(ssd, warmup=None, lr_gamma=0.5, dataset_repeat=1)
+    s = zoo_step_schedule(changed, 1e-3, 10)
+    assert s.lr_at(0) == 1e-3 and s.steps == (16, 22) and s.lr_at(160) == pytest.approx(5e-4)

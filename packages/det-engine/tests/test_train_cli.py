@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 
 import pytest
 import torch
@@ -136,3 +137,160 @@ def test_test_cli_rejects_a_foreign_checkpoint(shapes_root, tmp_path, capsys):
     )
     assert rc == 2
     assert "not a det_engine checkpoint" in capsys.readouterr().err
+
+
+# Every family on the shapes set, one tiny iteration each: narrow backbones (ResNet-50 at a
+# quarter of its width, VGG16 at an eighth) and small images; SSD at its own square input.
+FAMILY_ROWS = [
+    ("rpn", "r50", "1x"),
+    ("faster_rcnn", "r50", "1x"),
+    ("mask_rcnn", "r50", "1x"),
+    ("cascade_rcnn", "r50", "1x"),
+    ("cascade_mask_rcnn", "r50", "1x"),
+    ("retinanet", "r50", "1x"),
+    ("ssd300", "vgg16", "120e"),
+    ("ssd512", "vgg16", "120e"),
+]
+
+
+def _data(shapes_root) -> list[str]:
+    """The data arguments of train and test (the test command takes the checkpoint's scale)."""
+    return ["--data", "shapes", "--data-root", str(shapes_root), *FAST[:4]]
+
+
+def _narrow(model: str) -> list[str]:
+    """``--set`` overrides that make the row's network tiny (narrow, few sampled RoIs)."""
+    if model.startswith("ssd"):
+        return ["model.backbone.base_channels=8"]
+    sets = ["model.backbone.base_channels=16", "model.neck.out_channels=32"]
+    if model == "retinanet":
+        return [*sets, "model.dense.feat_channels=32", "model.dense.stacked_convs=1"]
+    if model != "fast_rcnn":
+        sets.append("model.rpn.feat_channels=32")
+    if model != "rpn":
+        sets += ["model.roi.fc_channels=64", "model.roi.conv_channels=32"]
+        sets.append("model.roi.sample_num=64")
+    return sets
+
+
+def _tiny(shapes_root, model: str) -> list[str]:
+    """The training arguments of a tiny run of ``model``."""
+    sets = [arg for item in _narrow(model) for arg in ("--set", item)]
+    if model.startswith("ssd"):
+        return [*_data(shapes_root), *sets]
+    return [*_data(shapes_root), "--img-scale", "96", "64", *sets]
+
+
+@pytest.mark.parametrize("row", FAMILY_ROWS, ids=[row[0] for row in FAMILY_ROWS])
+def test_every_family_trains_and_evaluates_on_shapes(row, shapes_root, tmp_path, capsys):
+    work = tmp_path / "work"
+    argv = [*row, *_tiny(shapes_root, row[0]), "--batch-size", "2", "--max-iters", "1"]
+    assert train_cli.main([*argv, "--work-dir", str(work)]) == 0
+    result = json.loads((work / "eval.json").read_text())
+    metrics = result["metrics"]
+    expected = {
+        "rpn": "proposal_AR@1000",
+        "mask_rcnn": "segm_AP",
+        "cascade_mask_rcnn": "segm_AP",
+    }.get(row[0], "bbox_AP")
+    assert expected in metrics
+    size = {"ssd300": [300, 300], "ssd512": [512, 512]}.get(row[0], [96, 64])
+    assert result["img_scale"] == size
+    # the test command rebuilds the narrow model from the checkpoint's overrides and scale
+    rc = test_cli.main([*row, *_data(shapes_root), "--ckpt", result["checkpoint"]])
+    assert rc == 0
+    assert "metrics written to" in capsys.readouterr().out
+
+
+def test_the_schedule_config_is_read_whole(shapes_root, tmp_path):
+    work = tmp_path / "work"
+    argv = ["rpn", "r50", "1x", *_tiny(shapes_root, "rpn"), "--batch-size", "1"]
+    argv += ["--set", "schedule.warmup=None", "--set", "schedule.lr_gamma=0.5"]
+    argv += ["--set", "schedule.lr_steps=[1]", "--set", "schedule.dataset_repeat=2"]
+    argv += ["--max-iters", "5", "--no-eval", "--work-dir", str(work), "--log-interval", "1"]
+    assert train_cli.main(argv) == 0
+    lrs = [r["lr"] for r in _records(work) if r["mode"] == "train"]
+    base = 0.02 / 16
+    # no warmup; 4 images per pass, the step after epoch 1 of a set repeated twice: pass 2
+    assert lrs == pytest.approx([base] * 5)
+    state = ckpt.load(work / "iter_00000005.pth")
+    assert state["scheduler"]["steps"] == [2] and state["scheduler"]["gamma"] == 0.5
+    assert state["scheduler"]["warmup"] is None
+    assert state["epoch"] == 1  # the first pass of 4 iterations completed
+
+
+def test_data_overrides_reach_the_dataset(shapes_root):
+    from det_engine.runner import build_dataset
+    from det_engine.train import apply_overrides, parse_args
+    from det_models import zoo
+
+    args = parse_args(["retinanet", "r50", "1x", *_tiny(shapes_root, "retinanet")])
+    cfg = apply_overrides(zoo.get("retinanet", "r50", "1x"), ["data.flip_ratio=1.0"])
+    dataset = build_dataset(args, cfg, "train", train=True)
+    assert all(dataset[i][1]["flip"] for i in range(len(dataset)))
+    # A scale set with --set data.img_scale is not replaced by the shapes set's own.
+    cfg = apply_overrides(zoo.get("retinanet", "r50", "1x"), ["data.img_scale=(80, 40)"])
+    args = parse_args(["retinanet", "r50", "1x", *_data(shapes_root)])
+    assert max(build_dataset(args, cfg, "val", train=False)[0][1]["img_shape"][:2]) <= 80
+    # An SSD row trains with its augmentation at its square, not the keep-ratio pipeline.
+    args = parse_args(["ssd300", "vgg16", "120e", *_data(shapes_root)])
+    dataset = build_dataset(args, zoo.get("ssd300", "vgg16", "120e"), "train", train=True)
+    names = [type(t).__name__ for t in dataset.transforms.transforms]
+    assert names[:3] == ["PhotoMetricDistortion", "Expand", "MinIoURandomCrop"]
+    assert dataset[0][0].shape == (3, 300, 300)
+
+
+def test_fast_rcnn_trains_on_proposals_the_test_command_writes(shapes_root, tmp_path, capsys):
+    tiny = _tiny(shapes_root, "fast_rcnn")
+    fast = ["fast_rcnn", "r50", "1x", *tiny, "--batch-size", "2", "--max-iters", "1"]
+    fast_test = ["fast_rcnn", "r50", "1x", *_data(shapes_root)]
+    rpn_test = ["rpn", "r50", "1x", *_data(shapes_root)]
+
+    # Without proposal files it says what to pass and how to make them.
+    assert train_cli.main([*fast, "--work-dir", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err
+    assert "--proposals-train FILE and --proposals-test FILE" in err
+    assert "python -m det_engine.test rpn r50 1x --ckpt RPN_CKPT --data shapes" in err
+    assert not (tmp_path / "none").exists()
+
+    # An RPN, and its proposals of both splits from the test command (pickle and JSON).
+    rpn = ["rpn", "r50", "1x", *_tiny(shapes_root, "rpn")]
+    argv = [*rpn, "--max-iters", "1", "--no-eval", "--work-dir", str(tmp_path / "rpn")]
+    assert train_cli.main(argv) == 0
+    rpn_ckpt = str(tmp_path / "rpn" / "iter_00000001.pth")
+    train_props, val_props = tmp_path / "train.pkl", tmp_path / "val.json"
+    rc = test_cli.main(
+        [*rpn_test, "--ckpt", rpn_ckpt, "--split", "train", "--proposals-out", str(train_props)]
+    )
+    assert rc == 0
+    assert test_cli.main([*rpn_test, "--ckpt", rpn_ckpt, "--proposals-out", str(val_props)]) == 0
+    assert (tmp_path / "rpn" / "iter_00000001.train.eval.json").is_file()
+    by_id = pickle.loads(train_props.read_bytes())
+    annotations = json.loads((shapes_root / "annotations" / "instances_train.json").read_text())
+    assert set(by_id) == {image["id"] for image in annotations["images"]}
+    for image in annotations["images"]:
+        boxes = by_id[image["id"]]
+        assert boxes.ndim == 2 and boxes.shape[1] == 5 and len(boxes) > 0
+        # original-image pixels (the RPN saw the image at 96 x 64)
+        assert boxes[:, 2].max() <= image["width"] and boxes[:, 3].max() <= image["height"]
+    assert len(json.loads(val_props.read_text())) == 2
+
+    # Fast R-CNN trains on them and is evaluated on the test proposals.
+    props = ["--proposals-train", str(train_props), "--proposals-test", str(val_props)]
+    assert train_cli.main([*fast, *props, "--work-dir", str(tmp_path / "fast")]) == 0
+    assert "bbox_AP" in json.loads((tmp_path / "fast" / "eval.json").read_text())["metrics"]
+    fast_ckpt = str(tmp_path / "fast" / "iter_00000001.pth")
+    rc = test_cli.main([*fast_test, "--ckpt", fast_ckpt, "--proposals-test", str(val_props)])
+    assert rc == 0
+
+    # The 2019 zoo's files: a list of arrays in dataset order (the JSON's image order).
+    legacy = tmp_path / "rpn_r50_fpn_1x_train.pkl"
+    legacy.write_bytes(pickle.dumps([by_id[image["id"]] for image in annotations["images"]]))
+    argv = [*fast, "--proposals-train", str(legacy), "--no-eval"]
+    assert train_cli.main([*argv, "--work-dir", str(tmp_path / "legacy")]) == 0
+
+    # Proposals are only written by proposal models, and only read by Fast R-CNN.
+    rc = test_cli.main([*fast_test, "--ckpt", fast_ckpt, "--proposals-out", "x.pkl"])
+    assert rc == 2 and "proposals come from an RPN" in capsys.readouterr().err
+    rc = train_cli.main([*rpn, "--proposals-train", str(train_props), "--work-dir", "w"])
+    assert rc == 2 and "rpn takes no precomputed proposals" in capsys.readouterr().err

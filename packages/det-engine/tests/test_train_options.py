@@ -64,6 +64,18 @@ def test_apply_overrides_replaces_nested_fields(cfg):
     assert out.schedule.momentum == cfg.schedule.momentum
 
 
+def test_apply_overrides_takes_a_box_convention_by_name(cfg):
+    from det_models.config import CONVENTION_PRESETS
+
+    out = apply_overrides(cfg, ["model.conventions=mmdet_v0.6"])
+    assert out.model.conventions == CONVENTION_PRESETS["mmdet_v0.6"]
+    assert out.model.conventions.box_offset == 1
+    out = apply_overrides(cfg, ["model.conventions.box_offset=1"])
+    assert out.model.conventions.box_offset == 1 and out.model.conventions.anchors == "det"
+    with pytest.raises(OverrideError, match=r"must be one of det, mmdet_v0\.6, torchvision"):
+        apply_overrides(cfg, ["model.conventions=detectron"])
+
+
 def test_apply_overrides_unknown_key_lists_the_valid_keys_at_that_level(cfg):
     with pytest.raises(OverrideError) as e:
         apply_overrides(cfg, ["schedule.lrr=0.1"])

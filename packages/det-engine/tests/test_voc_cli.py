@@ -13,7 +13,8 @@ from PIL import Image
 from det_engine import checkpoint as ckpt
 from det_engine import test as test_cli
 from det_engine import train as train_cli
-from det_engine.runner import DataError, build_voc, voc_metrics
+from det_engine.data import VOC_SETS, DataError, build_voc
+from det_engine.runner import voc_metrics
 from det_models import zoo
 
 ROW = ["retinanet", "r50", "1x"]
@@ -64,17 +65,17 @@ def voc_root(tmp_path_factory):
 
 
 def test_voc_sets_join_2007_and_2012_trainval_and_test_on_2007(voc_root, tmp_path):
-    train = build_voc(str(voc_root), "train", train=True, transforms=None)
+    train = build_voc(str(voc_root), VOC_SETS["train"], train=True, transforms=None)
     assert [r.image_id for r in train.records] == [1, 2, "2012_000001"]
     assert len(train) == 3 and len(train.classes) == 20
     image, _, target = train[2]
     assert image.shape == (3, 48, 64)
     assert target["boxes"].tolist() == [[2.0, 2.0, 50.0, 40.0]]
-    val = build_voc(str(voc_root), "val", train=False, transforms=None)
+    val = build_voc(str(voc_root), VOC_SETS["val"], train=False, transforms=None)
     assert [r.image_id for r in val.records] == [3, 4]
 
     with pytest.raises(DataError) as e:
-        build_voc(str(tmp_path / "none"), "train", train=True, transforms=None)
+        build_voc(str(tmp_path / "none"), VOC_SETS["train"], train=True, transforms=None)
     assert str(tmp_path / "none" / "VOC2007" / "ImageSets" / "Main" / "trainval.txt") in str(
         e.value
     )
@@ -84,7 +85,7 @@ def test_voc_sets_join_2007_and_2012_trainval_and_test_on_2007(voc_root, tmp_pat
 
 
 def test_voc_metrics_ignore_difficult_objects(voc_root):
-    val = build_voc(str(voc_root), "val", train=False, transforms=None)
+    val = build_voc(str(voc_root), VOC_SETS["val"], train=False, transforms=None)
     dog, cat = val.classes.index("dog"), val.classes.index("cat")
     perfect = [
         {"boxes": torch.tensor([[4.0, 4.0, 30.0, 40.0]]), "scores": torch.tensor([0.9]),

@@ -102,6 +102,9 @@ def test_caffe_normalisation_is_bgr_and_ssd_is_square():
     assert batch.shape == (1, 3, 300, 300)
     assert meta["img_shape"] == meta["pad_shape"] == (300, 300, 3)
     assert meta["scale_factor"] == pytest.approx((300 / 80, 300 / 64, 300 / 80, 300 / 64))
+    # SSD's VGG16 weights: RGB with the mean removed, std 1
+    batch, _ = ssd.preprocess(torch.full((3, 300, 300), 200, dtype=torch.uint8))
+    assert batch[0, :, 0, 0].tolist() == pytest.approx([200 - 123.675, 200 - 116.28, 200 - 103.53])
 
 
 def test_from_zoo_loads_a_state_dict_file(tmp_path):

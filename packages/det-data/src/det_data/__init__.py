@@ -1,11 +1,12 @@
 """Detection data: COCO and VOC datasets, the zoo's transforms, samplers and collate."""
 
 from det_data import shapes
-from det_data.coco import CocoDataset, load_proposals
+from det_data.coco import CocoDataset
 from det_data.collate import collate
 from det_data.detection_dataset import DetectionDataset, ImageRecord
 from det_data.image_io import read_image
 from det_data.masks import InstanceMasks, rasterize
+from det_data.proposals import load_proposals, save_proposals
 from det_data.samplers import DistributedGroupSampler, GroupSampler
 from det_data.ssd_transforms import (
     Expand,
@@ -20,6 +21,7 @@ from det_data.transforms import (
     Pad,
     RandomFlip,
     Resize,
+    ToFloat,
     zoo_test_transforms,
     zoo_train_transforms,
 )
@@ -41,11 +43,13 @@ __all__ = [
     "PhotoMetricDistortion",
     "RandomFlip",
     "Resize",
+    "ToFloat",
     "VOCDataset",
     "collate",
     "load_proposals",
     "rasterize",
     "read_image",
+    "save_proposals",
     "shapes",
     "ssd_test_transforms",
     "ssd_train_transforms",

@@ -5,16 +5,17 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import pickle
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from pycocotools.coco import COCO
 
 from det_data.detection_dataset import DetectionDataset, ImageRecord, Transform
+from det_data.proposals import load_proposals
+
+__all__ = ["CocoDataset", "load_proposals"]
 
 
 def _load_json(ann_file: Path) -> dict[str, Any]:
@@ -44,58 +45,6 @@ def _load_json(ann_file: Path) -> dict[str, Any]:
     return data
 
 
-def load_proposals(path: str | Path, image_ids: list[int]) -> dict[int, np.ndarray]:
-    """Precomputed proposals (for Fast R-CNN) keyed by image id.
-
-    The file is a pickle (``.pkl``), a numpy (``.npy``, object array) or a torch (``.pt``)
-    file holding either a list with one float array[K, 4 | 5] (x1, y1, x2, y2[, score],
-    original image pixels) per image, in the order of the annotation file's sorted image
-    ids, or a dict image_id -> array.
-
-    Args:
-        path: the proposals file.
-        image_ids: every image id of the annotation file, sorted.
-
-    Returns:
-        dict image_id -> float32 ndarray[K, 4 | 5].
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"proposals file {path} does not exist")
-    suffix = path.suffix.lower()
-    if suffix in (".pkl", ".pickle"):
-        with open(path, "rb") as f:
-            data = pickle.load(f)
-    elif suffix == ".npy":
-        data = np.load(path, allow_pickle=True)
-        data = data.item() if data.dtype == object and data.shape == () else list(data)
-    elif suffix in (".pt", ".pth"):
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    else:
-        raise ValueError(f"proposals file {path}: expected .pkl, .npy or .pt, got '{suffix}'")
-    if isinstance(data, dict):
-        items = {int(k): v for k, v in data.items()}
-    elif isinstance(data, list | tuple):
-        if len(data) != len(image_ids):
-            raise ValueError(
-                f"proposals file {path} holds {len(data)} arrays but the annotation file has "
-                f"{len(image_ids)} images; the list must follow the sorted image ids"
-            )
-        items = dict(zip(image_ids, data, strict=True))
-    else:
-        raise ValueError(f"proposals file {path}: expected a list or dict, got {type(data)}")
-    out = {}
-    for image_id, arr in items.items():
-        arr = np.asarray(arr, dtype=np.float32).reshape(-1, np.asarray(arr).shape[-1] or 4)
-        if arr.shape[1] not in (4, 5):
-            raise ValueError(
-                f"proposals file {path}: image id {image_id} has shape {arr.shape}, "
-                "expected [K, 4] or [K, 5]"
-            )
-        out[image_id] = arr
-    return out
-
-
 class CocoDataset(DetectionDataset):
     """A COCO-format detection dataset (COCO 2017 or a user's own), as the zoo used it.
 
@@ -111,8 +60,10 @@ class CocoDataset(DetectionDataset):
         train: drop images with no usable (non-crowd) object or smaller than min_size.
         transforms: ``t(image, meta, target) -> (image, meta, target)``, or None.
         min_size: shorter image side below which training drops an image, pixels.
-        proposals: optional proposals file, see :func:`load_proposals`.
+        proposals: optional proposals file, see :mod:`det_data.proposals` (a list-form file
+            follows the order of the JSON's ``images``).
         with_masks: keep segmentations; None keeps them when every object has one.
+        max_proposals: proposals kept per image (the file's first ones), or None for all.
     """
 
     def __init__(
@@ -124,6 +75,7 @@ class CocoDataset(DetectionDataset):
         min_size: int = 32,
         proposals: str | Path | None = None,
         with_masks: bool | None = None,
+        max_proposals: int | None = None,
     ) -> None:
         self.ann_file = Path(ann_file)
         self.img_dir = Path(img_dir)
@@ -155,7 +107,10 @@ class CocoDataset(DetectionDataset):
                 ann.get("segmentation") for ann in data["annotations"]
             )
         self.with_masks = with_masks
-        props = load_proposals(proposals, image_ids) if proposals is not None else None
+        props = None
+        if proposals is not None:
+            file_order = [img["id"] for img in data["images"]]
+            props = load_proposals(proposals, file_order)
 
         self.num_dropped = 0
         self.num_clipped = 0
@@ -167,7 +122,7 @@ class CocoDataset(DetectionDataset):
                     raise ValueError(
                         f"proposals file {proposals} has no entry for image id {image_id}"
                     )
-                record.extra["proposals"] = props[image_id]
+                record.extra["proposals"] = props[image_id][:max_proposals]
             if train and (len(record.boxes) == 0 or min(record.width, record.height) < min_size):
                 continue
             records.append(record)

@@ -87,6 +87,8 @@ def dataset(
     transforms: Transform | None = None,
     root: str | Path | None = None,
     proposals: str | Path | None = None,
+    with_masks: bool | None = None,
+    max_proposals: int | None = None,
 ) -> CocoDataset:
     """The shapes split as a CocoDataset (generated first when needed).
 
@@ -95,7 +97,9 @@ def dataset(
         train: training filters on; default True for "train", False otherwise.
         transforms: the sample transforms.
         root: as for :func:`prepare`.
-        proposals: a proposals file for Fast R-CNN (see :func:`det_data.coco.load_proposals`).
+        proposals: a proposals file for Fast R-CNN (see :mod:`det_data.proposals`).
+        with_masks: load the masks; None: yes (every object has one).
+        max_proposals: proposals kept per image, or None for all.
     """
     if split not in SPLITS:
         raise ValueError(f"shapes.dataset: split must be one of {sorted(SPLITS)}, got {split!r}")
@@ -106,6 +110,8 @@ def dataset(
         train=split == "train" if train is None else train,
         transforms=transforms,
         proposals=proposals,
+        with_masks=with_masks,
+        max_proposals=max_proposals,
     )
 
 

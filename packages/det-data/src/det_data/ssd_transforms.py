@@ -16,7 +16,7 @@ from torch import Tensor
 from torchvision.ops import box_iou
 
 from det_data.detection_dataset import Sample
-from det_data.transforms import BOX_KEYS, Compose, Normalize, RandomFlip, Resize
+from det_data.transforms import BOX_KEYS, Compose, Normalize, RandomFlip, Resize, ToFloat
 
 # The zoo's SSD normalisation: mean subtraction only, RGB.
 SSD_MEAN = (123.675, 116.28, 103.53)
@@ -265,4 +265,6 @@ def ssd_train_transforms(size: int = 300) -> Compose:
 
 def ssd_test_transforms(size: int = 300) -> Compose:
     """SSD300/512 testing: square resize and mean subtraction."""
-    return Compose([Resize((size, size), keep_ratio=False), Normalize(SSD_MEAN, (1.0, 1.0, 1.0))])
+    return Compose(
+        [ToFloat(), Resize((size, size), keep_ratio=False), Normalize(SSD_MEAN, (1.0, 1.0, 1.0))]
+    )

@@ -51,20 +51,40 @@ def rescaled_size(height: int, width: int, long_edge: int, short_edge: int) -> t
 
 
 def resize_sample(
-    image: Tensor, meta: dict[str, Any], target: dict[str, Any], height: int, width: int
+    image: Tensor,
+    meta: dict[str, Any],
+    target: dict[str, Any],
+    height: int,
+    width: int,
+    *,
+    legacy_scale: float | None = None,
 ) -> Sample:
     """The sample resized to (height, width): image bilinear, boxes scaled per axis and
-    clipped, masks resized, meta scale_factor compounded and img_shape/pad_shape set."""
+    clipped, masks resized, meta scale_factor compounded and img_shape/pad_shape set.
+
+    With legacy_scale (the 2019 pipeline, mmcv imrescale / imresize) the image is resized
+    bilinearly without antialiasing and rounded to 8 bits, and a keep-ratio resize's scale
+    factor is that one number on both axes (the sides were rounded from it).
+    """
     old_h, old_w = image.shape[-2:]
-    if image.dtype == torch.uint8:
+    if legacy_scale is not None:
+        if (height, width) != (old_h, old_w):
+            resized = F.interpolate(
+                image[None].float(), size=(height, width), mode="bilinear", align_corners=False
+            )[0]
+            image = resized.round().clamp(0, 255).to(image.dtype)
+    elif image.dtype == torch.uint8:
         # torchvision's uint8 path (vectorised; antialiased when shrinking, as image
         # libraries resize photos)
         image = TF.resize(image, [height, width], antialias=True)
-    else:
+    elif (height, width) != (old_h, old_w):
+        # The call det_models.predict makes: float images resize to the same values there.
         image = F.interpolate(
-            image[None], size=(height, width), mode="bilinear", align_corners=False
+            image[None], size=(height, width), mode="bilinear", align_corners=False, antialias=True
         )[0]
     sx, sy = width / old_w, height / old_h
+    if legacy_scale is not None and legacy_scale > 0:
+        sx = sy = legacy_scale
     scale = torch.tensor([sx, sy, sx, sy], dtype=torch.float32)
     target = dict(target)
     for key in BOX_KEYS:
@@ -97,6 +117,7 @@ class Resize:
         scales: one (long, short) pair or several.
         mode: "value" or "range" (range needs two or more scales).
         keep_ratio: keep the aspect ratio.
+        legacy: resize as the 2019 pipeline did (see resize_sample).
     """
 
     def __init__(
@@ -104,6 +125,8 @@ class Resize:
         scales: tuple[int, int] | Sequence[tuple[int, int]] = (1333, 800),
         mode: str = "value",
         keep_ratio: bool = True,
+        *,
+        legacy: bool = False,
     ) -> None:
         if isinstance(scales[0], int):
             scales = [scales]  # type: ignore[list-item]
@@ -116,6 +139,7 @@ class Resize:
             raise ValueError("Resize: mode 'range' needs at least two scales")
         self.mode = mode
         self.keep_ratio = keep_ratio
+        self.legacy = legacy
 
     def sample_scale(self) -> tuple[int, int]:
         """One scale drawn as the mode says."""
@@ -130,14 +154,35 @@ class Resize:
     def __call__(self, image: Tensor, meta: dict[str, Any], target: dict[str, Any]) -> Sample:
         scale = self.sample_scale()
         h, w = image.shape[-2:]
+        factor = None
         if self.keep_ratio:
             new_h, new_w = rescaled_size(h, w, max(scale), min(scale))
+            factor = min(max(scale) / max(h, w), min(scale) / min(h, w))
         else:
             new_w, new_h = scale
-        return resize_sample(image, meta, target, new_h, new_w)
+        if not self.legacy:
+            return resize_sample(image, meta, target, new_h, new_w)
+        # Without keep_ratio the 2019 scale factor is per axis: 0 says "the sides' ratios".
+        legacy_scale = factor if factor is not None else 0.0
+        return resize_sample(image, meta, target, new_h, new_w, legacy_scale=legacy_scale)
 
     def __repr__(self) -> str:
-        return f"Resize(scales={self.scales}, mode={self.mode!r}, keep_ratio={self.keep_ratio})"
+        return (
+            f"Resize(scales={self.scales}, mode={self.mode!r}, keep_ratio={self.keep_ratio}, "
+            f"legacy={self.legacy})"
+        )
+
+
+class ToFloat:
+    """Converts the image to float32 (0..255), so that a following Resize does not round to
+    8 bits: the test pipelines start with it to give the tensors `det_models.Detector`
+    computes from the same image."""
+
+    def __call__(self, image: Tensor, meta: dict[str, Any], target: dict[str, Any]) -> Sample:
+        return image.to(torch.float32), meta, target
+
+    def __repr__(self) -> str:
+        return "ToFloat()"
 
 
 def flip_boxes(boxes: Tensor, width: int) -> Tensor:
@@ -264,6 +309,7 @@ def zoo_train_transforms(
 
 
 def zoo_test_transforms(scale: tuple[int, int] = (1333, 800), caffe: bool = False) -> Compose:
-    """The zoo's test pipeline: resize keeping ratio, normalise (padding: in collate)."""
+    """The zoo's test pipeline: resize keeping ratio (in float), normalise (padding: in
+    collate)."""
     norm = Normalize.caffe_style() if caffe else Normalize.pytorch_style()
-    return Compose([Resize(scale), norm])
+    return Compose([ToFloat(), Resize(scale), norm])

@@ -29,7 +29,6 @@ train with.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import gc
 import json
 import statistics
@@ -487,11 +486,12 @@ def device_description(device: torch.device) -> str:
 
 def build_sides(args: argparse.Namespace, device: torch.device, only: str | None = None):
     """The sides to run (only one of them for a memory run) and the samples."""
+    from det_engine.data import data_config_for, data_source
     from det_models import zoo
 
-    data_config = zoo.get(args.model, args.backbone, args.schedule, args.variant).data
-    if args.img_scale:
-        data_config = dataclasses.replace(data_config, img_scale=tuple(args.img_scale))
+    # The row's test-time data config (det_engine.data), which Detector.predict applies.
+    row_data = zoo.get(args.model, args.backbone, args.schedule, args.variant).data
+    data_config = data_config_for(row_data, data_source(row_data, None), args.img_scale)
     if args.compare:
         tv = torchvision_model(args.model, args.mode, args.seed, args.img_scale)
         num_classes = 90

@@ -9,7 +9,6 @@ One PNG per image is written into DIR (``<image stem>.png``) and its path printe
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -64,6 +63,7 @@ def load_detector(path: str | Path, row: list[str] | None = None, variant: str |
         FileNotFoundError, CheckpointError: the checkpoint is missing or unreadable.
         DemoError: the row is unknown or not stored, or the weights do not fit it.
     """
+    from det_engine.data import data_config_for, data_source
     from det_engine.train import OverrideError, apply_overrides
     from det_models import Detector, zoo
     from det_models.builder import build_model
@@ -95,9 +95,12 @@ def load_detector(path: str | Path, row: list[str] | None = None, variant: str |
     except RuntimeError as e:
         name = " ".join(p for p in (*row, variant) if p)
         raise DemoError(f"the weights in {path} do not fit the zoo row {name}: {e}") from e
-    data_cfg = cfg.data
-    if config.get("img_scale"):
-        data_cfg = dataclasses.replace(data_cfg, img_scale=tuple(config["img_scale"]))
+    # The test half of the data path the checkpoint was trained with (det_engine.data).
+    source = data_source(cfg.data, config.get("data"))
+    try:
+        data_cfg = data_config_for(cfg.data, source, config.get("img_scale"))
+    except ValueError as e:
+        raise DemoError(f"checkpoint {path}: {e}") from e
     names = config.get("class_names")
     if not names:
         count = num_classes if num_classes is not None else getattr(model, "num_classes", 0)
@@ -155,9 +158,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.img_scale is not None:
-        detector.data_config = dataclasses.replace(
-            detector.data_config, img_scale=tuple(args.img_scale)
-        )
+        from det_engine.data import data_config_for
+
+        detector.data_config = data_config_for(detector.data_config, "", tuple(args.img_scale))
     detector.model.to(device)
     out_dir = Path(args.out)
     for image_path, out_path in zip(images, output_paths(images, out_dir), strict=True):

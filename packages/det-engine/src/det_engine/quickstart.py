@@ -155,13 +155,36 @@ def recipe(family: str = "faster_rcnn") -> Recipe:
     return Recipe(model=model)
 
 
-def data_config(family: str = "faster_rcnn"):
-    """The test-time DataConfig of the quickstart ``family`` (what ``det_models.Detector``
-    needs): the zoo's normalisation and padding at the recipe's image scale."""
-    from det_models import zoo
+def data_config(family: str = "faster_rcnn", rec: Recipe | None = None):
+    """The DataConfig of the quickstart ``family``, for training and testing (det_engine.data)
+    and for ``det_models.Detector``: the zoo's normalisation, flip and padding at the recipe's
+    scales (multi-scale "range" training between its ``train_scales``); SSD keeps the
+    photometric distortion of its augmentation but not the zoom-out and crop, which pay off
+    over the zoo's 120 epochs rather than a run of minutes.
 
-    row = ("ssd300", "vgg16", "120e") if family == "ssd" else ("faster_rcnn", "r50", "1x")
-    return dataclasses.replace(zoo.get(*row).data, img_scale=recipe(family).img_scale)
+    Args:
+        family: one of :data:`FAMILIES`.
+        rec: the recipe (default ``recipe(family)``).
+    """
+    from det_models import zoo
+    from det_models.zoo.settings import SSDAugment
+
+    rec = rec or recipe(family)
+    if family == "ssd":
+        return dataclasses.replace(
+            zoo.get("ssd300", "vgg16", "120e").data,
+            img_scale=rec.img_scale,
+            ssd_augment=SSDAugment(expand_ratio_range=None, min_ious=None),
+        )
+    return dataclasses.replace(
+        zoo.get("faster_rcnn", "r50", "1x").data,
+        img_scale=rec.img_scale,
+        train_scales=rec.train_scales,
+        multiscale_mode="range",
+        with_mask=family.endswith("mask_rcnn"),
+        train_proposals=None,
+        test_proposals=None,
+    )
 
 
 def build_quickstart_model(family: str, num_classes: int | None):
@@ -221,78 +244,51 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def shapes_datasets(
     rec: Recipe, root: str | None, family: str, proposals: tuple[Path, Path] | None = None
 ):
-    """(train, val) shapes datasets with the recipe's transforms (and proposal files)."""
-    from det_data import (
-        Compose,
-        Normalize,
-        PhotoMetricDistortion,
-        RandomFlip,
-        Resize,
-        shapes,
-        ssd_test_transforms,
-        zoo_test_transforms,
-        zoo_train_transforms,
-    )
-    from det_data.ssd_transforms import SSD_MEAN
+    """(train, val) shapes datasets of the recipe's data config (and proposal files)."""
+    from det_engine.data import build_dataset
 
-    if family == "ssd":
-        # The zoo's SSD pipeline also zooms out (Expand) and crops (MinIoURandomCrop), which
-        # pays off over its 120 epochs; a run of minutes keeps colour jitter, resize, flip.
-        size = rec.img_scale[0]
-        train_tf = Compose(
-            [
-                PhotoMetricDistortion(),
-                Resize((size, size), keep_ratio=False),
-                RandomFlip(0.5),
-                Normalize(SSD_MEAN, (1.0, 1.0, 1.0)),
-            ]
-        )
-        test_tf = ssd_test_transforms(size)
-    else:
-        scales = rec.train_scales or rec.img_scale
-        train_tf = zoo_train_transforms(scales, mode="range" if rec.train_scales else "value")
-        test_tf = zoo_test_transforms(rec.img_scale)
+    data = data_config(family, rec)
     train_props, val_props = proposals if proposals is not None else (None, None)
-    train = shapes.dataset("train", transforms=train_tf, root=root, proposals=train_props)
-    val = shapes.dataset("val", train=False, transforms=test_tf, root=root, proposals=val_props)
+    train = build_dataset(data, "shapes", root, "train", train=True, proposals=train_props)
+    val = build_dataset(data, "shapes", root, "val", train=False, proposals=val_props)
     return train, val
 
 
 @torch.no_grad()
 def write_proposals(rpn_checkpoint: Path, root: str | None, out_dir: Path) -> tuple[Path, Path]:
-    """Runs a quickstart RPN over both shapes splits; writes ``proposals_{train,val}.pt``.
+    """Runs a quickstart RPN over both shapes splits; writes ``proposals_{train,val}.pkl``.
 
-    Each file maps image id -> Tensor[K, 5] (x1, y1, x2, y2, score) in original pixels,
-    the format det_data's proposals loader reads.
+    Each file maps image id -> float32 array[K, 5] (x1, y1, x2, y2, score) in original
+    pixels, the format of ``python -m det_engine.test rpn ... --proposals-out``.
     """
-    from det_data import collate, shapes, zoo_test_transforms
+    from det_data import save_proposals
     from det_engine import checkpoint as ckpt
+    from det_engine.data import build_dataset, collate_fn
 
     model = build_quickstart_model("rpn", None)
     ckpt.load_model_weights(model, rpn_checkpoint)
     model.eval()
+    data = data_config("rpn")
+    collate = collate_fn(data)
     paths = []
     for split in ("train", "val"):
-        data = shapes.dataset(
-            split, train=False, transforms=zoo_test_transforms(recipe("rpn").img_scale), root=root
-        )
+        dataset = build_dataset(data, "shapes", root, split, train=False)
         found = {}
-        for index in range(len(data)):
-            images, metas, _ = collate([data[index]])
+        for index in range(len(dataset)):
+            images, metas, _ = collate([dataset[index]])
             out = model(images, metas)[0]
-            found[int(data.records[index].image_id)] = torch.cat(
+            found[dataset.records[index].image_id] = torch.cat(
                 [out["boxes"], out["scores"][:, None]], 1
             )
-        paths.append(out_dir / f"proposals_{split}.pt")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        torch.save(found, paths[-1])
+        paths.append(save_proposals(out_dir / f"proposals_{split}.pkl", found))
     return paths[0], paths[1]
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from det_data import GroupSampler, collate
+    from det_data import GroupSampler
     from det_engine.checkpoint import checkpoint_path
+    from det_engine.data import collate_fn
     from det_engine.guard import NonFiniteLossError
     from det_engine.runner import evaluate, pick_device, set_seed, write_metrics
     from det_engine.schedule import WarmupCosineSchedule, build_adamw
@@ -337,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         train_set,
         batch_size=rec.batch_size,
         sampler=GroupSampler(train_set, rec.batch_size, seed=args.seed),
-        collate_fn=collate,
+        collate_fn=collate_fn(data_config(args.family, rec)),
         num_workers=args.workers,
     )
     optimizer = build_adamw(model, rec.lr, weight_decay=rec.weight_decay)
@@ -388,7 +384,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     train_s = time.perf_counter() - start
     start = time.perf_counter()
-    metrics = evaluate(trainer.model, val_set, device, _metrics(model_cfg))
+    collate = collate_fn(data_config(args.family, rec))
+    metrics = evaluate(trainer.model, val_set, device, _metrics(model_cfg), collate_fn=collate)
     eval_s = time.perf_counter() - start
     checkpoint = checkpoint_path(work_dir, trainer.iteration)
     trainer.logger.log_eval(trainer.epoch, trainer.iteration, metrics)
@@ -403,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         },
     )
     pictures = draw_validation(
-        trainer.model, val_set, work_dir / "detections.png", args.num_pictures, device
+        trainer.model, val_set, work_dir / "detections.png", args.num_pictures, device, collate
     )
     from det_engine.plot import plot_work_dir
 
@@ -446,10 +443,17 @@ def _metrics(model_cfg: Any) -> list[str]:
 
 
 @torch.no_grad()
-def draw_validation(model, val_set, out: Path, count: int, device: torch.device) -> Path:
-    """Draws the detections on the first ``count`` validation images, 3 per row, into a PNG."""
-    from det_data import collate
+def draw_validation(
+    model, val_set, out: Path, count: int, device: torch.device, collate=None
+) -> Path:
+    """Draws the detections on the first ``count`` validation images, 3 per row, into a PNG.
+
+    ``collate`` batches one sample (default det_data.collate).
+    """
     from det_engine.runner import detect
+
+    if collate is None:
+        from det_data import collate
     from det_engine.visualize import draw_detections, read_rgb, save_image, tile_images
 
     module = model.module if hasattr(model, "module") else model

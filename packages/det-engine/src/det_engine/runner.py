@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,16 +15,28 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
+from det_engine import data
+from det_engine.data import DataError
 from det_engine.distributed import gather_results, get_rank, get_world_size, is_main_process
 from det_engine.evaluation import coco_evaluate, voc_map
 from det_engine.logging import ProgressBar
+from det_models.zoo.settings import DataConfig
 
-SHAPES_SCALE = (256, 192)  # the shapes dataset's own scale: its images are 320 x 240 at most
-VOC_SCALE = (1000, 600)  # the 2019 zoo's Pascal VOC configs
-
-
-class DataError(RuntimeError):
-    """The requested dataset cannot be found."""
+__all__ = [
+    "DataError",
+    "add_common_arguments",
+    "build_dataset",
+    "detect",
+    "eval_metrics",
+    "evaluate",
+    "pick_device",
+    "predict_dataset",
+    "run_data_config",
+    "score",
+    "set_seed",
+    "voc_metrics",
+    "write_metrics",
+]
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,9 +47,10 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variant", default=None, help="zoo variant, e.g. gn")
     parser.add_argument(
         "--data",
-        default="coco",
+        default=None,
         help="coco, voc (Pascal VOC: train on 07+12 trainval, test on 07 test), shapes "
-        "(small built-in dataset), or a COCO-format annotation JSON",
+        "(small built-in dataset), or a COCO-format annotation JSON; default the row's "
+        "dataset (coco, or voc for the VOC rows)",
     )
     parser.add_argument(
         "--data-root",
@@ -52,7 +66,21 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         nargs=2,
         metavar=("LONG", "SHORT"),
         default=None,
-        help="resize limits; default the zoo row's (shapes: 256 192, voc: 1000 600)",
+        help="resize limits (SSD rows: WIDTH HEIGHT of the square resize); default the zoo "
+        "row's (keep-ratio rows on shapes: 256 192, on voc: 1000 600)",
+    )
+    parser.add_argument(
+        "--proposals-train",
+        default=None,
+        metavar="FILE",
+        help="Fast R-CNN: proposals of the training images (.pkl/.json per image id, or a "
+        "2019 zoo .pkl); default the row's file under the data root",
+    )
+    parser.add_argument(
+        "--proposals-test",
+        default=None,
+        metavar="FILE",
+        help="Fast R-CNN: proposals of the test images; default the row's file",
     )
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None)
     parser.add_argument("--workers", type=int, default=2, help="data loader processes")
@@ -76,105 +104,50 @@ def pick_device(name: str | None) -> torch.device:
     return torch.device("cpu")
 
 
-def data_files(data: str, data_root: str | None, split: str) -> tuple[Path, Path]:
-    """(annotation JSON, image folder) of ``split`` ("train" or "val") for coco or ANN.json.
+def run_data_config(args: argparse.Namespace, cfg: Any) -> tuple[str, DataConfig]:
+    """(data source, the DataConfig the run uses): ``--data`` (else the row's dataset) and the
+    row's DataConfig at ``--img-scale``, else at a scale set with ``--set data.img_scale=``,
+    else at the source's scale (det_engine.data.data_config_for)."""
+    from det_models import zoo
+
+    source = data.data_source(cfg.data, getattr(args, "data", None))
+    img_scale = getattr(args, "img_scale", None)
+    if img_scale is None and cfg.data.img_scale != zoo.get(*cfg.key).data.img_scale:
+        img_scale = cfg.data.img_scale
+    return source, data.data_config_for(cfg.data, source, img_scale)
+
+
+def build_dataset(
+    args: argparse.Namespace,
+    cfg: Any,
+    split: str,
+    train: bool,
+):
+    """The dataset of ``split`` ("train" or "val") for the zoo config ``cfg`` and the command
+    line's data arguments, through det_engine.data.
+
+    Args:
+        args: --data, --data-root, --img-scale, --proposals-train, --proposals-test.
+        cfg: the (overridden) ZooConfig.
+        split: "train" or "val".
+        train: training transforms and filters.
 
     Raises:
-        DataError: a file or folder is missing; the message names where it looked.
+        DataError: data or a proposals file is missing; the message says what to do.
     """
-    if data == "coco":
-        root = Path(data_root) if data_root is not None else Path("data/coco")
-        ann = root / "annotations" / f"instances_{split}2017.json"
-        img_dir = root / f"{split}2017"
-        missing = [str(p) for p in (ann, img_dir) if not p.exists()]
-        if missing:
-            raise DataError(
-                f"COCO not found: looked for {ann} and {img_dir} under {root.resolve()} "
-                f"(missing: {', '.join(missing)}). Put COCO 2017 there, point --data-root at "
-                "it, or try the small built-in dataset with --data shapes"
-            )
-        return ann, img_dir
-    ann = Path(data)
-    if not ann.is_file():
-        raise DataError(
-            f"--data {data}: expected coco, shapes or an existing COCO-format JSON file "
-            f"(looked for {ann.resolve()})"
-        )
-    return ann, Path(data_root) if data_root is not None else ann.parent
-
-
-def voc_years(root: Path, split: str) -> list[str]:
-    """The VOC years of ``split`` under ``root``: 2007 and 2012 trainval, or 2007 test.
-
-    For training, a year whose trainval list is missing is left out (VOC2007 alone is fine);
-    at least one must be there.
-
-    Raises:
-        DataError: no list found; the message names where it looked.
-    """
-    candidates = ("2007", "2012") if split == "train" else ("2007",)
-    image_set = "trainval" if split == "train" else "test"
-    lists = {y: root / f"VOC{y}" / "ImageSets" / "Main" / f"{image_set}.txt" for y in candidates}
-    found = [year for year, path in lists.items() if path.is_file()]
-    if not found:
-        looked = " and ".join(str(path) for path in lists.values())
-        raise DataError(
-            f"Pascal VOC not found: looked for {looked} (under {root.resolve()}). Put the "
-            "VOCdevkit there (VOC2007/ with its test set, optionally VOC2012/), point "
-            "--data-root at it, or try the small built-in dataset with --data shapes"
-        )
-    return found
-
-
-def build_voc(data_root: str | None, split: str, train: bool, transforms: Any):
-    """The VOC dataset of ``split``: VOC2007 (+ VOC2012) trainval for "train", 2007 test else."""
-    from det_data import VOCDataset
-
-    root = Path(data_root) if data_root is not None else Path("data/VOCdevkit")
-    image_set = "trainval" if split == "train" else "test"
-    sets = [
-        VOCDataset(root, image_set, year, train=train, transforms=transforms)
-        for year in voc_years(root, split)
-    ]
-    dataset = sets[0]
-    for other in sets[1:]:
-        # Records carry their own file paths: one dataset can hold both years' images.
-        dataset.records.extend(other.records)
-    return dataset
-
-
-def image_scale(args: argparse.Namespace, cfg: Any) -> tuple[int, int]:
-    """The (long, short) resize limits: --img-scale, else the dataset's or the zoo row's."""
-    if args.img_scale is not None:
-        return tuple(args.img_scale)
-    if args.data == "shapes":
-        return SHAPES_SCALE
-    if args.data == "voc":
-        return VOC_SCALE
-    return tuple(cfg.data.img_scale)
-
-
-def build_dataset(args: argparse.Namespace, cfg: Any, split: str, train: bool):
-    """The dataset of ``split`` ("train" or "val") with the zoo row's transforms.
-
-    A CocoDataset for coco, shapes and ANN.json; a VOCDataset for voc (val is VOC2007 test).
-    """
-    from det_data import CocoDataset, shapes, zoo_test_transforms, zoo_train_transforms
-
-    scale = image_scale(args, cfg)
-    caffe = not cfg.data.normalize.to_rgb
-    transforms = (
-        zoo_train_transforms(scale, caffe=caffe)
-        if train
-        else zoo_test_transforms(scale, caffe=caffe)
+    source, data_config = run_data_config(args, cfg)
+    given = getattr(args, "proposals_train" if split == "train" else "proposals_test", None)
+    root = getattr(args, "data_root", None)
+    proposals = data.proposal_file(
+        data_config,
+        needs_proposals=cfg.model.family == "fast_rcnn",
+        model=cfg.model.family,
+        source=source,
+        root=root,
+        split=split,
+        given=given,
     )
-    if args.data == "shapes":
-        root = Path(args.data_root) if args.data_root is not None else None
-        return shapes.dataset(split, train=train, transforms=transforms, root=root)
-    if args.data == "voc":
-        return build_voc(args.data_root, split, train, transforms)
-    ann, img_dir = data_files(args.data, args.data_root, split)
-    return CocoDataset(ann, img_dir, train=train, transforms=transforms)
+    return data.build_dataset(data_config, source, root, split, train=train, proposals=proposals)
 
 
 def eval_metrics(cfg: Any, requested: list[str] | None) -> list[str]:
@@ -202,21 +175,24 @@ def detect(
 
 
 @torch.no_grad()
-def evaluate(
+def predict_dataset(
     model: nn.Module,
     dataset,
     device: torch.device,
-    metrics: list[str],
     *,
     batch_size: int = 1,
     workers: int = 0,
-) -> dict[str, float] | None:
-    """Runs ``model`` over ``dataset`` (shared among ranks) and scores it.
+    collate_fn: Callable | None = None,
+) -> list[dict[str, Any]] | None:
+    """Runs ``model`` over ``dataset`` (shared among ranks) in eval mode.
 
-    A COCO-format dataset is scored with COCOeval (``metrics``), a VOC one with VOC07 mAP.
+    Args:
+        collate_fn: how samples are batched (det_engine.data.collate_fn of the row: padding
+            to its size divisor); default det_data.collate (multiples of 32).
 
     Returns:
-        The metrics on rank 0, None on the other ranks.
+        On rank 0 the outputs in dataset order (dicts of boxes, scores[, labels, masks] in
+        original image pixels, on the CPU); None on the other ranks.
     """
     from det_data import collate
 
@@ -225,7 +201,10 @@ def evaluate(
     module.eval()
     indices = list(range(get_rank(), len(dataset), get_world_size()))
     loader = DataLoader(
-        Subset(dataset, indices), batch_size=batch_size, collate_fn=collate, num_workers=workers
+        Subset(dataset, indices),
+        batch_size=batch_size,
+        collate_fn=collate_fn or collate,
+        num_workers=workers,
     )
     bar = ProgressBar(len(indices)) if is_main_process() else None
     results: list[dict[str, Any]] = []
@@ -234,14 +213,38 @@ def evaluate(
         if bar is not None:
             bar.update(len(metas))
     module.train(was_training)
-    gathered = gather_results(results, indices, len(dataset))
-    if gathered is None:
-        return None
+    return gather_results(results, indices, len(dataset))
+
+
+def score(results: list[dict[str, Any]], dataset, metrics: list[str]) -> dict[str, float]:
+    """Scores ``results`` (one per image, in dataset order): a COCO-format dataset with
+    COCOeval (``metrics``), a VOC one with VOC07 mAP."""
     if not hasattr(dataset, "coco"):
-        return voc_metrics(gathered, dataset)
+        return voc_metrics(results, dataset)
     image_ids = [int(r.image_id) for r in dataset.records]
     label_to_cat_id = [dataset.label_to_cat_id[i] for i in range(len(dataset.cat_ids))]
-    return coco_evaluate(gathered, dataset.coco, image_ids, label_to_cat_id, metrics=metrics)
+    return coco_evaluate(results, dataset.coco, image_ids, label_to_cat_id, metrics=metrics)
+
+
+def evaluate(
+    model: nn.Module,
+    dataset,
+    device: torch.device,
+    metrics: list[str],
+    *,
+    batch_size: int = 1,
+    workers: int = 0,
+    collate_fn: Callable | None = None,
+) -> dict[str, float] | None:
+    """Runs ``model`` over ``dataset`` (shared among ranks) and scores it (see :func:`score`).
+
+    Returns:
+        The metrics on rank 0, None on the other ranks.
+    """
+    results = predict_dataset(
+        model, dataset, device, batch_size=batch_size, workers=workers, collate_fn=collate_fn
+    )
+    return None if results is None else score(results, dataset, metrics)
 
 
 def voc_metrics(results: list[dict[str, Any]], dataset) -> dict[str, float]:

@@ -56,9 +56,11 @@ class WarmupStepSchedule(LRSchedule):
 
     The lr at a global iteration ``i`` (counted from 0 over the whole run) is
     ``base_lr * gamma ** (number of steps <= epoch)`` where ``epoch = i // iters_per_epoch``,
-    and during warmup (``i < warmup_iters``) that value times
-    ``warmup_ratio + (1 - warmup_ratio) * i / warmup_iters``. So with the zoo's defaults
-    the lr goes from ``base_lr / 3`` at iteration 0 to ``base_lr`` at iteration 500.
+    and during warmup (``i < warmup_iters``) that value times a factor set by the policy:
+    "linear": ``warmup_ratio + (1 - warmup_ratio) * i / warmup_iters``; "constant":
+    ``warmup_ratio``; "exp": ``warmup_ratio ** (1 - i / warmup_iters)``. So with the zoo's
+    defaults (linear) the lr goes from ``base_lr / 3`` at iteration 0 to ``base_lr`` at
+    iteration 500.
 
     Args:
         base_lr: lr after warmup and before the first step (already batch-scaled).
@@ -68,7 +70,10 @@ class WarmupStepSchedule(LRSchedule):
         warmup_iters: iterations of linear warmup (0 disables it).
         warmup_ratio: lr factor at iteration 0.
         gamma: decay factor at each step.
+        warmup: "linear", "constant", "exp", or None (no warmup).
     """
+
+    WARMUPS = ("linear", "constant", "exp")
 
     def __init__(
         self,
@@ -79,7 +84,12 @@ class WarmupStepSchedule(LRSchedule):
         warmup_iters: int = 500,
         warmup_ratio: float = 1.0 / 3.0,
         gamma: float = 0.1,
+        warmup: str | None = "linear",
     ) -> None:
+        if warmup is not None and warmup not in self.WARMUPS:
+            raise ValueError(
+                f"warmup must be one of {', '.join(self.WARMUPS)} or None, got {warmup!r}"
+            )
         if base_lr <= 0:
             raise ValueError(f"base_lr must be > 0, got {base_lr}")
         if iters_per_epoch <= 0:
@@ -96,6 +106,7 @@ class WarmupStepSchedule(LRSchedule):
         self.warmup_iters = int(warmup_iters)
         self.warmup_ratio = float(warmup_ratio)
         self.gamma = float(gamma)
+        self.warmup = warmup
 
     def lr_at(self, iteration: int) -> float:
         """The lr for the optimizer step at global ``iteration`` (0-based)."""
@@ -104,8 +115,14 @@ class WarmupStepSchedule(LRSchedule):
         epoch = iteration // self.iters_per_epoch
         decays = sum(1 for s in self.steps if epoch >= s)
         lr = self.base_lr * self.gamma**decays
-        if iteration < self.warmup_iters:
-            lr *= self.warmup_ratio + (1.0 - self.warmup_ratio) * iteration / self.warmup_iters
+        if self.warmup is not None and iteration < self.warmup_iters:
+            progress = iteration / self.warmup_iters
+            if self.warmup == "linear":
+                lr *= self.warmup_ratio + (1.0 - self.warmup_ratio) * progress
+            elif self.warmup == "constant":
+                lr *= self.warmup_ratio
+            else:
+                lr *= self.warmup_ratio ** (1.0 - progress)
         return lr
 
     def state_dict(self) -> dict[str, Any]:
@@ -117,10 +134,11 @@ class WarmupStepSchedule(LRSchedule):
             "warmup_iters": self.warmup_iters,
             "warmup_ratio": self.warmup_ratio,
             "gamma": self.gamma,
+            "warmup": self.warmup,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restores settings saved by :meth:`state_dict`."""
+        """Restores settings saved by :meth:`state_dict` (without "warmup": linear)."""
         self.__init__(  # type: ignore[misc]
             state["base_lr"],
             state["steps"],
@@ -128,7 +146,39 @@ class WarmupStepSchedule(LRSchedule):
             warmup_iters=state["warmup_iters"],
             warmup_ratio=state["warmup_ratio"],
             gamma=state["gamma"],
+            warmup=state.get("warmup", "linear"),
         )
+
+
+def zoo_step_schedule(schedule: Any, base_lr: float, iters_per_epoch: int) -> WarmupStepSchedule:
+    """The step schedule of a zoo row's ScheduleConfig, read whole.
+
+    The ScheduleConfig counts ``epochs`` and ``lr_steps`` in epochs of the training set
+    repeated ``dataset_repeat`` times (SSD: 5 or 10); the trainer's epoch is one pass over
+    the set, so the steps fall at ``lr_steps * dataset_repeat`` passes (SSD300 COCO: the lr
+    drops after 80 and 110 of its 120 passes).
+
+    Args:
+        schedule: a det_models.zoo.ScheduleConfig (lr_steps, lr_gamma, warmup,
+            warmup_iters, warmup_ratio, dataset_repeat).
+        base_lr: the lr after warmup, already scaled to the batch in use.
+        iters_per_epoch: iterations of one pass over the training set.
+
+    Returns:
+        The WarmupStepSchedule.
+    """
+    repeat = int(schedule.dataset_repeat)
+    if repeat < 1:
+        raise ValueError(f"schedule.dataset_repeat must be >= 1, got {repeat}")
+    return WarmupStepSchedule(
+        base_lr,
+        [step * repeat for step in schedule.lr_steps],
+        iters_per_epoch,
+        warmup_iters=schedule.warmup_iters,
+        warmup_ratio=schedule.warmup_ratio,
+        gamma=schedule.lr_gamma,
+        warmup=schedule.warmup,
+    )
 
 
 class WarmupCosineSchedule(LRSchedule):

@@ -1,7 +1,17 @@
 """``python -m det_engine.test MODEL BACKBONE SCHEDULE --ckpt CKPT``: evaluate a checkpoint.
 
 COCO-format data (coco, shapes, ANN.json) is scored with COCOeval, ``--data voc`` (VOC2007
-test) with VOC07 11-point mAP at IoU 0.5.
+test) with VOC07 11-point mAP at IoU 0.5. The checkpoint's ``--set`` overrides and image
+scale are applied, so the model and data are those it was trained with.
+
+An RPN's proposals can be written for Fast R-CNN (``--proposals-out FILE.pkl`` or ``.json``:
+per image id an array of [x1, y1, x2, y2, score] in original-image pixels, best first), for
+the training images with ``--split train`` and for the test images with ``--split val``::
+
+    python -m det_engine.test rpn r50 1x --ckpt RPN.pth --split train \\
+        --proposals-out proposals_train.pkl
+    python -m det_engine.train fast_rcnn r50 1x --proposals-train proposals_train.pkl \\
+        --proposals-test proposals_val.pkl
 
 Also under ``torchrun``: every rank evaluates a share of the images, rank 0 scores them.
 """
@@ -12,7 +22,10 @@ import argparse
 import sys
 from pathlib import Path
 
+import torch
+
 from det_engine import checkpoint as ckpt
+from det_engine.data import collate_fn
 from det_engine.distributed import init_from_env
 from det_engine.evaluation.coco import METRICS
 from det_engine.runner import (
@@ -20,16 +33,29 @@ from det_engine.runner import (
     add_common_arguments,
     build_dataset,
     eval_metrics,
-    evaluate,
     pick_device,
+    predict_dataset,
+    run_data_config,
+    score,
     write_metrics,
 )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m det_engine.test", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m det_engine.test",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_common_arguments(parser)
     parser.add_argument("--ckpt", required=True, help="a det_engine checkpoint (iter_*.pth)")
+    parser.add_argument(
+        "--split",
+        choices=("val", "train"),
+        default="val",
+        help="the images to run on: the row's test set (val) or its training sets (train, "
+        "every image, e.g. to write their proposals)",
+    )
     parser.add_argument(
         "--eval",
         nargs="+",
@@ -37,13 +63,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="COCO metrics; default bbox (+segm for masks); --data voc is scored with VOC mAP",
     )
-    parser.add_argument("--out", default=None, help="metrics JSON (default next to the ckpt)")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="metrics JSON (default next to the ckpt: CKPT.eval.json, CKPT.train.eval.json)",
+    )
+    parser.add_argument(
+        "--proposals-out",
+        default=None,
+        metavar="FILE",
+        help="RPN: also write its proposals of the split's images to FILE (.pkl or .json), "
+        "for --proposals-train / --proposals-test of a Fast R-CNN",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from det_engine.train import OverrideError, apply_overrides
     from det_models import zoo
+    from det_models.builder import build_model
+    from det_models.config import replace_path
 
     device = pick_device(args.device)
     dist_info = init_from_env()
@@ -53,24 +93,62 @@ def main(argv: list[str] | None = None) -> int:
         message = "--eval names COCO metrics; --data voc is scored with VOC mAP"
         print(f"error: {message}", file=sys.stderr)
         return 2
-    cfg = zoo.get(args.model, args.backbone, args.schedule, args.variant)
+    if args.proposals_out is not None and Path(args.proposals_out).suffix not in (".pkl", ".json"):
+        message = f"--proposals-out {args.proposals_out}: name a .pkl or .json file"
+        print(f"error: {message}", file=sys.stderr)
+        return 2
     try:
         data = ckpt.load(args.ckpt)
-        dataset = build_dataset(args, cfg, "val", train=False)
-    except (DataError, ckpt.CheckpointError, FileNotFoundError) as e:
+        stored = data.get("config") or {}
+        cfg = apply_overrides(
+            zoo.get(args.model, args.backbone, args.schedule, args.variant),
+            list(stored.get("overrides") or []),
+        )
+        if args.proposals_out is not None and cfg.model.family != "rpn":
+            raise DataError(
+                f"--proposals-out: {cfg.model.family} gives detections; proposals come from an "
+                "RPN row (python -m det_engine.test rpn ...)"
+            )
+        if args.img_scale is None and stored.get("img_scale"):
+            args.img_scale = tuple(stored["img_scale"])  # the scale it was trained at
+        source, data_cfg = run_data_config(args, cfg)
+        dataset = build_dataset(args, cfg, args.split, train=False)
+    except (DataError, ckpt.CheckpointError, FileNotFoundError, OverrideError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     num_classes = None if cfg.model.family == "rpn" else len(dataset.classes)
-    model = zoo.build(
-        args.model, args.backbone, args.schedule, args.variant, num_classes=num_classes
-    )
+    model_cfg = cfg.model
+    if num_classes is not None:
+        model_cfg = replace_path(model_cfg, "num_classes", num_classes)
+    model = build_model(model_cfg)
     model.load_state_dict(data["model"])
     model.to(device)
-    metrics = evaluate(model, dataset, device, eval_metrics(cfg, args.eval), workers=args.workers)
-    if metrics is not None:
-        out = Path(args.out) if args.out else Path(args.ckpt).with_suffix(".eval.json")
-        write_metrics(out, metrics, {"checkpoint": str(args.ckpt), "iteration": data["iteration"]})
+    results = predict_dataset(
+        model, dataset, device, workers=args.workers, collate_fn=collate_fn(data_cfg)
+    )
+    if results is None:  # not rank 0
+        return 0
+    if args.proposals_out is not None:
+        write_proposals(Path(args.proposals_out), dataset, results)
+    metrics = score(results, dataset, eval_metrics(cfg, args.eval))
+    suffix = ".eval.json" if args.split == "val" else f".{args.split}.eval.json"
+    out = Path(args.out) if args.out else Path(args.ckpt).with_suffix(suffix)
+    extra = {"checkpoint": str(args.ckpt), "iteration": data["iteration"], "split": args.split}
+    write_metrics(out, metrics, {**extra, "data": source})
     return 0
+
+
+def write_proposals(path: Path, dataset, results: list[dict]) -> Path:
+    """Writes an RPN's ``results`` (dataset order) as proposals per image id."""
+    from det_data import save_proposals
+
+    proposals = {
+        record.image_id: torch.cat([result["boxes"], result["scores"][:, None]], 1)
+        for record, result in zip(dataset.records, results, strict=True)
+    }
+    save_proposals(path, proposals)
+    print(f"proposals of {len(proposals)} images written to {path}", flush=True)
+    return path
 
 
 if __name__ == "__main__":

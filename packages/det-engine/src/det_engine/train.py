@@ -15,6 +15,7 @@ from typing import Any
 from torch.utils.data import DataLoader
 
 from det_engine.checkpoint import CheckpointError, load_model_weights
+from det_engine.data import collate_fn
 from det_engine.distributed import get_rank, get_world_size, init_from_env, is_main_process
 from det_engine.guard import NonFiniteLossError
 from det_engine.logging import tensorboard_writer_class
@@ -24,13 +25,14 @@ from det_engine.runner import (
     build_dataset,
     eval_metrics,
     evaluate,
-    image_scale,
     pick_device,
+    run_data_config,
     set_seed,
     write_metrics,
 )
-from det_engine.schedule import WarmupStepSchedule, build_sgd, scaled_lr
+from det_engine.schedule import build_sgd, scaled_lr, zoo_step_schedule
 from det_engine.trainer import Trainer
+from det_models.config import CONVENTION_PRESETS, Conventions
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -109,7 +111,8 @@ def apply_overrides(config: Any, items: list[str]) -> Any:
     """A copy of the (frozen dataclass) zoo config with each ``--set KEY=VALUE`` applied.
 
     A list replaces a tuple field as a tuple; a section (a nested config) cannot be replaced
-    as a whole, only its keys.
+    as a whole, only its keys, except model.conventions, which also takes a preset's name
+    (det, mmdet_v0.6, torchvision).
 
     Raises:
         OverrideError: naming the bad key and listing the valid keys at that level.
@@ -138,6 +141,14 @@ def _replace(node: Any, parts: list[str], value: Any, item: str, done: list[str]
         if current is None:
             raise OverrideError(f"--set {item}: {'.'.join(path)} is None in this zoo row")
         value = _replace(current, rest, value, item, path)
+    elif isinstance(current, Conventions) and isinstance(value, str):
+        # A whole box convention by name: --set model.conventions=mmdet_v0.6
+        if value not in CONVENTION_PRESETS:
+            raise OverrideError(
+                f"--set {item}: {'.'.join(path)} must be one of "
+                f"{', '.join(CONVENTION_PRESETS)} (or set one of its keys)"
+            )
+        value = CONVENTION_PRESETS[value]
     elif dataclasses.is_dataclass(current):
         keys = ", ".join(f.name for f in dataclasses.fields(current))
         raise OverrideError(
@@ -150,7 +161,7 @@ def _replace(node: Any, parts: list[str], value: Any, item: str, done: list[str]
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from det_data import DistributedGroupSampler, GroupSampler, collate
+    from det_data import DistributedGroupSampler, GroupSampler
     from det_models import zoo
     from det_models.builder import build_model
     from det_models.config import replace_path
@@ -176,9 +187,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     try:
+        source, data_cfg = run_data_config(args, cfg)
         train_set = build_dataset(args, cfg, "train", train=True)
         val_set = None if args.no_eval else build_dataset(args, cfg, "val", train=False)
-    except DataError as e:
+    except (DataError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     name = "_".join(p for p in (args.model, args.backbone, args.schedule, args.variant) if p)
@@ -212,29 +224,22 @@ def main(argv: list[str] | None = None) -> int:
         train_set,
         batch_size=per_gpu,
         sampler=sampler,
-        collate_fn=collate,
+        collate_fn=collate_fn(data_cfg),
         num_workers=args.workers,
         persistent_workers=False,
     )
     lr = scaled_lr(sched.lr, sched.batch_size, per_gpu * world)
     optimizer = build_sgd(model, lr, momentum=sched.momentum, weight_decay=sched.weight_decay)
-    scheduler = WarmupStepSchedule(
-        lr,
-        sched.lr_steps,
-        len(loader),
-        warmup_iters=sched.warmup_iters,
-        warmup_ratio=sched.warmup_ratio,
-        gamma=sched.lr_gamma,
-    )
+    scheduler = zoo_step_schedule(sched, lr, len(loader))
     config = {
         "model": args.model,
         "backbone": args.backbone,
         "schedule": args.schedule,
         "variant": args.variant,
-        "data": args.data,
+        "data": source,
         "num_classes": num_classes,
         "class_names": list(train_set.classes),
-        "img_scale": list(image_scale(args, cfg)),
+        "img_scale": list(data_cfg.img_scale),
         "batch_size": per_gpu,
         "world_size": world,
         "lr": lr,
@@ -242,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
         "amp": args.amp,
         "load_from": args.load_from,
         "overrides": list(args.overrides),
+        "proposals_train": args.proposals_train,
+        "proposals_test": args.proposals_test,
     }
     trainer = Trainer(
         model,
@@ -249,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         optimizer,
         scheduler,
         work_dir,
-        epochs=sched.epochs * sched.dataset_repeat,
+        epochs=sched.total_epochs,
         max_iters=args.max_iters,
         grad_clip=sched.grad_clip_norm,
         config=config,
@@ -264,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"resumed from {path} at iteration {trainer.iteration}", flush=True)
     if is_main_process():
         print(
-            f"training {name} on {args.data} ({len(train_set)} images, {world} x {per_gpu} per "
+            f"training {name} on {source} ({len(train_set)} images, {world} x {per_gpu} per "
             f"iteration, lr {lr:g}) for {trainer.max_iters} iterations on {device}",
             flush=True,
         )
@@ -276,7 +283,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     if val_set is not None:
-        metrics = evaluate(trainer.model, val_set, device, eval_metrics(cfg, None))
+        metrics = evaluate(
+            trainer.model,
+            val_set,
+            device,
+            eval_metrics(cfg, None),
+            collate_fn=collate_fn(data_cfg),
+        )
         if metrics is not None:
             trainer.logger.log_eval(trainer.epoch, trainer.iteration, metrics)
             write_metrics(

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from det_heads import NMSConfig, ProposalConfig
-from det_heads.conventions import DET, Conventions
+from det_heads.conventions import DET, PRESETS, Conventions
 
 if TYPE_CHECKING:  # the zoo package imports this module, so only for type checkers
     from det_models.zoo.settings import DataConfig, ScheduleConfig
@@ -32,6 +32,8 @@ ROI_POOLS = ("align", "dpool", "mdpool")
 TRAIN_PROPOSALS = ProposalConfig(nms_pre=2000, nms_post=2000, max_num=2000)
 TEST_PROPOSALS = ProposalConfig()
 DEFAULT_NMS = NMSConfig()
+# Box conventions by name, as the command lines take them (--set model.conventions=NAME).
+CONVENTION_PRESETS = PRESETS
 
 
 @dataclass(frozen=True)

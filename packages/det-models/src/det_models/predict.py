@@ -3,11 +3,15 @@
 The test-time pipeline of a zoo row is done here (det-models may not depend on det-data):
 resize (keeping the ratio within the row's (long, short) scale, or SSD's fixed square),
 normalise (pytorch-style RGB mean/std or caffe-style BGR mean), pad to the row's size divisor
-and batch, with one meta dict per image as the detectors expect.
+and batch, with one meta dict per image as the detectors expect. It computes the same tensor,
+bit for bit, as the test pipeline det_engine.data builds from the same DataConfig (float
+bilinear antialiased resize, ``(image - mean) * (1 / std)``, zero padding); det-engine's
+tests hold the two to that.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -131,23 +135,34 @@ def preprocess(
         raise ValueError("images: expected at least one image")
     norm = data.normalize
     mean = torch.tensor(norm.mean, dtype=torch.float32).view(3, 1, 1)
-    std = torch.tensor(norm.std, dtype=torch.float32).view(3, 1, 1)
+    inv_std = 1.0 / torch.tensor(norm.std, dtype=torch.float32).view(3, 1, 1)
     divisor = data.size_divisor or 1
     tensors, metas = [], []
     for i, image in enumerate(images):
         img = to_tensor(image, i)
         height, width = img.shape[-2:]
         new_h, new_w = rescaled_size(height, width, data)
-        if (new_h, new_w) != (height, width):
+        sx, sy = new_w / width, new_h / height
+        if data.legacy_resize:
+            # The 2019 pipeline (mmcv imrescale): 8-bit bilinear without antialiasing, and a
+            # keep-ratio scale factor of one number.
+            if (new_h, new_w) != (height, width):
+                img = F.interpolate(
+                    img[None], size=(new_h, new_w), mode="bilinear", align_corners=False
+                )[0]
+                img = img.round().clamp(0, 255)
+            if data.keep_ratio:
+                long_edge, short_edge = max(data.img_scale), min(data.img_scale)
+                sx = sy = min(long_edge / max(height, width), short_edge / min(height, width))
+        elif (new_h, new_w) != (height, width):
             img = F.interpolate(
                 img[None], size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=True
             )[0]
         if not norm.to_rgb:
             img = img.flip(0)  # RGB -> BGR: caffe-style means are given in BGR order
-        img = (img - mean) / std
+        img = (img - mean).mul_(inv_std)
         pad_h = -(-new_h // divisor) * divisor
         pad_w = -(-new_w // divisor) * divisor
-        sx, sy = new_w / width, new_h / height
         tensors.append(img)
         metas.append(
             {
@@ -225,9 +240,11 @@ class Detector:
         from det_models import zoo
         from det_models.convert import from_mmdet
 
-        config = zoo.get(model, backbone, schedule, variant)
+        data = zoo.get(model, backbone, schedule, variant).data
         net = zoo.build(model, backbone, schedule, variant, num_classes=num_classes)
         if checkpoint is not None:
+            from det_heads import MMDET_V06
+
             if isinstance(checkpoint, (str, os.PathLike)):
                 path = Path(checkpoint)
                 if not path.is_file():
@@ -239,9 +256,19 @@ class Detector:
                 )
             state = checkpoint.get("state_dict", checkpoint)
             if set(state) != set(net.state_dict()):
+                # The row's released 2019 checkpoint: its weights need the 2019 conventions.
                 state = from_mmdet(state, zoo.entry(model, backbone, schedule, variant)).state_dict
+                net = zoo.build(
+                    model,
+                    backbone,
+                    schedule,
+                    variant,
+                    num_classes=num_classes,
+                    conventions=MMDET_V06,
+                )
+                data = dataclasses.replace(data, legacy_resize=True)
             net.load_state_dict(state, strict=True)
-        return cls(net, config.data, fast=fast)
+        return cls(net, data, fast=fast)
 
     @property
     def device(self) -> torch.device:

@@ -28,14 +28,16 @@ class ScheduleConfig:
         lr: learning rate for the whole batch of `gpus * imgs_per_gpu` images.
         momentum: SGD momentum.
         weight_decay: L2 weight decay.
-        warmup: warmup policy; "linear" in every 2019 config.
+        warmup: warmup policy: "linear" (every 2019 config), "constant", "exp", or None for
+            no warmup.
         warmup_iters: iterations of warmup.
         warmup_ratio: learning-rate factor at the first warmup iteration.
         lr_gamma: factor applied at each step.
         grad_clip_norm: max L2 norm of all gradients, or None for no clipping.
         gpus: GPUs the released model was trained on.
         imgs_per_gpu: images per GPU per iteration.
-        dataset_repeat: times the training set is repeated inside one epoch (SSD).
+        dataset_repeat: times the training set is repeated inside one epoch (SSD); `epochs`
+            and `lr_steps` count epochs of the repeated set.
     """
 
     epochs: int
@@ -43,7 +45,7 @@ class ScheduleConfig:
     lr: float = 0.02
     momentum: float = _MOMENTUM
     weight_decay: float = 1e-4
-    warmup: str = "linear"
+    warmup: str | None = "linear"
     warmup_iters: int = _WARMUP_ITERS
     warmup_ratio: float = _WARMUP_RATIO
     lr_gamma: float = 0.1
@@ -98,8 +100,10 @@ class SSDAugment:
         contrast_range: range of the contrast factor.
         saturation_range: range of the saturation factor.
         hue_delta: max hue shift, degrees.
-        expand_ratio_range: range of the canvas-to-image size ratio when zooming out.
-        min_ious: minimum IoU with a ground-truth box, one chosen per crop.
+        expand_ratio_range: range of the canvas-to-image size ratio when zooming out (the
+            canvas is filled with the normalisation mean), or None for no zoom-out.
+        min_ious: minimum IoU with a ground-truth box, one chosen per crop, or None for no
+            crop.
         min_crop_size: smallest crop side as a fraction of the image side.
     """
 
@@ -107,19 +111,26 @@ class SSDAugment:
     contrast_range: tuple[float, float] = (0.5, 1.5)
     saturation_range: tuple[float, float] = (0.5, 1.5)
     hue_delta: int = 18
-    expand_ratio_range: tuple[float, float] = (1.0, 4.0)
-    min_ious: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7, 0.9)
+    expand_ratio_range: tuple[float, float] | None = (1.0, 4.0)
+    min_ious: tuple[float, ...] | None = (0.1, 0.3, 0.5, 0.7, 0.9)
     min_crop_size: float = 0.3
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Dataset and transforms of one zoo row.
+    """Dataset and transforms of one zoo row (det_engine.data builds the pipeline from it,
+    det_models.Detector does its test half).
+
+    Training: SSD augmentation (if any), resize to `img_scale` (or one drawn from
+    `train_scales`), flip with `flip_ratio`, normalise; batches padded to `size_divisor`.
+    Testing: resize to `img_scale`, normalise, pad.
 
     Attributes:
         dataset: "coco" or "voc0712".
-        train_sets: splits trained on, e.g. ("train2017",).
-        test_set: split the reference figures were measured on.
+        train_sets: splits trained on: COCO set names ("train2017" reads
+            annotations/instances_train2017.json and the train2017/ images), or VOC ones as
+            "VOC<year> <image set>".
+        test_set: split the reference figures were measured on, named the same way.
         img_scale: (long side, short side) limits in pixels when `keep_ratio`, else (w, h).
         keep_ratio: resize keeping the aspect ratio (else to exactly `img_scale`).
         flip_ratio: probability of a horizontal flip in training.
@@ -129,7 +140,16 @@ class DataConfig:
         train_proposals: precomputed proposal file for training (Fast R-CNN), relative to
             the dataset root, or None.
         test_proposals: precomputed proposal file for testing, or None.
+        num_max_proposals: proposals per image kept from a proposal file (its first ones).
         ssd_augment: SSD's extra augmentation, or None.
+        train_scales: multi-scale training: scales to draw from (see `multiscale_mode`)
+            instead of `img_scale`, or None.
+        multiscale_mode: "value" (one of `train_scales`) or "range" (long and short side
+            drawn uniformly between the smallest and largest of `train_scales`).
+        legacy_resize: resize as the 2019 pipeline did (mmcv imrescale / imresize: bilinear
+            without antialiasing on the 8-bit image, rounded to 8 bits; a keep-ratio scale
+            factor is one number for both axes). Set for the zoo's released checkpoints;
+            otherwise images are resized in float, antialiased when shrinking.
     """
 
     dataset: str
@@ -143,7 +163,11 @@ class DataConfig:
     flip_ratio: float = 0.5
     train_proposals: str | None = None
     test_proposals: str | None = None
+    num_max_proposals: int = 1000
     ssd_augment: SSDAugment | None = None
+    train_scales: tuple[tuple[int, int], ...] | None = None
+    multiscale_mode: str = "value"
+    legacy_resize: bool = False
 
 
 # (epochs, lr steps) of the two-stage and RetinaNet schedules. 1x and 2x follow Detectron;
