@@ -149,3 +149,16 @@ def test_conventions_choices():
         Conventions(box_offset=2)
     with pytest.raises(ValueError, match=r"Conventions\.mask_paste must be one of"):
         dataclasses.replace(MMDET_V06, mask_paste="detectron")
+
+
+def test_proposals_may_end_one_pixel_early_with_offset_one():
+    # The 2019 decoding gives x2 = x1 - 0.5 for a predicted width of half a pixel
+    # (x2 - x1 + 1 = 0.5 > 0); the 2019 code kept such proposals, and so must its heads.
+    from det_heads.inputs import check_boxes
+
+    box = torch.tensor([[10.0, 10.0, 9.5, 12.0]])
+    check_boxes("op", "proposals[0]", box, offset=1)
+    with pytest.raises(ValueError, match="x2 < x1"):
+        check_boxes("op", "proposals[0]", box)
+    with pytest.raises(ValueError, match=r"x2 \+ 1 < x1"):
+        check_boxes("op", "proposals[0]", torch.tensor([[10.0, 10.0, 8.5, 12.0]]), offset=1)

@@ -56,7 +56,8 @@ def to_mmdet(state, key):
                 v = _with_extra_background(v, 1)
             k = prefix + rest
         if family == "retinanet" and (m := re.match(r"^head\.(cls|reg)_tower\.(\d+)\.(.+)$", k)):
-            k = f"bbox_head.{m[1]}_convs.{int(m[2]) // 2}.conv.{m[3]}"
+            # v0.6's RetinaHead towers are plain convs (no ConvModule .conv).
+            k = f"bbox_head.{m[1]}_convs.{int(m[2]) // 2}.{m[3]}"
         elif family == "retinanet":
             k = re.sub(r"^head\.(cls|reg)\.", r"bbox_head.retina_\1.", k)
         elif m := re.match(r"^head\.(cls|reg)\.(\d+)\.(.+)$", k):

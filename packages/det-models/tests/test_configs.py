@@ -86,7 +86,9 @@ def test_get_variants():
     assert zoo.get("ssd300", "vgg16", "120e").model.dense.basesize_ratio_range is None
 
     gn = zoo.get("mask_rcnn", "r50", "3x", variant="gn").model
-    assert gn.backbone == BackboneConfig(arch="r50", style="caffe", norm="GN")
+    # Pytorch style (stride on the 3x3 conv), as the v0.6.0 config: the Detectron-converted
+    # weights differ only in their caffe-normalised BGR input (the row's DataConfig).
+    assert gn.backbone == BackboneConfig(arch="r50", norm="GN")
     assert gn.neck.norm == "GN"
     assert (gn.roi.num_convs, gn.roi.num_fcs, gn.roi.norm) == (4, 1, "GN")
     assert zoo.get("mask_rcnn", "r50", "2x", variant="gn-contrib").model.backbone.style is None
@@ -115,7 +117,7 @@ def test_build_gn_row_has_group_norm_everywhere():
     with torch.device("meta"):
         model = zoo.build("mask_rcnn", "r50", "2x", variant="gn")
     assert isinstance(model.backbone.bn1, nn.GroupNorm)
-    assert model.backbone.style == "caffe"
+    assert model.backbone.style == "pytorch"  # as the v0.6.0 config (stride on the 3x3 conv)
     assert isinstance(model.neck, GroupNormFPN)
     assert all(isinstance(c, ConvGN) for c in [*model.neck.lateral_convs, *model.neck.output_convs])
     head = model.roi_head.bbox_head

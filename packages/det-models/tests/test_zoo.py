@@ -209,6 +209,9 @@ def test_schedule_settings_follow_the_original_configs():
     ssd = zoo.entry("ssd300", "vgg16", "120e").schedule_config
     assert (ssd.weight_decay, ssd.grad_clip_norm, ssd.imgs_per_gpu) == (5e-4, None, 8)
     assert ssd.epochs * ssd.dataset_repeat == 120
+    voc = zoo.entry("ssd300", "vgg16", "240e", variant="voc").schedule_config
+    # configs/pascal_voc/ssd300_voc.py: 4 images per GPU, lr 1e-3, steps 16 and 20, 10 repeats.
+    assert (voc.imgs_per_gpu, voc.lr, voc.lr_steps, voc.dataset_repeat) == (4, 1e-3, (16, 20), 10)
 
 
 def test_data_settings():

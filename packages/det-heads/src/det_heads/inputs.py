@@ -25,19 +25,24 @@ def check_features(op: str, feats: Sequence[Tensor], num_levels: int) -> None:
             raise ValueError(f"{op}: feats[{i}] must be a Tensor[B, C, H, W]")
 
 
-def check_boxes(op: str, name: str, boxes: Any) -> None:
-    """Raises ValueError unless boxes is a float Tensor[N, 4] with x2 >= x1 and y2 >= y1."""
+def check_boxes(op: str, name: str, boxes: Any, offset: int = 0) -> None:
+    """Raises ValueError unless boxes is a float Tensor[N, 4] with x2 >= x1 and y2 >= y1.
+
+    With offset 1 (the 2019 widths x2 - x1 + 1) a box may end up to one pixel before it
+    starts (width x2 - x1 + 1 >= 0): the 2019 box decoding gives such boxes when a predicted
+    size is under one pixel, and the 2019 code kept them.
+    """
     if not isinstance(boxes, Tensor) or boxes.dim() != 2 or boxes.shape[1] != 4:
         shape = list(boxes.shape) if isinstance(boxes, Tensor) else type(boxes).__name__
         raise ValueError(f"{op}: {name} must be a Tensor[N, 4] (x1, y1, x2, y2), got {shape}")
     if not boxes.is_floating_point():
         raise ValueError(f"{op}: {name} must be floating point, got {boxes.dtype}")
-    bad = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
+    bad = (boxes[:, 2] + offset < boxes[:, 0]) | (boxes[:, 3] + offset < boxes[:, 1])
     if bool(bad.any()):
         i = int(bad.nonzero()[0, 0])
+        rule = "x2 < x1 or y2 < y1" if offset == 0 else f"x2 + {offset} < x1 or y2 + {offset} < y1"
         raise ValueError(
-            f"{op}: {name}[{i}] = {boxes[i].tolist()} has x2 < x1 or y2 < y1; "
-            "boxes must be (x1, y1, x2, y2)"
+            f"{op}: {name}[{i}] = {boxes[i].tolist()} has {rule}; boxes must be (x1, y1, x2, y2)"
         )
 
 

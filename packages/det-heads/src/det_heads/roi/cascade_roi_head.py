@@ -140,7 +140,8 @@ class CascadeRoIHead(nn.Module):
         batch = feats[0].shape[0]
         check_targets("CascadeRoIHead.loss", targets, batch, self.num_classes)
         check_metas("CascadeRoIHead.loss", metas, batch)
-        boxes = proposal_boxes("CascadeRoIHead.loss", proposals, batch)
+        offset = self.conventions.box_offset
+        boxes = proposal_boxes("CascadeRoIHead.loss", proposals, batch, offset)
         losses: dict[str, Tensor] = {}
         for t in range(self.num_stages):
             head, weight = self.bbox_heads[t], self.stage_weights[t]
@@ -184,7 +185,8 @@ class CascadeRoIHead(nn.Module):
         """Detections of each image; Args and Returns as StandardRoIHead.predict."""
         batch = feats[0].shape[0]
         check_metas("CascadeRoIHead.predict", metas, batch)
-        boxes = proposal_boxes("CascadeRoIHead.predict", proposals, batch)
+        offset = self.conventions.box_offset
+        boxes = proposal_boxes("CascadeRoIHead.predict", proposals, batch, offset)
         sizes = [b.shape[0] for b in boxes]
         logit_sum = None
         for t in range(self.num_stages):

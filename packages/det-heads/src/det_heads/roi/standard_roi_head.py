@@ -25,15 +25,18 @@ from det_heads.roi_extractor import RoIExtractor, boxes_to_rois
 from det_heads.samplers import OHEMSampler, RandomSampler, SamplingResult
 
 
-def proposal_boxes(op: str, proposals: Sequence[dict | Tensor], batch: int) -> list[Tensor]:
-    """Per image Tensor[K, 4] from proposal dicts (boxes[, scores]) or tensors."""
+def proposal_boxes(
+    op: str, proposals: Sequence[dict | Tensor], batch: int, offset: int = 0
+) -> list[Tensor]:
+    """Per image Tensor[K, 4] from proposal dicts (boxes[, scores]) or tensors (checked with
+    the box width offset of the model's conventions)."""
     if len(proposals) != batch:
         raise ValueError(
             f"{op}: expected {batch} proposal sets (one per image), got {len(proposals)}"
         )
     boxes = [p["boxes"] if isinstance(p, dict) else p for p in proposals]
     for i, b in enumerate(boxes):
-        check_boxes(op, f"proposals[{i}]", b[:, :4] if b.dim() == 2 else b)
+        check_boxes(op, f"proposals[{i}]", b[:, :4] if b.dim() == 2 else b, offset)
     return [b[:, :4].detach() for b in boxes]
 
 
@@ -173,7 +176,8 @@ class StandardRoIHead(nn.Module):
         batch = feats[0].shape[0]
         check_targets("StandardRoIHead.loss", targets, batch, self.num_classes)
         check_metas("StandardRoIHead.loss", metas, batch)
-        boxes = proposal_boxes("StandardRoIHead.loss", proposals, batch)
+        offset = self.conventions.box_offset
+        boxes = proposal_boxes("StandardRoIHead.loss", proposals, batch, offset)
         samples = [
             sample_proposals(
                 b, t, self.assigner, self.sampler, self.num_classes, self._hardness(feats, i)
@@ -218,7 +222,8 @@ class StandardRoIHead(nn.Module):
         """
         batch = feats[0].shape[0]
         check_metas("StandardRoIHead.predict", metas, batch)
-        boxes = proposal_boxes("StandardRoIHead.predict", proposals, batch)
+        offset = self.conventions.box_offset
+        boxes = proposal_boxes("StandardRoIHead.predict", proposals, batch, offset)
         rois = boxes_to_rois(boxes).to(feats[0])
         logits, deltas = self.bbox_head(self.bbox_extractor(feats, rois))
         sizes = [b.shape[0] for b in boxes]

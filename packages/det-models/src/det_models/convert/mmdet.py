@@ -15,8 +15,9 @@ mmdetection v0.6 key -> det-models key:
     -> roi_head.mask_head(s.S).convs.N / deconv / logits
 - bbox_roi_extractor.roi_layers.N.offset_fc / mask_fc
     -> roi_head.bbox_extractor.layers.N.offset_fc / mask_fc
-- bbox_head.cls_convs.N.conv / reg_convs / retina_cls / retina_reg
-    -> head.cls_tower.2N / reg_tower / cls / reg
+- bbox_head.cls_convs.N / reg_convs.N / retina_cls / retina_reg (RetinaNet: plain convs in
+  v0.6; later mmdetection wraps them as .N.conv, also accepted)
+    -> head.cls_tower.2N / reg_tower.2N / cls / reg
 - bbox_head.cls_convs.N / reg_convs.N (SSD)
     -> head.cls.N / head.reg.N
 
@@ -46,7 +47,7 @@ _ROI_HEAD = re.compile(r"^(bbox_head|mask_head)\.(?:(\d+)\.)?(.+)$")
 _BOX_LAYER = re.compile(r"^(shared_fcs|shared_convs)\.(\d+)\.(.+)$")
 _MASK_CONV = re.compile(r"^convs\.(\d+)\.(conv|gn)\.(.+)$")
 _EXTRACTOR = re.compile(r"^bbox_roi_extractor\.roi_layers\.(\d+)\.((?:offset|mask)_fc\..+)$")
-_RETINA = re.compile(r"^bbox_head\.(cls_convs|reg_convs)\.(\d+)\.conv\.(.+)$")
+_RETINA = re.compile(r"^bbox_head\.(cls_convs|reg_convs)\.(\d+)\.(?:conv\.)?(weight|bias)$")
 _SSD = re.compile(r"^bbox_head\.(cls_convs|reg_convs)\.(\d+)\.(.+)$")
 
 

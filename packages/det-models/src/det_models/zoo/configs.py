@@ -2,8 +2,9 @@
 
 Model settings follow the mmdetection v0.6 configs behind the 2019 zoo: FPN R-CNNs with
 RoIAlign 7x7 / 14x14; RetinaNet's FPN from C3 with P6/P7 convs on C5; the "gn" rows with
-GroupNorm in backbone, FPN, a 4conv1fc box head and the mask head (the Detectron-converted
-"gn" backbones are caffe style, the contributed "gn-contrib" ones pytorch style); the DCN rows
+GroupNorm in backbone, FPN, a 4conv1fc box head and the mask head (both "gn" rows pytorch
+style, as their v0.6.0 configs: the Detectron-converted "gn" weights differ only in taking
+caffe-normalised BGR input); the DCN rows
 with (modulated) deformable convs in stages c3-c5, one offset group (also for X-101-32x4d),
 or deformable RoI pooling in the box branch; SSD with VGG16 and no neck.
 """
@@ -69,7 +70,6 @@ def model_config(row: ZooEntry) -> ModelConfig:
     gn = variant in GN_VARIANTS
     backbone = BackboneConfig(
         arch=row.backbone_arch,
-        style="caffe" if variant == "gn" else None,
         norm="GN" if gn else "FrozenBN",
         dcn=DCN_VARIANTS.get(variant),
         stage_with_dcn=(False, True, True, True) if variant in DCN_VARIANTS else (False,) * 4,

@@ -179,11 +179,11 @@ _EPOCH_SCHEDULES: dict[str, tuple[int, tuple[int, ...]]] = {
     "3x": (36, (28, 34)),
 }
 
-# SSD from the ssd300/ssd512 configs of early 2019 (not stated in the zoo document): 24 epochs
-# over a repeated training set, no gradient clipping, 8 images per GPU, weight decay 5e-4.
-# COCO repeats 5 times (24 x 5 = "120e"), VOC07+12 10 times ("240e"). The lr values and step
-# epochs are from the configs as remembered by this project, not checked against the files
-# that trained the released checkpoints: verify before relying on them.
+# SSD from the v0.6.0 configs (configs/ssd300_coco.py, ssd512_coco.py, pascal_voc/ssd*_voc.py;
+# not stated in the zoo document): 24 epochs over a repeated training set, no gradient
+# clipping, weight decay 5e-4, linear warmup of 500 iterations from 1/3. COCO: 8 images per
+# GPU, repeated 5 times (24 x 5 = "120e"), lr 2e-3, steps 16 and 22; VOC07+12: 4 images per
+# GPU, repeated 10 times ("240e"), lr 1e-3, steps 16 and 20.
 _SSD_SCHEDULES: dict[str, ScheduleConfig] = {
     "120e": ScheduleConfig(
         epochs=24,
@@ -200,7 +200,7 @@ _SSD_SCHEDULES: dict[str, ScheduleConfig] = {
         lr=1e-3,
         weight_decay=5e-4,
         grad_clip_norm=None,
-        imgs_per_gpu=8,
+        imgs_per_gpu=4,
         dataset_repeat=10,
     ),
 }
