@@ -119,6 +119,41 @@ def test_from_zoo_loads_a_state_dict_file(tmp_path):
     assert not loaded.model.training
 
 
+def test_from_zoo_converts_a_2019_checkpoint_with_the_2019_conventions(tmp_path):
+    from mmdet_layout import to_mmdet
+
+    from det_heads import MMDET_V06
+
+    key = ("retinanet", "r50", "1x", None)
+    torch.manual_seed(0)
+    source = zoo.build(*key)
+    path = tmp_path / "retinanet_r50_fpn_1x.pth"
+    torch.save({"state_dict": to_mmdet(source.state_dict(), key), "meta": {}}, path)
+    loaded = Detector.from_zoo("retinanet", "r50", "1x", checkpoint=path, fast=False)
+    assert loaded.model.model_config.conventions == MMDET_V06
+    assert loaded.data_config.legacy_resize
+    torch.testing.assert_close(loaded.model.head.cls.weight, source.head.cls.weight)
+
+
+def test_from_zoo_names_the_keys_of_a_checkpoint_of_another_row(tmp_path):
+    from mmdet_layout import to_mmdet
+
+    torch.manual_seed(0)
+    key = ("faster_rcnn", "r50", "1x", None)
+    path = tmp_path / "faster.pth"
+    torch.save(to_mmdet(zoo.build(*key).state_dict(), key), path)
+    # A Faster R-CNN checkpoint given for the Mask R-CNN row: the mask head is missing.
+    with pytest.raises(ValueError, match=r"zoo row \('mask_rcnn'.*missing \(\d+\): roi_head\.mask"):
+        Detector.from_zoo("mask_rcnn", "r50", "1x", checkpoint=path)
+    # Our own keys of a 3-class model for an 80-class row: the classifier's shapes.
+    model = zoo.build("retinanet", "r50", "1x", num_classes=3)
+    torch.save(model.state_dict(), path)
+    with pytest.raises(
+        ValueError, match=r"head\.cls\.weight: model \[720, 256, 3, 3\], checkpoint"
+    ):
+        Detector.from_zoo("retinanet", "r50", "1x", checkpoint=path)
+
+
 def test_fast_path_gives_the_same_detections():
     torch.manual_seed(0)
     nms = NMSConfig(score_thr=0.0, max_per_img=50)

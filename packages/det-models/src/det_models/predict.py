@@ -182,6 +182,11 @@ def preprocess(
     return batch, metas
 
 
+# Top-level module names of the 2019 (mmdetection v0.6) detectors' heads; ours are rpn,
+# roi_head and head.
+_MMDET_HEADS = ("rpn_head.", "bbox_head.", "mask_head.")
+
+
 class Detector:
     """A detector with its test-time preprocessing: images in, detections in original pixels.
 
@@ -228,17 +233,21 @@ class Detector:
             num_classes: object classes; default the row's dataset's.
             checkpoint: None (fresh weights), a state dict, or a .pth file holding one (or a
                 checkpoint dict with "state_dict"). A state dict with det_models' keys is
-                loaded as is; otherwise it is taken for the row's released mmdetection v0.6
-                checkpoint and converted with convert.from_mmdet. Loading is strict.
+                loaded as is; one with the 2019 head names (rpn_head, bbox_head, mask_head)
+                is taken for the row's released mmdetection v0.6 checkpoint, converted with
+                convert.from_mmdet and loaded into the row's model built with the 2019 box
+                conventions, with the 2019 resize. Loading is strict.
             fast: as for Detector (applied after the weights are loaded).
 
         Raises:
             ValueError: unknown row (from the zoo).
             FileNotFoundError: a checkpoint path that does not exist.
-            RuntimeError: a checkpoint that does not fit the model.
+            ValueError: a checkpoint that does not fit the model; the message names the first
+                missing, unexpected and mis-shaped keys and the row.
         """
         from det_models import zoo
         from det_models.convert import from_mmdet
+        from det_models.convert.common import check_fits, unwrap
 
         data = zoo.get(model, backbone, schedule, variant).data
         net = zoo.build(model, backbone, schedule, variant, num_classes=num_classes)
@@ -254,10 +263,11 @@ class Detector:
                 raise TypeError(
                     f"checkpoint must be a path or a state dict, got {type(checkpoint).__name__}"
                 )
-            state = checkpoint.get("state_dict", checkpoint)
-            if set(state) != set(net.state_dict()):
+            state = unwrap(checkpoint)
+            key = zoo.entry(model, backbone, schedule, variant).key
+            if any(k.startswith(_MMDET_HEADS) for k in state):
                 # The row's released 2019 checkpoint: its weights need the 2019 conventions.
-                state = from_mmdet(state, zoo.entry(model, backbone, schedule, variant)).state_dict
+                state = from_mmdet(state, zoo.entry(*key)).state_dict
                 net = zoo.build(
                     model,
                     backbone,
@@ -267,6 +277,10 @@ class Detector:
                     conventions=MMDET_V06,
                 )
                 data = dataclasses.replace(data, legacy_resize=True)
+                source = f"checkpoint (a 2019 checkpoint converted for zoo row {key})"
+            else:
+                source = f"checkpoint (det_models keys, for zoo row {key})"
+            check_fits(state, net, source)
             net.load_state_dict(state, strict=True)
         return cls(net, data, fast=fast)
 

@@ -77,3 +77,37 @@ def rename(
             continue
         out[mapped[0]] = mapped[1]
     return Converted(out, unused)
+
+
+def check_fits(state_dict: Mapping[str, Tensor], model: torch.nn.Module, source: str) -> None:
+    """Raises ValueError unless state_dict has exactly model's keys with model's shapes.
+
+    The message names the first missing, unexpected and mis-shaped keys (with both shapes)
+    and where the weights came from, e.g. a zoo row's converted 2019 checkpoint given for
+    another row: a checkpoint of the wrong family or backbone.
+
+    Args:
+        state_dict: the (converted) weights.
+        model: the model they should load into.
+        source: what the weights are, for the message ("the 2019 checkpoint converted for
+            ('mask_rcnn', 'r50', '1x', None)").
+    """
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    shapes = [
+        f"{k}: model {list(expected[k].shape)}, checkpoint {list(state_dict[k].shape)}"
+        for k in expected
+        if k in state_dict and tuple(expected[k].shape) != tuple(state_dict[k].shape)
+    ]
+    if not (missing or unexpected or shapes):
+        return
+    parts = []
+    for what, keys in (("missing", missing), ("unexpected", unexpected), ("shapes", shapes)):
+        if keys:
+            more = f" and {len(keys) - 3} more" if len(keys) > 3 else ""
+            parts.append(f"{what} ({len(keys)}): {'; '.join(keys[:3])}{more}")
+    raise ValueError(
+        f"{source} does not fit the model (a checkpoint of another family, backbone or "
+        f"class count?): " + " | ".join(parts)
+    )

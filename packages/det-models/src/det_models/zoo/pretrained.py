@@ -12,6 +12,7 @@ from torch import nn
 
 from det_heads import MMDET_V06
 from det_models.convert import Converted, from_mmdet
+from det_models.convert.common import check_fits
 from det_models.zoo.entry import ZooEntry
 
 
@@ -61,6 +62,7 @@ def load_pretrained(
     path = _local_file(str(source), download)
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     converted: Converted = from_mmdet(checkpoint, entry)
+    check_fits(converted.state_dict, model, f"{path}, converted for zoo row {entry.key},")
     model.load_state_dict(converted.state_dict, strict=True)
     return converted.unused
 
