@@ -99,7 +99,10 @@ def _rank_dies_worker(rank, world_size, port, out_dir, where):
     except Exception as e:
         with open(os.path.join(out_dir, "error.txt"), "w") as f:
             f.write(f"{time.monotonic() - started:.1f}\n{type(e).__name__}: {e}")
-        raise
+        # Exit 1 here rather than re-raise: after the error, gloo's transport thread can
+        # still abort the interpreter's teardown (SIGABRT) on a loaded machine, which would
+        # hide the exit code this test asserts.
+        os._exit(1)
     with open(os.path.join(out_dir, "error.txt"), "w") as f:
         f.write("-1\nrank 0 went on without rank 1")
 
