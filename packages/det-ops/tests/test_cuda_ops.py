@@ -187,18 +187,20 @@ def test_opcheck_on_cuda():
         torch.library.opcheck(op, args)
 
 
+@pytest.mark.parametrize("aligned", [True, "legacy"])
 @pytest.mark.parametrize("modulated", [False, True])
-def test_deform_roi_pool(modulated):
+def test_deform_roi_pool(modulated, aligned):
     g = torch.Generator().manual_seed(12)
     x = torch.randn(2, 8, 30, 40, generator=g, dtype=torch.float64)
     rois = random_rois(200, 2, 30, 40, 0.5, torch.float64, generator=g)
     offset = torch.randn(200, 2, 7, 7, generator=g, dtype=torch.float64) * 0.1
     mask = torch.rand(200, 1, 7, 7, generator=g, dtype=torch.float64)
+    args = (7, 0.5, 2 if aligned is True else 4, 0.1, aligned)
 
     def fn(x, offset, mask=None):
         if mask is None:
-            return det_ops.deform_roi_pool(x, rois.to(x.device), offset, 7, 0.5, 2)
-        return det_ops.modulated_deform_roi_pool(x, rois.to(x.device), offset, mask, 7, 0.5, 2)
+            return det_ops.deform_roi_pool(x, rois.to(x.device), offset, *args)
+        return det_ops.modulated_deform_roi_pool(x, rois.to(x.device), offset, mask, *args)
 
     inputs = [x, offset] + ([mask] if modulated else [])
     expected = grads(fn, *inputs)

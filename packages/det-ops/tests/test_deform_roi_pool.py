@@ -234,18 +234,33 @@ def test_deform_roi_pool_module_and_channel_check():
         det_ops.DeformRoIPoolPack(2, 5, 8)(input, rois)
 
 
+@pytest.mark.parametrize("aligned", [1, 2])  # the kernels' modes: True, "legacy"
 @pytest.mark.parametrize("with_offset, with_mask", [(True, True), (True, False), (False, False)])
-def test_opcheck(with_offset, with_mask):
+def test_opcheck(with_offset, with_mask, aligned):
     input, rois, offset, mask = random_case(torch.float64, out=(2, 2), channels=2)
     input.requires_grad_()
     offset = offset.requires_grad_() if with_offset else None
     mask = mask.requires_grad_() if with_mask else None
-    args = (input, rois, offset, mask, 0.9, 2, 2, 2, 0.1)
+    args = (input, rois, offset, mask, 0.9, 2, 2, 2, 0.1, aligned)
     torch.library.opcheck(torch.ops.det_ops.deform_roi_pool.default, args)
     grad = torch.randn(len(rois), 2, 2, 2, dtype=torch.float64)
     # The backward op has no autograd of its own (no double backward): plain tensors.
     plain = [None if t is None else t.detach() for t in (input, offset, mask)]
-    backward_args = (grad, plain[0], rois, plain[1], plain[2], 0.9, 2, 2, 2, 0.1, True, True)
+    backward_args = (
+        grad,
+        plain[0],
+        rois,
+        plain[1],
+        plain[2],
+        0.9,
+        2,
+        2,
+        2,
+        0.1,
+        aligned,
+        True,
+        True,
+    )
     torch.library.opcheck(torch.ops.det_ops.deform_roi_pool_backward.default, backward_args)
 
 
@@ -328,21 +343,28 @@ def test_fuzz_shapes_and_values(data):
     gamma = draw(invalid_gamma if broken == "gamma" else st.floats(-2, 2))
     output_size = (0, out_w) if broken == "output_size" else (out_h, out_w)
     sampling_ratio = draw(st.integers(-1, 3))
+    aligned = draw(st.sampled_from([True, "legacy"]))
     use_torch, modulated = draw(st.booleans()), draw(st.booleans())
     if use_torch:
         input, rois, mask = torch.from_numpy(input), torch.from_numpy(rois), torch.from_numpy(mask)
         offset = None if offset is None else torch.from_numpy(offset)
-    args = (output_size, 0.5, sampling_ratio, gamma)
+    args = (output_size, 0.5, sampling_ratio, gamma, aligned)
     try:
         if modulated:
             out = modulated_deform_roi_pool(input, rois, offset, mask, *args)
         else:
             out = deform_roi_pool(input, rois, offset, *args)
     except (ValueError, TypeError):
-        # b == 0 with RoIs leaves no valid batch index: an error, rightly.
-        assert broken is not None or (b == 0 and k > 0)
+        # b == 0 with RoIs leaves no valid batch index: an error, rightly; so does
+        # legacy pooling without a positive number of points per bin side.
+        assert (
+            broken is not None
+            or (b == 0 and k > 0)
+            or (aligned == "legacy" and sampling_ratio <= 0)
+        )
         return
     assert broken is None or (broken == "batch_index" and k == 0)
+    assert aligned is True or sampling_ratio > 0
     assert tuple(out.shape) == (k, c, out_h, out_w)
     assert type(out) is type(input)
     # The feature map is finite; non-finite RoIs and shifts read zeros.

@@ -176,6 +176,10 @@ def _box_extractor(config: RoIConfig, channels: int, conv: Conventions) -> RoIEx
         raise ValueError(f"RoIConfig.pool must be one of {ROI_POOLS}, got {config.pool!r}")
     if config.pool == "align":
         return _extractor(config, config.roi_size, conv)
+    if conv.roi_align == "legacy":  # the 2019 RoIAlign comes with the 2019 deformable pooling
+        return DeformRoIExtractor.legacy(
+            channels, config.pool, config.strides, config.roi_size, box_offset=conv.box_offset
+        )
     return DeformRoIExtractor(
         channels,
         config.pool,

@@ -6,13 +6,13 @@ namespace det_ops::bindings {
 
 void bind_deform_roi_pool(py::module_& cpu, py::module_& cuda) {
   // shape: (batch, channels, height, width, num_rois, pooled_h, pooled_w,
-  //         sampling_ratio, spatial_scale, gamma)
+  //         sampling_ratio, spatial_scale, gamma, aligned)
   // offset, mask and the gradient buffers are addresses, 0 for none.
   auto to_shape = [](const py::tuple& t) {
     return DeformRoIPoolShape{
         t[0].cast<int64_t>(), t[1].cast<int64_t>(), t[2].cast<int64_t>(), t[3].cast<int64_t>(),
         t[4].cast<int64_t>(), t[5].cast<int64_t>(), t[6].cast<int64_t>(), t[7].cast<int64_t>(),
-        t[8].cast<double>(),  t[9].cast<double>()};
+        t[8].cast<double>(),  t[9].cast<double>(),  t[10].cast<int>()};
   };
   cpu.def("deform_roi_pool_forward",
           [to_shape](int dtype, std::uintptr_t input, std::uintptr_t rois, std::uintptr_t offset,

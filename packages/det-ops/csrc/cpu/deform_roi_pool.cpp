@@ -28,46 +28,54 @@ struct Tap4 {
 };
 
 template <typename T>
-AlignedRoI<T> roi_geometry(const T* rois, int64_t k, const DeformRoIPoolShape& s) {
-  return aligned_roi(rois + 5 * k, s.batch, static_cast<T>(s.spatial_scale), s.pooled_h,
-                     s.pooled_w, s.sampling_ratio, kRoIAligned);
+DeformRoI<T> roi_geometry(const T* rois, int64_t k, const DeformRoIPoolShape& s) {
+  return deform_roi(rois + 5 * k, s);
 }
 
-// Calls fn(taps) for every sampling point of RoI k, bin by bin (row-major
-// bins, then the points of each bin row-major), each bin shifted by its offset.
-template <typename T, typename F>
-void for_each_point(const AlignedRoI<T>& r, int64_t k, const T* offset,
-                    const DeformRoIPoolShape& s, const F& fn) {
+// Calls point(taps) for every sampling point of RoI k, bin by bin (row-major
+// bins, then the points of each bin row-major), each bin shifted by its
+// offset, and after each bin done(bin, divisor) with what its sum is divided by.
+template <typename T, typename Point, typename Done>
+void for_each_point(const DeformRoI<T>& g, int64_t k, const T* offset,
+                    const DeformRoIPoolShape& s, const Point& point, const Done& done) {
   const int64_t bins = s.pooled_h * s.pooled_w;
   const T gamma = static_cast<T>(s.gamma);
   const T* roi_offset = offset == nullptr ? nullptr : offset + k * 2 * bins;
   BilinearTaps<T> t;
   for (int64_t ph = 0; ph < s.pooled_h; ++ph) {
     for (int64_t pw = 0; pw < s.pooled_w; ++pw) {
-      const BinShift<T> shift = deform_bin_shift(r, gamma, roi_offset, bins, ph * s.pooled_w + pw);
-      for (int64_t iy = 0; iy < r.grid_h; ++iy) {
-        const T y = r.sample_y(ph, iy) + shift.dy;
-        for (int64_t ix = 0; ix < r.grid_w; ++ix) {
-          clamped_bilinear(s.height, s.width, y, r.sample_x(pw, ix) + shift.dx, t);
-          fn(t);
+      const int64_t bin = ph * s.pooled_w + pw;
+      const BinShift<T> shift = g.shift(gamma, roi_offset, bins, bin);
+      int64_t inside = 0;
+      for (int64_t iy = 0; iy < g.r.grid_h; ++iy) {
+        const T y = g.point_y(ph, iy, shift.dy);
+        for (int64_t ix = 0; ix < g.r.grid_w; ++ix) {
+          inside += g.taps(s.height, s.width, y, g.point_x(pw, ix, shift.dx), t) ? 1 : 0;
+          point(t);
         }
       }
+      done(bin, g.divisor(inside));
     }
   }
 }
 
+// The taps of RoI k's points and the divisor of each of its bins.
 template <typename T>
-AlignedRoI<T> roi_taps(const T* rois, const T* offset, int64_t k, const DeformRoIPoolShape& s,
-                       std::vector<Tap4<T>>& taps) {
-  const AlignedRoI<T> r = roi_geometry(rois, k, s);
+DeformRoI<T> roi_taps(const T* rois, const T* offset, int64_t k, const DeformRoIPoolShape& s,
+                      std::vector<Tap4<T>>& taps, std::vector<T>& divisors) {
+  const DeformRoI<T> g = roi_geometry(rois, k, s);
   taps.clear();
-  if (r.batch < 0) return r;
-  taps.reserve(s.pooled_h * s.pooled_w * r.grid_h * r.grid_w);
-  for_each_point(r, k, offset, s, [&](const BilinearTaps<T>& t) {
-    taps.push_back({{t.offset[0], t.offset[1], t.offset[2], t.offset[3]},
-                    {t.weight[0], t.weight[1], t.weight[2], t.weight[3]}});
-  });
-  return r;
+  divisors.assign(s.pooled_h * s.pooled_w, T(0));
+  if (g.r.batch < 0) return g;
+  taps.reserve(s.pooled_h * s.pooled_w * g.r.grid_h * g.r.grid_w);
+  for_each_point(
+      g, k, offset, s,
+      [&](const BilinearTaps<T>& t) {
+        taps.push_back({{t.offset[0], t.offset[1], t.offset[2], t.offset[3]},
+                        {t.weight[0], t.weight[1], t.weight[2], t.weight[3]}});
+      },
+      [&](int64_t bin, T divisor) { divisors[bin] = divisor; });
+  return g;
 }
 
 // The mask of each bin of RoI k (1 without a mask).
@@ -105,9 +113,10 @@ void offset_and_mask_grads(const T* grad_output, const T* input_hwc, const T* ro
   const T gamma = static_cast<T>(s.gamma);
   parallel_for(0, s.num_rois, 1, [&](int64_t begin, int64_t end) {
     std::vector<BilinearTaps<T>> taps;
-    std::vector<T> g_bin(channels);
+    std::vector<T> g_bin(channels), divisors(bins);
     for (int64_t k = begin; k < end; ++k) {
-      const AlignedRoI<T> r = roi_geometry(rois, k, s);
+      const DeformRoI<T> geometry = roi_geometry(rois, k, s);
+      const AlignedRoI<T>& r = geometry.r;
       T* g_offset = grad_offset == nullptr ? nullptr : grad_offset + k * 2 * bins;
       T* g_mask = grad_mask == nullptr ? nullptr : grad_mask + k * bins;
       if (r.batch < 0 || plane == 0) {
@@ -116,7 +125,9 @@ void offset_and_mask_grads(const T* grad_output, const T* input_hwc, const T* ro
         continue;
       }
       taps.clear();
-      for_each_point(r, k, offset, s, [&](const BilinearTaps<T>& t) { taps.push_back(t); });
+      for_each_point(
+          geometry, k, offset, s, [&](const BilinearTaps<T>& t) { taps.push_back(t); },
+          [&](int64_t bin, T divisor) { divisors[bin] = divisor; });
       const T* image = input_hwc + r.batch * plane * channels;
       const T* g_out = grad_output + k * channels * bins;
       const int64_t points = r.grid_h * r.grid_w;
@@ -139,10 +150,11 @@ void offset_and_mask_grads(const T* grad_output, const T* input_hwc, const T* ro
           }
         }
         const T m = mask == nullptr ? T(1) : mask[k * bins + bin];
-        if (g_mask != nullptr) g_mask[bin] = value / r.count;
+        const T divisor = divisors[bin];
+        if (g_mask != nullptr) g_mask[bin] = bin_value(value, divisor, T(1));
         if (g_offset != nullptr) {
-          g_offset[bin] = dx * deform_offset_scale(gamma, r.roi_w, m, r.count);
-          g_offset[bins + bin] = dy * deform_offset_scale(gamma, r.roi_h, m, r.count);
+          g_offset[bin] = dx * deform_offset_scale(gamma, r.roi_w, m, divisor);
+          g_offset[bins + bin] = dy * deform_offset_scale(gamma, r.roi_h, m, divisor);
         }
       }
     }
@@ -164,9 +176,9 @@ void deform_roi_pool_forward(const T* input, const T* rois, const T* offset, con
   const std::vector<T> input_hwc = channels_last(input, s);
   parallel_for(0, s.num_rois, 1, [&](int64_t begin, int64_t end) {
     std::vector<Tap4<T>> taps;
-    std::vector<T> m, sum(channels);
+    std::vector<T> m, divisors, sum(channels);
     for (int64_t k = begin; k < end; ++k) {
-      const AlignedRoI<T> r = roi_taps(rois, offset, k, s, taps);
+      const AlignedRoI<T> r = roi_taps(rois, offset, k, s, taps, divisors).r;
       T* out = output + k * channels * bins;
       if (r.batch < 0) {
         std::fill(out, out + channels * bins, T(0));
@@ -192,7 +204,9 @@ void deform_roi_pool_forward(const T* input, const T* rois, const T* offset, con
           }
         }
         // Divided before masking so that without a mask this is RoIAlign's value.
-        for (int64_t c = 0; c < channels; ++c) out[c * bins + bin] = sum[c] / r.count * m[bin];
+        for (int64_t c = 0; c < channels; ++c) {
+          out[c * bins + bin] = bin_value(sum[c], divisors[bin], m[bin]);
+        }
       }
     }
   });
@@ -208,9 +222,9 @@ void deform_roi_pool_backward(const T* grad_output, const T* input, const T* roi
     // Every thread walks all RoIs for its channels: at least 16 channels each.
     parallel_blocks(0, s.channels, 16, [&](int64_t c_begin, int64_t c_end) {
       std::vector<Tap4<T>> taps;
-      std::vector<T> m;
+      std::vector<T> m, divisors;
       for (int64_t k = 0; k < s.num_rois; ++k) {
-        const AlignedRoI<T> r = roi_taps(rois, offset, k, s, taps);
+        const AlignedRoI<T> r = roi_taps(rois, offset, k, s, taps, divisors).r;
         if (r.batch < 0) continue;
         bin_masks(mask, k, bins, m);
         const int64_t points = r.grid_h * r.grid_w;
@@ -219,7 +233,7 @@ void deform_roi_pool_backward(const T* grad_output, const T* input, const T* roi
           const T* g_out = grad_output + (k * s.channels + c) * bins;
           const Tap4<T>* tap = taps.data();
           for (int64_t bin = 0; bin < bins; ++bin) {
-            const T g = g_out[bin] * m[bin] / r.count;
+            const T g = bin_value(g_out[bin], divisors[bin], m[bin]);
             for (int64_t p = 0; p < points; ++p, ++tap) {
               for (int t = 0; t < 4; ++t) grad[tap->offset[t]] += tap->weight[t] * g;
             }

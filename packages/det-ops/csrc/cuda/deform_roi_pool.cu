@@ -1,6 +1,7 @@
 // Deformable RoI pooling on the GPU: one thread per output element (forward,
 // and the input gradient with atomicAdd), one per (RoI, bin) for the offset
-// and mask gradients. Geometry, shifts and taps come from csrc/common.
+// and mask gradients. Geometry, shifts, taps and divisors come from
+// csrc/common, for both modes (RoIAlign's and the 2019 kernel's).
 #include "common/bilinear.h"
 #include "common/deform_roi_pool.h"
 #include "cuda/launch.cuh"
@@ -10,19 +11,12 @@ namespace det_ops::cuda {
 namespace {
 
 template <typename T>
-__device__ __forceinline__ AlignedRoI<T> roi_geometry(const T* rois, int64_t k,
-                                                      const DeformRoIPoolShape& s) {
-  return aligned_roi(rois + 5 * k, s.batch, static_cast<T>(s.spatial_scale), s.pooled_h,
-                     s.pooled_w, s.sampling_ratio, kRoIAligned);
-}
-
-template <typename T>
-__device__ __forceinline__ BinShift<T> bin_shift(const AlignedRoI<T>& r, const T* offset,
+__device__ __forceinline__ BinShift<T> bin_shift(const DeformRoI<T>& g, const T* offset,
                                                  int64_t k, int64_t bin,
                                                  const DeformRoIPoolShape& s) {
   const int64_t bins = s.pooled_h * s.pooled_w;
-  return deform_bin_shift(r, static_cast<T>(s.gamma),
-                          offset == nullptr ? nullptr : offset + k * 2 * bins, bins, bin);
+  return g.shift(static_cast<T>(s.gamma), offset == nullptr ? nullptr : offset + k * 2 * bins,
+                 bins, bin);
 }
 
 template <typename T>
@@ -31,25 +25,45 @@ __global__ void forward_kernel(const T* input, const T* rois, const T* offset, c
   const int64_t bins = s.pooled_h * s.pooled_w;
   DET_CUDA_LOOP(index, s.num_rois * s.channels * bins) {
     const int64_t bin = index % bins, c = (index / bins) % s.channels, k = index / (bins * s.channels);
-    const AlignedRoI<T> r = roi_geometry(rois, k, s);
-    if (r.batch < 0) {
+    const DeformRoI<T> g = deform_roi(rois + 5 * k, s);
+    if (g.r.batch < 0) {
       output[index] = T(0);
       continue;
     }
     const int64_t ph = bin / s.pooled_w, pw = bin % s.pooled_w;
-    const BinShift<T> shift = bin_shift(r, offset, k, bin, s);
-    const T* plane = input + (r.batch * s.channels + c) * s.height * s.width;
+    const BinShift<T> shift = bin_shift(g, offset, k, bin, s);
+    const T* plane = input + (g.r.batch * s.channels + c) * s.height * s.width;
     BilinearTaps<T> t;
     T sum = T(0);
-    for (int64_t iy = 0; iy < r.grid_h; ++iy) {
-      const T y = r.sample_y(ph, iy) + shift.dy;
-      for (int64_t ix = 0; ix < r.grid_w; ++ix) {
-        clamped_bilinear(s.height, s.width, y, r.sample_x(pw, ix) + shift.dx, t);
+    int64_t inside = 0;
+    for (int64_t iy = 0; iy < g.r.grid_h; ++iy) {
+      const T y = g.point_y(ph, iy, shift.dy);
+      for (int64_t ix = 0; ix < g.r.grid_w; ++ix) {
+        if (!g.taps(s.height, s.width, y, g.point_x(pw, ix, shift.dx), t)) continue;
         sum += t.sample(plane);
+        ++inside;
       }
     }
-    output[index] = sum / r.count * (mask == nullptr ? T(1) : mask[k * bins + bin]);
+    output[index] =
+        bin_value(sum, g.divisor(inside), mask == nullptr ? T(1) : mask[k * bins + bin]);
   }
+}
+
+// The divisor of bin (ph, pw) of RoI g shifted by `shift`: one pass over its
+// points before the pass that uses it.
+template <typename T>
+__device__ __forceinline__ T bin_divisor(const DeformRoI<T>& g, int64_t ph, int64_t pw,
+                                         const BinShift<T>& shift, const DeformRoIPoolShape& s) {
+  if (!g.legacy) return g.r.count;
+  BilinearTaps<T> t;
+  int64_t inside = 0;
+  for (int64_t iy = 0; iy < g.r.grid_h; ++iy) {
+    const T y = g.point_y(ph, iy, shift.dy);
+    for (int64_t ix = 0; ix < g.r.grid_w; ++ix) {
+      inside += g.taps(s.height, s.width, y, g.point_x(pw, ix, shift.dx), t) ? 1 : 0;
+    }
+  }
+  return g.divisor(inside);
 }
 
 template <typename T>
@@ -58,18 +72,19 @@ __global__ void grad_input_kernel(const T* grad_output, const T* rois, const T* 
   const int64_t bins = s.pooled_h * s.pooled_w;
   DET_CUDA_LOOP(index, s.num_rois * s.channels * bins) {
     const int64_t bin = index % bins, c = (index / bins) % s.channels, k = index / (bins * s.channels);
-    const AlignedRoI<T> r = roi_geometry(rois, k, s);
-    if (r.batch < 0) continue;
+    const DeformRoI<T> g = deform_roi(rois + 5 * k, s);
+    if (g.r.batch < 0) continue;
     const int64_t ph = bin / s.pooled_w, pw = bin % s.pooled_w;
-    const BinShift<T> shift = bin_shift(r, offset, k, bin, s);
-    const T g = grad_output[index] * (mask == nullptr ? T(1) : mask[k * bins + bin]) / r.count;
-    T* grad = grad_input + (r.batch * s.channels + c) * s.height * s.width;
+    const BinShift<T> shift = bin_shift(g, offset, k, bin, s);
+    const T grad_bin = bin_value(grad_output[index], bin_divisor(g, ph, pw, shift, s),
+                                 mask == nullptr ? T(1) : mask[k * bins + bin]);
+    T* grad = grad_input + (g.r.batch * s.channels + c) * s.height * s.width;
     BilinearTaps<T> t;
-    for (int64_t iy = 0; iy < r.grid_h; ++iy) {
-      const T y = r.sample_y(ph, iy) + shift.dy;
-      for (int64_t ix = 0; ix < r.grid_w; ++ix) {
-        if (!clamped_bilinear(s.height, s.width, y, r.sample_x(pw, ix) + shift.dx, t)) continue;
-        for (int i = 0; i < 4; ++i) atomicAdd(grad + t.offset[i], t.weight[i] * g);
+    for (int64_t iy = 0; iy < g.r.grid_h; ++iy) {
+      const T y = g.point_y(ph, iy, shift.dy);
+      for (int64_t ix = 0; ix < g.r.grid_w; ++ix) {
+        if (!g.taps(s.height, s.width, y, g.point_x(pw, ix, shift.dx), t)) continue;
+        for (int i = 0; i < 4; ++i) atomicAdd(grad + t.offset[i], t.weight[i] * grad_bin);
       }
     }
   }
@@ -83,35 +98,37 @@ __global__ void grad_offset_mask_kernel(const T* grad_output, const T* input, co
   const int64_t plane = s.height * s.width;
   DET_CUDA_LOOP(index, s.num_rois * bins) {
     const int64_t bin = index % bins, k = index / bins;
-    const AlignedRoI<T> r = roi_geometry(rois, k, s);
+    const DeformRoI<T> g = deform_roi(rois + 5 * k, s);
     T value = T(0), dy = T(0), dx = T(0);
-    if (r.batch >= 0 && plane > 0) {
+    int64_t inside = 0;
+    if (g.r.batch >= 0 && plane > 0) {
       const int64_t ph = bin / s.pooled_w, pw = bin % s.pooled_w;
-      const BinShift<T> shift = bin_shift(r, offset, k, bin, s);
+      const BinShift<T> shift = bin_shift(g, offset, k, bin, s);
       BilinearTaps<T> t;
-      for (int64_t iy = 0; iy < r.grid_h; ++iy) {
-        const T y = r.sample_y(ph, iy) + shift.dy;
-        for (int64_t ix = 0; ix < r.grid_w; ++ix) {
-          if (!clamped_bilinear(s.height, s.width, y, r.sample_x(pw, ix) + shift.dx, t)) continue;
+      for (int64_t iy = 0; iy < g.r.grid_h; ++iy) {
+        const T y = g.point_y(ph, iy, shift.dy);
+        for (int64_t ix = 0; ix < g.r.grid_w; ++ix) {
+          if (!g.taps(s.height, s.width, y, g.point_x(pw, ix, shift.dx), t)) continue;
+          ++inside;
           for (int64_t c = 0; c < s.channels; ++c) {
-            const T g = grad_output[(k * s.channels + c) * bins + bin];
-            const T* data = input + (r.batch * s.channels + c) * plane;
-            value += g * t.sample(data);
-            dy += g * sample_dy(t, data);
-            dx += g * sample_dx(t, data);
+            const T go = grad_output[(k * s.channels + c) * bins + bin];
+            const T* data = input + (g.r.batch * s.channels + c) * plane;
+            value += go * t.sample(data);
+            dy += go * sample_dy(t, data);
+            dx += go * sample_dx(t, data);
           }
         }
       }
     }
-    const bool usable = r.batch >= 0 && plane > 0;  // else the RoI's size may be NaN
+    const bool usable = g.r.batch >= 0 && plane > 0;  // else the RoI's size may be NaN
+    const T divisor = usable ? g.divisor(inside) : T(0);
     const T m = mask == nullptr ? T(1) : mask[k * bins + bin];
     const T gamma = static_cast<T>(s.gamma);
-    if (grad_mask != nullptr) grad_mask[k * bins + bin] = usable ? value / r.count : T(0);
+    if (grad_mask != nullptr) grad_mask[k * bins + bin] = bin_value(value, divisor, T(1));
     if (grad_offset != nullptr) {
-      grad_offset[k * 2 * bins + bin] =
-          usable ? dx * deform_offset_scale(gamma, r.roi_w, m, r.count) : T(0);
+      grad_offset[k * 2 * bins + bin] = dx * deform_offset_scale(gamma, g.r.roi_w, m, divisor);
       grad_offset[k * 2 * bins + bins + bin] =
-          usable ? dy * deform_offset_scale(gamma, r.roi_h, m, r.count) : T(0);
+          dy * deform_offset_scale(gamma, g.r.roi_h, m, divisor);
     }
   }
 }

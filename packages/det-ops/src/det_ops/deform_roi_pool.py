@@ -4,9 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from det_ops import _checks
 from det_ops._arrays import NUMPY, dtype_name, is_torch, kernels
-from det_ops.roi_align import _roi_inputs
+from det_ops.roi_align import ALIGNED_MODES, _roi_inputs
+
+# Points per bin side of the 2019 pooling (DeformRoIPoolingPack's sample_per_part).
+LEGACY_SAMPLES_PER_BIN = 4
+
+
+def deform_aligned_mode(op: str, aligned: Any) -> int:
+    """The kernels' integer mode of deformable RoI pooling's `aligned`: True or "legacy"."""
+    if isinstance(aligned, str):
+        if aligned == "legacy":
+            return ALIGNED_MODES["legacy"]
+    elif isinstance(aligned, (bool, np.bool_)) and aligned:
+        return ALIGNED_MODES[True]
+    raise ValueError(
+        f"{op}: aligned must be True (RoIAlign's half-pixel geometry) or 'legacy' (the 2019 "
+        f"mmdetection kernel), got {aligned!r}"
+    )
 
 
 def deform_roi_pool(
@@ -17,6 +35,7 @@ def deform_roi_pool(
     spatial_scale: float = 1.0,
     sampling_ratio: int = 0,
     gamma: float = 0.1,
+    aligned: bool | str = True,
 ) -> Any:
     """Pools each RoI into a grid of bins, each bin shifted by a learned offset.
 
@@ -33,6 +52,17 @@ def deform_roi_pool(
     pixel out) and averaged. With offset=None this is
     ``roi_align(..., aligned=True)``.
 
+    aligned="legacy" computes what the 2019 mmdetection kernel computed
+    (mmdet v0.6 ops/dcn/src/deform_pool_cuda_kernel.cu, one group, one part
+    per bin): the RoI's corners are rounded to whole image pixels and it spans
+    [x1 * scale - 0.5, (x2 + 1) * scale - 0.5] on the map (at least 0.1 wide);
+    bin (ph, pw) is moved by (gamma * offset) times the RoI's size, and its
+    sampling_ratio x sampling_ratio points sit at the moved bin's corner plus
+    i * bin / sampling_ratio (not centred). A point more than half a pixel
+    outside the map is skipped; the others are clamped into the map, read
+    bilinearly and averaged (a bin with none is 0). The gradients are that
+    kernel's: zero along an axis where a point is clamped or on a whole pixel.
+
     Args:
         input: Tensor[B, C, H, W] feature map.
         rois: Tensor[K, 5] (batch_index, x1, y1, x2, y2) in image pixels, or a
@@ -41,8 +71,10 @@ def deform_roi_pool(
             units of the RoI's size, or None.
         output_size: (out_h, out_w) or an int for both.
         spatial_scale: feature-map pixels per image pixel (1/16 for stride 16).
-        sampling_ratio: sampling points per bin and axis; <= 0: adaptive.
-        gamma: scale of the offsets.
+        sampling_ratio: sampling points per bin and axis; <= 0: adaptive (not
+            with aligned="legacy", where it is the 2019 sample_per_part, 4 in its configs).
+        gamma: scale of the offsets (the 2019 trans_std).
+        aligned: True (RoIAlign's half-pixel geometry) or "legacy" (the 2019 kernel).
 
     Returns:
         Tensor[K, C, out_h, out_w], input's dtype. Differentiable with respect
@@ -59,6 +91,7 @@ def deform_roi_pool(
         spatial_scale,
         sampling_ratio,
         gamma,
+        aligned,
     )
 
 
@@ -71,11 +104,13 @@ def modulated_deform_roi_pool(
     spatial_scale: float = 1.0,
     sampling_ratio: int = 0,
     gamma: float = 0.1,
+    aligned: bool | str = True,
 ) -> Any:
     """Deformable RoI pooling with each bin scaled by a mask (DCN v2).
 
     ``deform_roi_pool(input, rois, offset, ...)`` times mask[k, 0, ph, pw] for
-    bin (ph, pw) of RoI k.
+    bin (ph, pw) of RoI k (the 2019 code multiplied its pooling by the mask
+    the same way).
 
     Args:
         input: Tensor[B, C, H, W] feature map.
@@ -86,8 +121,11 @@ def modulated_deform_roi_pool(
         mask: Tensor[K, 1, out_h, out_w] bin weights (usually in [0, 1]).
         output_size: (out_h, out_w) or an int for both.
         spatial_scale: feature-map pixels per image pixel (1/16 for stride 16).
-        sampling_ratio: sampling points per bin and axis; <= 0: adaptive.
+        sampling_ratio: sampling points per bin and axis; <= 0: adaptive (not
+            with aligned="legacy").
         gamma: scale of the offsets.
+        aligned: True (RoIAlign's half-pixel geometry) or "legacy" (the 2019 kernel; see
+            deform_roi_pool).
 
     Returns:
         Tensor[K, C, out_h, out_w], input's dtype. Differentiable with respect
@@ -97,7 +135,7 @@ def modulated_deform_roi_pool(
     if mask is None:
         raise TypeError(f"{op}: mask must be an array of shape [K, 1, out_h, out_w], got None")
     return _deform_roi_pool(
-        op, input, rois, offset, mask, output_size, spatial_scale, sampling_ratio, gamma
+        op, input, rois, offset, mask, output_size, spatial_scale, sampling_ratio, gamma, aligned
     )
 
 
@@ -111,12 +149,19 @@ def _deform_roi_pool(
     spatial_scale: Any,
     sampling_ratio: Any,
     gamma: Any,
+    aligned: Any,
 ) -> Any:
     input, rois, (out_h, out_w), spatial_scale, dtype = _roi_inputs(
         op, input, rois, output_size, spatial_scale
     )
     sampling_ratio = _checks.integer_value(op, "sampling_ratio", sampling_ratio)
     gamma = _checks.real(op, "gamma", gamma)
+    aligned = deform_aligned_mode(op, aligned)
+    if aligned == ALIGNED_MODES["legacy"] and sampling_ratio <= 0:
+        raise ValueError(
+            f"{op}: sampling_ratio must be > 0 with aligned='legacy' (the 2019 kernel's "
+            f"sample_per_part, {LEGACY_SAMPLES_PER_BIN} in its configs), got {sampling_ratio}"
+        )
     num_rois = rois.shape[0]
     offset = _bin_array(
         op, "offset", offset, input, (num_rois, 2, out_h, out_w), "[K, 2, out_h, out_w]"
@@ -132,11 +177,21 @@ def _deform_roi_pool(
         import det_ops._torch  # noqa: F401
 
         out = torch.ops.det_ops.deform_roi_pool(
-            input, rois, offset, mask, spatial_scale, out_h, out_w, sampling_ratio, gamma
+            input, rois, offset, mask, spatial_scale, out_h, out_w, sampling_ratio, gamma, aligned
         )
         return out.to(dtype)
     out = deform_roi_pool_forward_kernel(
-        NUMPY, input, rois, offset, mask, spatial_scale, out_h, out_w, sampling_ratio, gamma
+        NUMPY,
+        input,
+        rois,
+        offset,
+        mask,
+        spatial_scale,
+        out_h,
+        out_w,
+        sampling_ratio,
+        gamma,
+        aligned,
     )
     return out.astype(dtype, copy=False)
 
@@ -157,6 +212,7 @@ def deform_roi_pool_shape(
     out_w: int,
     sampling_ratio: int,
     gamma: float,
+    aligned: int,
 ) -> tuple:
     batch, channels, height, width = (int(v) for v in input_shape)
     return (
@@ -170,6 +226,7 @@ def deform_roi_pool_shape(
         sampling_ratio,
         spatial_scale,
         gamma,
+        int(aligned),
     )
 
 
@@ -184,11 +241,12 @@ def deform_roi_pool_forward_kernel(
     out_w: int,
     sampling_ratio: int,
     gamma: float,
+    aligned: int,
 ) -> Any:
     num_rois, channels = rois.shape[0], input.shape[1]
     output = xp.empty((num_rois, channels, out_h, out_w), dtype_name(input), like=input)
     shape = deform_roi_pool_shape(
-        input.shape, num_rois, spatial_scale, out_h, out_w, sampling_ratio, gamma
+        input.shape, num_rois, spatial_scale, out_h, out_w, sampling_ratio, gamma, aligned
     )
     kernels("deform_roi_pool", input).deform_roi_pool_forward(
         xp.code(input),
@@ -214,6 +272,7 @@ def deform_roi_pool_backward_kernel(
     out_w: int,
     sampling_ratio: int,
     gamma: float,
+    aligned: int,
     offset_grad: bool,
     mask_grad: bool,
 ) -> tuple[Any, Any, Any]:
@@ -231,7 +290,7 @@ def deform_roi_pool_backward_kernel(
         (num_rois, 1, out_h, out_w) if mask_grad else (0,), dtype, like=grad_output
     )
     shape = deform_roi_pool_shape(
-        input.shape, num_rois, spatial_scale, out_h, out_w, sampling_ratio, gamma
+        input.shape, num_rois, spatial_scale, out_h, out_w, sampling_ratio, gamma, aligned
     )
     kernels("deform_roi_pool", grad_output).deform_roi_pool_backward(
         xp.code(grad_output),

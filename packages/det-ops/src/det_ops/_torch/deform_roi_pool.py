@@ -25,6 +25,7 @@ def deform_roi_pool(
     out_w: int,
     sampling_ratio: int,
     gamma: float,
+    aligned: int,
 ) -> Tensor:
     return deform_roi_pool_forward_kernel(
         TORCH,
@@ -37,11 +38,12 @@ def deform_roi_pool(
         out_w,
         sampling_ratio,
         gamma,
+        aligned,
     )
 
 
 @deform_roi_pool.register_fake
-def _(input, rois, offset, mask, spatial_scale, out_h, out_w, sampling_ratio, gamma):
+def _(input, rois, offset, mask, spatial_scale, out_h, out_w, sampling_ratio, gamma, aligned):
     return input.new_empty((rois.shape[0], input.shape[1], out_h, out_w))
 
 
@@ -57,6 +59,7 @@ def deform_roi_pool_backward(
     out_w: int,
     sampling_ratio: int,
     gamma: float,
+    aligned: int,
     offset_grad: bool,
     mask_grad: bool,
 ) -> tuple[Tensor, Tensor, Tensor]:
@@ -73,6 +76,7 @@ def deform_roi_pool_backward(
         out_w,
         sampling_ratio,
         gamma,
+        aligned,
         offset_grad,
         mask_grad,
     )
@@ -90,6 +94,7 @@ def _(
     out_w,
     sampling_ratio,
     gamma,
+    aligned,
     offset_grad,
     mask_grad,
 ):
@@ -123,6 +128,7 @@ def _backward(ctx, grad_output):
         None,
         grad_offset if offset_grad else None,
         grad_mask if mask_grad else None,
+        None,
         None,
         None,
         None,

@@ -6,13 +6,18 @@ import torch
 from torch import Tensor, nn
 
 from det_ops._checks import pair
-from det_ops.deform_roi_pool import deform_roi_pool, modulated_deform_roi_pool
+from det_ops.deform_roi_pool import (
+    deform_aligned_mode,
+    deform_roi_pool,
+    modulated_deform_roi_pool,
+)
 
 
 class DeformRoIPool(nn.Module):
-    """Deformable RoI pooling with fixed output size, scale, sampling and gamma.
+    """Deformable RoI pooling with fixed output size, scale, sampling, gamma and geometry.
 
-    See det_ops.deform_roi_pool; the offsets are given to forward.
+    See det_ops.deform_roi_pool; the offsets are given to forward. aligned="legacy" is the
+    2019 mmdetection kernel (sampling_ratio: its sample_per_part, 4 in its configs).
     """
 
     def __init__(
@@ -21,12 +26,16 @@ class DeformRoIPool(nn.Module):
         spatial_scale: float = 1.0,
         sampling_ratio: int = 0,
         gamma: float = 0.1,
+        aligned: bool | str = True,
     ) -> None:
         super().__init__()
-        self.output_size = pair("DeformRoIPool", "output_size", output_size)
+        name = type(self).__name__
+        self.output_size = pair(name, "output_size", output_size)
+        deform_aligned_mode(name, aligned)
         self.spatial_scale = spatial_scale
         self.sampling_ratio = sampling_ratio
         self.gamma = gamma
+        self.aligned = aligned
 
     def forward(self, input: Tensor, rois: Tensor, offset: Tensor | None = None) -> Tensor:
         """Pools the RoIs, each bin shifted by its offset.
@@ -46,12 +55,13 @@ class DeformRoIPool(nn.Module):
             self.spatial_scale,
             self.sampling_ratio,
             self.gamma,
+            self.aligned,
         )
 
     def extra_repr(self) -> str:
         return (
             f"output_size={self.output_size}, spatial_scale={self.spatial_scale}, "
-            f"sampling_ratio={self.sampling_ratio}, gamma={self.gamma}"
+            f"sampling_ratio={self.sampling_ratio}, gamma={self.gamma}, aligned={self.aligned!r}"
         )
 
 
@@ -74,7 +84,8 @@ class DeformRoIPoolPack(DeformRoIPool):
     Pools each RoI once without offsets, feeds the pooled features to an MLP
     (three Linear layers, ReLU between them) that predicts the offsets, and
     pools again with them. The last layer starts at zero, so a fresh module
-    equals roi_align(aligned=True).
+    equals roi_align(aligned=True). With aligned="legacy" both poolings are the
+    2019 kernel's, as in its DeformRoIPoolingPack.
     """
 
     def __init__(
@@ -85,8 +96,9 @@ class DeformRoIPoolPack(DeformRoIPool):
         spatial_scale: float = 1.0,
         sampling_ratio: int = 0,
         gamma: float = 0.1,
+        aligned: bool | str = True,
     ) -> None:
-        super().__init__(output_size, spatial_scale, sampling_ratio, gamma)
+        super().__init__(output_size, spatial_scale, sampling_ratio, gamma, aligned)
         self.output_channels = output_channels
         self.deform_fc_channels = deform_fc_channels
         out_h, out_w = self.output_size
@@ -129,7 +141,8 @@ class ModulatedDeformRoIPoolPack(DeformRoIPoolPack):
     As DeformRoIPoolPack, plus a second MLP (two Linear layers, ReLU between,
     sigmoid after) on the offset-free pooled features that predicts one mask
     value per bin. Its last layer starts at zero, so a fresh module gives
-    0.5 * roi_align(aligned=True).
+    0.5 * roi_align(aligned=True). With aligned="legacy" both poolings are the
+    2019 kernel's, as in its ModulatedDeformRoIPoolingPack.
     """
 
     def __init__(
@@ -140,9 +153,16 @@ class ModulatedDeformRoIPoolPack(DeformRoIPoolPack):
         spatial_scale: float = 1.0,
         sampling_ratio: int = 0,
         gamma: float = 0.1,
+        aligned: bool | str = True,
     ) -> None:
         super().__init__(
-            output_size, output_channels, deform_fc_channels, spatial_scale, sampling_ratio, gamma
+            output_size,
+            output_channels,
+            deform_fc_channels,
+            spatial_scale,
+            sampling_ratio,
+            gamma,
+            aligned,
         )
         out_h, out_w = self.output_size
         self.mask_fc = _mlp(
@@ -161,7 +181,14 @@ class ModulatedDeformRoIPoolPack(DeformRoIPoolPack):
         self._check_channels(input)
         out_h, out_w = self.output_size
         pooled = deform_roi_pool(
-            input, rois, None, self.output_size, self.spatial_scale, self.sampling_ratio, self.gamma
+            input,
+            rois,
+            None,
+            self.output_size,
+            self.spatial_scale,
+            self.sampling_ratio,
+            self.gamma,
+            self.aligned,
         ).flatten(1)
         offset = self.offset_fc(pooled).view(-1, 2, out_h, out_w)
         mask = torch.sigmoid(self.mask_fc(pooled)).view(-1, 1, out_h, out_w)
@@ -174,4 +201,5 @@ class ModulatedDeformRoIPoolPack(DeformRoIPoolPack):
             self.spatial_scale,
             self.sampling_ratio,
             self.gamma,
+            self.aligned,
         )
