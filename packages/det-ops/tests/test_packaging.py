@@ -22,7 +22,9 @@ boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], dtype=np.fl
 keep = det_ops.nms(boxes, np.array([0.9, 0.8, 0.7], dtype=np.float32), 0.5)
 assert keep.tolist() == [0, 2], keep
 x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
-out = det_ops.roi_align(x, np.array([[0, 0, 0, 4, 4]], dtype=np.float32), 1, sampling_ratio=2)
+out = det_ops.roi_align(
+    x, np.array([[0, 0, 0, 4, 4]], dtype=np.float32), 1, sampling_ratio=2, aligned=True
+)
 assert abs(float(out[0, 0, 0, 0]) - 7.5) < 1e-6, out
 assert "torch" not in sys.modules, "det_ops imported torch"
 print("ok")

@@ -73,11 +73,11 @@ def test_roi_align_accepts_box_lists_and_non_contiguous_inputs():
         torch.tensor([[0.0, 0.0, 5.0, 5.0], [3, 3, 15, 15.0]]),
     ]
     expected = torchvision.ops.roi_align(x, boxes, 5, 1.0, 2, True)
-    torch.testing.assert_close(det_ops.roi_align(x, boxes, 5, 1.0, 2), expected)
+    torch.testing.assert_close(det_ops.roi_align(x, boxes, 5, 1.0, 2, True), expected)
     x_nc = x.permute(0, 1, 3, 2)
     rois = torch.tensor([[1, 0.0, 0.0, 5.0, 5.0], [0, 3, 3, 15, 15.0]])
     torch.testing.assert_close(
-        det_ops.roi_align(x_nc, rois, 5, 1.0, 2),
+        det_ops.roi_align(x_nc, rois, 5, 1.0, 2, True),
         torchvision.ops.roi_align(x_nc, rois, 5, 1.0, 2, True),
     )
 
@@ -105,7 +105,7 @@ def test_roi_align_empty_inputs():
 def test_roi_align_non_finite_roi_pools_to_zero():
     x = torch.randn(1, 2, 8, 8)
     rois = torch.tensor([[0, float("nan"), 1, 4, 4], [0, 1, 1, float("inf"), 4], [0, 1.0, 1, 4, 4]])
-    out = det_ops.roi_align(x, rois, 2, sampling_ratio=0)
+    out = det_ops.roi_align(x, rois, 2, sampling_ratio=0, aligned=True)
     assert torch.equal(out[:2], torch.zeros(2, 2, 2, 2))
     torch.testing.assert_close(out[2:], torchvision.ops.roi_align(x, rois[2:], 2, 1.0, 0, True))
 
@@ -125,14 +125,14 @@ def test_roi_align_non_finite_roi_pools_to_zero():
             torch.zeros(1, 4),
             {},
             ValueError,
-            r"rois must have shape \[K, 5\]",
+            r"boxes must have shape \[K, 5\]",
         ),
         (
             torch.zeros(1, 3, 8, 8),
             torch.tensor([[1.0, 0, 0, 2, 2]]),
             {},
             ValueError,
-            r"rois\[:, 0\] must be batch indices in \[0, 1\)",
+            r"boxes\[:, 0\] must be batch indices in \[0, 1\)",
         ),
         (
             torch.zeros(1, 3, 8, 8),
@@ -175,7 +175,7 @@ def test_roi_align_module():
     g = torch.Generator().manual_seed(4)
     x = torch.randn(1, 4, 16, 16, generator=g)
     rois = torch.tensor([[0, 1.0, 2.0, 29.0, 22.0]])
-    module = det_ops.RoIAlign((7, 7), spatial_scale=0.5, sampling_ratio=2)
+    module = det_ops.RoIAlign((7, 7), spatial_scale=0.5, sampling_ratio=2, aligned=True)
     torch.testing.assert_close(module(x, rois), torchvision.ops.roi_align(x, rois, 7, 0.5, 2, True))
     assert "sampling_ratio=2" in repr(module)
 

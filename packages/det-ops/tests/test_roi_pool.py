@@ -70,5 +70,5 @@ def test_roi_pool_module_and_errors():
     rois = torch.tensor([[0, 1.0, 2.0, 29.0, 22.0]])
     module = det_ops.RoIPool(7, spatial_scale=0.5)
     torch.testing.assert_close(module(x, rois), torchvision.ops.roi_pool(x, rois, 7, 0.5))
-    with pytest.raises(ValueError, match=r"rois must have shape \[K, 5\]"):
+    with pytest.raises(ValueError, match=r"boxes must have shape \[K, 5\]"):
         module(x, rois[:, :4])

@@ -8,7 +8,7 @@ wrappers (RoIAlign, DeformConv2dPack, ...) need torch and load on first use.
 from importlib import metadata as _metadata
 
 from det_ops import _C
-from det_ops.bbox_overlaps import bbox_overlaps
+from det_ops.bbox_overlaps import bbox_overlaps, box_iou
 from det_ops.deform_conv import deform_conv2d
 from det_ops.deform_roi_pool import deform_roi_pool, modulated_deform_roi_pool
 from det_ops.focal_loss import sigmoid_focal_loss
@@ -65,6 +65,7 @@ __all__ = [
     "__version__",
     "batched_nms",
     "bbox_overlaps",
+    "box_iou",
     "deform_conv2d",
     "deform_roi_pool",
     "has_cuda",

@@ -43,6 +43,15 @@ def floating(op: str, name: str, x: Any) -> Any:
     return x
 
 
+def real_valued(op: str, name: str, x: Any) -> Any:
+    """x checked to have a floating or an integer dtype."""
+    if dtype_name(x) not in FLOAT_DTYPES + INT_DTYPES:
+        raise TypeError(
+            f"{op}: {name} must have a floating or an integer dtype, got {dtype_name(x)}"
+        )
+    return x
+
+
 def integer(op: str, name: str, x: Any) -> Any:
     if dtype_name(x) not in INT_DTYPES:
         raise TypeError(f"{op}: {name} must have an integer dtype, got {dtype_name(x)}")
@@ -77,6 +86,11 @@ def same_device(op: str, **tensors: Any) -> None:
 def real(
     op: str, name: str, value: Any, *, low: float | None = None, high: float | None = None
 ) -> float:
+    """value as a float: a real number, or a 0-d tensor or array holding one."""
+    if (is_torch(value) or isinstance(value, np.ndarray)) and value.ndim == 0:
+        if dtype_name(value) == "bool":
+            raise TypeError(f"{op}: {name} must be a real number, got a bool tensor")
+        value = value.item()
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{op}: {name} must be a real number, got {type(value).__name__}")
     value = float(value)
@@ -137,8 +151,8 @@ def on_cpu_or_cuda(op: str, x: Any) -> None:
         raise ValueError(f"{op}: tensors must be on the CPU or a CUDA device, got {x.device}")
 
 
-def rois(op: str, value: Any, like: Any) -> Any:
-    """RoIs as an array [K, 5] (batch_index, x1, y1, x2, y2).
+def rois(op: str, value: Any, like: Any, name: str = "rois") -> Any:
+    """RoIs as an array [K, 5] (batch_index, x1, y1, x2, y2); name names them in messages.
 
     Also accepts a list with one [L_i, 4] box array per image, as torchvision does.
     """
@@ -149,8 +163,8 @@ def rois(op: str, value: Any, like: Any) -> Any:
     ):
         parts = []
         for i, boxes in enumerate(value):
-            boxes = array(op, f"rois[{i}]", boxes, like=like)
-            shape(op, f"rois[{i}]", floating(op, f"rois[{i}]", boxes), (None, 4), "[L, 4]")
+            boxes = array(op, f"{name}[{i}]", boxes, like=like)
+            shape(op, f"{name}[{i}]", floating(op, f"{name}[{i}]", boxes), (None, 4), "[L, 4]")
             if is_torch(boxes):
                 import torch
 
@@ -161,8 +175,8 @@ def rois(op: str, value: Any, like: Any) -> Any:
                     np.concatenate([np.full((boxes.shape[0], 1), i, boxes.dtype), boxes], 1)
                 )
         value = torch.cat(parts) if is_torch(parts[0]) else np.concatenate(parts)
-    value = array(op, "rois", value, like=like)
-    return shape(op, "rois", floating(op, "rois", value), (None, 5), "[K, 5]")
+    value = array(op, name, value, like=like)
+    return shape(op, name, floating(op, name, value), (None, 5), "[K, 5]")
 
 
 def inspectable(x: Any) -> bool:
@@ -175,7 +189,7 @@ def inspectable(x: Any) -> bool:
     return x.device.type == "cpu" and not torch.compiler.is_compiling()
 
 
-def batch_indices(op: str, rois: Any, batch: int) -> None:
+def batch_indices(op: str, rois: Any, batch: int, name: str = "rois") -> None:
     """Checks rois[:, 0] against the batch size, where the values may be read.
 
     Elsewhere the kernels pool RoIs with an out-of-range batch index to zeros.
@@ -186,7 +200,8 @@ def batch_indices(op: str, rois: Any, batch: int) -> None:
     low, high = float(first.min()), float(first.max())
     if not (low >= 0 and high < batch):
         raise ValueError(
-            f"{op}: rois[:, 0] must be batch indices in [0, {batch}), got values in [{low}, {high}]"
+            f"{op}: {name}[:, 0] must be batch indices in [0, {batch}), "
+            f"got values in [{low}, {high}]"
         )
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from det_ops import _checks
 from det_ops._arrays import NUMPY, dtype_name, is_torch, kernels
+from det_ops._fx import traced_call
 
 # The kernels index a feature-map plane with int32.
 MAX_PLANE = 2**31 - 1
@@ -16,9 +17,9 @@ def deform_conv2d(
     offset: Any,
     weight: Any,
     bias: Any = None,
-    stride: int | tuple[int, int] = 1,
-    padding: int | tuple[int, int] = 0,
-    dilation: int | tuple[int, int] = 1,
+    stride: int | tuple[int, int] = (1, 1),
+    padding: int | tuple[int, int] = (0, 0),
+    dilation: int | tuple[int, int] = (1, 1),
     mask: Any = None,
 ) -> Any:
     """Convolution whose kernel taps sample the input at learned, per-position offsets.
@@ -43,8 +44,16 @@ def deform_conv2d(
         Tensor[B, C_out, H_out, W_out] in input's dtype, with
         H_out = (H + 2 * pad_h - dilation_h * (kh - 1) - 1) // stride_h + 1 (W_out alike).
         Torch tensors are differentiable in input, offset, weight, bias and mask;
-        float16 and bfloat16 are computed in float32.
+        float16 and bfloat16 are computed in float32, under torch.autocast too (the
+        matrix product of weight and sampled columns included), as torchvision does.
     """
+    traced = traced_call(
+        deform_conv2d,
+        (input, offset, weight, bias, stride, padding, dilation),
+        {"mask": mask},
+    )
+    if traced is not None:
+        return traced
     op = "deform_conv2d"
     input = _checks.feature_map(op, "input", _checks.array(op, "input", input))
     offset = _checks.array(op, "offset", offset, like=input)
@@ -67,7 +76,11 @@ def deform_conv2d(
         import det_ops._torch  # noqa: F401  (registers torch.ops.det_ops)
 
         columns = torch.ops.det_ops.deform_im2col(input, offset, mask, *params)
-        return convolve_columns(columns, weight, bias, groups, offset.shape).to(dtype)
+        # Autocast would run the product in its low precision; the sampling already
+        # runs in float32, and the 2019 kernels kept the product there too.
+        with torch.autocast(input.device.type, enabled=False):
+            out = convolve_columns(columns, weight, bias, groups, offset.shape)
+        return out.to(dtype)
     columns = deform_im2col_kernel(NUMPY, input, offset, mask, params)
     out = convolve_columns(columns, weight, bias, groups, offset.shape)
     return out.astype(dtype, copy=False)

@@ -8,6 +8,7 @@ import numpy as np
 
 from det_ops import _checks
 from det_ops._arrays import NUMPY, dtype_name, is_torch, kernels
+from det_ops._fx import traced_call
 from det_ops.roi_align import ALIGNED_MODES, _roi_inputs
 
 # Points per bin side of the 2019 pooling (DeformRoIPoolingPack's sample_per_part).
@@ -81,6 +82,13 @@ def deform_roi_pool(
         to input and offset (torch tensors). RoIs with a non-finite coordinate,
         and sampling points with a non-finite shift, contribute zeros.
     """
+    traced = traced_call(
+        deform_roi_pool,
+        (input, rois, offset, output_size, spatial_scale, sampling_ratio, gamma, aligned),
+        {},
+    )
+    if traced is not None:
+        return traced
     return _deform_roi_pool(
         "deform_roi_pool",
         input,
@@ -131,6 +139,13 @@ def modulated_deform_roi_pool(
         Tensor[K, C, out_h, out_w], input's dtype. Differentiable with respect
         to input, offset and mask (torch tensors).
     """
+    traced = traced_call(
+        modulated_deform_roi_pool,
+        (input, rois, offset, mask, output_size, spatial_scale, sampling_ratio, gamma, aligned),
+        {},
+    )
+    if traced is not None:
+        return traced
     op = "modulated_deform_roi_pool"
     if mask is None:
         raise TypeError(f"{op}: mask must be an array of shape [K, 1, out_h, out_w], got None")

@@ -6,6 +6,7 @@ from typing import Any
 
 from det_ops import _checks
 from det_ops._arrays import NUMPY, dtype_name, is_torch, kernels
+from det_ops._fx import traced_call
 
 REDUCTIONS = ("none", "mean", "sum")
 
@@ -20,7 +21,9 @@ def sigmoid_focal_loss(
     """Focal loss of sigmoid logits (Lin et al., 2017).
 
     ``loss = alpha_t * (1 - p_t)**gamma * BCE(inputs, t)`` per element, as
-    ``torchvision.ops.sigmoid_focal_loss`` defines it.
+    ``torchvision.ops.sigmoid_focal_loss`` defines it. One fused kernel computes it, not
+    from torch's BCE: at gamma 0 (alpha < 0) it equals ``F.binary_cross_entropy_with_logits``
+    only to a few ulps, either side.
 
     Args:
         inputs: Tensor[..., C] logits.
@@ -34,6 +37,9 @@ def sigmoid_focal_loss(
     Returns:
         The loss, inputs' dtype. Differentiable with respect to inputs only.
     """
+    traced = traced_call(sigmoid_focal_loss, (inputs, targets, alpha, gamma, reduction), {})
+    if traced is not None:
+        return traced
     op = "sigmoid_focal_loss"
     inputs = _checks.floating(op, "inputs", _checks.array(op, "inputs", inputs))
     targets = _checks.array(op, "targets", targets, like=inputs)
@@ -42,7 +48,10 @@ def sigmoid_focal_loss(
     alpha = _checks.real(op, "alpha", alpha, high=1.0)
     gamma = _checks.real(op, "gamma", gamma, low=0.0)
     if reduction not in REDUCTIONS:
-        raise ValueError(f"{op}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        # "Invalid" starts torchvision's message too, which callers may match.
+        raise ValueError(
+            f"{op}: Invalid reduction {reduction!r}: reduction must be one of {REDUCTIONS}"
+        )
     if inputs.ndim == 0:
         raise ValueError(f"{op}: inputs must have a class dimension [..., C], got a scalar")
     classes = inputs.shape[-1]

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from det_ops import _checks
 from det_ops._arrays import NUMPY, TORCH, dtype_name, is_cuda, is_torch, kernels
+from det_ops._fx import traced_call
 
 SOFT_NMS_METHODS = {"linear": 0, "gaussian": 1}
 
@@ -32,7 +35,8 @@ def nms(boxes: Any, scores: Any, iou_threshold: float, *, offset: int = 0) -> An
     Args:
         boxes: Tensor[N, 4] or ndarray (x1, y1, x2, y2), pixels.
         scores: Tensor[N] or ndarray.
-        iou_threshold: boxes overlapping a kept box by IoU > this are dropped.
+        iou_threshold: boxes overlapping a kept box by IoU > this are dropped; a number
+            or a 0-d tensor.
         offset: 0 (widths x2 - x1) or 1 (widths x2 - x1 + 1, the 2019 mmdetection NMS).
 
     Returns:
@@ -40,6 +44,9 @@ def nms(boxes: Any, scores: Any, iou_threshold: float, *, offset: int = 0) -> An
         index first), a tensor or an ndarray like the inputs. A box with a NaN
         coordinate neither suppresses nor is suppressed; a NaN score is an error.
     """
+    traced = traced_call(nms, (boxes, scores, iou_threshold), {"offset": offset})
+    if traced is not None:
+        return traced
     boxes, scores = _boxes_and_scores("nms", boxes, scores)
     iou_threshold = _checks.real("nms", "iou_threshold", iou_threshold)
     boxes = _checks.with_offset(boxes, _checks.box_offset("nms", offset))
@@ -61,12 +68,20 @@ def batched_nms(
         boxes: Tensor[N, 4] (x1, y1, x2, y2), pixels.
         scores: Tensor[N].
         idxs: integer Tensor[N], the category (or image) of each box.
-        iou_threshold: IoU above which a box is dropped.
+        iou_threshold: IoU above which a box is dropped; a number or a 0-d tensor.
         offset: 0 (widths x2 - x1) or 1 (widths x2 - x1 + 1, the 2019 mmdetection NMS).
 
     Returns:
-        int64 indices of the kept boxes, by decreasing score.
+        int64 indices of the kept boxes, by decreasing score. Empty boxes give an
+        empty result even when scores, idxs or iou_threshold is None, as in torchvision.
     """
+    traced = traced_call(batched_nms, (boxes, scores, idxs, iou_threshold), {"offset": offset})
+    if traced is not None:
+        return traced
+    if any(v is None for v in (scores, idxs, iou_threshold)):
+        empty = _empty_indices(boxes)
+        if empty is not None:
+            return empty
     boxes, scores = _boxes_and_scores("batched_nms", boxes, scores)
     idxs = _checks.array("batched_nms", "idxs", idxs, like=boxes)
     _checks.same_device("batched_nms", boxes=boxes, idxs=idxs)
@@ -84,6 +99,17 @@ def batched_nms(
 
         return torch.ops.det_ops.batched_nms(boxes, scores, idxs, iou_threshold)
     return batched_nms_kernel(NUMPY, boxes, scores, idxs, iou_threshold)
+
+
+def _empty_indices(boxes: Any) -> Any:
+    """An empty int64 index array like boxes when boxes holds no values, else None."""
+    if is_torch(boxes) and boxes.numel() == 0:
+        import torch
+
+        return torch.empty(0, dtype=torch.int64, device=boxes.device)
+    if isinstance(boxes, np.ndarray) and boxes.size == 0:
+        return np.empty(0, dtype=np.int64)
+    return None
 
 
 def soft_nms(
@@ -113,6 +139,9 @@ def soft_nms(
     Returns:
         (keep int64[K] in selection order, their decayed scores [K]).
     """
+    traced = traced_call(soft_nms, (boxes, scores, iou_threshold, sigma, min_score, method), {})
+    if traced is not None:
+        return traced
     op = "soft_nms"
     boxes, scores = _boxes_and_scores(op, boxes, scores)
     iou_threshold = _checks.real(op, "iou_threshold", iou_threshold)

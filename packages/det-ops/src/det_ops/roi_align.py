@@ -6,6 +6,7 @@ from typing import Any
 
 from det_ops import _checks
 from det_ops._arrays import NUMPY, dtype_name, is_torch, kernels
+from det_ops._fx import traced_call
 
 # RoI coordinate modes; the kernels' RoIAlignMode (csrc/common/roi_geometry.h).
 ALIGNED_MODES = {False: 0, True: 1, "legacy": 2}
@@ -25,26 +26,26 @@ def aligned_mode(op: str, aligned: Any) -> int:
 
 def roi_align(
     input: Any,
-    rois: Any,
+    boxes: Any,
     output_size: int | tuple[int, int],
     spatial_scale: float = 1.0,
-    sampling_ratio: int = 0,
-    aligned: bool | str = True,
+    sampling_ratio: int = -1,
+    aligned: bool | str = False,
 ) -> Any:
     """Pools each RoI of a feature map into a fixed grid of averaged bilinear samples.
 
-    Same definition as ``torchvision.ops.roi_align`` (whose default is aligned=False).
+    Same definition, arguments and defaults as ``torchvision.ops.roi_align``.
 
     Args:
         input: Tensor[B, C, H, W] feature map.
-        rois: Tensor[K, 5] (batch_index, x1, y1, x2, y2) in image pixels, or a
+        boxes: the RoIs, Tensor[K, 5] (batch_index, x1, y1, x2, y2) in image pixels, or a
             list of Tensor[L_i, 4] boxes, one per image.
         output_size: (out_h, out_w) or an int for both.
         spatial_scale: feature-map pixels per image pixel (1/16 for stride 16).
         sampling_ratio: sampling points per bin and axis; <= 0: adaptive,
             ceil(roi size / output size).
-        aligned: True: shift the RoI by half a pixel so that pixel centres are at +0.5;
-            False (torchvision's default): no shift, RoIs at least 1x1 on the map;
+        aligned: False (the default, as torchvision): no shift, RoIs at least 1x1 on the
+            map; True: shift the RoI by half a pixel so that pixel centres are at +0.5;
             "legacy": the 2019 mmdetection kernel: the RoI ends at (x2 + 1, y2 + 1) before
             scaling and its size is clamped at 0, not 1 (widths x2 - x1 + 1).
 
@@ -52,9 +53,14 @@ def roi_align(
         Tensor[K, C, out_h, out_w], input's dtype. RoIs with a non-finite
         coordinate pool to zeros.
     """
+    traced = traced_call(
+        roi_align, (input, boxes, output_size, spatial_scale, sampling_ratio, aligned), {}
+    )
+    if traced is not None:
+        return traced
     op = "roi_align"
     input, rois, (out_h, out_w), spatial_scale, dtype = _roi_inputs(
-        op, input, rois, output_size, spatial_scale, keep_channels_last=True
+        op, input, boxes, output_size, spatial_scale, keep_channels_last=True, rois_name="boxes"
     )
     sampling_ratio = _checks.integer_value(op, "sampling_ratio", sampling_ratio)
     aligned = aligned_mode(op, aligned)
@@ -80,21 +86,22 @@ def _roi_inputs(
     output_size: Any,
     spatial_scale: Any,
     keep_channels_last: bool = False,
+    rois_name: str = "rois",
 ) -> tuple[Any, Any, tuple[int, int], float, Any]:
     """Checks shared by the RoI ops; returns contiguous inputs in the compute dtype.
 
     With keep_channels_last, a channels-last CPU tensor stays channels-last (the kernel
-    that reads it needs no transposed copy).
+    that reads it needs no transposed copy). rois_name names the RoIs in messages.
     """
     input = _checks.feature_map(op, "input", _checks.array(op, "input", input))
-    rois = _checks.rois(op, rois, like=input)
-    _checks.same_device(op, input=input, rois=rois)
+    rois = _checks.rois(op, rois, like=input, name=rois_name)
+    _checks.same_device(op, input=input, **{rois_name: rois})
     _checks.on_cpu_or_cuda(op, input)
     size = _checks.pair(op, "output_size", output_size)
     spatial_scale = _checks.real(op, "spatial_scale", spatial_scale)
     if spatial_scale <= 0:
         raise ValueError(f"{op}: spatial_scale must be > 0, got {spatial_scale}")
-    _checks.batch_indices(op, rois, input.shape[0])
+    _checks.batch_indices(op, rois, input.shape[0], name=rois_name)
     dtype = input.dtype
     compute = _checks.compute_dtype(input, rois)
     if keep_channels_last and is_channels_last(input):

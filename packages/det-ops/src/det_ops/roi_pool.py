@@ -5,21 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 from det_ops._arrays import NUMPY, dtype_name, is_torch, kernels
+from det_ops._fx import traced_call
 from det_ops.roi_align import _roi_inputs
 
 
 def roi_pool(
-    input: Any, rois: Any, output_size: int | tuple[int, int], spatial_scale: float = 1.0
+    input: Any, boxes: Any, output_size: int | tuple[int, int], spatial_scale: float = 1.0
 ) -> Any:
     """Max-pools each RoI of a feature map into a fixed grid.
 
-    Same definition as ``torchvision.ops.roi_pool``: RoI corners are rounded to
+    Same definition and arguments as ``torchvision.ops.roi_pool``: RoI corners are rounded to
     feature-map pixels, bins are floor/ceil cuts of the rounded RoI, and an
     empty bin gives 0.
 
     Args:
         input: Tensor[B, C, H, W] feature map.
-        rois: Tensor[K, 5] (batch_index, x1, y1, x2, y2) in image pixels, or a
+        boxes: the RoIs, Tensor[K, 5] (batch_index, x1, y1, x2, y2) in image pixels, or a
             list of Tensor[L_i, 4] boxes, one per image.
         output_size: (out_h, out_w) or an int for both.
         spatial_scale: feature-map pixels per image pixel.
@@ -27,9 +28,12 @@ def roi_pool(
     Returns:
         Tensor[K, C, out_h, out_w], input's dtype.
     """
+    traced = traced_call(roi_pool, (input, boxes, output_size, spatial_scale), {})
+    if traced is not None:
+        return traced
     op = "roi_pool"
     input, rois, (out_h, out_w), spatial_scale, dtype = _roi_inputs(
-        op, input, rois, output_size, spatial_scale
+        op, input, boxes, output_size, spatial_scale, rois_name="boxes"
     )
     if is_torch(input):
         import torch

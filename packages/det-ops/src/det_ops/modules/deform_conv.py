@@ -12,12 +12,17 @@ from det_ops.deform_conv import deform_conv2d
 
 
 class DeformConv2d(nn.Module):
-    """Deformable convolution (DCN v1) with its offsets given to forward.
+    """Deformable convolution with its offsets (and, for DCN v2, its mask) given to forward.
+
+    The arguments of ``torchvision.ops.DeformConv2d`` in its order, and the same
+    parameters (``weight``, ``bias``).
 
     Args:
         in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
         bias: as nn.Conv2d (same parameter shapes and initialisation).
         deform_groups: offset groups G; each moves the taps of C_in / G input channels.
+            forward takes G from the offset's shape; this one sizes the inner offset
+            conv of the Pack layers.
     """
 
     def __init__(
@@ -29,8 +34,9 @@ class DeformConv2d(nn.Module):
         padding: int | tuple[int, int] = 0,
         dilation: int | tuple[int, int] = 1,
         groups: int = 1,
-        deform_groups: int = 1,
         bias: bool = True,
+        *,
+        deform_groups: int = 1,
     ) -> None:
         super().__init__()
         for name, value, divisor_name, divisor in (
@@ -69,11 +75,19 @@ class DeformConv2d(nn.Module):
     def offset_channels(self) -> int:
         return 2 * self.deform_groups * self.kernel_size[0] * self.kernel_size[1]
 
-    def forward(self, input: Tensor, offset: Tensor) -> Tensor:
-        """input Tensor[B, C_in, H, W], offset Tensor[B, 2 * G * kh * kw, H_out, W_out]
+    def forward(self, input: Tensor, offset: Tensor, mask: Tensor | None = None) -> Tensor:
+        """input Tensor[B, C_in, H, W], offset Tensor[B, 2 * G * kh * kw, H_out, W_out],
+        mask None (DCN v1) or Tensor[B, G * kh * kw, H_out, W_out] (DCN v2)
         -> Tensor[B, C_out, H_out, W_out]."""
         return deform_conv2d(
-            input, offset, self.weight, self.bias, self.stride, self.padding, self.dilation
+            input,
+            offset,
+            self.weight,
+            self.bias,
+            self.stride,
+            self.padding,
+            self.dilation,
+            mask=mask,
         )
 
     def extra_repr(self) -> str:
@@ -91,16 +105,7 @@ class ModulatedDeformConv2d(DeformConv2d):
     def forward(self, input: Tensor, offset: Tensor, mask: Tensor) -> Tensor:
         """input Tensor[B, C_in, H, W], offset Tensor[B, 2 * G * kh * kw, H_out, W_out],
         mask Tensor[B, G * kh * kw, H_out, W_out] -> Tensor[B, C_out, H_out, W_out]."""
-        return deform_conv2d(
-            input,
-            offset,
-            self.weight,
-            self.bias,
-            self.stride,
-            self.padding,
-            self.dilation,
-            mask=mask,
-        )
+        return super().forward(input, offset, mask)
 
 
 def _zero_conv(layer: DeformConv2d, out_channels: int) -> nn.Conv2d:

@@ -9,14 +9,18 @@ from det_ops.roi_pool import roi_pool
 
 
 class RoIAlign(nn.Module):
-    """RoIAlign with fixed output size, scale and sampling (see det_ops.roi_align)."""
+    """RoIAlign with fixed output size, scale and sampling (see det_ops.roi_align).
+
+    The arguments and defaults of ``torchvision.ops.RoIAlign`` (aligned=False), which
+    needs spatial_scale and sampling_ratio where this module defaults them to 1.0 and -1.
+    """
 
     def __init__(
         self,
         output_size: int | tuple[int, int],
         spatial_scale: float = 1.0,
-        sampling_ratio: int = 0,
-        aligned: bool | str = True,
+        sampling_ratio: int = -1,
+        aligned: bool | str = False,
     ) -> None:
         super().__init__()
         self.output_size = output_size
@@ -24,8 +28,9 @@ class RoIAlign(nn.Module):
         self.sampling_ratio = sampling_ratio
         self.aligned = aligned
 
-    def forward(self, input: Tensor, rois: Tensor) -> Tensor:
-        """input Tensor[B, C, H, W], rois Tensor[K, 5] -> Tensor[K, C, out_h, out_w]."""
+    def forward(self, input: Tensor, rois: Tensor | list[Tensor]) -> Tensor:
+        """input Tensor[B, C, H, W], rois Tensor[K, 5] or a list of Tensor[L_i, 4] (one
+        per image) -> Tensor[K, C, out_h, out_w]."""
         return roi_align(
             input, rois, self.output_size, self.spatial_scale, self.sampling_ratio, self.aligned
         )
@@ -45,8 +50,9 @@ class RoIPool(nn.Module):
         self.output_size = output_size
         self.spatial_scale = spatial_scale
 
-    def forward(self, input: Tensor, rois: Tensor) -> Tensor:
-        """input Tensor[B, C, H, W], rois Tensor[K, 5] -> Tensor[K, C, out_h, out_w]."""
+    def forward(self, input: Tensor, rois: Tensor | list[Tensor]) -> Tensor:
+        """input Tensor[B, C, H, W], rois Tensor[K, 5] or a list of Tensor[L_i, 4] (one
+        per image) -> Tensor[K, C, out_h, out_w]."""
         return roi_pool(input, rois, self.output_size, self.spatial_scale)
 
     def extra_repr(self) -> str:

@@ -75,8 +75,8 @@ def roi_align(
     rois: Tensor,
     output_size: tuple[int, int],
     spatial_scale: float = 1.0,
-    sampling_ratio: int = 0,
-    aligned: bool | str = True,
+    sampling_ratio: int = -1,
+    aligned: bool | str = False,
 ) -> Tensor:
     """RoIAlign of input [B, C, H, W] over rois [K, 5] -> [K, C, out_h, out_w]."""
     out_h, out_w = output_size
