@@ -2,7 +2,11 @@
 
 COCO-format data (coco, shapes, ANN.json) is scored with COCOeval, ``--data voc`` (VOC2007
 test) with VOC07 11-point mAP at IoU 0.5. The checkpoint's ``--set`` overrides and image
-scale are applied, so the model and data are those it was trained with.
+scale are applied, so the model and data are those it was trained with. A released 2019 zoo
+checkpoint (mmdetection v0.6 .pth) is converted and tested with the 2019 box conventions and
+resize, as the zoo measured it::
+
+    python -m det_engine.test faster_rcnn r50 1x --ckpt faster_rcnn_r50_fpn_1x_20181010-3d1b3351.pth
 
 An RPN's proposals can be written for Fast R-CNN (``--proposals-out FILE.pkl`` or ``.json``:
 per image id an array of [x1, y1, x2, y2, score] in original-image pixels, best first), for
@@ -19,8 +23,10 @@ Also under ``torchrun``: every rank evaluates a share of the images, rank 0 scor
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -48,7 +54,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_common_arguments(parser)
-    parser.add_argument("--ckpt", required=True, help="a det_engine checkpoint (iter_*.pth)")
+    parser.add_argument(
+        "--ckpt",
+        required=True,
+        help="a det_engine checkpoint (iter_*.pth), or the row's released 2019 zoo checkpoint",
+    )
     parser.add_argument(
         "--split",
         choices=("val", "train"),
@@ -83,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     from det_engine.train import OverrideError, apply_overrides
     from det_models import zoo
     from det_models.builder import build_model
-    from det_models.config import replace_path
+    from det_models.config import CONVENTION_PRESETS, replace_path
+    from det_models.convert import from_mmdet
+    from det_models.convert.common import check_fits
 
     device = pick_device(args.device)
     dist_info = init_from_env()
@@ -98,12 +110,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {message}", file=sys.stderr)
         return 2
     try:
-        data = ckpt.load(args.ckpt)
+        data, released = _load(args.ckpt)
         stored = data.get("config") or {}
         cfg = apply_overrides(
             zoo.get(args.model, args.backbone, args.schedule, args.variant),
             list(stored.get("overrides") or []),
         )
+        if released is not None:
+            # A released 2019 checkpoint: its detections need the 2019 box conventions and
+            # resize (docs/conventions.md).
+            cfg = dataclasses.replace(
+                cfg,
+                model=replace_path(cfg.model, "conventions", CONVENTION_PRESETS["mmdet_v0.6"]),
+                data=dataclasses.replace(cfg.data, legacy_resize=True),
+            )
+            print(f"{args.ckpt}: a 2019 zoo checkpoint, converted; tested with its conventions")
         if args.proposals_out is not None and cfg.model.family != "rpn":
             raise DataError(
                 f"--proposals-out: {cfg.model.family} gives detections; proposals come from an "
@@ -121,7 +142,16 @@ def main(argv: list[str] | None = None) -> int:
     if num_classes is not None:
         model_cfg = replace_path(model_cfg, "num_classes", num_classes)
     model = build_model(model_cfg)
-    model.load_state_dict(data["model"])
+    if released is not None:
+        state = from_mmdet(released, zoo.entry(*cfg.key)).state_dict
+        try:
+            check_fits(state, model, f"{args.ckpt} (converted for zoo row {cfg.key})")
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    else:
+        state = data["model"]
+    model.load_state_dict(state)
     model.to(device)
     results = predict_dataset(
         model, dataset, device, workers=args.workers, collate_fn=collate_fn(data_cfg)
@@ -136,6 +166,27 @@ def main(argv: list[str] | None = None) -> int:
     extra = {"checkpoint": str(args.ckpt), "iteration": data["iteration"], "split": args.split}
     write_metrics(out, metrics, {**extra, "data": source})
     return 0
+
+
+def _load(path: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(our checkpoint, None), or for a released 2019 zoo checkpoint (a stand-in with no
+    config and no iteration, its state dict).
+
+    Raises:
+        CheckpointError: neither (the message of our checkpoint's loader).
+    """
+    from det_models.convert import is_mmdet_layout
+
+    try:
+        return ckpt.load(path), None
+    except ckpt.CheckpointError:
+        try:
+            weights = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:
+            weights = None
+        if not isinstance(weights, dict) or not is_mmdet_layout(weights):
+            raise
+        return {"config": {}, "iteration": None}, weights
 
 
 def write_proposals(path: Path, dataset, results: list[dict]) -> Path:

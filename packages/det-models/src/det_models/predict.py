@@ -182,11 +182,6 @@ def preprocess(
     return batch, metas
 
 
-# Top-level module names of the 2019 (mmdetection v0.6) detectors' heads; ours are rpn,
-# roi_head and head.
-_MMDET_HEADS = ("rpn_head.", "bbox_head.", "mask_head.")
-
-
 class Detector:
     """A detector with its test-time preprocessing: images in, detections in original pixels.
 
@@ -246,7 +241,7 @@ class Detector:
                 missing, unexpected and mis-shaped keys and the row.
         """
         from det_models import zoo
-        from det_models.convert import from_mmdet
+        from det_models.convert import from_mmdet, is_mmdet_layout
         from det_models.convert.common import check_fits, unwrap
 
         data = zoo.get(model, backbone, schedule, variant).data
@@ -265,7 +260,7 @@ class Detector:
                 )
             state = unwrap(checkpoint)
             key = zoo.entry(model, backbone, schedule, variant).key
-            if any(k.startswith(_MMDET_HEADS) for k in state):
+            if is_mmdet_layout(state):
                 # The row's released 2019 checkpoint: its weights need the 2019 conventions.
                 state = from_mmdet(state, zoo.entry(*key)).state_dict
                 net = zoo.build(

@@ -5,7 +5,7 @@ read files the user already has and download nothing.
 """
 
 from det_models.convert.common import Converted
-from det_models.convert.mmdet import from_mmdet
+from det_models.convert.mmdet import from_mmdet, is_mmdet_layout
 from det_models.convert.torchvision import TORCHVISION_MODELS, from_torchvision, torchvision_config
 
 __all__ = [
@@ -13,5 +13,6 @@ __all__ = [
     "Converted",
     "from_mmdet",
     "from_torchvision",
+    "is_mmdet_layout",
     "torchvision_config",
 ]

@@ -51,6 +51,15 @@ _RETINA = re.compile(r"^bbox_head\.(cls_convs|reg_convs)\.(\d+)\.(?:conv\.)?(wei
 _SSD = re.compile(r"^bbox_head\.(cls_convs|reg_convs)\.(\d+)\.(.+)$")
 
 
+# Top-level module names of the 2019 detectors' heads; ours are rpn, roi_head and head.
+_MMDET_HEADS = ("rpn_head.", "bbox_head.", "mask_head.")
+
+
+def is_mmdet_layout(state_dict: Mapping) -> bool:
+    """Whether a state dict (or a checkpoint holding one) has the 2019 zoo's key layout."""
+    return any(k.startswith(_MMDET_HEADS) for k in unwrap(state_dict))
+
+
 def from_mmdet(state_dict: Mapping, zoo_entry: ZooEntry) -> Converted:
     """Converts a 2019 zoo checkpoint (mmdetection v0.6 layout) for the model of zoo_entry.
 
