@@ -97,11 +97,7 @@ DET_HD AlignedRoI<T> legacy_deform_roi(const T* roi, int64_t batch_size, T spati
   r.bin_w = r.roi_w / static_cast<T>(pooled_w);
   r.grid_h = r.grid_w = samples > 0 ? samples : 0;
   r.count = static_cast<T>(r.grid_h * r.grid_w);
-  const T b = roi[0];
-  const bool finite = isfinite(r.start_x) && isfinite(r.start_y) && isfinite(end_x) &&
-                      isfinite(end_y);
-  r.batch = (finite && b >= T(0) && b < static_cast<T>(batch_size)) ? static_cast<int64_t>(b)
-                                                                    : -1;
+  r.batch = roi_batch_index(roi, batch_size, r.start_x, r.start_y, end_x, end_y);
   if (r.batch < 0) r.grid_h = r.grid_w = 0;
   return r;
 }

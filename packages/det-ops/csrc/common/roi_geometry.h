@@ -47,6 +47,17 @@ struct AlignedRoI {
   }
 };
 
+// The image of a RoI whose corners landed on the map at start and end: its batch
+// index, or -1 when that is out of range or a corner is not finite.
+template <typename T>
+DET_HD int64_t roi_batch_index(const T* roi, int64_t batch_size, T start_x, T start_y, T end_x,
+                               T end_y) {
+  const bool finite = isfinite(start_x) && isfinite(start_y) && isfinite(end_x) &&
+                      isfinite(end_y);
+  const T b = roi[0];
+  return (finite && b >= T(0) && b < static_cast<T>(batch_size)) ? static_cast<int64_t>(b) : -1;
+}
+
 template <typename T>
 DET_HD int64_t sampling_grid(T extent, int64_t pooled, int64_t sampling_ratio) {
   if (sampling_ratio > 0) return sampling_ratio;
@@ -88,11 +99,7 @@ DET_HD AlignedRoI<T> aligned_roi(const T* roi, int64_t batch_size, T spatial_sca
   r.grid_w = sampling_grid(r.roi_w, pooled_w, sampling_ratio);
   const int64_t points = r.grid_h * r.grid_w;
   r.count = static_cast<T>(points > 1 ? points : 1);
-  const T b = roi[0];
-  const bool finite = isfinite(r.start_x) && isfinite(r.start_y) && isfinite(end_x) &&
-                      isfinite(end_y);
-  r.batch = (finite && b >= T(0) && b < static_cast<T>(batch_size)) ? static_cast<int64_t>(b)
-                                                                    : -1;
+  r.batch = roi_batch_index(roi, batch_size, r.start_x, r.start_y, end_x, end_y);
   if (r.batch < 0) r.grid_h = r.grid_w = 0;
   return r;
 }
