@@ -33,6 +33,17 @@ def test_nms_with_offset_one_by_hand():
     assert boxes[0, 2] == 9.0
 
 
+def test_soft_nms_with_offset_one_by_hand():
+    # Linear decay above 0.3: IoU 1/3 with +1 widths decays the second score to 0.8 * 2/3;
+    # without the offset (IoU 0.2857, under the threshold) it is kept at 0.8.
+    boxes = torch.tensor([[0.0, 0.0, 9.0, 9.0], [5.0, 0.0, 14.0, 9.0]])
+    scores = torch.tensor([0.9, 0.8])
+    _, plain = det_ops.soft_nms(boxes, scores, 0.3)
+    _, legacy = det_ops.soft_nms(boxes, scores, 0.3, offset=1)
+    torch.testing.assert_close(plain, torch.tensor([0.9, 0.8]))
+    torch.testing.assert_close(legacy, torch.tensor([0.9, 0.8 * 2 / 3]))
+
+
 @pytest.mark.parametrize("offset", [2, -1, True, 0.5])
 def test_box_offset_choices(offset):
     boxes = torch.zeros(1, 4)

@@ -93,11 +93,12 @@ def candidate_nms(
         for c in cand_labels.unique():
             sel = (cand_labels == c).nonzero().flatten()
             keep, new_scores = det_ops.soft_nms(
-                _shifted(cand_boxes[sel], offset).contiguous(),
+                cand_boxes[sel].contiguous(),
                 cand_scores[sel].contiguous(),
                 iou_threshold=config.iou_thr,
                 min_score=config.soft_min_score,
                 method="linear",
+                offset=offset,
             )
             kept_boxes.append(cand_boxes[sel][keep])
             kept_scores.append(new_scores)
@@ -115,8 +116,3 @@ def candidate_nms(
     )
     keep = keep[: config.max_per_img]
     return cand_boxes[keep], cand_scores[keep], cand_labels[keep]
-
-
-def _shifted(boxes: Tensor, offset: int) -> Tensor:
-    """Boxes whose plain IoU is the IoU with widths x2 - x1 + offset (soft-NMS has no offset)."""
-    return boxes if offset == 0 else boxes + boxes.new_tensor([0, 0, offset, offset])

@@ -119,6 +119,8 @@ def soft_nms(
     sigma: float = 0.5,
     min_score: float = 1e-3,
     method: str = "linear",
+    *,
+    offset: int = 0,
 ) -> tuple[Any, Any]:
     """Soft-NMS (Bodla et al., 2017): overlapping boxes lose score instead of being dropped.
 
@@ -135,11 +137,14 @@ def soft_nms(
         sigma: width of the gaussian decay (> 0).
         min_score: boxes below this score are discarded.
         method: "linear" or "gaussian".
+        offset: 0 (widths x2 - x1) or 1 (widths x2 - x1 + 1, the 2019 mmdetection NMS).
 
     Returns:
         (keep int64[K] in selection order, their decayed scores [K]).
     """
-    traced = traced_call(soft_nms, (boxes, scores, iou_threshold, sigma, min_score, method), {})
+    traced = traced_call(
+        soft_nms, (boxes, scores, iou_threshold, sigma, min_score, method), {"offset": offset}
+    )
     if traced is not None:
         return traced
     op = "soft_nms"
@@ -151,6 +156,7 @@ def soft_nms(
     min_score = _checks.real(op, "min_score", min_score)
     if method not in SOFT_NMS_METHODS:
         raise ValueError(f"{op}: method must be one of {sorted(SOFT_NMS_METHODS)}, got {method!r}")
+    boxes = _checks.with_offset(boxes, _checks.box_offset(op, offset))
     if is_torch(boxes):
         import torch
 
