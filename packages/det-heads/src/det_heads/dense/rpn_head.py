@@ -187,6 +187,7 @@ class RPNHead(nn.Module):
     def _proposals(self, outputs, feats, metas, rescale) -> list[dict[str, Tensor]]:
         check_metas("RPNHead.predict", metas, feats[0].shape[0])
         cfg = self.train_proposals if self.training else self.test_proposals
+        offset = self.coder.offset  # the box width convention of sizes and NMS
         cls, reg = outputs
         anchors = self.anchor_generator.grid_anchors(
             [tuple(f.shape[-2:]) for f in feats], feats[0].device
@@ -201,7 +202,6 @@ class RPNHead(nn.Module):
                     scores, top = scores.topk(cfg.nms_pre)
                     deltas, level_anchors_ = deltas[top], level_anchors_[top]
                 boxes = self.coder.decode(level_anchors_, deltas, image_size(meta))
-                offset = self.coder.offset
                 if cfg.min_size > 0:
                     w = boxes[:, 2] - boxes[:, 0] + offset
                     h = boxes[:, 3] - boxes[:, 1] + offset
