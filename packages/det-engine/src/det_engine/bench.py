@@ -267,11 +267,16 @@ def spread_class_biases(net: nn.Module, model: str, seed: int) -> None:
 def our_model_from(tv_model: nn.Module, model: str) -> nn.Module:
     """Our model with torchvision's weights (det_models.convert.from_torchvision)."""
     from det_models.builder import build_model
+    from det_models.config import replace_path
     from det_models.convert import from_torchvision
     from det_models.convert.torchvision import torchvision_config
 
     name = TORCHVISION_NAMES[model]
-    ours = build_model(torchvision_config(name))
+    config = torchvision_config(name)
+    if model == "retinanet":
+        # The bench's test settings on both sides: 100 detections (torchvision's default 300).
+        config = replace_path(config, "dense.nms.max_per_img", 100)
+    ours = build_model(config)
     state = from_torchvision(tv_model.state_dict(), name).state_dict
     ours.load_state_dict(state, strict=True)
     return ours
