@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from det_engine import bench
+from det_engine.apps import bench
 
 TINY = ["--img-size", "64", "96", "--img-scale", "96", "64", "--iters", "1", "--warmup", "0"]
 

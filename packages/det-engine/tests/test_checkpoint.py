@@ -23,7 +23,14 @@ def _trained_model():
 def test_round_trip_restores_everything(tmp_path):
     model, opt = _trained_model()
     sched = WarmupStepSchedule(0.02, (8, 11), 100)
-    config = {"model": {"name": "faster_rcnn", "steps": [8, 11]}, "lr": 0.02}
+    from det_models import zoo
+    from det_models.config import RunConfig, from_plain
+
+    row = zoo.get("faster_rcnn", "r50", "1x")
+    run = RunConfig(
+        name="faster_rcnn_r50_1x", model=row.model, data=row.data, schedule=row.schedule,
+        key=row.key, class_names=("a", "b"), overrides=("schedule.lr=0.01",),
+    )  # fmt: skip
     random.seed(1), np.random.seed(1), torch.manual_seed(1)
     path = save(
         checkpoint_path(tmp_path, 300),
@@ -32,7 +39,7 @@ def test_round_trip_restores_everything(tmp_path):
         scheduler=sched,
         epoch=3,
         iteration=300,
-        config=config,
+        run=run,
     )
     expected = (random.random(), np.random.rand(3).tolist(), torch.rand(3).tolist())
 
@@ -50,7 +57,7 @@ def test_round_trip_restores_everything(tmp_path):
     assert torch.equal(buf, buf2)
     assert opt2.param_groups[0]["lr"] == pytest.approx(0.1)
     assert sched2.lr_at(900) == pytest.approx(0.002)
-    assert ckpt["config"] == config
+    assert from_plain(ckpt["run"]) == run  # stored as plain data, read back whole
 
 
 def test_crash_mid_write_keeps_old_file(tmp_path, monkeypatch):

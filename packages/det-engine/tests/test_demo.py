@@ -8,10 +8,30 @@ import torch
 from PIL import Image
 
 from det_engine import checkpoint as ckpt
-from det_engine import demo
+from det_engine.apps import demo
 from det_engine.visualize import class_color
 
 NAMES = ["circle", "square", "triangle"]
+
+
+def _run(model_config, **fields):
+    """The run record of a 3-class RetinaNet trained at (96, 64) on shapes."""
+    import dataclasses
+
+    from det_models import zoo
+    from det_models.config import RunConfig
+
+    row = zoo.get("retinanet", "r50", "1x")
+    return RunConfig(
+        name="retinanet_r50_1x",
+        model=dataclasses.replace(model_config, num_classes=3),
+        data=dataclasses.replace(row.data, img_scale=(96, 64)),
+        schedule=row.schedule,
+        key=row.key,
+        dataset="shapes",
+        class_names=tuple(NAMES),
+        **fields,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -23,18 +43,9 @@ def checkpoint(tmp_path_factory):
     model = zoo.build("retinanet", "r50", "1x", num_classes=3)
     with torch.no_grad():
         model.head.cls.bias.copy_(torch.tensor([-9.0, 5.0, -9.0]).repeat(9))
-    config = {
-        "model": "retinanet",
-        "backbone": "r50",
-        "schedule": "1x",
-        "variant": None,
-        "num_classes": 3,
-        "class_names": NAMES,
-        "img_scale": [96, 64],
-        "overrides": [],
-    }
+    run = _run(model_config=zoo.get("retinanet", "r50", "1x").model)
     path = tmp_path_factory.mktemp("ckpt") / "iter_00000001.pth"
-    return ckpt.save(path, model=model, epoch=0, iteration=1, config=config)
+    return ckpt.save(path, model=model, epoch=0, iteration=1, run=run)
 
 
 def _image(path, seed):
@@ -73,8 +84,12 @@ def test_demo_draws_one_png_per_image(checkpoint, tmp_path, capsys):
 
 
 def test_detector_of_the_checkpoint_uses_its_config(checkpoint):
-    detector, names, config = demo.load_detector(checkpoint)
-    assert names == NAMES and config["num_classes"] == 3
+    detector, names, run = demo.load_detector(checkpoint)
+    assert (
+        names == NAMES
+        and run.model.num_classes == 3
+        and run.key == ("retinanet", "r50", "1x", None)
+    )
     assert detector.data_config.img_scale == (96, 64)
     result = detector.predict(np.zeros((48, 64, 3), np.uint8))
     assert len(result["boxes"]) > 0 and set(result["labels"].tolist()) == {1}
@@ -104,15 +119,19 @@ def test_missing_image_or_bad_checkpoint_exit_2_naming_the_file(checkpoint, tmp_
     assert f"cannot decode the image file {not_image}" in capsys.readouterr().err
 
 
-def test_checkpoint_without_its_row_needs_model(tmp_path, capsys):
+def test_checkpoint_without_a_run_record_or_with_other_weights_is_a_clear_error(tmp_path, capsys):
     from det_models import zoo
 
     model = zoo.build("retinanet", "r50", "1x", num_classes=2)
-    path = ckpt.save(tmp_path / "bare.pth", model=model, epoch=0, iteration=0)
     _image(tmp_path / "a.png", 0)
-    args = [str(tmp_path / "a.png"), "--ckpt", str(path), "--out", str(tmp_path / "o")]
-    assert demo.main(args) == 2
-    assert f"checkpoint {path} does not name its zoo row" in capsys.readouterr().err
-    # the row's default 80 classes do not fit these 2-class weights
-    assert demo.main([*args, "--model", "retinanet", "r50", "1x"]) == 2
-    assert "do not fit the zoo row retinanet r50 1x" in capsys.readouterr().err
+    bare = ckpt.save(tmp_path / "bare.pth", model=model, epoch=0, iteration=0)
+    args = [str(tmp_path / "a.png"), "--out", str(tmp_path / "o"), "--ckpt"]
+    assert demo.main([*args, str(bare)]) == 2
+    assert f"checkpoint {bare} holds no run record" in capsys.readouterr().err
+    # 2-class weights under the record of a 3-class run
+    run = _run(model_config=zoo.get("retinanet", "r50", "1x").model)
+    wrong = ckpt.save(tmp_path / "wrong.pth", model=model, epoch=0, iteration=0, run=run)
+    assert demo.main([*args, str(wrong)]) == 2
+    err = capsys.readouterr().err
+    assert f"the weights in {wrong} do not fit its run retinanet_r50_1x" in err
+    assert "head.cls.weight" in err

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from det_engine import plot
-from det_engine.logging import MetricLogger
-from det_engine.plot import plot_work_dir, read_curves
+from det_engine.apps import plot
+from det_engine.apps.plot import plot_work_dir, read_curves
+from det_engine.metric_log import MetricLogger
 
 pytest.importorskip("matplotlib", reason="the curves need matplotlib (det-engine[plot])")
 

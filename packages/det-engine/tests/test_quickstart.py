@@ -9,7 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
-from det_engine import demo, quickstart
+from det_engine import checkpoint as ckpt
+from det_engine import recipes
+from det_engine.apps import demo, quickstart
+from det_models.builder import build_model
+from det_models.config import from_plain
 
 
 def _count(module):
@@ -20,8 +24,8 @@ def test_every_family_recipe_builds_a_slim_model():
     from det_backbones import build_backbone
 
     full = _count(build_backbone("r18"))
-    for family in quickstart.FAMILIES:
-        model = quickstart.build_quickstart_model(family, 3)
+    for family in recipes.QUICKSTART_FAMILIES:
+        model = build_model(recipes.quickstart_model(family))
         if family == "ssd":
             # A quarter of VGG16's width (1/16 of the weights) with BatchNorm.
             vgg16 = _count(build_backbone("vgg16-ssd300"))
@@ -34,10 +38,10 @@ def test_every_family_recipe_builds_a_slim_model():
         assert all(p.requires_grad for p in model.backbone.parameters())  # nothing frozen
         model.train()
         assert all(m.training for m in model.backbone.modules())  # BN statistics train
-    rpn = quickstart.recipe("rpn").model.rpn
+    rpn = recipes.quickstart_model("rpn").rpn
     assert rpn.anchor_scales == (4.0,)
     # The box head: two 3x3 conv (32 ch) + GroupNorm layers, then one FC of 256.
-    box_head = quickstart.build_quickstart_model("faster_rcnn", 3).roi_head.bbox_head
+    box_head = build_model(recipes.quickstart_model("faster_rcnn")).roi_head.bbox_head
     assert [
         (c.conv.in_channels, c.conv.out_channels, c.conv.kernel_size) for c in box_head.convs
     ] == [
@@ -46,14 +50,18 @@ def test_every_family_recipe_builds_a_slim_model():
     ]
     assert all(isinstance(c.gn, torch.nn.GroupNorm) for c in box_head.convs)
     assert [(fc.in_features, fc.out_features) for fc in box_head.fcs] == [(32 * 7 * 7, 256)]
-    assert quickstart.recipe("retinanet").model.dense.octave_base_scale == 2.0
+    assert recipes.quickstart_model("retinanet").dense.octave_base_scale == 2.0
     with pytest.raises(ValueError, match="--family"):
-        quickstart.recipe("yolo")
+        recipes.quickstart_model("yolo")
 
 
 def test_data_config_uses_the_recipe_scale():
-    assert quickstart.data_config("faster_rcnn").img_scale == (384, 288)
-    assert quickstart.data_config("ssd").img_scale == (300, 300)
+    assert recipes.quickstart_data("faster_rcnn").img_scale == (384, 288)
+    assert recipes.quickstart_data("ssd").img_scale == (300, 300)
+    run = recipes.quickstart_run("mask_rcnn", seed=3)
+    assert run.data.with_mask and run.model.roi.with_mask and run.seed == 3
+    assert (run.schedule.optimizer, run.schedule.lr_policy) == ("adamw", "cosine")
+    assert run.batch_per_gpu == run.schedule.batch_size == 4  # the lr is used unscaled
 
 
 def test_multi_scale_training_draws_between_the_recipe_scales(tmp_path):
@@ -61,17 +69,17 @@ def test_multi_scale_training_draws_between_the_recipe_scales(tmp_path):
 
     root = tmp_path / "v1"
     shapes.prepare(root, splits={"train": 4, "val": 1})
-    rec = quickstart.recipe()
-    (_, low_short), (_, high_short) = rec.train_scales
-    train, val = quickstart.shapes_datasets(rec, str(root), "faster_rcnn")
+    run = recipes.quickstart_run()
+    (_, low_short), (_, high_short) = run.data.train_scales
+    train, val = quickstart.shapes_datasets(run, str(root))
     torch.manual_seed(0)
     np.random.seed(0)
     shorts = {min(train[i % 4][1]["img_shape"][:2]) for i in range(24)}
     assert len(shorts) > 3  # drawn, not fixed
     assert all(low_short * 0.5 <= s <= high_short for s in shorts)
     h, w = val[0][1]["img_shape"][:2]
-    assert max(h, w) <= rec.img_scale[0] and min(h, w) <= rec.img_scale[1]
-    assert max(h, w) == rec.img_scale[0] or min(h, w) == rec.img_scale[1]
+    assert max(h, w) <= run.data.img_scale[0] and min(h, w) <= run.data.img_scale[1]
+    assert max(h, w) == run.data.img_scale[0] or min(h, w) == run.data.img_scale[1]
 
 
 def test_amp_auto_follows_the_cpu():
@@ -96,9 +104,11 @@ def run(tmp_path_factory):
 def test_quickstart_writes_metrics_pictures_curves_and_checkpoint(run, capsys):
     root, work = run
     metrics = json.loads((work / "eval.json").read_text())
-    assert metrics["quickstart"] == "faster_rcnn" and metrics["iters"] == 2
-    assert metrics["amp"] == "bf16"
-    assert metrics["class_names"] == ["circle", "square", "triangle"]
+    assert metrics["run"] == "quickstart_faster_rcnn" and metrics["iterations"] == 2
+    assert metrics["amp"] == "bf16" and metrics["budget_seconds"] is None
+    run_record = from_plain(ckpt.load(work / "iter_00000002.pth")["run"])
+    assert run_record.class_names == ("circle", "square", "triangle")
+    assert run_record.schedule.max_iters == 2 and run_record.amp == "bf16"
     assert set(metrics["metrics"]) >= {"bbox_AP", "bbox_AP50", "bbox_AR100"}
     assert all(-1 <= v <= 1 for v in metrics["metrics"].values())
     records = [json.loads(line) for line in (work / "log.jsonl").read_text().splitlines()]
@@ -115,13 +125,13 @@ def test_quickstart_writes_metrics_pictures_curves_and_checkpoint(run, capsys):
 
 def test_demo_reloads_the_quickstart_checkpoint(run):
     root, work = run
-    detector, names, config = demo.load_detector(work / "iter_00000002.pth")
-    assert names == ["circle", "square", "triangle"] and config["quickstart"] == "faster_rcnn"
+    detector, names, run_record = demo.load_detector(work / "iter_00000002.pth")
+    assert names == ["circle", "square", "triangle"] and run_record.recipe == "quickstart"
     # The reloaded detector preprocesses an image file as the validation set did (up to
     # JPEG decoders' rounding) and carries the trained weights.
     from det_data import collate
 
-    _, val_set = quickstart.shapes_datasets(quickstart.recipe(), str(root), "faster_rcnn")
+    _, val_set = quickstart.shapes_datasets(recipes.quickstart_run(), str(root))
     images, metas, _ = collate([val_set[0]])
     pixels = np.asarray(Image.open(val_set.records[0].file).convert("RGB"))
     got_images, got_metas = detector.preprocess(pixels)
@@ -130,12 +140,11 @@ def test_demo_reloads_the_quickstart_checkpoint(run):
     assert got_metas[0]["scale_factor"] == pytest.approx(metas[0]["scale_factor"])
     assert float((got_images - images).abs().mean()) < 0.02
     # The demo's model holds the checkpoint's weights (prepared for inference the same way).
-    from det_engine import checkpoint as ckpt
     from det_models import Detector
 
-    reference = quickstart.build_quickstart_model("faster_rcnn", 3)
+    reference = build_model(recipes.quickstart_model("faster_rcnn"))
     ckpt.load_model_weights(reference, work / "iter_00000002.pth")
-    expected = Detector(reference, quickstart.data_config()).model.state_dict()
+    expected = Detector(reference, recipes.quickstart_data()).model.state_dict()
     got = detector.model.state_dict()
     assert got.keys() == expected.keys()
     for name, value in got.items():
@@ -145,9 +154,23 @@ def test_demo_reloads_the_quickstart_checkpoint(run):
     assert float(result["boxes"][:, 2].max()) <= w and float(result["boxes"][:, 3].max()) <= h
 
 
-def test_quickstart_rejects_bad_iters(capsys):
+def test_the_test_command_evaluates_the_quickstart_checkpoint(run):
+    from det_engine.apps import test as test_cli
+
+    root, work = run
+    argv = ["--ckpt", str(work / "iter_00000002.pth"), "--data-root", str(root)]
+    assert test_cli.main([*argv, "--workers", "0"]) == 0  # data: shapes, from the run record
+    result = json.loads((work / "iter_00000002.eval.json").read_text())
+    trained = json.loads((work / "eval.json").read_text())["metrics"]
+    assert result["run"] == "quickstart_faster_rcnn" and result["data"] == "shapes"
+    assert result["metrics"]["bbox_AP"] == pytest.approx(trained["bbox_AP"])
+
+
+def test_quickstart_rejects_bad_iters_and_budgets(capsys):
     assert quickstart.main(["--iters", "0"]) == 2
     assert "--iters must be > 0" in capsys.readouterr().err
+    assert quickstart.main(["--budget", "soon"]) == 2
+    assert "--budget 'soon': expected a positive duration" in capsys.readouterr().err
 
 
 def test_fast_rcnn_without_an_rpn_run_says_what_to_run(tmp_path, capsys):
@@ -158,16 +181,18 @@ def test_fast_rcnn_without_an_rpn_run_says_what_to_run(tmp_path, capsys):
 
 
 def test_shapes_zoo_table_from_eval_files(tmp_path):
-    from det_engine import shapes_zoo
+    from det_engine.apps import shapes_zoo
 
     runs = {
         "rpn": {"proposal_AR@300": 0.9123},
         "mask_rcnn": {"bbox_AP": 0.61234, "bbox_AP50": 0.9, "bbox_AP75": 0.7, "segm_AP": 0.55},
     }
     for family, metrics in runs.items():
-        iters = quickstart.recipe(family).iters if family == "rpn" else 400
-        run = {"iters": iters, "batch_size": 4, "metrics": metrics}
-        run |= {"train_seconds": 120.0, "eval_seconds": 9.4}
+        run = {"metrics": metrics, "train_seconds": 120.0, "eval_seconds": 9.4}
+        if family == "rpn":  # within the default budget
+            run |= {"iterations": 1200, "budget_seconds": 600.0, "seconds_per_iteration": 0.1}
+        else:
+            run |= {"iterations": 400, "budget_seconds": None, "seconds_per_iteration": 0.3}
         (tmp_path / f"quickstart_{family}").mkdir()
         (tmp_path / f"quickstart_{family}" / "eval.json").write_text(json.dumps(run))
     out = tmp_path / "MODEL_ZOO.md"
@@ -177,10 +202,11 @@ def test_shapes_zoo_table_from_eval_files(tmp_path):
     text = out.read_text()
     assert text.startswith("# zoo\n\nintro\n")
     rows = [line for line in text.splitlines() if line.startswith("| rpn") or "mask_rcnn" in line]
-    assert rows[0].split(" | ")[9] == "0.912"  # AR@300
+    assert rows[0].split(" | ")[10] == "0.912"  # AR@300
+    assert "| 1200 x 4 | 0.10 | 2.0 | 9 |" in rows[0]
     assert "| 0.612 | 0.900 | 0.700 | 0.550 | - |" in rows[1]
     assert "`python -m det_engine.quickstart --family mask_rcnn --iters 400`" in rows[1]
-    assert "`python -m det_engine.quickstart --family rpn` |" in rows[0]  # the recipe's iters
+    assert "`python -m det_engine.quickstart --family rpn` |" in rows[0]  # the default budget
     # Writing again replaces the section instead of adding a second one.
     assert shapes_zoo.main(argv) == 0
     assert out.read_text().count(shapes_zoo.BEGIN) == 1

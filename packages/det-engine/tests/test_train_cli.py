@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from det_engine import checkpoint as ckpt
-from det_engine import test as test_cli
-from det_engine import train as train_cli
+from det_engine.apps import test as test_cli
+from det_engine.apps import train as train_cli
+from det_models.config import from_plain
 
 ROW = ["retinanet", "r50", "1x"]
 FAST = ["--device", "cpu", "--workers", "0", "--img-scale", "128", "96", "--batch-size", "1"]
@@ -60,7 +61,9 @@ def test_train_writes_checkpoint_log_eval_then_resume_and_test(shapes_root, tmp_
     # lr 0.01 per 16 images (RetinaNet) scaled to 1 image
     assert data["scheduler"]["base_lr"] == pytest.approx(0.01 / 16)
     assert data["scheduler"]["iters_per_epoch"] == 4
-    assert data["config"]["num_classes"] == 3
+    run = from_plain(data["run"])  # the run record: the model as built, its data pipeline
+    assert run.model.num_classes == 3 and run.class_names == ("circle", "square", "triangle")
+    assert run.key == ("retinanet", "r50", "1x", None) and run.dataset == "shapes"
     assert len(data["optimizer"]["state"]) > 0  # momentum buffers were saved
 
     records = _records(work)
@@ -136,7 +139,7 @@ def test_test_cli_rejects_a_foreign_checkpoint(shapes_root, tmp_path, capsys):
         [*ROW, "--data", "shapes", "--data-root", str(shapes_root), "--ckpt", str(foreign)]
     )
     assert rc == 2
-    assert "not a det_engine checkpoint" in capsys.readouterr().err
+    assert f"checkpoint {foreign} holds no run record" in capsys.readouterr().err
 
 
 def _as_2019_rpn(state: dict) -> dict:
@@ -231,10 +234,11 @@ def test_every_family_trains_and_evaluates_on_shapes(row, shapes_root, tmp_path,
         "cascade_mask_rcnn": "segm_AP",
     }.get(row[0], "bbox_AP")
     assert expected in metrics
-    size = {"ssd300": [300, 300], "ssd512": [512, 512]}.get(row[0], [96, 64])
-    assert result["img_scale"] == size
-    # the test command rebuilds the narrow model from the checkpoint's overrides and scale
-    rc = test_cli.main([*row, *_data(shapes_root), "--ckpt", result["checkpoint"]])
+    size = {"ssd300": (300, 300), "ssd512": (512, 512)}.get(row[0], (96, 64))
+    run = from_plain(ckpt.load(result["checkpoint"])["run"])
+    assert run.data.img_scale == size and run.overrides == tuple(_narrow(row[0]))
+    # the test command rebuilds the narrow model from the checkpoint's run record alone
+    rc = test_cli.main([*_data(shapes_root), "--ckpt", result["checkpoint"]])
     assert rc == 0
     assert "metrics written to" in capsys.readouterr().out
 
@@ -257,21 +261,26 @@ def test_the_schedule_config_is_read_whole(shapes_root, tmp_path):
 
 
 def test_data_overrides_reach_the_dataset(shapes_root):
-    from det_engine.runner import build_dataset
-    from det_engine.train import apply_overrides, parse_args
+    from det_engine.apps.cli import build_dataset, row_data_config
+    from det_engine.apps.train import parse_args
     from det_models import zoo
+    from det_models.config import apply_overrides
+
+    def dataset_of(args, cfg, split, train):
+        source, data_cfg = row_data_config(args, cfg)
+        return build_dataset(args, source, data_cfg, cfg.model.family, split, train)
 
     args = parse_args(["retinanet", "r50", "1x", *_tiny(shapes_root, "retinanet")])
     cfg = apply_overrides(zoo.get("retinanet", "r50", "1x"), ["data.flip_ratio=1.0"])
-    dataset = build_dataset(args, cfg, "train", train=True)
+    dataset = dataset_of(args, cfg, "train", train=True)
     assert all(dataset[i][1]["flip"] for i in range(len(dataset)))
     # A scale set with --set data.img_scale is not replaced by the shapes set's own.
     cfg = apply_overrides(zoo.get("retinanet", "r50", "1x"), ["data.img_scale=(80, 40)"])
     args = parse_args(["retinanet", "r50", "1x", *_data(shapes_root)])
-    assert max(build_dataset(args, cfg, "val", train=False)[0][1]["img_shape"][:2]) <= 80
+    assert max(dataset_of(args, cfg, "val", train=False)[0][1]["img_shape"][:2]) <= 80
     # An SSD row trains with its augmentation at its square, not the keep-ratio pipeline.
     args = parse_args(["ssd300", "vgg16", "120e", *_data(shapes_root)])
-    dataset = build_dataset(args, zoo.get("ssd300", "vgg16", "120e"), "train", train=True)
+    dataset = dataset_of(args, zoo.get("ssd300", "vgg16", "120e"), "train", train=True)
     names = [type(t).__name__ for t in dataset.transforms.transforms]
     assert names[:3] == ["PhotoMetricDistortion", "Expand", "MinIoURandomCrop"]
     assert dataset[0][0].shape == (3, 300, 300)

@@ -7,9 +7,10 @@ import torch
 from torch import nn
 
 from det_engine import checkpoint as ckpt
-from det_engine import train as train_cli
+from det_engine.apps import train as train_cli
+from det_engine.apps.train import parse_args
 from det_engine.checkpoint import CheckpointError, load_model_weights
-from det_engine.train import OverrideError, apply_overrides, parse_args, parse_override
+from det_models.config import OverrideError, apply_overrides, parse_override
 
 ROW = ["retinanet", "r50", "1x"]
 

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
 from det_engine import checkpoint as ckpt
 from det_engine.distributed import init_from_env
 from det_engine.guard import NonFiniteLossError
-from det_engine.logging import MetricLogger
+from det_engine.metric_log import MetricLogger
 from det_engine.schedule import WarmupStepSchedule
 from det_engine.trainer import Trainer
 

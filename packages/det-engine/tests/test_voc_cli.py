@@ -11,11 +11,12 @@ import torch
 from PIL import Image
 
 from det_engine import checkpoint as ckpt
-from det_engine import test as test_cli
-from det_engine import train as train_cli
+from det_engine.apps import test as test_cli
+from det_engine.apps import train as train_cli
 from det_engine.data import VOC_SETS, DataError, build_voc
-from det_engine.runner import voc_metrics
+from det_engine.evaluation.loop import voc_metrics
 from det_models import zoo
+from det_models.config import from_plain
 
 ROW = ["retinanet", "r50", "1x"]
 FAST = ["--device", "cpu", "--workers", "0", "--img-scale", "96", "64", "--batch-size", "1"]
@@ -111,9 +112,10 @@ def test_train_and_test_on_voc(voc_root, tmp_path, capsys):
     assert rc == 0
     assert "training retinanet_r50_1x on voc (3 images" in capsys.readouterr().out
     data = ckpt.load(work / "iter_00000001.pth")
-    assert data["config"]["num_classes"] == 20
-    assert data["config"]["class_names"][:3] == ["aeroplane", "bicycle", "bird"]
-    assert data["config"]["img_scale"] == [96, 64]
+    run = from_plain(data["run"])
+    assert run.model.num_classes == 20 and run.dataset == "voc"
+    assert run.class_names[:3] == ("aeroplane", "bicycle", "bird")
+    assert run.data.img_scale == (96, 64)
     assert not (work / "eval.json").exists()
 
     rc = test_cli.main([*common, "--ckpt", str(work / "iter_00000001.pth")])
@@ -139,4 +141,5 @@ def test_missing_voc_names_where_it_looked(tmp_path, capsys):
 
     args = argparse.Namespace(data="voc", data_root=None, img_scale=None)
     with pytest.raises(DataError, match=r"data/VOCdevkit/VOC2007/ImageSets/Main/trainval\.txt"):
-        train_cli.build_dataset(args, zoo.get(*ROW), "train", train=True)
+        cfg = zoo.get(*ROW)
+        train_cli.build_dataset(args, "voc", cfg.data, "retinanet", "train", train=True)

@@ -1,13 +1,13 @@
-"""Atomic, data-only training checkpoints: model, optimizer, schedule, progress, RNG, config."""
+"""Atomic, data-only training checkpoints: model, optimizer, schedule, progress, RNG and the
+run record (det_models.config.RunConfig, as plain data: det_models.checkpoint rebuilds the
+model from it)."""
 
 from __future__ import annotations
 
 import os
-import pickle
 import random
 import re
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +15,15 @@ import numpy as np
 import torch
 from torch import nn
 
+# One error type for checkpoints that cannot be used, here and in det_models.checkpoint.
+from det_models.checkpoint import CheckpointError, read_checkpoint
+from det_models.config import RunConfig, to_plain
+
 FORMAT = "det_engine.checkpoint"
-VERSION = 1
+# 2: the run record ("run") replaced the free-form "config" dict of version 1.
+VERSION = 2
 _REQUIRED_KEYS = ("format", "version", "model", "epoch", "iteration")
 _NAME = re.compile(r"^iter_(\d+)\.pth$")
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file that cannot be read as one of ours (corrupt, foreign, or unsafe)."""
 
 
 def checkpoint_path(work_dir: str | os.PathLike, iteration: int) -> Path:
@@ -94,7 +95,7 @@ def save(
     iteration: int,
     optimizer: torch.optim.Optimizer | None = None,
     scheduler: Any = None,
-    config: dict[str, Any] | None = None,
+    run: RunConfig | None = None,
     rng: dict[str, Any] | None = None,
 ) -> Path:
     """Writes a checkpoint atomically: a reader sees the old file or the new one, never half.
@@ -109,7 +110,7 @@ def save(
         iteration: completed optimizer steps (global).
         optimizer: optional optimizer whose ``state_dict`` is stored.
         scheduler: optional object with ``state_dict()`` (e.g. ``WarmupStepSchedule``).
-        config: the run's configuration as a plain dict (numbers, strings, lists, dicts).
+        run: the run record (stored as plain data), or None.
         rng: RNG states from :func:`rng_state` taken earlier; default the current ones.
 
     Returns:
@@ -126,7 +127,7 @@ def save(
         "epoch": int(epoch),
         "iteration": int(iteration),
         "rng": rng if rng is not None else rng_state(),
-        "config": config if config is not None else {},
+        "run": to_plain(run) if run is not None else None,
     }
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -167,7 +168,7 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> d
 
     Returns:
         The checkpoint dict: format, version, model, optimizer, scheduler, epoch,
-        iteration, rng, config.
+        iteration, rng, run (plain data; det_models.config.from_plain reads it).
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -180,13 +181,7 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> d
             f"checkpoint {path} does not exist; pass an existing file or a work dir that "
             "holds iter_*.pth files"
         )
-    try:
-        data = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, OSError) as e:
-        raise CheckpointError(
-            f"checkpoint {path} cannot be read (corrupt, truncated, or holding objects "
-            f"other than tensors and plain data): {e}"
-        ) from e
+    data = read_checkpoint(path, map_location)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         keys = sorted(data)[:8] if isinstance(data, dict) else type(data).__name__
         raise CheckpointError(
@@ -247,13 +242,7 @@ def load_model_weights(model: nn.Module, path: str | os.PathLike) -> None:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weights file {path} does not exist")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, RuntimeError, OSError) as e:
-        raise CheckpointError(
-            f"{path} cannot be read (corrupt, truncated, or holding objects other than "
-            f"tensors and plain data): {e}"
-        ) from e
+    data = read_checkpoint(path)
     if isinstance(data, dict) and data.get("format") == FORMAT:
         state = data.get("model")
     elif (

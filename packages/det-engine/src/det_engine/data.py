@@ -36,7 +36,7 @@ from det_data import (
     collate,
     shapes,
 )
-from det_models.zoo.settings import DataConfig
+from det_models.config import DataConfig
 
 SHAPES_SCALE = (256, 192)  # the shapes dataset's own scale: its images are 256 x 256 at most
 VOC_SCALE = (1000, 600)  # the 2019 zoo's Pascal VOC configs (for keep-ratio rows)

@@ -216,13 +216,31 @@ class WarmupCosineSchedule(LRSchedule):
         self.total_iters = int(total_iters)
         self.warmup_iters = int(warmup_iters)
         self.final_ratio = float(final_ratio)
+        # Where the run was when its length last changed (see `retarget`): (iteration,
+        # progress); the decay runs linearly in iterations from there to total_iters.
+        self.anchor = (0, 0.0)
+
+    def progress(self, iteration: int) -> float:
+        """How far along the cosine ``iteration`` is, from 0 to 1."""
+        start, done = self.anchor
+        if iteration >= self.total_iters:
+            return 1.0
+        return done + (1.0 - done) * max(iteration - start, 0) / (self.total_iters - start)
+
+    def retarget(self, total_iters: int, iteration: int) -> None:
+        """Changes the run's length to ``total_iters`` at ``iteration`` without a jump in lr:
+        the decay continues from where it is and reaches its end at the new length (a
+        wall-clock budget re-plans the length of a run as its step time is measured)."""
+        if total_iters <= iteration:
+            raise ValueError(f"total_iters must be > iteration {iteration}, got {total_iters}")
+        self.anchor = (int(iteration), self.progress(iteration))
+        self.total_iters = int(total_iters)
 
     def lr_at(self, iteration: int) -> float:
         """The lr for the optimizer step at global ``iteration`` (0-based)."""
         if iteration < 0:
             raise ValueError(f"iteration must be >= 0, got {iteration}")
-        progress = min(iteration, self.total_iters) / self.total_iters
-        cosine = (1.0 + math.cos(math.pi * progress)) / 2.0
+        cosine = (1.0 + math.cos(math.pi * self.progress(iteration))) / 2.0
         lr = self.base_lr * (self.final_ratio + (1.0 - self.final_ratio) * cosine)
         if iteration < self.warmup_iters:
             lr *= (iteration + 1) / self.warmup_iters
@@ -235,6 +253,7 @@ class WarmupCosineSchedule(LRSchedule):
             "total_iters": self.total_iters,
             "warmup_iters": self.warmup_iters,
             "final_ratio": self.final_ratio,
+            "anchor": list(self.anchor),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -245,6 +264,36 @@ class WarmupCosineSchedule(LRSchedule):
             warmup_iters=state["warmup_iters"],
             final_ratio=state["final_ratio"],
         )
+        start, done = state.get("anchor", (0, 0.0))
+        self.anchor = (int(start), float(done))
+
+
+def build_lr_schedule(schedule: Any, base_lr: float, iters_per_epoch: int) -> LRSchedule:
+    """The learning-rate schedule of a ScheduleConfig: the zoo's step decay
+    (:func:`zoo_step_schedule`), or cosine decay over the run (``max_iters``, else its
+    epochs) after ``warmup_iters`` of linear warmup.
+
+    Args:
+        schedule: a det_models.config.ScheduleConfig.
+        base_lr: the lr after warmup, already scaled to the batch in use.
+        iters_per_epoch: iterations of one pass over the training set.
+    """
+    if schedule.lr_policy == "step":
+        return zoo_step_schedule(schedule, base_lr, iters_per_epoch)
+    total = schedule.max_iters or schedule.total_epochs * iters_per_epoch
+    return WarmupCosineSchedule(
+        base_lr,
+        total,
+        warmup_iters=schedule.warmup_iters if schedule.warmup else 0,
+        final_ratio=schedule.final_lr_ratio,
+    )
+
+
+def build_optimizer(model: nn.Module, schedule: Any, lr: float) -> torch.optim.Optimizer:
+    """The optimizer of a ScheduleConfig (``optimizer``: "sgd" or "adamw") at ``lr``."""
+    if schedule.optimizer == "adamw":
+        return build_adamw(model, lr, weight_decay=schedule.weight_decay)
+    return build_sgd(model, lr, momentum=schedule.momentum, weight_decay=schedule.weight_decay)
 
 
 def build_sgd(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ from torch.utils.data import BatchSampler, DataLoader, Sampler
 from det_engine import checkpoint as ckpt
 from det_engine.distributed import is_distributed, is_main_process
 from det_engine.guard import NonFiniteLossError, check_losses
-from det_engine.logging import MetricLogger
+from det_engine.metric_log import MetricLogger
 from det_engine.schedule import LRSchedule, clip_gradients
 
 
@@ -80,7 +80,7 @@ class Trainer:
         max_iters: stop after this many global steps (None: the whole schedule).
         grad_clip: max gradient 2-norm, or None.
         logger: a MetricLogger (default one writing into ``work_dir``).
-        config: plain-data run configuration stored in every checkpoint.
+        run: the run record (det_models.config.RunConfig) stored in every checkpoint.
         device: where batches go.
         log_interval: iterations between log lines of the default logger.
         tensorboard: the default logger also writes TensorBoard scalars (``work_dir/
@@ -88,6 +88,8 @@ class Trainer:
         amp: None, ``"bf16"`` or ``"fp16"``: the forward pass under ``torch.autocast`` on
             the device with that dtype; fp16 (CUDA only) scales the loss with a GradScaler
             (whose state is not checkpointed: it re-calibrates after a resume).
+        on_step: called with the trainer after every optimizer step; it may change
+            ``max_iters`` (and the schedule's length), e.g. to fit a wall-clock budget.
     """
 
     def __init__(
@@ -102,11 +104,12 @@ class Trainer:
         max_iters: int | None = None,
         grad_clip: float | None = None,
         logger: MetricLogger | None = None,
-        config: dict[str, Any] | None = None,
+        run: Any = None,
         device: str | torch.device = "cpu",
         log_interval: int = 50,
         amp: str | None = None,
         tensorboard: bool = False,
+        on_step: Callable[[Trainer], None] | None = None,
     ) -> None:
         if epochs <= 0:
             raise ValueError(f"epochs must be > 0, got {epochs}")
@@ -134,10 +137,11 @@ class Trainer:
         self.logger = logger or MetricLogger(
             work_dir, self.max_iters, interval=log_interval, tensorboard=tensorboard
         )
-        self.config = config or {}
+        self.run = run
         self.epoch = 0  # completed epochs
         self.iteration = 0  # completed optimizer steps
         self._step_rng: dict[str, Any] | None = None  # RNG states after the last step
+        self.on_step = on_step
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, rng: dict[str, Any] | None = None) -> Path | None:
@@ -154,7 +158,7 @@ class Trainer:
             iteration=self.iteration,
             optimizer=self.optimizer,
             scheduler=self.scheduler,
-            config=self.config,
+            run=self.run,
             rng=rng,
         )
 
@@ -279,6 +283,8 @@ class Trainer:
                 time=time.perf_counter() - end,
                 data_time=data_time,
             )
+            if self.on_step is not None:
+                self.on_step(self)
             end = time.perf_counter()
 
 

@@ -1,20 +1,27 @@
-"""Typed model configs: what to build for each zoo row, as frozen dataclasses.
+"""Every config type, as frozen dataclasses: the model, its data and schedule, a zoo row and a run.
 
-Defaults are the 2019 (mmdetection v0.6) FPN configs; the zoo sets the fields that differ
-per row. `replace_path` changes one field by dotted path, as the CLI's `--set` does.
+- `ModelConfig` (with `BackboneConfig`, `NeckConfig`, `RPNConfig`, `RoIConfig`,
+  `DenseHeadConfig`): what to build. Defaults are the 2019 (mmdetection v0.6) FPN configs;
+  the zoo sets the fields that differ per row (det_models.zoo.configs).
+- `DataConfig` (with `Normalize`, `SSDAugment`) and `ScheduleConfig`: the data pipeline and
+  the optimiser and learning-rate schedule (the rules giving each zoo row its values are in
+  det_models.zoo.settings).
+- `ZooConfig`: a zoo row's model, data and schedule; `RunConfig`: what a training run used,
+  stored in its checkpoints as plain data (`to_plain` / `from_plain`), so that any checkpoint
+  rebuilds its model and data (det_models.checkpoint.model_from_checkpoint).
+- `replace_path` changes one field by dotted path; `apply_overrides` applies the command
+  line's ``--set KEY=VALUE`` items with it.
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from det_heads import NMSConfig, ProposalConfig
 from det_heads.conventions import DET, PRESETS, Conventions
-
-if TYPE_CHECKING:  # the zoo package imports this module, so only for type checkers
-    from det_models.zoo.settings import DataConfig, ScheduleConfig
 
 FAMILIES = (
     "rpn",
@@ -27,13 +34,18 @@ FAMILIES = (
     "ssd",
 )
 ROI_POOLS = ("align", "dpool", "mdpool")
-# The 2019 two-stage configs: 2000 proposals per image feed the RoI head in training, 1000
-# at test time; R-CNN / RetinaNet test NMS.
-TRAIN_PROPOSALS = ProposalConfig(nms_pre=2000, nms_post=2000, max_num=2000)
-TEST_PROPOSALS = ProposalConfig()
+# Every RPN and R-CNN config of v0.6.0 makes 2000 proposals per level and image, in training
+# (they feed the RoI head) and at test time (test_cfg.rpn nms_pre = nms_post = max_num =
+# 2000; the 1000 of later configs came after). R-CNN / RetinaNet test NMS: NMSConfig().
+PROPOSALS_2019 = ProposalConfig(nms_pre=2000, nms_post=2000, max_num=2000)
 DEFAULT_NMS = NMSConfig()
 # Box conventions by name, as the command lines take them (--set model.conventions=NAME).
 CONVENTION_PRESETS = PRESETS
+
+
+def _check_choice(name: str, value: Any, choices: tuple[Any, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -101,8 +113,8 @@ class RPNConfig:
     anchor_scales: tuple[float, ...] = (8.0,)
     anchor_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)
     anchor_strides: tuple[int, ...] = (4, 8, 16, 32, 64)
-    train_proposals: ProposalConfig = TRAIN_PROPOSALS
-    test_proposals: ProposalConfig = TEST_PROPOSALS
+    train_proposals: ProposalConfig = PROPOSALS_2019
+    test_proposals: ProposalConfig = PROPOSALS_2019
 
 
 @dataclass(frozen=True)
@@ -196,6 +208,180 @@ class ModelConfig:
     conventions: Conventions = DET
 
 
+# The momentum, weight decay and warmup below are those of every 2019 config.
+_MOMENTUM = 0.9
+_WARMUP_ITERS = 500
+_WARMUP_RATIO = 1.0 / 3.0
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """Optimiser and learning-rate schedule: the zoo's SGD with step decay and linear warmup,
+    or (for recipes such as the quickstart's) AdamW with warmup and cosine decay.
+
+    Attributes:
+        epochs: passes over the (possibly repeated) training set.
+        lr_steps: epochs after which the learning rate is multiplied by `lr_gamma` ("step").
+        lr: learning rate for the whole batch of `gpus * imgs_per_gpu` images.
+        momentum: SGD momentum.
+        weight_decay: L2 weight decay (SGD: every parameter; AdamW: decoupled, weights only).
+        warmup: warmup policy: "linear" (every 2019 config), "constant", "exp", or None for
+            no warmup.
+        warmup_iters: iterations of warmup.
+        warmup_ratio: learning-rate factor at the first warmup iteration.
+        lr_gamma: factor applied at each step.
+        grad_clip_norm: max L2 norm of all gradients, or None for no clipping.
+        gpus: GPUs the released model was trained on.
+        imgs_per_gpu: images per GPU per iteration.
+        dataset_repeat: times the training set is repeated inside one epoch (SSD); `epochs`
+            and `lr_steps` count epochs of the repeated set.
+        optimizer: "sgd" (every zoo row) or "adamw".
+        lr_policy: "step" (decay at `lr_steps`) or "cosine" (from `lr` down to
+            `lr * final_lr_ratio` over the run; linear warmup over `warmup_iters`).
+        max_iters: the run's length in iterations instead of `epochs`, or None.
+        final_lr_ratio: "cosine": the last learning rate as a fraction of `lr`.
+    """
+
+    epochs: int
+    lr_steps: tuple[int, ...]
+    lr: float = 0.02
+    momentum: float = _MOMENTUM
+    weight_decay: float = 1e-4
+    warmup: str | None = "linear"
+    warmup_iters: int = _WARMUP_ITERS
+    warmup_ratio: float = _WARMUP_RATIO
+    lr_gamma: float = 0.1
+    grad_clip_norm: float | None = 35.0
+    gpus: int = 8
+    imgs_per_gpu: int = 2
+    dataset_repeat: int = 1
+    optimizer: str = "sgd"
+    lr_policy: str = "step"
+    max_iters: int | None = None
+    final_lr_ratio: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check_choice("ScheduleConfig.optimizer", self.optimizer, ("sgd", "adamw"))
+        _check_choice("ScheduleConfig.lr_policy", self.lr_policy, ("step", "cosine"))
+        if self.max_iters is not None and self.max_iters <= 0:
+            raise ValueError(f"ScheduleConfig.max_iters must be > 0 or None, got {self.max_iters}")
+
+    @property
+    def batch_size(self) -> int:
+        """Images per iteration over all GPUs."""
+        return self.gpus * self.imgs_per_gpu
+
+    @property
+    def total_epochs(self) -> int:
+        """Passes over the original training set (epochs times the dataset repeat)."""
+        return self.epochs * self.dataset_repeat
+
+
+@dataclass(frozen=True)
+class Normalize:
+    """Per-channel image normalisation: (image - mean) / std, in the channel order given.
+
+    Attributes:
+        mean: per-channel mean, in the order of `to_rgb` (RGB if True, else BGR), 0-255 scale.
+        std: per-channel standard deviation, same order and scale.
+        to_rgb: whether images are converted to RGB before normalising (else kept BGR).
+    """
+
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    to_rgb: bool
+
+
+# ImageNet statistics of torchvision's pretrained weights.
+PYTORCH_NORMALIZE = Normalize(
+    mean=(123.675, 116.28, 103.53), std=(58.395, 57.12, 57.375), to_rgb=True
+)
+# Detectron's caffe2 weights expect BGR with the mean removed and no scaling; the configs give
+# the mean to four decimals (102.98, 115.95, 122.77 rounded).
+CAFFE_NORMALIZE = Normalize(mean=(102.9801, 115.9465, 122.7717), std=(1.0, 1.0, 1.0), to_rgb=False)
+# SSD's VGG16 weights: RGB with the mean removed and no scaling (ssd300/512 configs).
+SSD_NORMALIZE = Normalize(mean=(123.675, 116.28, 103.53), std=(1.0, 1.0, 1.0), to_rgb=True)
+
+
+@dataclass(frozen=True)
+class SSDAugment:
+    """SSD's extra training augmentation: photometric distortion, expand, IoU-constrained crop.
+
+    Attributes:
+        brightness_delta: max brightness shift, 0-255 scale.
+        contrast_range: range of the contrast factor.
+        saturation_range: range of the saturation factor.
+        hue_delta: max hue shift, degrees.
+        expand_ratio_range: range of the canvas-to-image size ratio when zooming out (the
+            canvas is filled with the normalisation mean), or None for no zoom-out.
+        min_ious: minimum IoU with a ground-truth box, one chosen per crop, or None for no
+            crop.
+        min_crop_size: smallest crop side as a fraction of the image side.
+    """
+
+    brightness_delta: int = 32
+    contrast_range: tuple[float, float] = (0.5, 1.5)
+    saturation_range: tuple[float, float] = (0.5, 1.5)
+    hue_delta: int = 18
+    expand_ratio_range: tuple[float, float] | None = (1.0, 4.0)
+    min_ious: tuple[float, ...] | None = (0.1, 0.3, 0.5, 0.7, 0.9)
+    min_crop_size: float = 0.3
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Dataset and transforms of one zoo row (det_engine.data builds the pipeline from it,
+    det_models.Detector does its test half).
+
+    Training: SSD augmentation (if any), resize to `img_scale` (or one drawn from
+    `train_scales`), flip with `flip_ratio`, normalise; batches padded to `size_divisor`.
+    Testing: resize to `img_scale`, normalise, pad.
+
+    Attributes:
+        dataset: "coco" or "voc0712".
+        train_sets: splits trained on: COCO set names ("train2017" reads
+            annotations/instances_train2017.json and the train2017/ images), or VOC ones as
+            "VOC<year> <image set>".
+        test_set: split the reference figures were measured on, named the same way.
+        img_scale: (long side, short side) limits in pixels when `keep_ratio`, else (w, h).
+        keep_ratio: resize keeping the aspect ratio (else to exactly `img_scale`).
+        flip_ratio: probability of a horizontal flip in training.
+        normalize: pixel normalisation.
+        size_divisor: pad the image's height and width to a multiple of this, or None.
+        with_mask: whether instance masks are loaded (mask models).
+        train_proposals: precomputed proposal file for training (Fast R-CNN), relative to
+            the dataset root, or None.
+        test_proposals: precomputed proposal file for testing, or None.
+        num_max_proposals: proposals per image kept from a proposal file (its first ones).
+        ssd_augment: SSD's extra augmentation, or None.
+        train_scales: multi-scale training: scales to draw from (see `multiscale_mode`)
+            instead of `img_scale`, or None.
+        multiscale_mode: "value" (one of `train_scales`) or "range" (long and short side
+            drawn uniformly between the smallest and largest of `train_scales`).
+        legacy_resize: resize as the 2019 pipeline did (mmcv imrescale / imresize: bilinear
+            without antialiasing on the 8-bit image, rounded to 8 bits; a keep-ratio scale
+            factor is one number for both axes). Set for the zoo's released checkpoints;
+            otherwise images are resized in float, antialiased when shrinking.
+    """
+
+    dataset: str
+    train_sets: tuple[str, ...]
+    test_set: str
+    img_scale: tuple[int, int]
+    keep_ratio: bool
+    normalize: Normalize
+    size_divisor: int | None
+    with_mask: bool = False
+    flip_ratio: float = 0.5
+    train_proposals: str | None = None
+    test_proposals: str | None = None
+    num_max_proposals: int = 1000
+    ssd_augment: SSDAugment | None = None
+    train_scales: tuple[tuple[int, int], ...] | None = None
+    multiscale_mode: str = "value"
+    legacy_resize: bool = False
+
+
 @dataclass(frozen=True)
 class ZooConfig:
     """Everything a zoo row's original config set: model, data and schedule.
@@ -213,8 +399,54 @@ class ZooConfig:
     schedule: ScheduleConfig
 
 
+@dataclass(frozen=True)
+class RunConfig:
+    """What a training run used, stored in each of its checkpoints: enough to rebuild the
+    model, its data pipeline and the run.
+
+    Attributes:
+        name: the run's name: a zoo row's ("faster_rcnn_r50_1x") or a recipe's
+            ("quickstart_faster_rcnn").
+        model: the model as built (classes of the dataset trained on).
+        data: the data pipeline as used (scales of the data source trained on).
+        schedule: the optimiser and schedule as run (`max_iters`: iterations planned).
+        key: the zoo row, or None for a recipe.
+        recipe: the recipe's name, or None for a zoo row.
+        dataset: the data source trained on: "coco", "voc", "shapes" or an annotation JSON.
+        class_names: names of the model's classes, in label order.
+        overrides: the ``--set KEY=VALUE`` items applied to the zoo row (already in the
+            fields above; kept to say how the run differs from its row).
+        batch_per_gpu: images per process per iteration.
+        world_size: processes (GPUs) trained on.
+        seed: the random seed.
+        amp: None, "bf16" or "fp16".
+    """
+
+    name: str
+    model: ModelConfig
+    data: DataConfig
+    schedule: ScheduleConfig
+    key: tuple[str, str, str, str | None] | None = None
+    recipe: str | None = None
+    dataset: str = "coco"
+    class_names: tuple[str, ...] = ()
+    overrides: tuple[str, ...] = ()
+    batch_per_gpu: int = 2
+    world_size: int = 1
+    seed: int = 0
+    amp: str | None = None
+
+
+class OverrideError(ValueError):
+    """A ``--set`` item or dotted path that is malformed or names no field of the config."""
+
+
 def replace_path(config: Any, path: str, value: Any) -> Any:
     """A copy of a (nested) frozen dataclass with the field at a dotted path replaced.
+
+    A list given for a tuple field becomes a tuple; a section (a nested config) is replaced
+    only by another config, except `conventions`, which also takes a preset's name (det,
+    mmdet_v0.6, torchvision).
 
     Args:
         config: a dataclass instance, e.g. a ZooConfig.
@@ -223,19 +455,134 @@ def replace_path(config: Any, path: str, value: Any) -> Any:
 
     Returns:
         The new config; config itself is unchanged.
+
+    Raises:
+        OverrideError: naming the bad key and listing the valid keys at that level.
     """
-    head, _, rest = path.partition(".")
-    if not dataclasses.is_dataclass(config):
-        raise ValueError(f"replace_path: cannot descend into {type(config).__name__} at {path!r}")
-    names = [f.name for f in dataclasses.fields(config)]
+    return _replace(config, path.split("."), value, [])
+
+
+def _replace(node: Any, parts: list[str], value: Any, done: list[str]) -> Any:
+    where = ".".join(done) or "the config"
+    if not dataclasses.is_dataclass(node):
+        raise OverrideError(f"{where} is a value ({node!r}), it has no key {parts[0]!r}")
+    names = [f.name for f in dataclasses.fields(node)]
+    head, rest = parts[0], parts[1:]
     if head not in names:
-        raise ValueError(
-            f"replace_path: {type(config).__name__} has no field {head!r}; fields: "
-            + ", ".join(names)
-        )
+        raise OverrideError(f"{where} has no key {head!r}; valid keys: {', '.join(names)}")
+    current = getattr(node, head)
+    path = ".".join([*done, head])
     if rest:
-        inner = getattr(config, head)
-        if inner is None:
-            raise ValueError(f"replace_path: {type(config).__name__}.{head} is None")
-        value = replace_path(inner, rest, value)
-    return dataclasses.replace(config, **{head: value})
+        if current is None:
+            raise OverrideError(
+                f"cannot set {path}.{'.'.join(rest)}: {type(node).__name__}.{head} is None "
+                "in this config"
+            )
+        value = _replace(current, rest, value, [*done, head])
+    elif isinstance(current, Conventions) and isinstance(value, str):
+        if value not in CONVENTION_PRESETS:
+            raise OverrideError(
+                f"{path} must be one of {', '.join(CONVENTION_PRESETS)} (or set one of its keys)"
+            )
+        value = CONVENTION_PRESETS[value]
+    elif dataclasses.is_dataclass(current) and not dataclasses.is_dataclass(value):
+        keys = ", ".join(f.name for f in dataclasses.fields(current))
+        raise OverrideError(f"{path} is a section; set one of its keys: {keys}")
+    elif isinstance(current, tuple) and isinstance(value, list):
+        value = tuple(value)
+    return dataclasses.replace(node, **{head: value})
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """``"a.b=VALUE"`` -> ``("a.b", value)``; VALUE by ``ast.literal_eval``, else the string.
+
+    Raises:
+        OverrideError: no ``=``, or an empty key.
+    """
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise OverrideError(f"--set {item!r}: expected dotted.key=value")
+    try:
+        value = ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        value = text
+    return key, value
+
+
+def apply_overrides(config: Any, items: list[str] | tuple[str, ...]) -> Any:
+    """A copy of the config with each ``--set KEY=VALUE`` item applied (see `replace_path`).
+
+    Raises:
+        OverrideError: the message starts with the item (``--set KEY=VALUE: ...``).
+    """
+    for item in items:
+        key, value = parse_override(item)
+        try:
+            config = replace_path(config, key, value)
+        except OverrideError as e:
+            raise OverrideError(f"--set {item}: {e}") from None
+    return config
+
+
+# ----------------------------------------------------------------------------- plain data
+# Checkpoints store a RunConfig as plain data (dicts, lists, strings, numbers, None), which
+# torch.load(..., weights_only=True) reads back: each dataclass becomes {"type": NAME,
+# "fields": {...}} and each tuple a list; every sequence field of the configs is a tuple.
+
+_PLAIN_TYPES = {
+    cls.__name__: cls
+    for cls in (
+        BackboneConfig,
+        NeckConfig,
+        RPNConfig,
+        RoIConfig,
+        DenseHeadConfig,
+        ModelConfig,
+        ScheduleConfig,
+        Normalize,
+        SSDAugment,
+        DataConfig,
+        ZooConfig,
+        RunConfig,
+        Conventions,
+        ProposalConfig,
+        NMSConfig,
+    )
+}
+
+
+def to_plain(value: Any) -> Any:
+    """A config (or any value inside one) as plain data; see `from_plain`."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        name = type(value).__name__
+        if _PLAIN_TYPES.get(name) is not type(value):
+            raise TypeError(f"to_plain: {name} is not a config type")
+        fields = {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {"type": name, "fields": fields}
+    if isinstance(value, (tuple, list)):
+        return [to_plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"to_plain: cannot store a {type(value).__name__} ({value!r})")
+
+
+def from_plain(data: Any) -> Any:
+    """The config that `to_plain` stored. Fields missing from ``data`` take their defaults.
+
+    Raises:
+        ValueError: an unknown config type or field (written by another version).
+    """
+    if isinstance(data, dict):
+        name = data.get("type")
+        cls = _PLAIN_TYPES.get(name)
+        if cls is None or not isinstance(data.get("fields"), dict):
+            raise ValueError(f"stored config: unknown config type {name!r}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data["fields"]) - known)
+        if unknown:
+            raise ValueError(f"stored config: {name} has no field {', '.join(unknown)}")
+        return cls(**{k: from_plain(v) for k, v in data["fields"].items()})
+    if isinstance(data, list):
+        return tuple(from_plain(v) for v in data)
+    return data

@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from det_models.config import DataConfig
 from det_models.inference import prepare_for_inference, to_model_layout
-from det_models.zoo.settings import DataConfig
 
 ImageInput = Any  # str | os.PathLike | numpy.ndarray | Tensor
 
@@ -208,6 +208,22 @@ class Detector:
             )
         self.model = prepare_for_inference(model) if fast else model.eval()
         self.data_config = data_config
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, *, fast: bool = True) -> Detector:
+        """The Detector of a training checkpoint (``python -m det_engine.train``, the
+        quickstart): the model its run record describes, with its weights, and the test
+        pipeline it was trained with.
+
+        Raises:
+            FileNotFoundError: no such file.
+            det_models.checkpoint.CheckpointError: unreadable, no run record, or weights
+                that do not fit.
+        """
+        from det_models.checkpoint import model_from_checkpoint
+
+        model, run = model_from_checkpoint(path)
+        return cls(model, run.data, fast=fast)
 
     @classmethod
     def from_zoo(

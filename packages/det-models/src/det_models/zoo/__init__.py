@@ -8,17 +8,17 @@
 'GN'
 """
 
-from det_models.zoo.configs import build, get, model_config
-from det_models.zoo.entry import MAIN_SITE, MIRROR_SITE, Reference, ZooEntry, mirror_of
-from det_models.zoo.lookup import MODELS, entry, names
-from det_models.zoo.markdown import table
-from det_models.zoo.pretrained import load_pretrained
-from det_models.zoo.settings import (
+from det_models.config import (
     DataConfig,
     Normalize,
     ScheduleConfig,
     SSDAugment,
 )
+from det_models.zoo.configs import build, get, model_config
+from det_models.zoo.entry import MAIN_SITE, MIRROR_SITE, Reference, ZooEntry, mirror_of
+from det_models.zoo.lookup import MODELS, entry, names
+from det_models.zoo.markdown import table
+from det_models.zoo.pretrained import load_pretrained
 
 __all__ = [
     "MAIN_SITE",

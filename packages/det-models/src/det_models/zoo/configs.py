@@ -15,7 +15,6 @@ from typing import Any
 
 from torch import nn
 
-from det_heads import ProposalConfig
 from det_models.builder import build_model
 from det_models.config import (
     BackboneConfig,
@@ -35,9 +34,6 @@ NUM_CLASSES = {"coco": 80, "voc0712": 20}
 GN_VARIANTS = frozenset({"gn", "gn-contrib"})
 DCN_VARIANTS = {"dconv-c3-c5": "dconv", "mdconv-c3-c5": "mdconv"}
 POOL_VARIANTS = frozenset({"dpool", "mdpool"})
-# Every RPN and R-CNN config of v0.6.0 tests its RPN with 2000 proposals per level and image
-# (test_cfg.rpn nms_pre = nms_post = max_num = 2000; the 1000 of later configs came after).
-RPN_TEST_2019 = ProposalConfig(nms_pre=2000, nms_post=2000, max_num=2000)
 # SSD on VOC used larger smallest anchors than on COCO (the ssd*_voc configs).
 SSD_VOC_BASESIZE = {300: (0.2, 0.9), 512: (0.15, 0.9)}
 
@@ -90,7 +86,7 @@ def model_config(row: ZooEntry) -> ModelConfig:
             num_classes=1,
             backbone=backbone,
             neck=neck,
-            rpn=RPNConfig(test_proposals=RPN_TEST_2019),
+            rpn=RPNConfig(),
         )
     roi = RoIConfig(
         pool=variant if variant in POOL_VARIANTS else "align",
@@ -105,7 +101,7 @@ def model_config(row: ZooEntry) -> ModelConfig:
         num_classes=num_classes,
         backbone=backbone,
         neck=neck,
-        rpn=None if model == "fast_rcnn" else RPNConfig(test_proposals=RPN_TEST_2019),
+        rpn=None if model == "fast_rcnn" else RPNConfig(),
         roi=roi,
     )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from det_models.zoo.settings import DataConfig, ScheduleConfig
+from det_models.config import DataConfig, ScheduleConfig
 
 # The zoo document's mirror rule: the aliyun mirror serves every file of the AWS main site
 # under the same path.

@@ -7,15 +7,9 @@ one `_row` call per table row, one tuple per table. Checkpoint names are relativ
 
 from __future__ import annotations
 
+from det_models.config import CAFFE_NORMALIZE, PYTORCH_NORMALIZE, SSD_NORMALIZE
 from det_models.zoo.entry import MODELS_URL, Reference, ZooEntry, mirror_of
-from det_models.zoo.settings import (
-    CAFFE_NORMALIZE,
-    PYTORCH_NORMALIZE,
-    SSD_NORMALIZE,
-    SSD_SIZES,
-    data_config,
-    schedule_config,
-)
+from det_models.zoo.settings import SSD_SIZES, data_config, schedule_config
 
 # The GN and DCN tables measured memory with max_memory_allocated (their notes).
 _ALLOCATED_MEMORY_VARIANTS = frozenset(

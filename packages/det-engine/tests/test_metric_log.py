@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from det_engine.logging import MetricLogger, ProgressBar, memory_mb
+from det_engine.metric_log import MetricLogger, ProgressBar, memory_mb
 
 
 def test_json_lines_and_console(tmp_path):
@@ -90,7 +90,7 @@ def test_tensorboard_scalars_match_the_json_log(tmp_path):
 def test_tensorboard_without_the_package_names_it(tmp_path, monkeypatch, capsys):
     import sys
 
-    from det_engine import train
+    from det_engine.apps import train
 
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
     with pytest.raises(ImportError, match=r"pip install tensorboard"):

@@ -1,0 +1,114 @@
+"""What the train and test command lines share: the zoo-row and data arguments, and the
+datasets they name (through det_engine.data)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from det_engine import data
+from det_engine.data import DataError
+from det_models.config import DataConfig
+
+__all__ = ["DataError", "add_common_arguments", "build_dataset", "row_data_config"]
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, row_required: bool = True) -> None:
+    """Arguments of both train and test: the zoo row, the data and the device.
+
+    ``row_required=False``: MODEL BACKBONE SCHEDULE may be left out (test: the checkpoint
+    names its run).
+    """
+    nargs = None if row_required else "?"
+    parser.add_argument("model", nargs=nargs, help="zoo model, e.g. faster_rcnn")
+    parser.add_argument("backbone", nargs=nargs, help="zoo backbone, e.g. r50")
+    parser.add_argument("schedule", nargs=nargs, help="zoo schedule, e.g. 1x")
+    parser.add_argument("--variant", default=None, help="zoo variant, e.g. gn")
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="coco, voc (Pascal VOC: train on 07+12 trainval, test on 07 test), shapes "
+        "(small built-in dataset), or a COCO-format annotation JSON; default the row's "
+        "dataset (coco, or voc for the VOC rows)",
+    )
+    parser.add_argument(
+        "--data-root",
+        default=None,
+        help="coco: the folder holding annotations/, train2017/, val2017/ (default data/coco); "
+        "voc: the VOCdevkit folder holding VOC2007/ and VOC2012/ (default data/VOCdevkit); "
+        "shapes: where the dataset is generated (default $DET_DATA_HOME/shapes/v1); "
+        "ANN.json: the image folder (default the JSON's folder)",
+    )
+    parser.add_argument(
+        "--img-scale",
+        type=int,
+        nargs=2,
+        metavar=("LONG", "SHORT"),
+        default=None,
+        help="resize limits (SSD rows: WIDTH HEIGHT of the square resize); default the zoo "
+        "row's (keep-ratio rows on shapes: 256 192, on voc: 1000 600)",
+    )
+    parser.add_argument(
+        "--proposals-train",
+        default=None,
+        metavar="FILE",
+        help="Fast R-CNN: proposals of the training images (.pkl/.json per image id, or a "
+        "2019 zoo .pkl); default the row's file under the data root",
+    )
+    parser.add_argument(
+        "--proposals-test",
+        default=None,
+        metavar="FILE",
+        help="Fast R-CNN: proposals of the test images; default the row's file",
+    )
+    parser.add_argument("--device", choices=("cpu", "cuda"), default=None)
+    parser.add_argument("--workers", type=int, default=2, help="data loader processes")
+
+
+def row_data_config(args: argparse.Namespace, cfg: Any) -> tuple[str, DataConfig]:
+    """(data source, the DataConfig a run of the zoo config ``cfg`` uses): ``--data`` (else
+    the row's dataset) and the row's DataConfig at ``--img-scale``, else at a scale set with
+    ``--set data.img_scale=``, else at the source's scale (det_engine.data.data_config_for)."""
+    from det_models import zoo
+
+    source = data.data_source(cfg.data, getattr(args, "data", None))
+    img_scale = getattr(args, "img_scale", None)
+    if img_scale is None and cfg.data.img_scale != zoo.get(*cfg.key).data.img_scale:
+        img_scale = cfg.data.img_scale
+    return source, data.data_config_for(cfg.data, source, img_scale)
+
+
+def build_dataset(
+    args: argparse.Namespace,
+    source: str,
+    data_config: DataConfig,
+    family: str,
+    split: str,
+    train: bool,
+):
+    """The dataset of ``split`` ("train" or "val") from ``source`` with ``data_config``'s
+    transforms, and the proposal files of a Fast R-CNN.
+
+    Args:
+        args: --data-root, --proposals-train, --proposals-test.
+        source: coco, voc, shapes or an annotation JSON.
+        data_config: the run's data pipeline.
+        family: the model family (fast_rcnn reads proposals).
+        split: "train" or "val".
+        train: training transforms and filters.
+
+    Raises:
+        DataError: data or a proposals file is missing; the message says what to do.
+    """
+    given = getattr(args, "proposals_train" if split == "train" else "proposals_test", None)
+    root = getattr(args, "data_root", None)
+    proposals = data.proposal_file(
+        data_config,
+        needs_proposals=family == "fast_rcnn",
+        model=family,
+        source=source,
+        root=root,
+        split=split,
+        given=given,
+    )
+    return data.build_dataset(data_config, source, root, split, train=train, proposals=proposals)

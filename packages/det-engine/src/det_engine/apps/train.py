@@ -1,0 +1,184 @@
+"""``python -m det_engine.train MODEL BACKBONE SCHEDULE``: train a zoo row, then evaluate it.
+
+Single process, or one process per GPU under ``torchrun`` (DistributedDataParallel).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from det_engine.apps.cli import DataError, add_common_arguments, build_dataset, row_data_config
+from det_engine.checkpoint import CheckpointError, checkpoint_path, load_model_weights
+from det_engine.distributed import get_rank, get_world_size, init_from_env, is_main_process
+from det_engine.evaluation.loop import write_metrics
+from det_engine.guard import NonFiniteLossError
+from det_engine.metric_log import tensorboard_writer_class
+from det_engine.runtime import pick_device, set_seed
+from det_engine.training import evaluate_run, make_loader, make_trainer, run_lr
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m det_engine.train", description=__doc__)
+    add_common_arguments(parser)
+    parser.add_argument(
+        "--work-dir", default=None, help="default work_dirs/MODEL_BACKBONE_SCHEDULE"
+    )
+    parser.add_argument(
+        "--resume",
+        nargs="?",
+        const="",
+        default=None,
+        help="continue from CKPT, or without a value from the work dir's latest checkpoint",
+    )
+    parser.add_argument("--max-iters", type=int, default=None, help="stop after N iterations")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="images per process (default the zoo's 2)"
+    )
+    parser.add_argument("--log-interval", type=int, default=50)
+    parser.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
+    parser.add_argument(
+        "--load-from",
+        default=None,
+        metavar="CKPT",
+        help="start from these model weights (one of our checkpoints or a plain state dict; "
+        "strict); unlike --resume, optimizer, schedule and iteration start afresh",
+    )
+    parser.add_argument(
+        "--amp",
+        choices=("bf16", "fp16"),
+        default=None,
+        help="mixed precision through torch.autocast; fp16 (with a GradScaler) needs CUDA",
+    )
+    parser.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also log scalars for TensorBoard into WORK_DIR/tensorboard (needs tensorboard)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a zoo config field by dotted path, e.g. schedule.lr=0.01 or "
+        "model.rpn.test_proposals.nms_thr=0.6 (VALUE is a Python literal, else a string); "
+        "repeatable",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from det_models import zoo
+    from det_models.builder import build_model
+    from det_models.config import OverrideError, RunConfig, apply_overrides, replace_path
+
+    if args.tensorboard:
+        try:
+            tensorboard_writer_class()
+        except ImportError as e:
+            print(f"error: --tensorboard: {e}", file=sys.stderr)
+            return 2
+    device = pick_device(args.device)
+    if args.amp == "fp16" and device.type != "cuda":
+        print("error: --amp fp16 needs --device cuda; on the CPU use --amp bf16", file=sys.stderr)
+        return 2
+    dist_info = init_from_env()
+    if dist_info.world_size > 1 and device.type == "cuda":
+        device = dist_info.device
+    set_seed(args.seed + get_rank())
+    cfg = zoo.get(args.model, args.backbone, args.schedule, args.variant)
+    try:
+        cfg = apply_overrides(cfg, args.overrides)
+    except OverrideError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    family = cfg.model.family
+    try:
+        source, data_cfg = row_data_config(args, cfg)
+        train_set = build_dataset(args, source, data_cfg, family, "train", train=True)
+        val_set = (
+            None
+            if args.no_eval
+            else build_dataset(args, source, data_cfg, family, "val", train=False)
+        )
+    except (DataError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    name = "_".join(p for p in (args.model, args.backbone, args.schedule, args.variant) if p)
+    work_dir = Path(args.work_dir) if args.work_dir else Path("work_dirs") / name
+    model_cfg = cfg.model
+    if family != "rpn":
+        model_cfg = replace_path(model_cfg, "num_classes", len(train_set.classes))
+    run = RunConfig(
+        name=name,
+        model=model_cfg,
+        data=data_cfg,
+        schedule=cfg.schedule,
+        key=cfg.key,
+        dataset=source,
+        class_names=tuple(train_set.classes),
+        overrides=tuple(args.overrides),
+        batch_per_gpu=args.batch_size or cfg.schedule.imgs_per_gpu,
+        world_size=get_world_size(),
+        seed=args.seed,
+        amp=args.amp,
+    )
+    model = build_model(run.model)
+    if args.load_from is not None:
+        try:
+            load_model_weights(model, args.load_from)
+        except (CheckpointError, FileNotFoundError) as e:
+            print(f"error: --load-from: {e}", file=sys.stderr)
+            return 2
+        if is_main_process():
+            print(f"loaded model weights from {args.load_from}", flush=True)
+    model = model.to(device)
+    loader = make_loader(run, train_set, workers=args.workers)
+    trainer = make_trainer(
+        run,
+        model,
+        loader,
+        work_dir,
+        device=device,
+        max_iters=args.max_iters,
+        log_interval=args.log_interval,
+        tensorboard=args.tensorboard,
+    )
+    if args.resume is not None:
+        path = trainer.resume(args.resume or None)
+        if is_main_process():
+            print(f"resumed from {path} at iteration {trainer.iteration}", flush=True)
+    if is_main_process():
+        print(
+            f"training {name} on {source} ({len(train_set)} images, {run.world_size} x "
+            f"{run.batch_per_gpu} per iteration, lr {run_lr(run):g}) for {trainer.max_iters} "
+            f"iterations on {device}",
+            flush=True,
+        )
+    try:
+        trainer.train()
+    except NonFiniteLossError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        return 130
+    if val_set is not None:
+        metrics = evaluate_run(run, trainer.model, val_set, device)
+        if metrics is not None:
+            trainer.logger.log_eval(trainer.epoch, trainer.iteration, metrics)
+            checkpoint = checkpoint_path(work_dir, trainer.iteration)
+            write_metrics(
+                work_dir / "eval.json",
+                metrics,
+                {"run": run.name, "checkpoint": str(checkpoint), "data": source},
+            )
+    trainer.logger.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
