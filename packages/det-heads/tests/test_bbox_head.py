@@ -1,7 +1,9 @@
 import math
 
+import pytest
 import torch
 
+from det_heads import ConvGN, RoIGroupNorm
 from det_heads.assigners import Assignment
 from det_heads.roi import BBoxHead
 from det_heads.samplers import SamplingResult
@@ -54,3 +56,31 @@ def test_detections_rescue_the_right_class():
     assert det["boxes"].tolist() == [[10.0, 10.0, 30.0, 30.0]]
     p = math.exp(5) / (math.exp(5) + 2)
     assert math.isclose(det["scores"].item(), p, rel_tol=1e-6)
+
+
+def test_shared_convs_with_group_norm_4conv1fc():
+    head = BBoxHead(3, 8, 2, 16, 1, num_convs=4, conv_channels=32, norm="GN")
+    assert len(head.convs) == 4 and head.convs[0].conv.in_channels == 8
+    assert all(isinstance(c, ConvGN) and type(c.gn) is RoIGroupNorm for c in head.convs)
+    assert head.fcs[0].in_features == 32 * 2 * 2
+    # The 2019 "4conv1fc" head's layout, which the checkpoint converters map onto.
+    assert [k for k in head.state_dict() if k.startswith("convs.0.")] == [
+        "convs.0.conv.weight",
+        "convs.0.gn.weight",
+        "convs.0.gn.bias",
+    ]
+    x = torch.randn(5, 8, 2, 2)
+    logits, deltas = head(x)
+    assert logits.shape == (5, 4) and deltas.shape == (5, 12)
+    features = x
+    for conv in head.convs:
+        features = torch.relu(conv(features))
+    torch.testing.assert_close(logits, head.cls(torch.relu(head.fcs[0](features.flatten(1)))))
+
+
+def test_shared_convs_without_norm_have_biases():
+    head = BBoxHead(3, 8, 2, 16, 1, num_convs=2, conv_channels=8)
+    assert all(isinstance(c, torch.nn.Conv2d) and c.bias is not None for c in head.convs)
+    assert head(torch.randn(5, 8, 2, 2))[0].shape == (5, 4)
+    with pytest.raises(ValueError, match="norm must be None or 'GN'"):
+        BBoxHead(3, 8, 2, 16, num_convs=2, norm="BN")

@@ -1,6 +1,8 @@
 import pytest
 import torch
+from torch import nn
 
+from det_heads import ConvGN
 from det_heads.fpn import FPN
 
 
@@ -34,8 +36,30 @@ def test_top_down_path_sums_upsampled_laterals():
     torch.testing.assert_close(p2, c2 + up)
 
 
+def test_group_norm_fpn_of_the_gn_rows():
+    fpn = FPN((32, 64), out_channels=32, num_outs=3, norm="GN")
+    for conv in (*fpn.lateral_convs, *fpn.output_convs):
+        assert isinstance(conv, ConvGN) and conv.conv.bias is None
+        assert type(conv.gn) is nn.GroupNorm  # whole maps, not RoI batches
+    # The 2019 GN FPN's layout, which the checkpoint converters map onto.
+    assert sorted(k for k in fpn.state_dict() if k.startswith("lateral_convs.0.")) == [
+        "lateral_convs.0.conv.weight",
+        "lateral_convs.0.gn.bias",
+        "lateral_convs.0.gn.weight",
+    ]
+    inputs = _inputs((32, 64), size=16)
+    outs = fpn(inputs)
+    assert [tuple(o.shape) for o in outs] == [(1, 32, 16, 16), (1, 32, 8, 8), (1, 32, 4, 4)]
+    # The top level has nothing added from above: output conv (with GN) of the lateral.
+    torch.testing.assert_close(outs[1], fpn.output_convs[1](fpn.lateral_convs[1](inputs[1])))
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="extra"):
         FPN((8,), extra="pool")
+    with pytest.raises(ValueError, match="norm must be None or 'GN', got 'BN'"):
+        FPN((8,), norm="BN")
+    with pytest.raises(ValueError, match="extra 'maxpool' only"):
+        FPN((8, 16), num_outs=3, extra="conv_on_input", norm="GN")
     with pytest.raises(ValueError, match="feature levels"):
         FPN((8, 16))([torch.zeros(1, 8, 4, 4)])

@@ -2,6 +2,7 @@ import math
 
 import torch
 
+from det_heads import ConvGN, RoIGroupNorm
 from det_heads.roi import MaskHead, mask_targets, paste_masks
 
 
@@ -77,3 +78,14 @@ def test_mask_head_shapes_and_loss():
     expected = torch.nn.functional.binary_cross_entropy_with_logits(chosen, targets)
     torch.testing.assert_close(loss, expected)
     assert head.loss(logits[:0], targets[:0], labels[:0]).item() == 0.0
+
+
+def test_group_norm_mask_head_of_the_gn_rows():
+    head = MaskHead(3, 8, 32, num_convs=2, norm="GN")
+    assert all(isinstance(c, ConvGN) and type(c.gn) is RoIGroupNorm for c in head.convs)
+    assert [k for k in head.state_dict() if k.startswith("convs.0.")] == [
+        "convs.0.conv.weight",
+        "convs.0.gn.weight",
+        "convs.0.gn.bias",
+    ]
+    assert head(torch.randn(4, 8, 7, 7)).shape == (4, 3, 14, 14)

@@ -2,18 +2,19 @@ import pytest
 import torch
 from torch import nn
 
-from det_heads import CascadeRoIHead, NMSConfig, ProposalConfig, RoIExtractor
+from det_heads import (
+    MMDET_V06,
+    CascadeRoIHead,
+    ConvGN,
+    NMSConfig,
+    ProposalConfig,
+    RoIExtractor,
+    RoIGroupNorm,
+)
+from det_heads.conventions import DET
 from det_models import zoo
 from det_models.config import BackboneConfig, replace_path
 from det_models.detectors import RPN, SSD, CascadeRCNN, FasterRCNN, FastRCNN, MaskRCNN, RetinaNet
-from det_models.parts import (
-    ConvFCBBoxHead,
-    ConvGN,
-    DeformRoIExtractor,
-    GroupNormFPN,
-    GroupNormMaskHead,
-    RoIGroupNorm,
-)
 from det_ops.modules import (
     DeformConv2dPack,
     DeformRoIPoolPack,
@@ -118,48 +119,15 @@ def test_build_gn_row_has_group_norm_everywhere():
         model = zoo.build("mask_rcnn", "r50", "2x", variant="gn")
     assert isinstance(model.backbone.bn1, nn.GroupNorm)
     assert model.backbone.style == "pytorch"  # as the v0.6.0 config (stride on the 3x3 conv)
-    assert isinstance(model.neck, GroupNormFPN)
+    assert model.neck.norm == "GN"
     assert all(isinstance(c, ConvGN) for c in [*model.neck.lateral_convs, *model.neck.output_convs])
     head = model.roi_head.bbox_head
-    assert isinstance(head, ConvFCBBoxHead) and len(head.convs) == 4 and len(head.fcs) == 1
+    assert len(head.convs) == 4 and len(head.fcs) == 1
     assert head.fcs[0].in_features == 256 * 7 * 7
-    assert isinstance(model.roi_head.mask_head, GroupNormMaskHead)
     assert all(isinstance(c, ConvGN) for c in model.roi_head.mask_head.convs)
     # The heads' norms take RoI batches; the FPN's take whole maps (plain GroupNorm).
     assert all(type(c.gn) is RoIGroupNorm for c in [*head.convs, *model.roi_head.mask_head.convs])
     assert all(type(c.gn) is nn.GroupNorm for c in model.neck.output_convs)
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-@pytest.mark.parametrize("channels", [32, 256])
-def test_roi_group_norm_matches_group_norm_on_channels_last_input(dtype, channels):
-    torch.manual_seed(0)
-    plain = nn.GroupNorm(32, channels)
-    nn.init.uniform_(plain.weight, 0.5, 2.0)
-    nn.init.normal_(plain.bias)
-    ours = RoIGroupNorm(32, channels)
-    ours.load_state_dict(plain.state_dict())
-    plain, ours = plain.to(dtype), ours.to(dtype)
-    x = torch.randn(6, channels, 7, 7, dtype=dtype) * 3 + 1
-    x = x.contiguous(memory_format=torch.channels_last)
-    grad = torch.randn(6, channels, 7, 7, dtype=dtype)
-    outs = []
-    for layer in (plain, ours):
-        xi = x.detach().requires_grad_()
-        y = layer(xi)
-        y.backward(grad)
-        outs.append((y, xi.grad, layer.weight.grad, layer.bias.grad))
-    tol = {"atol": 2e-2, "rtol": 2e-2} if dtype == torch.bfloat16 else {"atol": 1e-5, "rtol": 1e-5}
-    for expected, got in zip(*outs, strict=True):
-        assert got.dtype == expected.dtype
-        torch.testing.assert_close(got.float(), expected.float(), **tol)
-    # The values are GroupNorm's own: per sample and group, zero mean and unit variance
-    # before the affine map.
-    y = outs[1][0].float()
-    w, b = ours.weight.float()[:, None, None], ours.bias.float()[:, None, None]
-    z = ((y - b) / w).reshape(6, 32, -1)
-    torch.testing.assert_close(z.mean(-1), torch.zeros(6, 32), atol=0.05, rtol=0)
-    torch.testing.assert_close(z.var(-1, unbiased=False), torch.ones(6, 32), atol=0.1, rtol=0)
 
 
 def test_build_dcn_rows():
@@ -172,7 +140,7 @@ def test_build_dcn_rows():
     for stage in (dconv.backbone.layer2, dconv.backbone.layer3, dconv.backbone.layer4):
         assert all(type(block.conv2) is DeformConv2dPack for block in stage)
     assert type(mdconv.backbone.layer4[2].conv2) is ModulatedDeformConv2dPack
-    assert type(dpool.roi_head.bbox_extractor) is DeformRoIExtractor
+    assert dpool.roi_head.bbox_extractor.pool == "dpool"
     assert all(type(layer) is DeformRoIPoolPack for layer in dpool.roi_head.bbox_extractor.layers)
     assert all(
         type(layer) is ModulatedDeformRoIPoolPack for layer in mdpool.roi_head.bbox_extractor.layers
@@ -180,6 +148,20 @@ def test_build_dcn_rows():
     # Only the box branch pools deformably.
     assert type(dpool.rpn).__name__ == "RPNHead"
     assert isinstance(dconv.roi_head, CascadeRoIHead)
+
+
+@pytest.mark.parametrize("variant", ["dpool", "mdpool"])
+def test_conventions_choose_the_deformable_pooling(variant):
+    with torch.device("meta"):
+        legacy = zoo.build("faster_rcnn", "r50", "1x", variant, conventions=MMDET_V06)
+        default = zoo.build("faster_rcnn", "r50", "1x", variant, conventions=DET)
+    for layer in legacy.roi_head.bbox_extractor.layers:
+        # mmdet v0.6 configs/dcn/faster_rcnn_*dpool_r50_fpn_1x.py: sample_per_part 4 (the
+        # module's default), trans_std 0.1.
+        assert (layer.aligned, layer.sampling_ratio, layer.gamma) == ("legacy", 4, 0.1)
+    assert legacy.roi_head.bbox_extractor.box_offset == 1
+    for layer in default.roi_head.bbox_extractor.layers:
+        assert (layer.aligned, layer.sampling_ratio, layer.gamma) == (True, 2, 0.1)
 
 
 def test_build_num_classes_and_heads():
@@ -211,7 +193,7 @@ def test_build_overrides_by_dotted_path():
     assert model.rpn.test_proposals.max_num == 10
     assert model.roi_head.nms.max_per_img == 7
     assert model.backbone.frozen_stages == -1
-    with pytest.raises(ValueError, match="no field 'nms_thresh'"):
+    with pytest.raises(ValueError, match="rpn has no key 'nms_thresh'; valid keys: feat_channels"):
         zoo.build("faster_rcnn", "r50", "1x", rpn__nms_thresh=0.5)
     with pytest.raises(ValueError, match="RPN has no classes"):
         zoo.build("rpn", "r50", "1x", num_classes=3)
@@ -261,13 +243,3 @@ def test_retinanet_octave_base_scale_sets_the_smallest_anchor():
     assert smallest_square(build_model(row)) == pytest.approx(32.0)  # 4 x stride 8
     small = build_model(replace_path(row, "dense.octave_base_scale", 2.0))
     assert smallest_square(small) == pytest.approx(16.0)
-
-
-def test_group_norm_bench_prints_a_row_per_shape_and_dtype(capsys):
-    from det_models.parts import bench_group_norm
-
-    bench_group_norm.main(["--threads", "1", "--rois", "2", "--repeat", "1"])
-    rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith("| ") and "x" in r]
-    assert len(rows) == 2 * 4 * 2  # (7, 14) x (32, 64, 128, 256) x (float32, bfloat16)
-    assert rows[0].startswith("| 32 x 7 x 7 | float32 |")
-    assert all(float(c) >= 0 for r in rows for c in r.strip("| ").split(" | ")[2:])  # ms

@@ -1,10 +1,11 @@
 import math
+import sys
 
 import pytest
 import torch
 from detector_batches import make_batch
 
-from det_heads import NMSConfig
+from det_heads import NMSConfig, inputs
 from det_models import zoo
 
 CLASSES = 3
@@ -158,3 +159,50 @@ def test_fast_rcnn_takes_proposals_from_targets():
         torch.testing.assert_close(implicit[name], explicit[name])
     with pytest.raises(ValueError, match="no proposals"):
         model(images, metas, targets)
+
+
+@pytest.fixture
+def input_checks(monkeypatch):
+    """Records (check, op) of every call of det_heads.inputs' batch checks, wherever imported."""
+    calls = []
+    for name in ("check_targets", "check_metas", "check_proposals"):
+        original = getattr(inputs, name)
+
+        def recorded(op, *args, _name=name, _original=original, **kwargs):
+            calls.append((_name, op))
+            return _original(op, *args, **kwargs)
+
+        for module in list(sys.modules.values()):
+            if module.__name__.startswith("det_") and getattr(module, name, None) is original:
+                monkeypatch.setattr(module, name, recorded)
+    return calls
+
+
+@pytest.mark.parametrize("family", ["faster_rcnn", "retinanet"])
+def test_the_batch_is_checked_once_at_the_detector(family, input_checks):
+    torch.manual_seed(0)
+    model = zoo.build(family, "r50", "1x", num_classes=CLASSES)
+    images, metas, targets = make_batch(num_classes=CLASSES)
+    name = type(model).__name__
+    model.train()(images, metas, targets)
+    assert input_checks == [("check_metas", name), ("check_targets", name)]
+    input_checks.clear()
+    with torch.no_grad():
+        model.eval()(images, metas)
+    assert input_checks == [("check_metas", name)]
+
+
+def test_bad_targets_are_named_by_the_detector():
+    model = zoo.build("faster_rcnn", "r50", "1x", num_classes=CLASSES).train()
+    images, metas, targets = make_batch(num_classes=CLASSES)
+    targets[1]["boxes"][0] = torch.tensor([50.0, 10.0, 20.0, 40.0])
+    with pytest.raises(ValueError, match=r"FasterRCNN: targets\[1\]\['boxes'\]\[0\]"):
+        model(images, metas, targets)
+    targets = make_batch(num_classes=CLASSES)[2]
+    targets[0]["labels"][0] = CLASSES
+    with pytest.raises(ValueError, match=r"FasterRCNN: targets\[0\]\['labels'\] must be in 0..2"):
+        model(images, metas, targets)
+    fast = zoo.build("fast_rcnn", "r50", "1x", num_classes=CLASSES).train()
+    flipped = [PROPOSALS[0], torch.tensor([[30.0, 20.0, 10.0, 95.0]])]
+    with pytest.raises(ValueError, match=r"FastRCNN: proposals\[1\]\[0\]"):
+        fast(images, metas, make_batch(num_classes=CLASSES)[2], proposals=flipped)

@@ -3,6 +3,7 @@
 from det_heads.anchors import AnchorGenerator, RetinaAnchorGenerator, SSDAnchorGenerator
 from det_heads.assigners import Assignment, MaxIoUAssigner
 from det_heads.coders import DeltaXYWHCoder
+from det_heads.conv_norm import ConvGN, RoIGroupNorm
 from det_heads.conventions import MMDET_V06, TORCHVISION, Conventions
 from det_heads.dense import ProposalConfig, RetinaHead, RPNHead, SSDHead
 from det_heads.fpn import FPN
@@ -28,6 +29,7 @@ __all__ = [
     "Assignment",
     "BBoxHead",
     "CascadeRoIHead",
+    "ConvGN",
     "Conventions",
     "CrossEntropyLoss",
     "DeltaXYWHCoder",
@@ -43,6 +45,7 @@ __all__ = [
     "RetinaAnchorGenerator",
     "RetinaHead",
     "RoIExtractor",
+    "RoIGroupNorm",
     "SSDAnchorGenerator",
     "SSDHead",
     "SamplingResult",

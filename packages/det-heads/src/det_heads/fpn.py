@@ -8,6 +8,7 @@ from typing import Literal
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from det_heads.conv_norm import check_norm, conv_with_norm
 from det_heads.inputs import check_features
 
 Extra = Literal["maxpool", "conv_on_input", "conv_on_output"]
@@ -28,6 +29,9 @@ class FPN(nn.Module):
         extra: how the levels beyond the inputs are made.
         start_level: first backbone map used (1 for RetinaNet, which starts at C3).
         relu_before_extra: apply ReLU before the second and later extra convs (off in 2019).
+        norm: None, or "GN" for the zoo's GN rows: every lateral and output conv is a
+            bias-free conv followed by GroupNorm (det_heads.conv_norm.ConvGN); with
+            extra "maxpool" only.
     """
 
     def __init__(
@@ -39,8 +43,10 @@ class FPN(nn.Module):
         *,
         start_level: int = 0,
         relu_before_extra: bool = False,
+        norm: str | None = None,
     ) -> None:
         super().__init__()
+        check_norm("FPN", norm)
         if extra not in ("maxpool", "conv_on_input", "conv_on_output"):
             raise ValueError(
                 f"FPN: extra must be 'maxpool', 'conv_on_input' or 'conv_on_output', got {extra!r}"
@@ -48,6 +54,10 @@ class FPN(nn.Module):
         if not 0 <= start_level < len(in_channels):
             raise ValueError(
                 f"FPN: start_level must be in [0, {len(in_channels)}), got {start_level}"
+            )
+        if norm is not None and extra != "maxpool":
+            raise ValueError(
+                f"FPN: norm {norm!r} is built with extra 'maxpool' only, got extra {extra!r}"
             )
         used = list(in_channels[start_level:])
         if num_outs < len(used):
@@ -58,9 +68,10 @@ class FPN(nn.Module):
         self.extra = extra
         self.start_level = start_level
         self.relu_before_extra = relu_before_extra
-        self.lateral_convs = nn.ModuleList(nn.Conv2d(c, out_channels, 1) for c in used)
+        self.norm = norm
+        self.lateral_convs = nn.ModuleList(conv_with_norm(c, out_channels, 1, norm) for c in used)
         self.output_convs = nn.ModuleList(
-            nn.Conv2d(out_channels, out_channels, 3, padding=1) for _ in used
+            conv_with_norm(out_channels, out_channels, 3, norm) for _ in used
         )
         num_extra = num_outs - len(used)
         self.extra_convs = nn.ModuleList()
@@ -68,8 +79,8 @@ class FPN(nn.Module):
             for i in range(num_extra):
                 c_in = used[-1] if (i == 0 and extra == "conv_on_input") else out_channels
                 self.extra_convs.append(nn.Conv2d(c_in, out_channels, 3, stride=2, padding=1))
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
+        for m in (*self.lateral_convs, *self.output_convs, *self.extra_convs):
+            if isinstance(m, nn.Conv2d):  # a ConvGN has initialised itself
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
 

@@ -3,6 +3,11 @@
 The data contract is in shared/DESIGN.md: targets are dicts of boxes float[N, 4]
 (x1, y1, x2, y2, input pixels) and labels int64[N] in 0..C-1, optionally ignore_boxes
 float[M, 4] and masks; metas are dicts with img_shape (h, w[, c]) and scale_factor.
+
+Targets, metas and proposals are checked once per batch, at the public boundary: by a
+det-models detector's forward, or by a head's loss / predict when it is called directly (a
+detector passes ``check_inputs=False`` to its heads). The values of a batch are checked with
+one reduction and one host synchronisation, not one per image.
 """
 
 from __future__ import annotations
@@ -32,47 +37,110 @@ def check_boxes(op: str, name: str, boxes: Any, offset: int = 0) -> None:
     starts (width x2 - x1 + 1 >= 0): the 2019 box decoding gives such boxes when a predicted
     size is under one pixel, and the 2019 code kept them.
     """
-    if not isinstance(boxes, Tensor) or boxes.dim() != 2 or boxes.shape[1] != 4:
-        shape = list(boxes.shape) if isinstance(boxes, Tensor) else type(boxes).__name__
-        raise ValueError(f"{op}: {name} must be a Tensor[N, 4] (x1, y1, x2, y2), got {shape}")
-    if not boxes.is_floating_point():
-        raise ValueError(f"{op}: {name} must be floating point, got {boxes.dtype}")
-    bad = (boxes[:, 2] + offset < boxes[:, 0]) | (boxes[:, 3] + offset < boxes[:, 1])
-    if bool(bad.any()):
-        i = int(bad.nonzero()[0, 0])
-        rule = "x2 < x1 or y2 < y1" if offset == 0 else f"x2 + {offset} < x1 or y2 + {offset} < y1"
-        raise ValueError(
-            f"{op}: {name}[{i}] = {boxes[i].tolist()} has {rule}; boxes must be (x1, y1, x2, y2)"
-        )
+    _check_box_sets(op, [(name, boxes)], offset)
+
+
+def _check_box_sets(op: str, named_boxes: Sequence[tuple[str, Any]], offset: int = 0) -> None:
+    """check_boxes of several box tensors (one per image), named for the message.
+
+    Their values are checked together: one reduction over the concatenated boxes, one host
+    synchronisation for the batch.
+    """
+    for name, boxes in named_boxes:
+        _check_box_type(op, name, boxes)
+    if named_boxes and bool(_bad_boxes(torch.cat([b for _, b in named_boxes]), offset).any()):
+        for name, boxes in named_boxes:
+            _raise_on_bad_boxes(op, name, boxes, offset)
 
 
 def check_targets(
     op: str, targets: Sequence[dict], batch_size: int, num_classes: int | None = None
 ) -> None:
-    """Raises ValueError unless targets has one well-formed dict per image."""
+    """Raises ValueError unless targets has one well-formed dict per image.
+
+    Types and shapes are checked image by image on the host; the values (box corners, label
+    range) of the whole batch with one reduction and one host synchronisation. Only a batch
+    with a bad value is searched image by image, for the message.
+    """
     if len(targets) != batch_size:
         raise ValueError(f"{op}: expected {batch_size} targets (one per image), got {len(targets)}")
+    boxes, labels = [], []
     for i, t in enumerate(targets):
         if "boxes" not in t or "labels" not in t:
             raise ValueError(f"{op}: targets[{i}] must have 'boxes' and 'labels'")
-        check_boxes(op, f"targets[{i}]['boxes']", t["boxes"])
-        labels = t["labels"]
-        if not isinstance(labels, Tensor) or labels.dim() != 1:
+        _check_box_type(op, f"targets[{i}]['boxes']", t["boxes"])
+        if not isinstance(t["labels"], Tensor) or t["labels"].dim() != 1:
             raise ValueError(f"{op}: targets[{i}]['labels'] must be an int64 Tensor[N]")
-        if labels.shape[0] != t["boxes"].shape[0]:
+        if t["labels"].shape[0] != t["boxes"].shape[0]:
             raise ValueError(
                 f"{op}: targets[{i}] has {t['boxes'].shape[0]} boxes but "
-                f"{labels.shape[0]} labels; they must have the same length"
+                f"{t['labels'].shape[0]} labels; they must have the same length"
             )
-        if num_classes is not None and labels.numel():
-            low, high = int(labels.min()), int(labels.max())
+        boxes.append(t["boxes"])
+        labels.append(t["labels"])
+        if t.get("ignore_boxes") is not None:
+            _check_box_type(op, f"targets[{i}]['ignore_boxes']", t["ignore_boxes"])
+            boxes.append(t["ignore_boxes"])
+    if not targets:
+        return
+    bad = _bad_boxes(torch.cat(boxes), 0).any()
+    if num_classes is not None:
+        all_labels = torch.cat(labels)
+        bad = bad | ((all_labels < 0) | (all_labels >= num_classes)).any()
+    if not bool(bad):
+        return
+    for i, t in enumerate(targets):
+        _raise_on_bad_boxes(op, f"targets[{i}]['boxes']", t["boxes"], 0)
+        if num_classes is not None and t["labels"].numel():
+            low, high = int(t["labels"].min()), int(t["labels"].max())
             if low < 0 or high >= num_classes:
                 raise ValueError(
                     f"{op}: targets[{i}]['labels'] must be in 0..{num_classes - 1}, "
                     f"got values in [{low}, {high}]"
                 )
         if t.get("ignore_boxes") is not None:
-            check_boxes(op, f"targets[{i}]['ignore_boxes']", t["ignore_boxes"])
+            _raise_on_bad_boxes(op, f"targets[{i}]['ignore_boxes']", t["ignore_boxes"], 0)
+
+
+def check_proposals(
+    op: str, proposals: Sequence[dict | Tensor], batch_size: int, offset: int = 0
+) -> None:
+    """Raises ValueError unless proposals has, per image, a Tensor[K, 4] (or Tensor[K, 5]
+    with scores, or a dict with such boxes) of valid boxes under the box width offset."""
+    if len(proposals) != batch_size:
+        raise ValueError(
+            f"{op}: expected {batch_size} proposal sets (one per image), got {len(proposals)}"
+        )
+    named = []
+    for i, p in enumerate(proposals):
+        boxes = p["boxes"] if isinstance(p, dict) else p
+        if isinstance(boxes, Tensor) and boxes.dim() == 2:
+            boxes = boxes[:, :4]
+        named.append((f"proposals[{i}]", boxes))
+    _check_box_sets(op, named, offset)
+
+
+def _check_box_type(op: str, name: str, boxes: Any) -> None:
+    if not isinstance(boxes, Tensor) or boxes.dim() != 2 or boxes.shape[1] != 4:
+        shape = list(boxes.shape) if isinstance(boxes, Tensor) else type(boxes).__name__
+        raise ValueError(f"{op}: {name} must be a Tensor[N, 4] (x1, y1, x2, y2), got {shape}")
+    if not boxes.is_floating_point():
+        raise ValueError(f"{op}: {name} must be floating point, got {boxes.dtype}")
+
+
+def _bad_boxes(boxes: Tensor, offset: int) -> Tensor:
+    """bool Tensor[N]: the boxes that end before they start (by more than offset)."""
+    return (boxes[:, 2] + offset < boxes[:, 0]) | (boxes[:, 3] + offset < boxes[:, 1])
+
+
+def _raise_on_bad_boxes(op: str, name: str, boxes: Tensor, offset: int) -> None:
+    bad = _bad_boxes(boxes, offset)
+    if bool(bad.any()):
+        i = int(bad.nonzero()[0, 0])
+        rule = "x2 < x1 or y2 < y1" if offset == 0 else f"x2 + {offset} < x1 or y2 + {offset} < y1"
+        raise ValueError(
+            f"{op}: {name}[{i}] = {boxes[i].tolist()} has {rule}; boxes must be (x1, y1, x2, y2)"
+        )
 
 
 def check_metas(op: str, metas: Sequence[dict], batch_size: int) -> None:

@@ -8,7 +8,10 @@ import torch
 from torch import Tensor, nn
 
 from det_heads.inputs import check_features
-from det_ops.modules import RoIAlign, RoIPool
+from det_ops.deform_roi_pool import LEGACY_SAMPLES_PER_BIN
+from det_ops.modules import DeformRoIPoolPack, ModulatedDeformRoIPoolPack, RoIAlign, RoIPool
+
+POOLS = ("align", "pool", "dpool", "mdpool")
 
 
 def boxes_to_rois(boxes: Sequence[Tensor]) -> Tensor:
@@ -29,15 +32,26 @@ class RoIExtractor(nn.Module):
     clamped to the available levels: RoIs under 112 px to the finest level, 112..224 to the
     next, and so on.
 
+    The deformable poolings (the zoo's "dpool" / "mdpool" rows) give each level its own
+    offset MLP (and, for mdpool, mask MLP), as the 2019 configs' DeformRoIPoolingPack per
+    stride: deform_fc_channels hidden units, offsets scaled by gamma of the RoI size;
+    :meth:`legacy_deformable` builds the 2019 extractor.
+
     Args:
         strides: stride of each feature level (4, 8, 16, 32 for the zoo's R-CNN heads).
         output_size: pooled size (7 for box heads, 14 for mask heads).
-        sampling_ratio: RoIAlign samples per bin side (2 in the zoo).
-        pool: "align" (RoIAlign) or "pool" (RoIPool).
+        sampling_ratio: samples per bin side (2 in the zoo).
+        pool: "align" (RoIAlign), "pool" (RoIPool), "dpool" (deformable RoI pooling, DCN v1)
+            or "mdpool" (modulated deformable RoI pooling, DCN v2).
         finest_scale: the scale mapped to the finest level's upper bound / 2.
         aligned: RoIAlign's coordinates: False (torchvision's aligned=False), True (half-pixel
-            shift) or "legacy" (the 2019 kernels: RoI end + 1); see det_ops.roi_align.
+            shift) or "legacy" (the 2019 kernels: RoI end + 1); see det_ops.roi_align. The
+            deformable poolings take True or "legacy" (det_ops.deform_roi_pool).
         box_offset: 0 or 1, added to widths and heights when mapping RoIs to levels.
+        channels: channels of the feature maps (256 after the FPN); needed by "dpool" and
+            "mdpool", whose MLPs read the pooled features.
+        deform_fc_channels: hidden width of the offset (and mask) MLPs.
+        gamma: offset scale relative to the RoI size.
     """
 
     def __init__(
@@ -50,22 +64,71 @@ class RoIExtractor(nn.Module):
         finest_scale: float = 56.0,
         aligned: bool | str = False,
         box_offset: int = 0,
+        channels: int | None = None,
+        deform_fc_channels: int = 1024,
+        gamma: float = 0.1,
     ) -> None:
         super().__init__()
-        if pool not in ("align", "pool"):
-            raise ValueError(f"RoIExtractor: pool must be 'align' or 'pool', got {pool!r}")
+        if pool not in POOLS:
+            raise ValueError(f"RoIExtractor: pool must be one of {', '.join(POOLS)}, got {pool!r}")
         if isinstance(box_offset, bool) or box_offset not in (0, 1):
             raise ValueError(f"RoIExtractor: box_offset must be 0 or 1, got {box_offset!r}")
+        if pool in ("dpool", "mdpool") and channels is None:
+            raise ValueError(
+                f"RoIExtractor: pool {pool!r} needs channels, the feature maps' channels "
+                "(its offset MLPs read the pooled features)"
+            )
         self.box_offset = int(box_offset)
         self.strides = tuple(strides)
         self.output_size = output_size
         self.finest_scale = finest_scale
+        self.pool = pool
         if pool == "align":
-            self.layers = nn.ModuleList(
-                RoIAlign(output_size, 1 / s, sampling_ratio, aligned) for s in strides
-            )
+            layers = [RoIAlign(output_size, 1 / s, sampling_ratio, aligned) for s in strides]
+        elif pool == "pool":
+            layers = [RoIPool(output_size, 1 / s) for s in strides]
         else:
-            self.layers = nn.ModuleList(RoIPool(output_size, 1 / s) for s in strides)
+            pack = DeformRoIPoolPack if pool == "dpool" else ModulatedDeformRoIPoolPack
+            layers = [
+                pack(
+                    output_size,
+                    channels,
+                    deform_fc_channels,
+                    1 / s,
+                    sampling_ratio,
+                    gamma,
+                    aligned,
+                )
+                for s in strides
+            ]
+        self.layers = nn.ModuleList(layers)
+
+    @classmethod
+    def legacy_deformable(
+        cls,
+        channels: int,
+        pool: str = "dpool",
+        strides: Sequence[int] = (4, 8, 16, 32),
+        output_size: int = 7,
+        *,
+        box_offset: int = 1,
+    ) -> RoIExtractor:
+        """The 2019 deformable extractor ("dpool" or "mdpool"): its kernel, with
+        DeformRoIPoolingPack's 4 points per bin side (sample_per_part) and trans_std 0.1
+        (mmdet v0.6 configs/dcn/*dpool*)."""
+        if pool not in ("dpool", "mdpool"):
+            raise ValueError(
+                f"RoIExtractor.legacy_deformable: pool must be 'dpool' or 'mdpool', got {pool!r}"
+            )
+        return cls(
+            strides,
+            output_size,
+            LEGACY_SAMPLES_PER_BIN,
+            pool,
+            aligned="legacy",
+            box_offset=box_offset,
+            channels=channels,
+        )
 
     @property
     def num_levels(self) -> int:
@@ -109,6 +172,6 @@ class RoIExtractor(nn.Module):
 
     def extra_repr(self) -> str:
         return (
-            f"strides={self.strides}, output_size={self.output_size}, "
+            f"pool={self.pool!r}, strides={self.strides}, output_size={self.output_size}, "
             f"finest_scale={self.finest_scale}"
         )

@@ -33,12 +33,6 @@ from det_models.config import (
     RoIConfig,
 )
 from det_models.detectors import RPN, SSD, CascadeRCNN, FasterRCNN, FastRCNN, MaskRCNN, RetinaNet
-from det_models.parts import (
-    ConvFCBBoxHead,
-    DeformRoIExtractor,
-    GroupNormFPN,
-    GroupNormMaskHead,
-)
 
 
 def build_model(config: ModelConfig) -> nn.Module:
@@ -129,12 +123,6 @@ def _backbone(config: BackboneConfig) -> nn.Module:
 
 
 def _neck(config: NeckConfig, in_channels: list[int]) -> FPN:
-    if config.norm == "GN":
-        if config.extra != "maxpool" or config.start_level != 0:
-            raise ValueError("NeckConfig: norm 'GN' is only built with extra 'maxpool', level 0")
-        return GroupNormFPN(in_channels, config.out_channels, config.num_outs)
-    if config.norm is not None:
-        raise ValueError(f"NeckConfig.norm must be None or 'GN', got {config.norm!r}")
     return FPN(
         in_channels,
         config.out_channels,
@@ -142,6 +130,7 @@ def _neck(config: NeckConfig, in_channels: list[int]) -> FPN:
         config.extra,
         start_level=config.start_level,
         relu_before_extra=config.relu_before_extra,
+        norm=config.norm,
     )
 
 
@@ -177,52 +166,43 @@ def _box_extractor(config: RoIConfig, channels: int, conv: Conventions) -> RoIEx
     if config.pool == "align":
         return _extractor(config, config.roi_size, conv)
     if conv.roi_align == "legacy":  # the 2019 RoIAlign comes with the 2019 deformable pooling
-        return DeformRoIExtractor.legacy(
+        return RoIExtractor.legacy_deformable(
             channels, config.pool, config.strides, config.roi_size, box_offset=conv.box_offset
         )
-    return DeformRoIExtractor(
-        channels,
-        config.pool,
+    return RoIExtractor(
         config.strides,
         config.roi_size,
         config.sampling_ratio,
+        config.pool,
+        aligned=True,
         box_offset=conv.box_offset,
+        channels=channels,
     )
 
 
 def _box_head(
     config: RoIConfig, num_classes: int, channels: int, coder: DeltaXYWHCoder
 ) -> BBoxHead:
-    agnostic = config.num_stages > 1
-    if config.num_convs:
-        if config.norm != "GN":
-            raise ValueError("RoIConfig: box head convs are only built with norm 'GN'")
-        return ConvFCBBoxHead(
-            num_classes,
-            channels,
-            config.roi_size,
-            config.conv_channels,
-            config.num_convs,
-            config.fc_channels,
-            config.num_fcs,
-            class_agnostic=agnostic,
-            coder=coder,
-        )
+    if config.num_convs and config.norm != "GN":
+        raise ValueError("RoIConfig: box head convs are only built with norm 'GN'")
     return BBoxHead(
         num_classes,
         channels,
         config.roi_size,
         config.fc_channels,
         config.num_fcs,
-        class_agnostic=agnostic,
+        num_convs=config.num_convs,
+        conv_channels=config.conv_channels,
+        norm=config.norm,
+        class_agnostic=config.num_stages > 1,
         coder=coder,
     )
 
 
 def _mask_parts(config: RoIConfig, num_classes: int, channels: int, conv: Conventions):
     extractor = _extractor(config, config.mask_roi_size, conv)
-    head_type = GroupNormMaskHead if config.norm == "GN" else MaskHead
-    return extractor, head_type(num_classes, channels, channels, config.mask_num_convs)
+    head = MaskHead(num_classes, channels, channels, config.mask_num_convs, norm=config.norm)
+    return extractor, head
 
 
 def _roi_head(

@@ -112,7 +112,12 @@ class RetinaHead(nn.Module):
         return cls, reg
 
     def loss(
-        self, feats: Sequence[Tensor], targets: Sequence[dict], metas: Sequence[dict]
+        self,
+        feats: Sequence[Tensor],
+        targets: Sequence[dict],
+        metas: Sequence[dict],
+        *,
+        check_inputs: bool = True,
     ) -> dict[str, Tensor]:
         """Focal classification and smooth L1 box losses, normalised by the positives.
 
@@ -121,13 +126,16 @@ class RetinaHead(nn.Module):
             targets: per image dict(boxes Tensor[G, 4], labels int64[G] in 0..C-1
                 [, ignore_boxes]).
             metas: per image dict(img_shape[, pad_shape]).
+            check_inputs: check targets and metas; False when the caller has (a detector
+                checks its batch once, at its forward).
 
         Returns:
             dict(loss_cls, loss_box) scalar Tensors.
         """
         batch = feats[0].shape[0]
-        check_targets("RetinaHead.loss", targets, batch, self.num_classes)
-        check_metas("RetinaHead.loss", metas, batch)
+        if check_inputs:
+            check_targets("RetinaHead.loss", targets, batch, self.num_classes)
+            check_metas("RetinaHead.loss", metas, batch)
         cls, reg = self(feats)
         anchors, valid = level_anchors(self.anchor_generator, feats, metas, self.allowed_border)
         t = anchor_targets(
@@ -153,18 +161,22 @@ class RetinaHead(nn.Module):
         }
 
     @torch.no_grad()
-    def predict(self, feats: Sequence[Tensor], metas: Sequence[dict]) -> list[dict[str, Tensor]]:
+    def predict(
+        self, feats: Sequence[Tensor], metas: Sequence[dict], *, check_inputs: bool = True
+    ) -> list[dict[str, Tensor]]:
         """Detections of each image.
 
         Args:
             feats: per level Tensor[B, C_in, H_l, W_l].
             metas: per image dict(img_shape[, scale_factor]).
+            check_inputs: check metas; False when the caller has.
 
         Returns:
             Per image dict(boxes Tensor[K, 4] (x1, y1, x2, y2) in original-image pixels,
             scores Tensor[K], labels int64[K] in 0..C-1), K <= nms.max_per_img.
         """
-        check_metas("RetinaHead.predict", metas, feats[0].shape[0])
+        if check_inputs:
+            check_metas("RetinaHead.predict", metas, feats[0].shape[0])
         cls, reg = self(feats)
         anchors = self.anchor_generator.grid_anchors(
             [tuple(f.shape[-2:]) for f in feats], feats[0].device

@@ -115,7 +115,12 @@ class RPNHead(nn.Module):
         return cls, reg
 
     def loss(
-        self, feats: Sequence[Tensor], targets: Sequence[dict], metas: Sequence[dict]
+        self,
+        feats: Sequence[Tensor],
+        targets: Sequence[dict],
+        metas: Sequence[dict],
+        *,
+        check_inputs: bool = True,
     ) -> dict[str, Tensor]:
         """Objectness and box losses.
 
@@ -124,14 +129,23 @@ class RPNHead(nn.Module):
             targets: per image dict(boxes Tensor[G, 4], labels int64[G][, ignore_boxes]);
                 labels are not used (every gt is an object).
             metas: per image dict(img_shape[, pad_shape]).
+            check_inputs: check targets and metas; False when the caller has (a detector
+                checks its batch once, at its forward).
 
         Returns:
             dict(loss_rpn_cls, loss_rpn_box) scalar Tensors.
         """
+        if check_inputs:
+            self._check_inputs("RPNHead.loss", feats, targets, metas)
         return self._loss(self(feats), feats, targets, metas)
 
     def predict(
-        self, feats: Sequence[Tensor], metas: Sequence[dict], rescale: bool = False
+        self,
+        feats: Sequence[Tensor],
+        metas: Sequence[dict],
+        rescale: bool = False,
+        *,
+        check_inputs: bool = True,
     ) -> list[dict[str, Tensor]]:
         """Proposals of each image (train or test ProposalConfig by self.training).
 
@@ -139,26 +153,46 @@ class RPNHead(nn.Module):
             feats: per level Tensor[B, C, H_l, W_l].
             metas: per image dict(img_shape[, scale_factor]).
             rescale: return boxes in original-image pixels instead of input pixels.
+            check_inputs: check metas; False when the caller has.
 
         Returns:
             Per image dict(boxes Tensor[K, 4] (x1, y1, x2, y2), scores Tensor[K]), by
             decreasing score, detached.
         """
+        if check_inputs:
+            self._check_inputs("RPNHead.predict", feats, None, metas)
         return self._proposals(self(feats), feats, metas, rescale)
 
     def loss_and_predict(
-        self, feats: Sequence[Tensor], targets: Sequence[dict], metas: Sequence[dict]
+        self,
+        feats: Sequence[Tensor],
+        targets: Sequence[dict],
+        metas: Sequence[dict],
+        *,
+        check_inputs: bool = True,
     ) -> tuple[dict[str, Tensor], list[dict[str, Tensor]]]:
         """loss and predict from one forward pass (two-stage training)."""
+        if check_inputs:
+            self._check_inputs("RPNHead.loss_and_predict", feats, targets, metas)
         outputs = self(feats)
         return self._loss(outputs, feats, targets, metas), self._proposals(
             outputs, feats, metas, False
         )
 
-    def _loss(self, outputs, feats, targets, metas) -> dict[str, Tensor]:
+    def _check_inputs(
+        self,
+        op: str,
+        feats: Sequence[Tensor],
+        targets: Sequence[dict] | None,
+        metas: Sequence[dict],
+    ) -> None:
+        check_features(op, feats, self.anchor_generator.num_levels)
         batch = feats[0].shape[0]
-        check_targets("RPNHead.loss", targets, batch)
-        check_metas("RPNHead.loss", metas, batch)
+        if targets is not None:
+            check_targets(op, targets, batch)
+        check_metas(op, metas, batch)
+
+    def _loss(self, outputs, feats, targets, metas) -> dict[str, Tensor]:
         cls, reg = outputs
         anchors, valid = level_anchors(self.anchor_generator, feats, metas, self.allowed_border)
         t = anchor_targets(
@@ -185,7 +219,6 @@ class RPNHead(nn.Module):
 
     @torch.no_grad()
     def _proposals(self, outputs, feats, metas, rescale) -> list[dict[str, Tensor]]:
-        check_metas("RPNHead.predict", metas, feats[0].shape[0])
         cfg = self.train_proposals if self.training else self.test_proposals
         offset = self.coder.offset  # the box width convention of sizes and NMS
         cls, reg = outputs

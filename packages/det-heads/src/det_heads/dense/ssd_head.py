@@ -86,7 +86,12 @@ class SSDHead(nn.Module):
         return cls, reg
 
     def loss(
-        self, feats: Sequence[Tensor], targets: Sequence[dict], metas: Sequence[dict]
+        self,
+        feats: Sequence[Tensor],
+        targets: Sequence[dict],
+        metas: Sequence[dict],
+        *,
+        check_inputs: bool = True,
     ) -> dict[str, Tensor]:
         """Hard-negative-mined cross entropy and smooth L1, normalised by the positives.
 
@@ -94,13 +99,16 @@ class SSDHead(nn.Module):
             feats: per level Tensor[B, C_l, H_l, W_l].
             targets: per image dict(boxes Tensor[G, 4], labels int64[G] in 0..C-1).
             metas: per image dict(img_shape[, pad_shape]).
+            check_inputs: check targets and metas; False when the caller has (a detector
+                checks its batch once, at its forward).
 
         Returns:
             dict(loss_cls, loss_box) scalar Tensors.
         """
         batch = feats[0].shape[0]
-        check_targets("SSDHead.loss", targets, batch, self.num_classes)
-        check_metas("SSDHead.loss", metas, batch)
+        if check_inputs:
+            check_targets("SSDHead.loss", targets, batch, self.num_classes)
+            check_metas("SSDHead.loss", metas, batch)
         cls, reg = self(feats)
         anchors, valid = level_anchors(self.anchor_generator, feats, metas, -1)
         t = anchor_targets(
@@ -132,18 +140,22 @@ class SSDHead(nn.Module):
         return {"loss_cls": loss_cls, "loss_box": loss_box}
 
     @torch.no_grad()
-    def predict(self, feats: Sequence[Tensor], metas: Sequence[dict]) -> list[dict[str, Tensor]]:
+    def predict(
+        self, feats: Sequence[Tensor], metas: Sequence[dict], *, check_inputs: bool = True
+    ) -> list[dict[str, Tensor]]:
         """Detections of each image.
 
         Args:
             feats: per level Tensor[B, C_l, H_l, W_l].
             metas: per image dict(img_shape[, scale_factor]).
+            check_inputs: check metas; False when the caller has.
 
         Returns:
             Per image dict(boxes Tensor[K, 4] (x1, y1, x2, y2) in original-image pixels,
             scores Tensor[K], labels int64[K] in 0..C-1), K <= nms.max_per_img.
         """
-        check_metas("SSDHead.predict", metas, feats[0].shape[0])
+        if check_inputs:
+            check_metas("SSDHead.predict", metas, feats[0].shape[0])
         cls, reg = self(feats)
         anchors = self.anchor_generator.grid_anchors(
             [tuple(f.shape[-2:]) for f in feats], feats[0].device

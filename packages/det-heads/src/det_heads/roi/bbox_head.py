@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from det_heads.coders import DeltaXYWHCoder
+from det_heads.conv_norm import check_norm, conv_with_norm
 from det_heads.inputs import image_size, scale_factors
 from det_heads.losses import CrossEntropyLoss, SmoothL1Loss
 from det_heads.postprocess import DEFAULT_NMS, NMSConfig, candidate_nms
@@ -17,11 +18,12 @@ from det_heads.samplers import SamplingResult
 
 
 class BBoxHead(nn.Module):
-    """Shared FCs over pooled RoI features; C + 1 class logits and 4 (or 4 C) box deltas.
+    """Shared convs and FCs over pooled RoI features; C + 1 class logits and 4 (or 4 C) deltas.
 
-    Defaults follow the 2019 FPN R-CNN config ("SharedFCBBoxHead"): 2 FCs of 1024 over
-    7x7x256 features, class-specific regression, coder stds (0.1, 0.1, 0.2, 0.2), softmax
-    cross entropy, smooth L1 beta 1.
+    Defaults follow the 2019 FPN R-CNN config ("SharedFCBBoxHead"): no convs, 2 FCs of 1024
+    over 7x7x256 features, class-specific regression, coder stds (0.1, 0.1, 0.2, 0.2), softmax
+    cross entropy, smooth L1 beta 1. The zoo's GN rows use 4 convs with GroupNorm and 1 FC
+    ("4conv1fc": num_convs=4, num_fcs=1, norm="GN").
 
     Args:
         num_classes: C, object classes; the classifier adds background as logit C.
@@ -29,6 +31,9 @@ class BBoxHead(nn.Module):
         roi_size: side of the pooled features.
         fc_channels: width of the shared FCs.
         num_fcs: number of shared FCs.
+        num_convs: shared 3x3 convs (each followed by ReLU) before the FCs.
+        conv_channels: channels of those convs.
+        norm: None (convs with a bias) or "GN" (bias-free convs followed by GroupNorm).
         class_agnostic: one set of deltas for every class (Cascade R-CNN).
         coder, cls_loss, box_loss: the parts.
     """
@@ -41,6 +46,9 @@ class BBoxHead(nn.Module):
         fc_channels: int = 1024,
         num_fcs: int = 2,
         *,
+        num_convs: int = 0,
+        conv_channels: int = 256,
+        norm: str | None = None,
         class_agnostic: bool = False,
         coder: DeltaXYWHCoder | None = None,
         cls_loss: CrossEntropyLoss | None = None,
@@ -49,12 +57,14 @@ class BBoxHead(nn.Module):
         super().__init__()
         if num_classes < 1:
             raise ValueError(f"BBoxHead: num_classes must be >= 1, got {num_classes}")
+        check_norm("BBoxHead", norm)
         self.num_classes = num_classes
         self.class_agnostic = class_agnostic
         self.coder = coder or DeltaXYWHCoder(stds=(0.1, 0.1, 0.2, 0.2))
         self.cls_loss = cls_loss or CrossEntropyLoss()
         self.box_loss = box_loss or SmoothL1Loss(beta=1.0)
-        dims = [in_channels * roi_size * roi_size] + [fc_channels] * num_fcs
+        fc_in_channels = conv_channels if num_convs else in_channels
+        dims = [fc_in_channels * roi_size * roi_size] + [fc_channels] * num_fcs
         self.fcs = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(dims))
         self.cls = nn.Linear(dims[-1], num_classes + 1)
         self.reg = nn.Linear(dims[-1], 4 if class_agnostic else 4 * num_classes)
@@ -65,10 +75,26 @@ class BBoxHead(nn.Module):
         nn.init.normal_(self.reg.weight, std=0.001)
         nn.init.zeros_(self.cls.bias)
         nn.init.zeros_(self.reg.bias)
+        # Made after the FCs, so that a seed gives the GN head the same initial weights it
+        # had when it was a subclass adding its convs (the quickstart's results stay
+        # reproducible).
+        self.convs = nn.ModuleList(
+            conv_with_norm(
+                in_channels if i == 0 else conv_channels, conv_channels, 3, norm, roi_features=True
+            )
+            for i in range(num_convs)
+        )
+        for conv in self.convs:
+            if isinstance(conv, nn.Conv2d):  # a ConvGN has initialised itself
+                nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(conv.bias)
 
     def forward(self, roi_feats: Tensor) -> tuple[Tensor, Tensor]:
         """Tensor[K, C_in, S, S] -> (logits Tensor[K, C + 1], deltas Tensor[K, 4 or 4 C])."""
-        x = roi_feats.flatten(1)
+        x = roi_feats
+        for conv in self.convs:
+            x = F.relu(conv(x))
+        x = x.flatten(1)
         for fc in self.fcs:
             x = F.relu(fc(x))
         return self.cls(x), self.reg(x)

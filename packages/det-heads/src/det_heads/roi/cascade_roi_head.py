@@ -10,11 +10,11 @@ from torch import Tensor, nn
 from det_heads.assigners import MaxIoUAssigner
 from det_heads.coders import DeltaXYWHCoder
 from det_heads.conventions import DET, Conventions
-from det_heads.inputs import check_metas, check_targets
 from det_heads.postprocess import DEFAULT_NMS, NMSConfig
 from det_heads.roi.bbox_head import BBoxHead
 from det_heads.roi.mask_head import MaskHead
 from det_heads.roi.standard_roi_head import (
+    check_roi_head_inputs,
     finish_detections,
     mask_loss,
     proposal_boxes,
@@ -128,20 +128,20 @@ class CascadeRoIHead(nn.Module):
         proposals: Sequence[dict | Tensor],
         targets: Sequence[dict],
         metas: Sequence[dict],
+        *,
+        check_inputs: bool = True,
     ) -> dict[str, Tensor]:
         """Weighted losses of every stage.
 
         Args:
-            feats, proposals, targets, metas: as StandardRoIHead.loss.
+            feats, proposals, targets, metas, check_inputs: as StandardRoIHead.loss.
 
         Returns:
             dict(s{t}_loss_cls, s{t}_loss_box[, s{t}_loss_mask]) for stages t = 0, 1, ...
         """
-        batch = feats[0].shape[0]
-        check_targets("CascadeRoIHead.loss", targets, batch, self.num_classes)
-        check_metas("CascadeRoIHead.loss", metas, batch)
-        offset = self.conventions.box_offset
-        boxes = proposal_boxes("CascadeRoIHead.loss", proposals, batch, offset)
+        if check_inputs:
+            check_roi_head_inputs("CascadeRoIHead.loss", self, feats, proposals, targets, metas)
+        boxes = proposal_boxes(proposals)
         losses: dict[str, Tensor] = {}
         for t in range(self.num_stages):
             head, weight = self.bbox_heads[t], self.stage_weights[t]
@@ -180,13 +180,18 @@ class CascadeRoIHead(nn.Module):
 
     @torch.no_grad()
     def predict(
-        self, feats: Sequence[Tensor], proposals: Sequence[dict | Tensor], metas: Sequence[dict]
+        self,
+        feats: Sequence[Tensor],
+        proposals: Sequence[dict | Tensor],
+        metas: Sequence[dict],
+        *,
+        check_inputs: bool = True,
     ) -> list[dict[str, Tensor]]:
         """Detections of each image; Args and Returns as StandardRoIHead.predict."""
         batch = feats[0].shape[0]
-        check_metas("CascadeRoIHead.predict", metas, batch)
-        offset = self.conventions.box_offset
-        boxes = proposal_boxes("CascadeRoIHead.predict", proposals, batch, offset)
+        if check_inputs:
+            check_roi_head_inputs("CascadeRoIHead.predict", self, feats, proposals, None, metas)
+        boxes = proposal_boxes(proposals)
         sizes = [b.shape[0] for b in boxes]
         logit_sum = None
         for t in range(self.num_stages):

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import det_ops
+from det_heads.conv_norm import ConvGN, check_norm, conv_with_norm
 
 
 class MaskHead(nn.Module):
@@ -26,6 +27,8 @@ class MaskHead(nn.Module):
         conv_channels: channels of the convs and the deconv.
         num_convs: number of 3x3 convs.
         class_agnostic: one mask for every class.
+        norm: None (convs with a bias) or "GN" (bias-free convs followed by GroupNorm, the
+            zoo's GN rows).
     """
 
     def __init__(
@@ -36,20 +39,25 @@ class MaskHead(nn.Module):
         num_convs: int = 4,
         *,
         class_agnostic: bool = False,
+        norm: str | None = None,
     ) -> None:
         super().__init__()
+        check_norm("MaskHead", norm)
         self.num_classes = num_classes
         self.class_agnostic = class_agnostic
         self.convs = nn.ModuleList(
-            nn.Conv2d(in_channels if i == 0 else conv_channels, conv_channels, 3, padding=1)
+            conv_with_norm(
+                in_channels if i == 0 else conv_channels, conv_channels, 3, norm, roi_features=True
+            )
             for i in range(num_convs)
         )
         last = conv_channels if num_convs else in_channels
         self.deconv = nn.ConvTranspose2d(last, conv_channels, 2, stride=2)
         self.logits = nn.Conv2d(conv_channels, 1 if class_agnostic else num_classes, 1)
         for m in (*self.convs, self.deconv, self.logits):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            nn.init.zeros_(m.bias)
+            if not isinstance(m, ConvGN):  # a ConvGN has initialised itself
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(m.bias)
 
     def forward(self, roi_feats: Tensor) -> Tensor:
         """Tensor[K, C_in, S, S] -> mask logits Tensor[K, C (or 1), 2 S, 2 S]."""

@@ -11,8 +11,8 @@ from torch import Tensor, nn
 from det_heads.assigners import MaxIoUAssigner
 from det_heads.conventions import DET, Conventions
 from det_heads.inputs import (
-    check_boxes,
     check_metas,
+    check_proposals,
     check_targets,
     original_size,
     scale_factors,
@@ -25,19 +25,31 @@ from det_heads.roi_extractor import RoIExtractor, boxes_to_rois
 from det_heads.samplers import OHEMSampler, RandomSampler, SamplingResult
 
 
-def proposal_boxes(
-    op: str, proposals: Sequence[dict | Tensor], batch: int, offset: int = 0
-) -> list[Tensor]:
-    """Per image Tensor[K, 4] from proposal dicts (boxes[, scores]) or tensors (checked with
-    the box width offset of the model's conventions)."""
-    if len(proposals) != batch:
-        raise ValueError(
-            f"{op}: expected {batch} proposal sets (one per image), got {len(proposals)}"
-        )
-    boxes = [p["boxes"] if isinstance(p, dict) else p for p in proposals]
-    for i, b in enumerate(boxes):
-        check_boxes(op, f"proposals[{i}]", b[:, :4] if b.dim() == 2 else b, offset)
-    return [b[:, :4].detach() for b in boxes]
+def proposal_boxes(proposals: Sequence[dict | Tensor]) -> list[Tensor]:
+    """Per image Tensor[K, 4], detached, from proposal dicts (boxes[, scores]) or tensors."""
+    return [(p["boxes"] if isinstance(p, dict) else p)[:, :4].detach() for p in proposals]
+
+
+def check_roi_head_inputs(
+    op: str,
+    head: nn.Module,
+    feats: Sequence[Tensor],
+    proposals: Sequence[dict | Tensor],
+    targets: Sequence[dict] | None,
+    metas: Sequence[dict],
+) -> None:
+    """The checks of a RoI head's loss (with targets) or predict (targets None): targets with
+    labels in 0..C-1, metas, proposals under the box width offset of the head's conventions.
+
+    Args:
+        op: the caller's name, for the messages.
+        head: the StandardRoIHead or CascadeRoIHead (its num_classes and conventions).
+    """
+    batch = feats[0].shape[0]
+    if targets is not None:
+        check_targets(op, targets, batch, head.num_classes)
+    check_metas(op, metas, batch)
+    check_proposals(op, proposals, batch, head.conventions.box_offset)
 
 
 def sample_proposals(
@@ -159,6 +171,8 @@ class StandardRoIHead(nn.Module):
         proposals: Sequence[dict | Tensor],
         targets: Sequence[dict],
         metas: Sequence[dict],
+        *,
+        check_inputs: bool = True,
     ) -> dict[str, Tensor]:
         """Box (and mask) losses.
 
@@ -169,15 +183,15 @@ class StandardRoIHead(nn.Module):
             targets: per image dict(boxes Tensor[G, 4], labels int64[G] in 0..C-1
                 [, ignore_boxes][, masks]).
             metas: per image dict(img_shape, ...).
+            check_inputs: check proposals, targets and metas; False when the caller has (a
+                detector checks its batch once, at its forward, and trusts its RPN).
 
         Returns:
             dict(loss_cls, loss_box[, loss_mask]).
         """
-        batch = feats[0].shape[0]
-        check_targets("StandardRoIHead.loss", targets, batch, self.num_classes)
-        check_metas("StandardRoIHead.loss", metas, batch)
-        offset = self.conventions.box_offset
-        boxes = proposal_boxes("StandardRoIHead.loss", proposals, batch, offset)
+        if check_inputs:
+            check_roi_head_inputs("StandardRoIHead.loss", self, feats, proposals, targets, metas)
+        boxes = proposal_boxes(proposals)
         samples = [
             sample_proposals(
                 b, t, self.assigner, self.sampler, self.num_classes, self._hardness(feats, i)
@@ -206,7 +220,12 @@ class StandardRoIHead(nn.Module):
 
     @torch.no_grad()
     def predict(
-        self, feats: Sequence[Tensor], proposals: Sequence[dict | Tensor], metas: Sequence[dict]
+        self,
+        feats: Sequence[Tensor],
+        proposals: Sequence[dict | Tensor],
+        metas: Sequence[dict],
+        *,
+        check_inputs: bool = True,
     ) -> list[dict[str, Tensor]]:
         """Detections of each image.
 
@@ -214,6 +233,7 @@ class StandardRoIHead(nn.Module):
             feats: per level Tensor[B, C, H_l, W_l].
             proposals: per image dict(boxes Tensor[K, 4][, scores]) or Tensor[K, 4], input pixels.
             metas: per image dict(img_shape, scale_factor[, ori_shape]).
+            check_inputs: check proposals and metas; False when the caller has.
 
         Returns:
             Per image dict(boxes Tensor[N, 4] (x1, y1, x2, y2) in original-image pixels,
@@ -221,9 +241,9 @@ class StandardRoIHead(nn.Module):
             original image]).
         """
         batch = feats[0].shape[0]
-        check_metas("StandardRoIHead.predict", metas, batch)
-        offset = self.conventions.box_offset
-        boxes = proposal_boxes("StandardRoIHead.predict", proposals, batch, offset)
+        if check_inputs:
+            check_roi_head_inputs("StandardRoIHead.predict", self, feats, proposals, None, metas)
+        boxes = proposal_boxes(proposals)
         rois = boxes_to_rois(boxes).to(feats[0])
         logits, deltas = self.bbox_head(self.bbox_extractor(feats, rois))
         sizes = [b.shape[0] for b in boxes]

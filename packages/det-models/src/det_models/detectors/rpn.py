@@ -43,5 +43,5 @@ class RPN(nn.Module):
         check_batch("RPN", images, metas, targets, self.training)
         feats = self.neck(self.backbone(images))
         if self.training:
-            return self.rpn.loss(feats, targets, metas)
-        return self.rpn.predict(feats, metas, rescale=True)
+            return self.rpn.loss(feats, targets, metas, check_inputs=False)
+        return self.rpn.predict(feats, metas, rescale=True, check_inputs=False)

@@ -46,11 +46,11 @@ class SingleStageDetector(nn.Module):
             Train: dict(loss_cls, loss_box). Eval: per image dict(boxes Tensor[N, 4]
             (x1, y1, x2, y2, original-image pixels), scores Tensor[N], labels int64[N]).
         """
-        check_batch(type(self).__name__, images, metas, targets, self.training)
+        check_batch(type(self).__name__, images, metas, targets, self.training, self.num_classes)
         feats = self.neck(self.backbone(images))
         if self.training:
-            return self.head.loss(feats, targets, metas)
-        return self.head.predict(feats, metas)
+            return self.head.loss(feats, targets, metas, check_inputs=False)
+        return self.head.predict(feats, metas, check_inputs=False)
 
 
 class RetinaNet(SingleStageDetector):

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from det_heads import CascadeRoIHead, RPNHead, StandardRoIHead
+from det_heads.inputs import check_proposals
 from det_models.detectors.inputs import check_batch
 
 
@@ -54,13 +55,17 @@ class FasterRCNN(nn.Module):
             Eval: per image dict(boxes Tensor[N, 4] (x1, y1, x2, y2, original-image pixels),
             scores Tensor[N], labels int64[N][, masks uint8 Tensor[N, H_ori, W_ori]]).
         """
-        check_batch(type(self).__name__, images, metas, targets, self.training)
+        check_batch(type(self).__name__, images, metas, targets, self.training, self.num_classes)
         feats = self.neck(self.backbone(images))
+        # The batch was checked above: the heads trust it, and the RoI head the RPN's proposals.
         if self.training:
-            rpn_losses, proposals = self.rpn.loss_and_predict(feats, targets, metas)
-            return {**rpn_losses, **self.roi_head.loss(feats, proposals, targets, metas)}
-        proposals = self.rpn.predict(feats, metas)
-        return self.roi_head.predict(feats, proposals, metas)
+            rpn_losses, proposals = self.rpn.loss_and_predict(
+                feats, targets, metas, check_inputs=False
+            )
+            roi_losses = self.roi_head.loss(feats, proposals, targets, metas, check_inputs=False)
+            return {**rpn_losses, **roi_losses}
+        proposals = self.rpn.predict(feats, metas, check_inputs=False)
+        return self.roi_head.predict(feats, proposals, metas, check_inputs=False)
 
 
 class MaskRCNN(FasterRCNN):
@@ -138,7 +143,7 @@ class FastRCNN(nn.Module):
         Returns:
             Train: dict(loss_cls, loss_box[, loss_mask]). Eval: as FasterRCNN.forward.
         """
-        check_batch("FastRCNN", images, metas, targets, self.training)
+        check_batch("FastRCNN", images, metas, targets, self.training, self.num_classes)
         if proposals is None:
             if targets is None or any("proposals" not in t for t in targets):
                 raise ValueError(
@@ -146,11 +151,9 @@ class FastRCNN(nn.Module):
                     "with a proposals file"
                 )
             proposals = [t["proposals"][:, :4] for t in targets]
-        if len(proposals) != images.shape[0]:
-            raise ValueError(
-                f"FastRCNN: expected {images.shape[0]} proposal sets, got {len(proposals)}"
-            )
+        offset = self.roi_head.conventions.box_offset
+        check_proposals("FastRCNN", proposals, images.shape[0], offset)
         feats = self.neck(self.backbone(images))
         if self.training:
-            return self.roi_head.loss(feats, proposals, targets, metas)
-        return self.roi_head.predict(feats, proposals, metas)
+            return self.roi_head.loss(feats, proposals, targets, metas, check_inputs=False)
+        return self.roi_head.predict(feats, proposals, metas, check_inputs=False)

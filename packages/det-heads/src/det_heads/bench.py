@@ -1,6 +1,6 @@
 """Time RoIGroupNorm against nn.GroupNorm on channels-last RoI features (CPU).
 
-    python -m det_models.parts.bench_group_norm --threads 2
+    python -m det_heads.bench --threads 2
 
 Prints, for batches of 512 RoIs, the milliseconds of one forward + backward (training) and
 of one forward without autograd (inference), channels-last input, both layers in the dtype
@@ -19,7 +19,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from det_models.parts.group_norm import GN_GROUPS, RoIGroupNorm
+from det_heads.conv_norm import GN_GROUPS, RoIGroupNorm
 
 
 def _alternating_medians_ms(fns: list[Callable[[], object]], repeat: int) -> list[float]:
@@ -55,7 +55,7 @@ def _inference(layer: nn.Module, x: torch.Tensor) -> Callable[[], None]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m det_models.parts.bench_group_norm")
+    parser = argparse.ArgumentParser(prog="python -m det_heads.bench")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rois", type=int, default=512)
     parser.add_argument("--repeat", type=int, default=15)
