@@ -72,3 +72,37 @@ def test_no_ground_truth_makes_everything_negative():
 def test_bad_negative_range():
     with pytest.raises(ValueError, match="neg_iou_thr"):
         MaxIoUAssigner(0.5, (0.5, 0.1))
+
+
+def _loop_reference(assigner, boxes, gt):
+    """Step 5 as the 2019 code wrote it: a loop over the gts in order, later ones overwriting."""
+    import det_ops
+
+    before = MaxIoUAssigner(assigner.pos_iou_thr, assigner.neg_iou_thr, min_pos_iou=2.0)
+    gt_inds = before(boxes, gt).gt_inds.clone()  # steps 1-4 only (no gt reaches IoU 2)
+    overlaps = det_ops.bbox_overlaps(gt, boxes)
+    gt_max, gt_argmax = overlaps.max(dim=1)
+    for i in range(len(gt)):
+        if gt_max[i] < assigner.min_pos_iou or gt_max[i] <= 0:
+            continue
+        if assigner.gt_max_assign_all:
+            gt_inds[overlaps[i] == gt_max[i]] = i + 1
+        else:
+            gt_inds[gt_argmax[i]] = i + 1
+    return gt_inds
+
+
+@pytest.mark.parametrize("assign_all", [True, False])
+def test_low_quality_matches_equal_the_loop_over_gts(assign_all):
+    # Boxes on a coarse grid, so that ties and gts sharing a best box are common.
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        corners = torch.randint(0, 6, (40, 2), generator=generator).float() * 4
+        boxes = torch.cat(
+            [corners, corners + torch.randint(2, 5, (40, 2), generator=generator) * 4], 1
+        )
+        gt = boxes[torch.randint(0, 40, (12,), generator=generator)] + torch.rand(
+            12, 4, generator=generator
+        )
+        assigner = MaxIoUAssigner(0.7, 0.3, 0.1, gt_max_assign_all=assign_all)
+        assert assigner(boxes, gt).gt_inds.tolist() == _loop_reference(assigner, boxes, gt).tolist()

@@ -143,15 +143,19 @@ class MaxIoUAssigner:
         # Step 4.
         positive = max_overlaps >= self.pos_iou_thr
         gt_inds[positive] = argmax[positive] + 1
-        # Step 5.
+        # Step 5, for all gts at once: where several gts take the same box, the last in gt
+        # order wins (as a loop over the gts would leave it), hence the max of their numbers.
         gt_max, gt_argmax = overlaps.max(dim=1)
-        for i in range(g):
-            if gt_max[i] < self.min_pos_iou or gt_max[i] <= 0:
-                continue
-            if self.gt_max_assign_all:
-                gt_inds[overlaps[i] == gt_max[i]] = i + 1
-            else:
-                gt_inds[gt_argmax[i]] = i + 1
+        eligible = (gt_max >= self.min_pos_iou) & (gt_max > 0)
+        numbers = torch.arange(1, g + 1, device=device)
+        if self.gt_max_assign_all:
+            takes = (overlaps == gt_max[:, None]) & eligible[:, None]  # [G, N]
+            winner = (takes * numbers[:, None]).max(dim=0).values
+        else:
+            winner = torch.zeros_like(gt_inds).scatter_reduce(
+                0, gt_argmax[eligible], numbers[eligible], "amax"
+            )
+        gt_inds = torch.where(winner > 0, winner, gt_inds)
         return self._with_labels(Assignment(g, gt_inds, max_overlaps), gt_labels, num_classes)
 
     @staticmethod
