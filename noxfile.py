@@ -55,8 +55,11 @@ def shapes_zoo(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """The CPU test suite in its own environment (GPU and slow tests deselected)."""
     session.install(*TORCH)
-    # CPU kernels only: the CUDA sources are compiled by the cuda_build session.
-    session.install(*(f"{path}[test]" for path in _package_dirs()), env={"DET_OPS_CUDA": "OFF"})
+    # EMULATE: the CPU kernels, and beside them det_ops._C_emulated, the CUDA sources built
+    # for the CPU, which det-ops' tests run against the CPU kernels (no nvcc or GPU needed;
+    # never in wheels). The same variable tells those tests that the module must be there.
+    emulate = {"DET_OPS_CUDA": "EMULATE"}
+    session.install(*(f"{path}[test]" for path in _package_dirs()), env=emulate)
     # One pytest run per package: test modules of different packages may share a name.
     for path in _package_dirs():
         session.run(
@@ -67,6 +70,7 @@ def tests(session: nox.Session) -> None:
             "-p",
             "no:cacheprovider",
             *session.posargs,
+            env=emulate,
         )
 
 

@@ -1,19 +1,47 @@
-"""Every CUDA kernel against its CPU twin (which the rest of the suite checks
-against torchvision and the references). Runs only where det_ops.has_cuda()."""
+"""Every CUDA launcher and kernel, forward and backward, against its CPU twin (which the
+rest of the suite checks against torchvision and the references).
+
+Each test runs on two devices (the `device` fixture, see cuda_devices.py):
+* "cuda": a GPU and det_ops._C built with CUDA; marker gpu, run by `nox -s gpu_tests`;
+* "emulated": the same csrc/cuda sources built for the CPU (det_ops._C_emulated), run by
+  `nox -s tests` and so by CI. Every launch shuffles the order of its blocks and of the
+  threads of a block, so a missing __syncthreads() gives a wrong result here too.
+One file for both, so that the two cannot drift apart.
+
+Sizes are chosen so that grids end in partial blocks (not multiples of 256 or 64), and the
+`grid` fixture also runs the grid-stride kernels with a one-block grid, so that every
+thread loops over several items.
+"""
 
 import pytest
 import torch
 import torchvision
+from cuda_devices import Device
 from ops_inputs import random_boxes, random_rois
 
 import det_ops
 import det_ops._torch  # registers torch.ops.det_ops
 
-pytestmark = pytest.mark.gpu
-CUDA = "cuda"
+DTYPES = [torch.float32, torch.float64]
+
+
+@pytest.fixture(params=[pytest.param("cuda", marks=pytest.mark.gpu), "emulated"])
+def device(request):
+    return Device(request.param)
+
+
+@pytest.fixture(params=["full grid", "one block"])
+def grid(request, device):
+    """The grid-stride kernels with their usual grid, or with one block of 256 threads."""
+    if request.param == "full grid":
+        yield
+        return
+    with device.max_grid_blocks(1):
+        yield
 
 
 def clustered(n, dtype, seed):
+    """n boxes around n / 40 centres (so that many overlap) and their scores."""
     g = torch.Generator().manual_seed(seed)
     centres = random_boxes(max(n // 40, 1), torch.float64, generator=g)
     picks = centres[torch.randint(0, len(centres), (n,), generator=g)]
@@ -22,144 +50,317 @@ def clustered(n, dtype, seed):
 
 
 def grads(fn, *inputs):
+    """fn(*inputs) and the gradients of a random weighting of it with respect to inputs."""
     inputs = [x.detach().clone().requires_grad_() for x in inputs]
     out = fn(*inputs)
-    g = torch.Generator(device="cpu").manual_seed(0)
+    g = torch.Generator().manual_seed(0)
     weight = torch.randn(out.shape, generator=g, dtype=out.dtype).to(out.device)
     return (out, *torch.autograd.grad((out * weight).sum(), inputs))
 
 
-def assert_same(cuda_values, cpu_values, **tol):
-    for c, p in zip(cuda_values, cpu_values, strict=True):
-        torch.testing.assert_close(c.cpu(), p, **tol)
+def tolerance(dtype):
+    """A GPU fuses multiply-adds and atomics add in any order: float32 differs a little."""
+    return {"rtol": 1e-5, "atol": 1e-5} if dtype == torch.float32 else {}
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("n", [0, 1, 100, 5000, 100000])
-def test_nms(dtype, n):
+def assert_close(got, expected, **tol):
+    for g, e in zip(got, expected, strict=True):
+        torch.testing.assert_close(g, e, **tol)
+
+
+def feature_map_and_rois(dtype, seed):
+    """Two images [2, 5, 23, 37] and 37 RoIs over both (spatial scale 0.5), a few of them
+    beyond the map, one with a NaN corner (pooled to zeros)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, 5, 23, 37, generator=g, dtype=dtype)
+    rois = random_rois(37, 2, 23, 37, 0.5, dtype, generator=g)
+    rois[11, 3] = float("nan")
+    return x, rois
+
+
+# ---- NMS ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [0, 1, 63, 64, 65, 300, 1000])
+def test_nms(device, dtype, n):
+    # 64 boxes fill one mask word; 65 start a second; 300 make a 5 x 5 grid of words.
     boxes, scores = clustered(n, dtype, n)
     expected = det_ops.nms(boxes, scores, 0.5)
-    assert torch.equal(det_ops.nms(boxes.to(CUDA), scores.to(CUDA), 0.5).cpu(), expected)
-    if n <= 5000:
+    assert torch.equal(device.run(det_ops.nms, boxes, scores, 0.5), expected)
+    if 0 < n <= 300:
         assert torch.equal(torchvision.ops.nms(boxes, scores, 0.5), expected)
 
 
-def test_nms_nan_score_is_an_error():
+def test_nms_with_more_mask_words_than_reduction_threads(device):
+    # 16500 boxes: 258 mask words, more than the 256 threads of the reduction, whose
+    # strided loops then wrap.
+    boxes, scores = clustered(16500, torch.float32, 5)
+    expected = det_ops.nms(boxes, scores, 0.5)
+    assert torch.equal(device.run(det_ops.nms, boxes, scores, 0.5), expected)
+
+
+def test_nms_in_many_interleavings(device):
+    # Heavy suppression across mask words; each run shuffles blocks and threads anew.
+    boxes, scores = clustered(700, torch.float64, 6)
+    expected = det_ops.nms(boxes, scores, 0.3)
+    for _ in range(8):
+        assert torch.equal(device.run(det_ops.nms, boxes, scores, 0.3), expected)
+
+
+def test_nms_ties_and_nan_boxes(device):
+    boxes, scores = clustered(200, torch.float64, 7)
+    scores = (scores * 4).round() / 4  # many equal scores: lower index first
+    boxes[[3, 70, 150], 1] = float("nan")
+    expected = det_ops.nms(boxes, scores, 0.5)
+    assert torch.equal(device.run(det_ops.nms, boxes, scores, 0.5), expected)
+
+
+def test_nms_nan_score_is_an_error(device):
     boxes, scores = clustered(10, torch.float32, 0)
     scores[3] = float("nan")
     with pytest.raises(ValueError, match="scores contains NaN"):
-        det_ops.nms(boxes.to(CUDA), scores.to(CUDA), 0.5)
+        device.run(det_ops.nms, boxes, scores, 0.5)
 
 
-def test_batched_nms():
-    boxes, scores = clustered(3000, torch.float64, 1)
-    idxs = torch.randint(0, 20, (3000,), generator=torch.Generator().manual_seed(2))
-    expected = det_ops.batched_nms(boxes, scores, idxs, 0.5)
-    got = det_ops.batched_nms(boxes.to(CUDA), scores.to(CUDA), idxs.to(CUDA), 0.5)
-    assert torch.equal(got.cpu(), expected)
+@pytest.mark.parametrize("offset", [0, 1])
+def test_nms_offset(device, offset):
+    boxes, scores = clustered(400, torch.float64, 8)
+    boxes = boxes.round()  # whole pixels, where the +1 of offset=1 matters most
+    expected = det_ops.nms(boxes, scores, 0.4, offset=offset)
+    got = device.run(lambda b, s: det_ops.nms(b, s, 0.4, offset=offset), boxes, scores)
+    assert torch.equal(got, expected)
 
 
-def test_bbox_overlaps():
-    a, _ = clustered(300, torch.float32, 3)
-    b, _ = clustered(200, torch.float32, 4)
-    for mode in ("iou", "iof"):
-        torch.testing.assert_close(
-            det_ops.bbox_overlaps(a.to(CUDA), b.to(CUDA), mode).cpu(),
-            det_ops.bbox_overlaps(a, b, mode),
-        )
-    torch.testing.assert_close(
-        det_ops.bbox_overlaps(a[:200].to(CUDA), b.to(CUDA), aligned=True).cpu(),
-        det_ops.bbox_overlaps(a[:200], b, aligned=True),
+@pytest.mark.parametrize("offset", [0, 1])
+def test_batched_nms(device, offset):
+    boxes, scores = clustered(2000, torch.float64, 1)
+    idxs = torch.randint(0, 20, (2000,), generator=torch.Generator().manual_seed(2))
+    expected = det_ops.batched_nms(boxes, scores, idxs, 0.5, offset=offset)
+    got = device.run(
+        lambda b, s, i: det_ops.batched_nms(b, s, i, 0.5, offset=offset), boxes, scores, idxs
     )
+    assert torch.equal(got, expected)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("aligned", [True, False])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_batched_nms_with_a_non_finite_box(device, bad):
+    # The CUDA path moves categories apart by the span of the coordinates; one non-finite
+    # coordinate once made every moved box non-finite, and nothing was suppressed.
+    boxes, scores = clustered(500, torch.float32, 9)
+    idxs = torch.randint(0, 5, (500,), generator=torch.Generator().manual_seed(3))
+    boxes[7, 2] = bad
+
+    def suppress(boxes, scores, idxs):
+        return det_ops.batched_nms(boxes, scores, idxs, 0.5)
+
+    expected = suppress(boxes, scores, idxs)
+    assert len(expected) < 400
+    assert torch.equal(device.run(suppress, boxes, scores, idxs), expected)
+    boxes[:] = bad  # no finite coordinate: nothing overlaps, every box is kept
+    assert len(device.run(suppress, boxes, scores, idxs)) == 500
+
+
+# ---- Box overlaps ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("offset", [0, 1])
+def test_bbox_overlaps(device, grid, dtype, offset):
+    a, _ = clustered(301, dtype, 3)
+    b, _ = clustered(203, dtype, 4)
+    b[5] = b[5, [2, 3, 0, 1]]  # a degenerate box: overlaps of 0, not NaN
+    for mode in ("iou", "iof"):
+        for aligned, first in ((False, a), (True, a[:203])):
+
+            def overlaps(a, b, mode=mode, aligned=aligned):
+                return det_ops.bbox_overlaps(a, b, mode, aligned, offset=offset)
+
+            expected = overlaps(first, b)
+            torch.testing.assert_close(device.run(overlaps, first, b), expected)
+
+
+# ---- RoIAlign and RoIPool -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("aligned", [False, True, "legacy"])
 @pytest.mark.parametrize("sampling_ratio", [0, 2])
-def test_roi_align(dtype, aligned, sampling_ratio):
-    g = torch.Generator().manual_seed(5)
-    x = torch.randn(2, 16, 40, 56, generator=g, dtype=dtype)
-    rois = random_rois(500, 2, 40, 56, 0.25, dtype, generator=g)
+def test_roi_align(device, grid, dtype, aligned, sampling_ratio):
+    x, rois = feature_map_and_rois(dtype, 5)
 
     def fn(x, rois):
-        return det_ops.roi_align(x, rois, 7, 0.25, sampling_ratio, aligned)
+        return grads(lambda x: det_ops.roi_align(x, rois, (7, 6), 0.5, sampling_ratio, aligned), x)
 
-    tol = {"rtol": 1e-5, "atol": 1e-5} if dtype == torch.float32 else {}
-    expected = grads(lambda x: fn(x, rois), x)
-    assert_same(grads(lambda x: fn(x, rois.to(CUDA)), x.to(CUDA)), expected, **tol)
+    assert_close(device.run(fn, x, rois), fn(x, rois), **tolerance(dtype))
 
 
-def test_roi_align_ten_thousand_rois_and_non_contiguous_input():
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_roi_pool(device, grid, dtype):
+    x, rois = feature_map_and_rois(dtype, 7)
+
+    def fn(x, rois):
+        return grads(lambda x: det_ops.roi_pool(x, rois, (3, 4), 0.5), x)
+
+    assert_close(device.run(fn, x, rois), fn(x, rois))
+
+
+def test_roi_align_non_contiguous_input(device):
     g = torch.Generator().manual_seed(6)
-    x = torch.randn(1, 256, 50, 76, generator=g).permute(0, 1, 3, 2)
-    rois = random_rois(10000, 1, 76, 50, 1 / 16, torch.float32, generator=g)
-    expected = det_ops.roi_align(x, rois, 7, 1 / 16, 2, True)
-    got = det_ops.roi_align(x.to(CUDA), rois.to(CUDA), 7, 1 / 16, 2, True)
-    torch.testing.assert_close(got.cpu(), expected, rtol=1e-5, atol=1e-5)
-    theirs = torchvision.ops.roi_align(x.to(CUDA), rois.to(CUDA), 7, 1 / 16, 2, True)
-    torch.testing.assert_close(got, theirs, rtol=1e-5, atol=1e-5)
+    x = torch.randn(1, 16, 21, 30, generator=g).permute(0, 1, 3, 2)
+    rois = random_rois(40, 1, 30, 21, 1 / 16, torch.float32, generator=g)
+
+    def fn(x, rois):
+        return det_ops.roi_align(x, rois, 7, 1 / 16, 2, True)
+
+    torch.testing.assert_close(device.run(fn, x, rois), fn(x, rois), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_roi_pool(dtype):
-    g = torch.Generator().manual_seed(7)
-    x = torch.randn(2, 8, 30, 40, generator=g, dtype=dtype)
-    rois = random_rois(300, 2, 30, 40, 0.5, dtype, generator=g)
-    expected = grads(lambda x: det_ops.roi_pool(x, rois, 7, 0.5), x)
-    got = grads(lambda x: det_ops.roi_pool(x, rois.to(CUDA), 7, 0.5), x.to(CUDA))
-    assert_same(got, expected)
+# ---- Sigmoid focal loss ---------------------------------------------------------------
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("labels", [False, True])
-def test_sigmoid_focal_loss(labels):
+def test_sigmoid_focal_loss(device, grid, dtype, labels):
     g = torch.Generator().manual_seed(8)
-    logits = torch.randn(1000, 80, generator=g, dtype=torch.float64) * 3
+    logits = torch.randn(97, 11, generator=g, dtype=dtype) * 3
     targets = (
-        torch.randint(0, 81, (1000,), generator=g)
+        torch.randint(0, 12, (97,), generator=g)  # 11: background
         if labels
-        else (torch.rand(1000, 80, generator=g, dtype=torch.float64) > 0.9).double()
+        else (torch.rand(97, 11, generator=g, dtype=dtype) > 0.9).to(dtype)
     )
-    expected = grads(lambda x: det_ops.sigmoid_focal_loss(x, targets), logits)
-    got = grads(lambda x: det_ops.sigmoid_focal_loss(x, targets.to(CUDA)), logits.to(CUDA))
-    assert_same(got, expected)
+
+    def fn(logits, targets):
+        return grads(lambda x: det_ops.sigmoid_focal_loss(x, targets, reduction="none"), logits)
+
+    assert_close(device.run(fn, logits, targets), fn(logits, targets), **tolerance(dtype))
 
 
+# ---- Deformable convolution and RoI pooling -------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("with_mask", [False, True])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_deform_conv2d(with_mask, dtype):
+def test_deform_conv2d(device, grid, dtype, with_mask):
     g = torch.Generator().manual_seed(9)
     x = torch.randn(2, 8, 12, 14, generator=g, dtype=dtype)
-    offset = torch.randn(2, 2 * 2 * 9, 6, 7, generator=g, dtype=dtype) * 2
-    weight = torch.randn(6, 4, 3, 3, generator=g, dtype=dtype)
+    offset = torch.randn(2, 2 * 2 * 9, 6, 7, generator=g, dtype=dtype) * 2  # 2 offset groups
+    weight = torch.randn(6, 4, 3, 3, generator=g, dtype=dtype)  # 2 weight groups
     bias = torch.randn(6, generator=g, dtype=dtype)
     mask = torch.rand(2, 2 * 9, 6, 7, generator=g, dtype=dtype)
     inputs = [x, offset, weight, bias] + ([mask] if with_mask else [])
 
-    def fn(x, offset, weight, bias, mask=None):
+    def conv(x, offset, weight, bias, mask=None):
         return det_ops.deform_conv2d(x, offset, weight, bias, 2, 1, 1, mask)
 
+    def fn(*inputs):
+        return grads(conv, *inputs)
+
     tol = {"rtol": 1e-4, "atol": 1e-4} if dtype == torch.float32 else {}
-    expected = grads(fn, *inputs)
-    assert_same(grads(fn, *[t.to(CUDA) for t in inputs]), expected, **tol)
-    theirs = torchvision.ops.deform_conv2d(
-        *[t.to(CUDA) for t in inputs[:4]], 2, 1, 1, mask.to(CUDA) if with_mask else None
-    )
-    torch.testing.assert_close(theirs.cpu(), expected[0], **tol)
+    assert_close(device.run(fn, *inputs), fn(*inputs), **tol)
 
 
-def test_empty_inputs():
-    x = torch.randn(1, 4, 8, 8, device=CUDA, requires_grad=True)
-    assert det_ops.roi_align(x, torch.zeros(0, 5, device=CUDA), 7).shape == (0, 4, 7, 7)
-    assert det_ops.roi_pool(x, torch.zeros(0, 5, device=CUDA), 7).shape == (0, 4, 7, 7)
-    assert (
-        det_ops.nms(torch.zeros(0, 4, device=CUDA), torch.zeros(0, device=CUDA), 0.5).numel() == 0
-    )
-    loss = det_ops.sigmoid_focal_loss(
-        torch.zeros(0, 80, device=CUDA), torch.zeros(0, 80, device=CUDA)
-    )
-    assert loss.shape == (0, 80)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("aligned", [True, "legacy"])
+@pytest.mark.parametrize("modulated", [False, True])
+def test_deform_roi_pool(device, grid, dtype, aligned, modulated):
+    x, rois = feature_map_and_rois(dtype, 12)
+    g = torch.Generator().manual_seed(13)
+    offset = torch.randn(37, 2, 7, 7, generator=g, dtype=dtype) * 0.1
+    mask = torch.rand(37, 1, 7, 7, generator=g, dtype=dtype)
+    # "legacy" takes the 2019 kernel's sample_per_part (4); True adapts to the RoI (0).
+    args = (7, 0.5, 4 if aligned == "legacy" else 0, 0.1, aligned)
+
+    def pool(x, rois, offset, mask=None):
+        if mask is None:
+            return det_ops.deform_roi_pool(x, rois, offset, *args)
+        return det_ops.modulated_deform_roi_pool(x, rois, offset, mask, *args)
+
+    def fn(x, rois, offset, *mask):
+        return grads(lambda x, offset, *mask: pool(x, rois, offset, *mask), x, offset, *mask)
+
+    inputs = [x, rois, offset] + ([mask] if modulated else [])
+    assert_close(device.run(fn, *inputs), fn(*inputs), **tolerance(dtype))
 
 
+# ---- Empty inputs ---------------------------------------------------------------------
+
+
+def test_empty_inputs(device):
+    f64 = torch.float64
+    inputs = {
+        "x": torch.randn(2, 4, 8, 8, dtype=f64),
+        "empty map": torch.zeros(1, 4, 0, 8, dtype=f64),
+        "no rois": torch.zeros(0, 5, dtype=f64),
+        "one roi": torch.tensor([[0, 1.0, 1, 6, 6]], dtype=f64),
+        "no offsets": torch.zeros(0, 2, 3, 3, dtype=f64),
+        "offsets": torch.full((1, 2, 3, 3), 0.1, dtype=f64),
+        "conv offsets": torch.full((1, 18, 2, 10), 0.3, dtype=f64),  # padding 2: 2 x 10 out
+        "weight": torch.randn(3, 4, 3, 3, dtype=f64),
+        "no logits": torch.zeros(0, 80, dtype=f64),
+        "no boxes": torch.zeros(0, 4, dtype=f64),
+        "boxes": torch.ones(3, 4, dtype=f64),
+    }
+
+    def empty_ops(t):
+        differentiable = {  # name: (inputs to differentiate, op)
+            "roi_align": ([t["x"]], lambda x: det_ops.roi_align(x, t["no rois"], 3)),
+            "roi_align, empty map": (
+                [t["empty map"]],
+                lambda x: det_ops.roi_align(x, t["one roi"], 3),
+            ),
+            "roi_pool": ([t["x"]], lambda x: det_ops.roi_pool(x, t["no rois"], 3)),
+            "deform_roi_pool": (
+                [t["x"], t["no offsets"]],
+                lambda x, offset: det_ops.deform_roi_pool(x, t["no rois"], offset, 3),
+            ),
+            "deform_roi_pool, empty map": (
+                [t["empty map"], t["offsets"]],
+                lambda x, offset: det_ops.deform_roi_pool(x, t["one roi"], offset, 3),
+            ),
+            "deform_conv2d, empty map": (
+                [t["empty map"], t["conv offsets"], t["weight"]],
+                lambda x, offset, weight: det_ops.deform_conv2d(x, offset, weight, None, 1, 2),
+            ),
+            "focal loss": (
+                [t["no logits"]],
+                lambda x: det_ops.sigmoid_focal_loss(x, t["no logits"], reduction="none"),
+            ),
+        }
+        results = {name: grads(op, *leaves) for name, (leaves, op) in differentiable.items()}
+        results["nms"] = (det_ops.nms(t["no boxes"], t["no boxes"][:, 0], 0.5),)
+        results["bbox_overlaps"] = (det_ops.bbox_overlaps(t["no boxes"], t["boxes"]),)
+        return results
+
+    got, expected = device.run(empty_ops, inputs), empty_ops(inputs)
+    assert got.keys() == expected.keys()
+    for name, values in expected.items():
+        for g, e in zip(got[name], values, strict=True):
+            assert g.shape == e.shape, name
+            assert torch.equal(g, e), name
+
+
+# ---- torch integration ----------------------------------------------------------------
+
+
+def test_opcheck(device):
+    g = torch.Generator().manual_seed(11)
+    x = torch.randn(2, 3, 10, 12, generator=g, dtype=torch.float64)
+    rois = random_rois(4, 2, 10, 12, 0.5, torch.float64, generator=g)
+    logits = torch.randn(6, 4, generator=g, dtype=torch.float64)
+    targets = torch.rand(6, 4, generator=g, dtype=torch.float64)
+    ops = torch.ops.det_ops
+
+    def check(x, rois, logits, targets):
+        x, logits = x.requires_grad_(), logits.requires_grad_()
+        torch.library.opcheck(ops.roi_align, (x, rois, 0.5, 3, 3, 2, True))
+        torch.library.opcheck(ops.roi_pool, (x, rois, 0.5, 3, 3))
+        torch.library.opcheck(ops.sigmoid_focal_loss, (logits, targets, 0.25, 2.0, True))
+
+    device.run(check, x, rois, logits, targets)
+
+
+@pytest.mark.gpu
 def test_kernels_run_on_the_current_stream():
     g = torch.Generator().manual_seed(10)
     x = torch.randn(1, 32, 64, 64, generator=g)
@@ -167,41 +368,21 @@ def test_kernels_run_on_the_current_stream():
     expected = det_ops.roi_align(x, rois, 7, 1.0, 2)
     stream = torch.cuda.Stream()
     with torch.cuda.stream(stream):
-        got = det_ops.roi_align(x.to(CUDA, non_blocking=True), rois.to(CUDA), 7, 1.0, 2)
+        got = det_ops.roi_align(x.to("cuda", non_blocking=True), rois.to("cuda"), 7, 1.0, 2)
     stream.synchronize()
     torch.testing.assert_close(got.cpu(), expected, rtol=1e-5, atol=1e-5)
 
 
-def test_opcheck_on_cuda():
-    g = torch.Generator().manual_seed(11)
-    x = torch.randn(2, 3, 10, 12, generator=g, dtype=torch.float64).to(CUDA).requires_grad_()
-    rois = random_rois(4, 2, 10, 12, 0.5, torch.float64, generator=g).to(CUDA)
-    logits = torch.randn(6, 4, dtype=torch.float64, device=CUDA, requires_grad=True)
-    ops = torch.ops.det_ops
-    cases = [
-        (ops.roi_align, (x, rois, 0.5, 3, 3, 2, True)),
-        (ops.roi_pool, (x, rois, 0.5, 3, 3)),
-        (ops.sigmoid_focal_loss, (logits, torch.rand_like(logits), 0.25, 2.0, True)),
-    ]
-    for op, args in cases:
-        torch.library.opcheck(op, args)
-
-
-@pytest.mark.parametrize("aligned", [True, "legacy"])
-@pytest.mark.parametrize("modulated", [False, True])
-def test_deform_roi_pool(modulated, aligned):
-    g = torch.Generator().manual_seed(12)
-    x = torch.randn(2, 8, 30, 40, generator=g, dtype=torch.float64)
-    rois = random_rois(200, 2, 30, 40, 0.5, torch.float64, generator=g)
-    offset = torch.randn(200, 2, 7, 7, generator=g, dtype=torch.float64) * 0.1
-    mask = torch.rand(200, 1, 7, 7, generator=g, dtype=torch.float64)
-    args = (7, 0.5, 2 if aligned is True else 4, 0.1, aligned)
-
-    def fn(x, offset, mask=None):
-        if mask is None:
-            return det_ops.deform_roi_pool(x, rois.to(x.device), offset, *args)
-        return det_ops.modulated_deform_roi_pool(x, rois.to(x.device), offset, mask, *args)
-
-    inputs = [x, offset] + ([mask] if modulated else [])
-    expected = grads(fn, *inputs)
-    assert_same(grads(fn, *[t.to(CUDA) for t in inputs]), expected)
+@pytest.mark.gpu
+def test_large_inputs_match_torchvision_on_a_gpu():
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(1, 256, 50, 76, generator=g).permute(0, 1, 3, 2)
+    rois = random_rois(10000, 1, 76, 50, 1 / 16, torch.float32, generator=g)
+    expected = det_ops.roi_align(x, rois, 7, 1 / 16, 2, True)
+    got = det_ops.roi_align(x.to("cuda"), rois.to("cuda"), 7, 1 / 16, 2, True)
+    torch.testing.assert_close(got.cpu(), expected, rtol=1e-5, atol=1e-5)
+    theirs = torchvision.ops.roi_align(x.to("cuda"), rois.to("cuda"), 7, 1 / 16, 2, True)
+    torch.testing.assert_close(got, theirs, rtol=1e-5, atol=1e-5)
+    boxes, scores = clustered(100000, torch.float32, 100000)
+    keep = det_ops.nms(boxes.to("cuda"), scores.to("cuda"), 0.5)
+    assert torch.equal(keep.cpu(), det_ops.nms(boxes, scores, 0.5))

@@ -72,4 +72,16 @@ def test_forcing_cuda_without_a_compiler_fails_loudly(tmp_path):
 def test_unknown_cuda_switch_value_is_rejected(tmp_path):
     result = _configure(tmp_path, "-DDET_OPS_CUDA=maybe")
     assert result.returncode != 0
-    assert "DET_OPS_CUDA must be AUTO, ON or OFF" in result.stdout + result.stderr
+    assert "DET_OPS_CUDA must be AUTO, ON, OFF or EMULATE" in result.stdout + result.stderr
+
+
+def test_only_the_emulate_switch_builds_the_emulated_module(tmp_path):
+    # det_ops._C_emulated is for the tests: a default install (AUTO, here without nvcc) and
+    # OFF never build it, so wheels and `pip install ./packages/det-ops` never hold it.
+    note = "det_ops._C_emulated"
+    emulate = _configure(tmp_path / "emulate", "-DDET_OPS_CUDA=EMULATE")
+    assert note in emulate.stdout
+    assert "Looking for a CUDA compiler" not in emulate.stdout  # no nvcc needed
+    assert note not in _configure(tmp_path / "off", "-DDET_OPS_CUDA=OFF").stdout
+    default = _configure(tmp_path / "auto", cuda_compiler="/nonexistent/nvcc")
+    assert note not in default.stdout

@@ -29,4 +29,9 @@ void bind_focal_loss(py::module_& cpu, py::module_& cuda);
 void bind_deform_conv(py::module_& cpu, py::module_& cuda);
 void bind_deform_roi_pool(py::module_& cpu, py::module_& cuda);
 
+#if defined(DET_OPS_CUDA_EMULATED)
+// The `emulator` submodule of det_ops._C_emulated (csrc/emulated/bindings.cpp).
+void bind_emulator(py::module_& m);
+#endif
+
 }  // namespace det_ops::bindings

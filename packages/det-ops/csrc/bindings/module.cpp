@@ -1,7 +1,9 @@
 #include "bindings/bindings.h"
 
-PYBIND11_MODULE(_C, m) {
-  using namespace det_ops::bindings;
+namespace det_ops::bindings {
+namespace {
+
+void define_module(py::module_& m) {
   m.doc() = "det-ops kernels. Takes buffer addresses and shapes; Python allocates every output.";
   bind_runtime(m);
   py::module_ cpu = m.def_submodule("cpu", "CPU kernels");
@@ -13,4 +15,17 @@ PYBIND11_MODULE(_C, m) {
   bind_focal_loss(cpu, cuda);
   bind_deform_conv(cpu, cuda);
   bind_deform_roi_pool(cpu, cuda);
+#if defined(DET_OPS_CUDA_EMULATED)
+  bind_emulator(m);
+#endif
 }
+
+}  // namespace
+}  // namespace det_ops::bindings
+
+#if defined(DET_OPS_CUDA_EMULATED)
+// The tests' build (DET_OPS_CUDA=EMULATE): its `cuda` kernels run on the CPU.
+PYBIND11_MODULE(_C_emulated, m) { det_ops::bindings::define_module(m); }
+#else
+PYBIND11_MODULE(_C, m) { det_ops::bindings::define_module(m); }
+#endif

@@ -16,6 +16,19 @@ void bind_runtime(py::module_& m) {
   m.attr("cuda_compiled") = true;
   m.def("cuda_device_count", &cuda::device_count,
         "CUDA devices usable by this build (0 without a driver or a GPU).");
+  m.def(
+      "set_max_grid_blocks",
+      [](int64_t blocks) {
+        if (blocks < 1 || blocks > 0x7fffffff) {
+          throw std::invalid_argument(
+              "set_max_grid_blocks: blocks must be in [1, 2**31 - 1], got " +
+              std::to_string(blocks));
+        }
+        return cuda::set_max_grid_blocks(blocks);
+      },
+      py::arg("blocks"),
+      "Caps the blocks of the grid-stride kernels (tests make the loops wrap with a small "
+      "cap); returns the previous cap.");
 #else
   m.attr("cuda_compiled") = false;
   m.def("cuda_device_count", []() { return 0; }, "Always 0: built without CUDA.");

@@ -27,9 +27,8 @@ void bbox_overlaps(const T* boxes1, int64_t n, const T* boxes2, int64_t m, int m
                    T* out, std::uintptr_t stream) {
   const int64_t total = aligned ? n : n * m;
   if (total == 0) return;
-  bbox_overlaps_kernel<T><<<blocks_for(total), kThreads, 0, as_stream(stream)>>>(
-      boxes1, n, boxes2, m, mode == 1, aligned, out);
-  check_launch("bbox_overlaps_kernel");
+  launch("bbox_overlaps_kernel", bbox_overlaps_kernel<T>, blocks_for(total), kThreads, stream,
+         boxes1, n, boxes2, m, mode == 1, aligned, out);
 }
 
 template void bbox_overlaps<float>(const float*, int64_t, const float*, int64_t, int, bool, float*,

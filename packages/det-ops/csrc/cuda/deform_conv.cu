@@ -109,9 +109,8 @@ void deform_im2col(const T* input, const T* offset, const T* mask, const DeformC
     check(cudaMemsetAsync(columns, 0, total * sizeof(T), as_stream(stream)), "deform_im2col");
     return;
   }
-  deform_im2col_kernel<T><<<blocks_for(total), kThreads, 0, as_stream(stream)>>>(
-      input, offset, mask, s, columns);
-  check_launch("deform_im2col_kernel");
+  launch("deform_im2col_kernel", deform_im2col_kernel<T>, blocks_for(total), kThreads, stream,
+         input, offset, mask, s, columns);
 }
 
 template <typename T>
@@ -123,9 +122,8 @@ void deform_col2im(const T* grad_columns, const T* offset, const T* mask,
         "deform_col2im");
   const int64_t total = s.batch * s.channels * s.taps() * s.positions();
   if (total == 0) return;
-  deform_col2im_kernel<T><<<blocks_for(total), kThreads, 0, as_stream(stream)>>>(
-      grad_columns, offset, mask, s, grad_input);
-  check_launch("deform_col2im_kernel");
+  launch("deform_col2im_kernel", deform_col2im_kernel<T>, blocks_for(total), kThreads, stream,
+         grad_columns, offset, mask, s, grad_input);
 }
 
 template <typename T>
@@ -134,9 +132,8 @@ void deform_col2im_coord(const T* grad_columns, const T* input, const T* offset,
                          std::uintptr_t stream) {
   const int64_t total = s.batch * s.offset_groups * s.taps() * s.positions();
   if (total == 0) return;
-  deform_col2im_coord_kernel<T><<<blocks_for(total), kThreads, 0, as_stream(stream)>>>(
-      grad_columns, input, offset, mask, s, grad_offset, grad_mask);
-  check_launch("deform_col2im_coord_kernel");
+  launch("deform_col2im_coord_kernel", deform_col2im_coord_kernel<T>, blocks_for(total),
+         kThreads, stream, grad_columns, input, offset, mask, s, grad_offset, grad_mask);
 }
 
 #define DET_OPS_INSTANTIATE(T)                                                               \

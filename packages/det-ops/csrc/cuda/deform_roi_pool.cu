@@ -20,8 +20,8 @@ __device__ __forceinline__ BinShift<T> bin_shift(const DeformRoI<T>& g, const T*
 }
 
 template <typename T>
-__global__ void forward_kernel(const T* input, const T* rois, const T* offset, const T* mask,
-                               DeformRoIPoolShape s, T* output) {
+__global__ void deform_roi_pool_forward_kernel(const T* input, const T* rois, const T* offset,
+                                               const T* mask, DeformRoIPoolShape s, T* output) {
   const int64_t bins = s.pooled_h * s.pooled_w;
   DET_CUDA_LOOP(index, s.num_rois * s.channels * bins) {
     const int64_t bin = index % bins, c = (index / bins) % s.channels, k = index / (bins * s.channels);
@@ -67,8 +67,9 @@ __device__ __forceinline__ T bin_divisor(const DeformRoI<T>& g, int64_t ph, int6
 }
 
 template <typename T>
-__global__ void grad_input_kernel(const T* grad_output, const T* rois, const T* offset,
-                                  const T* mask, DeformRoIPoolShape s, T* grad_input) {
+__global__ void deform_roi_pool_grad_input_kernel(const T* grad_output, const T* rois,
+                                                  const T* offset, const T* mask,
+                                                  DeformRoIPoolShape s, T* grad_input) {
   const int64_t bins = s.pooled_h * s.pooled_w;
   DET_CUDA_LOOP(index, s.num_rois * s.channels * bins) {
     const int64_t bin = index % bins, c = (index / bins) % s.channels, k = index / (bins * s.channels);
@@ -91,9 +92,10 @@ __global__ void grad_input_kernel(const T* grad_output, const T* rois, const T* 
 }
 
 template <typename T>
-__global__ void grad_offset_mask_kernel(const T* grad_output, const T* input, const T* rois,
-                                        const T* offset, const T* mask, DeformRoIPoolShape s,
-                                        T* grad_offset, T* grad_mask) {
+__global__ void deform_roi_pool_grad_offset_mask_kernel(const T* grad_output, const T* input,
+                                                        const T* rois, const T* offset,
+                                                        const T* mask, DeformRoIPoolShape s,
+                                                        T* grad_offset, T* grad_mask) {
   const int64_t bins = s.pooled_h * s.pooled_w;
   const int64_t plane = s.height * s.width;
   DET_CUDA_LOOP(index, s.num_rois * bins) {
@@ -144,9 +146,8 @@ void deform_roi_pool_forward(const T* input, const T* rois, const T* offset, con
     check(cudaMemsetAsync(output, 0, total * sizeof(T), as_stream(stream)), "deform_roi_pool");
     return;
   }
-  forward_kernel<T><<<blocks_for(total), kThreads, 0, as_stream(stream)>>>(input, rois, offset,
-                                                                         mask, s, output);
-  check_launch("deform_roi_pool forward_kernel");
+  launch("deform_roi_pool_forward_kernel", deform_roi_pool_forward_kernel<T>, blocks_for(total),
+         kThreads, stream, input, rois, offset, mask, s, output);
 }
 
 template <typename T>
@@ -157,14 +158,13 @@ void deform_roi_pool_backward(const T* grad_output, const T* input, const T* roi
   const int64_t bins = s.pooled_h * s.pooled_w;
   const int64_t total = s.num_rois * s.channels * bins;
   if (grad_input != nullptr && total > 0 && s.height * s.width > 0) {
-    grad_input_kernel<T><<<blocks_for(total), kThreads, 0, as_stream(stream)>>>(
-        grad_output, rois, offset, mask, s, grad_input);
-    check_launch("deform_roi_pool grad_input_kernel");
+    launch("deform_roi_pool_grad_input_kernel", deform_roi_pool_grad_input_kernel<T>,
+           blocks_for(total), kThreads, stream, grad_output, rois, offset, mask, s, grad_input);
   }
   if ((grad_offset != nullptr || grad_mask != nullptr) && s.num_rois * bins > 0) {
-    grad_offset_mask_kernel<T><<<blocks_for(s.num_rois * bins), kThreads, 0, as_stream(stream)>>>(
-        grad_output, input, rois, offset, mask, s, grad_offset, grad_mask);
-    check_launch("deform_roi_pool grad_offset_mask_kernel");
+    launch("deform_roi_pool_grad_offset_mask_kernel", deform_roi_pool_grad_offset_mask_kernel<T>,
+           blocks_for(s.num_rois * bins), kThreads, stream, grad_output, input, rois, offset, mask,
+           s, grad_offset, grad_mask);
   }
 }
 

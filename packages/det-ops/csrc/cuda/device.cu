@@ -1,8 +1,14 @@
-#include <cuda_runtime.h>
+#include <atomic>
 
 #include "cuda/device.h"
+#include "cuda/launch.cuh"
 
 namespace det_ops::cuda {
+namespace {
+
+std::atomic<int64_t> grid_cap{65535 * 8};
+
+}  // namespace
 
 int device_count() {
   int count = 0;
@@ -12,5 +18,9 @@ int device_count() {
   }
   return count;
 }
+
+int64_t max_grid_blocks() { return grid_cap.load(); }
+
+int64_t set_max_grid_blocks(int64_t blocks) { return grid_cap.exchange(blocks); }
 
 }  // namespace det_ops::cuda

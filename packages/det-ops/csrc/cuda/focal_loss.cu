@@ -25,10 +25,9 @@ void sigmoid_focal_loss(const T* logits, const T* targets, const int64_t* labels
                         int64_t classes, double alpha, double gamma, T* loss, T* grad,
                         std::uintptr_t stream) {
   if (n * classes == 0) return;
-  sigmoid_focal_loss_kernel<T><<<blocks_for(n * classes), kThreads, 0, as_stream(stream)>>>(
-      logits, targets, labels, n, classes, static_cast<T>(alpha), static_cast<T>(gamma), loss,
-      grad);
-  check_launch("sigmoid_focal_loss_kernel");
+  launch("sigmoid_focal_loss_kernel", sigmoid_focal_loss_kernel<T>, blocks_for(n * classes),
+         kThreads, stream, logits, targets, labels, n, classes, static_cast<T>(alpha),
+         static_cast<T>(gamma), loss, grad);
 }
 
 template void sigmoid_focal_loss<float>(const float*, const float*, const int64_t*, int64_t,

@@ -1,22 +1,34 @@
 // Launch helpers shared by the CUDA kernels. Every kernel runs on the stream
 // and device that Python passes in (torch's current stream), and reports
 // launch errors as exceptions instead of leaving them for a later call.
+//
+// The tests' emulated build (DET_OPS_CUDA=EMULATE) compiles the same .cu files
+// with the host compiler against emulated/cuda_emulation.h, which runs the
+// kernels on the CPU; launch() is the one place where the two builds differ.
 #pragma once
 
+#if defined(DET_OPS_CUDA_EMULATED)
+#include "emulated/cuda_emulation.h"
+#else
 #include <cuda_runtime.h>
+#endif
 
 #include <cstdint>
 #include <stdexcept>
 #include <string>
 
+#include "cuda/device.h"
+
 namespace det_ops::cuda {
 
 constexpr int kThreads = 256;
 
-// Blocks for a grid-stride loop over n items (capped: each thread loops).
+// Blocks for a grid-stride loop over n items, capped at max_grid_blocks()
+// (each thread then loops over several items).
 inline unsigned int blocks_for(int64_t n) {
   const int64_t blocks = (n + kThreads - 1) / kThreads;
-  return static_cast<unsigned int>(blocks < 65535 * 8 ? (blocks > 0 ? blocks : 1) : 65535 * 8);
+  const int64_t cap = max_grid_blocks();
+  return static_cast<unsigned int>(blocks < cap ? (blocks > 0 ? blocks : 1) : cap);
 }
 
 inline void check(cudaError_t status, const char* what) {
@@ -47,6 +59,25 @@ class DeviceGuard {
  private:
   int previous_ = 0;
 };
+
+// Runs kernel<<<grid, block, 0, stream>>>(args...) and raises its launch
+// error, naming the kernel. Every launch goes through here, so that kernel
+// bodies are the same in the CUDA and the emulated builds. `name` is the
+// kernel's function name: the emulated build logs it, and a test checks that
+// every kernel in csrc/cuda was launched.
+#if defined(__CUDACC__) || defined(DET_OPS_CUDA_EMULATED)  // the binding files never launch
+template <typename... Params, typename... Args>
+void launch(const char* name, void (*kernel)(Params...), dim3 grid, dim3 block,
+            std::uintptr_t stream, const Args&... args) {
+#if defined(DET_OPS_CUDA_EMULATED)
+  (void)stream;
+  emulated::run_grid(name, grid, block, [&] { kernel(args...); });
+#else
+  kernel<<<grid, block, 0, as_stream(stream)>>>(args...);
+#endif
+  check_launch(name);
+}
+#endif
 
 }  // namespace det_ops::cuda
 

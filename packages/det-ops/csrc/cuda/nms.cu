@@ -95,12 +95,10 @@ void nms_sorted(const T* boxes, int64_t n, double iou_threshold, uint64_t* mask,
     return;
   }
   const dim3 grid(static_cast<unsigned int>(words), static_cast<unsigned int>(words));
-  nms_mask_kernel<T><<<grid, kWordBits, 0, as_stream(stream)>>>(
-      boxes, n, static_cast<T>(iou_threshold), mask, words);
-  check_launch("nms_mask_kernel");
-  nms_reduce_kernel<<<1, kReduceThreads, 0, as_stream(stream)>>>(mask, n, words, removed, keep,
-                                                                 count);
-  check_launch("nms_reduce_kernel");
+  launch("nms_mask_kernel", nms_mask_kernel<T>, grid, kWordBits, stream, boxes, n,
+         static_cast<T>(iou_threshold), mask, words);
+  launch("nms_reduce_kernel", nms_reduce_kernel, 1, kReduceThreads, stream, mask, n, words,
+         removed, keep, count);
 }
 
 template void nms_sorted<float>(const float*, int64_t, double, uint64_t*, uint64_t*, int64_t*,

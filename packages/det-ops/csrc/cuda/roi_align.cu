@@ -92,9 +92,8 @@ void roi_align_forward(const T* input, const T* rois, const RoIAlignShape& s, T*
     check(cudaMemsetAsync(output, 0, total * sizeof(T), as_stream(stream)), "roi_align");
     return;
   }
-  roi_align_forward_kernel<T><<<blocks_for(total), kThreads, 0, as_stream(stream)>>>(
-      input, rois, s, output);
-  check_launch("roi_align_forward_kernel");
+  launch("roi_align_forward_kernel", roi_align_forward_kernel<T>, blocks_for(total), kThreads,
+         stream, input, rois, s, output);
 }
 
 template <typename T>
@@ -102,9 +101,8 @@ void roi_align_backward(const T* grad_output, const T* rois, const RoIAlignShape
                         T* grad_input, std::uintptr_t stream) {
   const int64_t total = s.num_rois * s.channels * s.pooled_h * s.pooled_w;
   if (total == 0 || s.height * s.width == 0) return;
-  roi_align_backward_kernel<T><<<blocks_for(total), kThreads, 0, as_stream(stream)>>>(
-      grad_output, rois, s, grad_input);
-  check_launch("roi_align_backward_kernel");
+  launch("roi_align_backward_kernel", roi_align_backward_kernel<T>, blocks_for(total), kThreads,
+         stream, grad_output, rois, s, grad_input);
 }
 
 template void roi_align_forward<float>(const float*, const float*, const RoIAlignShape&, float*,

@@ -69,9 +69,8 @@ void roi_pool_forward(const T* input, const T* rois, const RoIPoolShape& s, T* o
                       int64_t* argmax, std::uintptr_t stream) {
   const int64_t total = s.num_rois * s.channels * s.pooled_h * s.pooled_w;
   if (total == 0) return;
-  roi_pool_forward_kernel<T><<<blocks_for(total), kThreads, 0, as_stream(stream)>>>(
-      input, rois, s, output, argmax);
-  check_launch("roi_pool_forward_kernel");
+  launch("roi_pool_forward_kernel", roi_pool_forward_kernel<T>, blocks_for(total), kThreads,
+         stream, input, rois, s, output, argmax);
 }
 
 template <typename T>
@@ -79,9 +78,8 @@ void roi_pool_backward(const T* grad_output, const T* rois, const int64_t* argma
                        const RoIPoolShape& s, T* grad_input, std::uintptr_t stream) {
   const int64_t total = s.num_rois * s.channels * s.pooled_h * s.pooled_w;
   if (total == 0) return;
-  roi_pool_backward_kernel<T><<<blocks_for(total), kThreads, 0, as_stream(stream)>>>(
-      grad_output, rois, argmax, s, grad_input);
-  check_launch("roi_pool_backward_kernel");
+  launch("roi_pool_backward_kernel", roi_pool_backward_kernel<T>, blocks_for(total), kThreads,
+         stream, grad_output, rois, argmax, s, grad_input);
 }
 
 template void roi_pool_forward<float>(const float*, const float*, const RoIPoolShape&, float*,

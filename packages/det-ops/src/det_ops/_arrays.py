@@ -8,6 +8,8 @@ import) or on torch tensors (from the torch custom ops).
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
@@ -76,6 +78,25 @@ NUMPY = NumpyArrays()
 TORCH = TorchArrays()
 
 
+# Test-only: a module whose CUDA kernels run the ops of CPU torch tensors, set by
+# emulated_cuda(); None outside det-ops' tests of its CUDA kernels.
+_emulated: Any = None
+
+
+@contextmanager
+def emulated_cuda(module: Any) -> Iterator[None]:
+    """Within this block, ops on CPU torch tensors run ``module.cuda``, the CUDA launchers
+    and kernels of det_ops._C_emulated (built with DET_OPS_CUDA=EMULATE: the CUDA sources
+    compiled for the CPU), exactly as ops on CUDA tensors run on a GPU. For tests; not
+    thread-safe."""
+    global _emulated
+    previous, _emulated = _emulated, module
+    try:
+        yield
+    finally:
+        _emulated = previous
+
+
 def kernels(op: str, x: Any) -> Any:
     """The compiled kernels for x's device (numpy arrays run on the CPU).
 
@@ -84,10 +105,15 @@ def kernels(op: str, x: Any) -> Any:
     """
     from det_ops import _C
 
+    if is_torch(x) and x.device.type == "cpu" and _emulated is not None:
+        return CudaKernels(_emulated.cuda, device=0, stream=0)
     if not is_torch(x) or x.device.type == "cpu":
         return _C.cpu
     if x.device.type == "cuda" and _C.cuda_compiled:
-        return CudaKernels(_C.cuda, x.device)
+        import torch
+
+        device = x.device.index if x.device.index is not None else torch.cuda.current_device()
+        return CudaKernels(_C.cuda, device, torch.cuda.current_stream(device).cuda_stream)
     raise NotImplementedError(
         f"{op}: this build of det-ops has no kernels for tensors on {x.device} "
         "(CUDA kernels are compiled only when nvcc is found at install time); "
@@ -96,18 +122,20 @@ def kernels(op: str, x: Any) -> Any:
 
 
 class CudaKernels:
-    """det_ops._C.cuda with the device index and current stream filled in."""
+    """A module's CUDA kernels with the device index and stream filled in."""
 
-    def __init__(self, module: Any, device: Any) -> None:
-        import torch
-
+    def __init__(self, module: Any, device: int, stream: int) -> None:
         self._module = module
-        self._device = device.index if device.index is not None else torch.cuda.current_device()
-        self._stream = torch.cuda.current_stream(self._device).cuda_stream
+        self._device = device
+        self._stream = stream
 
     def __getattr__(self, name: str) -> Any:
         return partial(getattr(self._module, name), self._device, self._stream)
 
 
 def is_cuda(x: Any) -> bool:
-    return is_torch(x) and x.device.type == "cuda"
+    """Whether x's ops run the CUDA kernels: a CUDA tensor, or a CPU tensor within
+    emulated_cuda()."""
+    if not is_torch(x):
+        return False
+    return x.device.type == "cuda" or (x.device.type == "cpu" and _emulated is not None)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from det_ops._arrays import dtype_name, is_torch
+from det_ops._arrays import dtype_name, is_cuda, is_torch
 
 FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
 INT_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
@@ -181,12 +181,13 @@ def rois(op: str, value: Any, like: Any, name: str = "rois") -> Any:
 
 def inspectable(x: Any) -> bool:
     """Whether x's values may be read for a check: not on a GPU (that would wait for the
-    device) and not while torch.compile traces (that would break the graph)."""
+    device; nor in the tests' emulation of one) and not while torch.compile traces (that
+    would break the graph)."""
     if not is_torch(x):
         return True
     import torch
 
-    return x.device.type == "cpu" and not torch.compiler.is_compiling()
+    return not is_cuda(x) and x.device.type == "cpu" and not torch.compiler.is_compiling()
 
 
 def batch_indices(op: str, rois: Any, batch: int, name: str = "rois") -> None:

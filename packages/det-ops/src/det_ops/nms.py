@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -216,10 +217,15 @@ def _nms_cuda(boxes: Any, scores: Any, iou_threshold: float) -> Any:
 def batched_nms_kernel(xp: Any, boxes: Any, scores: Any, idxs: Any, iou_threshold: float) -> Any:
     if is_cuda(boxes):
         # One NMS over boxes moved apart per category: boxes of different
-        # categories then never overlap.
+        # categories then never overlap. The span covers the finite coordinates
+        # only: one NaN or inf would make it non-finite, and with it every
+        # shifted box, so that nothing would be suppressed.
         if boxes.shape[0] == 0:
             return nms_kernel(xp, boxes, scores, iou_threshold)
-        span = boxes.max() - boxes.min() + 1
+        finite = boxes.isfinite()
+        high = boxes.where(finite, -math.inf).max()
+        low = boxes.where(finite, math.inf).min()
+        span = (high - low + 1).clamp(min=1)  # 1 when no coordinate is finite
         shifted = boxes + (idxs.to(boxes.dtype) * span)[:, None]
         return nms_kernel(xp, shifted.contiguous(), scores, iou_threshold)
     n = boxes.shape[0]

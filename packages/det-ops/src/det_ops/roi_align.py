@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from det_ops import _checks
-from det_ops._arrays import NUMPY, dtype_name, is_torch, kernels
+from det_ops._arrays import NUMPY, dtype_name, is_cuda, is_torch, kernels
 from det_ops._fx import traced_call
 
 # RoI coordinate modes; the kernels' RoIAlignMode (csrc/common/roi_geometry.h).
@@ -114,8 +114,9 @@ def _roi_inputs(
 
 
 def is_channels_last(x: Any) -> bool:
-    """Whether x is a CPU torch Tensor[B, C, H, W] stored channels-last and not also NCHW."""
-    if not is_torch(x) or x.device.type != "cpu" or x.dim() != 4:
+    """Whether x is a CPU torch Tensor[B, C, H, W] stored channels-last and not also NCHW
+    (and runs the CPU kernels: the CUDA ones read NCHW only)."""
+    if not is_torch(x) or x.device.type != "cpu" or is_cuda(x) or x.dim() != 4:
         return False
     import torch
 
