@@ -58,9 +58,19 @@ def grads(fn, *inputs):
     return (out, *torch.autograd.grad((out * weight).sum(), inputs))
 
 
-def tolerance(dtype):
-    """A GPU fuses multiply-adds and atomics add in any order: float32 differs a little."""
-    return {"rtol": 1e-5, "atol": 1e-5} if dtype == torch.float32 else {}
+# float32 on a GPU: nvcc contracts multiply-adds into FMAs (the CPU build does not:
+# -ffp-contract=off) and atomics add in any order, so results differ in the last bits; an
+# H200 was 2-4e-5 off on deformable RoI pooling's gradients and on RoIAlign over 10000 RoIs.
+FLOAT32_ON_A_GPU = {"rtol": 1e-4, "atol": 1e-4}
+
+
+def tolerance(device, dtype):
+    """The tolerance of a result of ``device`` against the CPU kernels': float32 on a GPU as
+    above; the emulated build rounds as the CPU build does, and float64 takes torch's
+    default."""
+    if dtype == torch.float32:
+        return FLOAT32_ON_A_GPU if device.name == "cuda" else {"rtol": 1e-5, "atol": 1e-5}
+    return {}
 
 
 def assert_close(got, expected, **tol):
@@ -192,7 +202,7 @@ def test_roi_align(device, grid, dtype, aligned, sampling_ratio):
     def fn(x, rois):
         return grads(lambda x: det_ops.roi_align(x, rois, (7, 6), 0.5, sampling_ratio, aligned), x)
 
-    assert_close(device.run(fn, x, rois), fn(x, rois), **tolerance(dtype))
+    assert_close(device.run(fn, x, rois), fn(x, rois), **tolerance(device, dtype))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -233,7 +243,7 @@ def test_sigmoid_focal_loss(device, grid, dtype, labels):
     def fn(logits, targets):
         return grads(lambda x: det_ops.sigmoid_focal_loss(x, targets, reduction="none"), logits)
 
-    assert_close(device.run(fn, logits, targets), fn(logits, targets), **tolerance(dtype))
+    assert_close(device.run(fn, logits, targets), fn(logits, targets), **tolerance(device, dtype))
 
 
 # ---- Deformable convolution and RoI pooling -------------------------------------------
@@ -280,7 +290,7 @@ def test_deform_roi_pool(device, grid, dtype, aligned, modulated):
         return grads(lambda x, offset, *mask: pool(x, rois, offset, *mask), x, offset, *mask)
 
     inputs = [x, rois, offset] + ([mask] if modulated else [])
-    assert_close(device.run(fn, *inputs), fn(*inputs), **tolerance(dtype))
+    assert_close(device.run(fn, *inputs), fn(*inputs), **tolerance(device, dtype))
 
 
 # ---- Empty inputs ---------------------------------------------------------------------
@@ -370,7 +380,7 @@ def test_kernels_run_on_the_current_stream():
     with torch.cuda.stream(stream):
         got = det_ops.roi_align(x.to("cuda", non_blocking=True), rois.to("cuda"), 7, 1.0, 2)
     stream.synchronize()
-    torch.testing.assert_close(got.cpu(), expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got.cpu(), expected, **FLOAT32_ON_A_GPU)
 
 
 @pytest.mark.gpu
@@ -380,9 +390,9 @@ def test_large_inputs_match_torchvision_on_a_gpu():
     rois = random_rois(10000, 1, 76, 50, 1 / 16, torch.float32, generator=g)
     expected = det_ops.roi_align(x, rois, 7, 1 / 16, 2, True)
     got = det_ops.roi_align(x.to("cuda"), rois.to("cuda"), 7, 1 / 16, 2, True)
-    torch.testing.assert_close(got.cpu(), expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got.cpu(), expected, **FLOAT32_ON_A_GPU)
     theirs = torchvision.ops.roi_align(x.to("cuda"), rois.to("cuda"), 7, 1 / 16, 2, True)
-    torch.testing.assert_close(got, theirs, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got, theirs, **FLOAT32_ON_A_GPU)
     boxes, scores = clustered(100000, torch.float32, 100000)
     keep = det_ops.nms(boxes.to("cuda"), scores.to("cuda"), 0.5)
     assert torch.equal(keep.cpu(), det_ops.nms(boxes, scores, 0.5))

@@ -1,37 +1,23 @@
 #include "bindings/bindings.h"
-#include "common/dispatch.h"
 #include "cpu/bbox_overlaps.h"
+
+#if defined(DET_OPS_WITH_CUDA)
+#include "cuda/bbox_overlaps.h"
+#endif
 
 namespace det_ops::bindings {
 
-void bind_bbox_overlaps(py::module_& cpu, py::module_& cuda) {
-  cpu.def(
-      "bbox_overlaps",
-      [](int dtype, std::uintptr_t boxes1, int64_t n, std::uintptr_t boxes2, int64_t m, int mode,
-         bool aligned, std::uintptr_t out) {
-        dispatch_float(dtype, "bbox_overlaps", [&](auto tag) {
-          using T = decltype(tag);
-          cpu::bbox_overlaps(as_ptr<const T>(boxes1), n, as_ptr<const T>(boxes2), m, mode, aligned,
-                             as_ptr<T>(out));
-        });
-      },
-      release_gil());
-#if defined(DET_OPS_WITH_CUDA)
-  cuda.def(
-      "bbox_overlaps",
-      [](int device, std::uintptr_t stream, int dtype, std::uintptr_t boxes1, int64_t n,
-         std::uintptr_t boxes2, int64_t m, int mode, bool aligned, std::uintptr_t out) {
-        cuda::DeviceGuard guard(device);
-        dispatch_float(dtype, "bbox_overlaps", [&](auto tag) {
-          using T = decltype(tag);
-          cuda::bbox_overlaps(as_ptr<const T>(boxes1), n, as_ptr<const T>(boxes2), m, mode,
-                              aligned, as_ptr<T>(out), stream);
-        });
-      },
-      release_gil());
-#else
-  (void)cuda;
-#endif
+void bind_bbox_overlaps(py::module_& /*m*/, py::module_& cpu, py::module_& cuda) {
+  def_kernel<void(Ptr, int64_t, Ptr, int64_t, int, bool, Ptr)>(
+      cpu, cuda, "bbox_overlaps", DET_OPS_LAUNCHERS(bbox_overlaps),
+      [](auto launch, auto tag, Ptr boxes1, int64_t n, Ptr boxes2, int64_t m, int mode,
+         bool aligned, Ptr out) {
+        using T = decltype(tag);
+        launch(as_ptr<const T>(boxes1), n, as_ptr<const T>(boxes2), m, mode, aligned,
+               as_ptr<T>(out));
+      });
 }
+
+DET_OPS_BIND_OP(bbox_overlaps);
 
 }  // namespace det_ops::bindings

@@ -1,16 +1,20 @@
-// Each op's binding file adds its functions to the `cpu` and, when built with
-// CUDA, `cuda` submodules of det_ops._C. A CUDA function takes the same
-// arguments as its CPU twin after two more: the device index and the stream
-// (a cudaStream_t as an integer; Python passes torch's current stream).
-// Adding an op: write its kernels, a binding file with a bind_<op> function,
-// and list it here and in module.cpp.
+// Each op's binding file adds its shape class (if it has one) to det_ops._C
+// itself, and its functions to the `cpu` and, when built with CUDA, `cuda`
+// submodules. A CUDA function takes the same arguments as its CPU twin after
+// two more: the device index and the stream (a cudaStream_t as an integer;
+// Python passes torch's current stream).
+// Adding an op: write its kernels and a binding file bindings/<op>.cpp that
+// defines bind_<op> and registers it with DET_OPS_BIND_OP(<op>).
 #pragma once
 
 #include <pybind11/pybind11.h>
 
+#include "bindings/kernel_binding.h"
+#include "bindings/shape_class.h"
+#include "common/dispatch.h"
+
 #if defined(DET_OPS_WITH_CUDA)
 #include "cuda/launch.cuh"
-#include "cuda/ops.h"
 #endif
 
 namespace det_ops::bindings {
@@ -21,13 +25,19 @@ namespace py = pybind11;
 using release_gil = py::call_guard<py::gil_scoped_release>;
 
 void bind_runtime(py::module_& m);
-void bind_nms(py::module_& cpu, py::module_& cuda);
-void bind_bbox_overlaps(py::module_& cpu, py::module_& cuda);
-void bind_roi_align(py::module_& cpu, py::module_& cuda);
-void bind_roi_pool(py::module_& cpu, py::module_& cuda);
-void bind_focal_loss(py::module_& cpu, py::module_& cuda);
-void bind_deform_conv(py::module_& cpu, py::module_& cuda);
-void bind_deform_roi_pool(py::module_& cpu, py::module_& cuda);
+
+// An op's binding function: m is det_ops._C (or _C_emulated), for the op's shape
+// class; cpu and cuda are its submodules, for its kernels.
+using BindOp = void (*)(py::module_& m, py::module_& cpu, py::module_& cuda);
+
+// Adds bind to the functions module.cpp calls, in the order of their names; use it
+// through DET_OPS_BIND_OP. Returns true.
+bool add_op(const char* name, BindOp bind);
+
+// The one line that registers an op: DET_OPS_BIND_OP(roi_align) after the definition
+// of bind_roi_align in bindings/roi_align.cpp.
+#define DET_OPS_BIND_OP(op) \
+  [[maybe_unused]] static const bool bind_##op##_added = add_op(#op, &bind_##op)
 
 #if defined(DET_OPS_CUDA_EMULATED)
 // The `emulator` submodule of det_ops._C_emulated (csrc/emulated/bindings.cpp).

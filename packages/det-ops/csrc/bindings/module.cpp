@@ -1,26 +1,36 @@
+#include <map>
+#include <string>
+
 #include "bindings/bindings.h"
 
 namespace det_ops::bindings {
 namespace {
+
+// Every op's binding function, by op name. Filled while the module loads, before
+// PYBIND11_MODULE runs, by the DET_OPS_BIND_OP line of each bindings/<op>.cpp.
+std::map<std::string, BindOp>& registered_ops() {
+  static std::map<std::string, BindOp> ops;
+  return ops;
+}
 
 void define_module(py::module_& m) {
   m.doc() = "det-ops kernels. Takes buffer addresses and shapes; Python allocates every output.";
   bind_runtime(m);
   py::module_ cpu = m.def_submodule("cpu", "CPU kernels");
   py::module_ cuda = m.def_submodule("cuda", "CUDA kernels (empty when built without CUDA)");
-  bind_nms(cpu, cuda);
-  bind_bbox_overlaps(cpu, cuda);
-  bind_roi_align(cpu, cuda);
-  bind_roi_pool(cpu, cuda);
-  bind_focal_loss(cpu, cuda);
-  bind_deform_conv(cpu, cuda);
-  bind_deform_roi_pool(cpu, cuda);
+  for (const auto& [name, bind] : registered_ops()) bind(m, cpu, cuda);
 #if defined(DET_OPS_CUDA_EMULATED)
   bind_emulator(m);
 #endif
 }
 
 }  // namespace
+
+bool add_op(const char* name, BindOp bind) {
+  registered_ops().emplace(name, bind);
+  return true;
+}
+
 }  // namespace det_ops::bindings
 
 #if defined(DET_OPS_CUDA_EMULATED)

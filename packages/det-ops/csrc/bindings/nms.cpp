@@ -1,11 +1,15 @@
 #include "bindings/bindings.h"
 #include "common/dispatch.h"
 #include "cpu/nms.h"
+
+#if defined(DET_OPS_WITH_CUDA)
+#include "cuda/nms.h"
+#endif
 #include "cpu/parallel.h"
 
 namespace det_ops::bindings {
 
-void bind_nms(py::module_& cpu, py::module_& cuda) {
+void bind_nms(py::module_& /*m*/, py::module_& cpu, py::module_& cuda) {
   cpu.def(
       "nms",
       [](int dtype, std::uintptr_t boxes, std::uintptr_t scores, int64_t n, double threshold,
@@ -68,5 +72,7 @@ void bind_nms(py::module_& cpu, py::module_& cuda) {
   (void)cuda;
 #endif
 }
+
+DET_OPS_BIND_OP(nms);
 
 }  // namespace det_ops::bindings

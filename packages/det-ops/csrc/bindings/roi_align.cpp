@@ -1,65 +1,45 @@
 #include "bindings/bindings.h"
-#include "common/dispatch.h"
 #include "cpu/roi_align.h"
+
+#if defined(DET_OPS_WITH_CUDA)
+#include "cuda/roi_align.h"
+#endif
 
 namespace det_ops::bindings {
 
-void bind_roi_align(py::module_& cpu, py::module_& cuda) {
-  // shape: (batch, channels, height, width, num_rois, pooled_h, pooled_w,
-  //         sampling_ratio, spatial_scale, aligned: a RoIAlignMode)
-  auto to_shape = [](const py::tuple& t) {
-    return RoIAlignShape{t[0].cast<int64_t>(), t[1].cast<int64_t>(), t[2].cast<int64_t>(),
-                              t[3].cast<int64_t>(), t[4].cast<int64_t>(), t[5].cast<int64_t>(),
-                              t[6].cast<int64_t>(), t[7].cast<int64_t>(), t[8].cast<double>(),
-                              t[9].cast<int>()};
+void bind_roi_align(py::module_& m, py::module_& cpu, py::module_& cuda) {
+  ShapeClass<RoIAlignShape>(m, "RoIAlignShape",
+                            "RoIAlign's input, RoIs, output size and sampling "
+                            "(csrc/common/roi_geometry.h); aligned is a RoIAlignMode.")
+      .field("batch", &RoIAlignShape::batch)
+      .field("channels", &RoIAlignShape::channels)
+      .field("height", &RoIAlignShape::height)
+      .field("width", &RoIAlignShape::width)
+      .field("num_rois", &RoIAlignShape::num_rois)
+      .field("pooled_h", &RoIAlignShape::pooled_h)
+      .field("pooled_w", &RoIAlignShape::pooled_w)
+      .field("sampling_ratio", &RoIAlignShape::sampling_ratio)
+      .field("spatial_scale", &RoIAlignShape::spatial_scale)
+      .field("aligned", &RoIAlignShape::aligned);
+
+  // Every RoIAlign kernel takes (in, rois, shape, out): forward reads the input and
+  // writes the output, backward reads grad_output and adds into grad_input (zero-filled
+  // by the caller). The _nhwc kernels (CPU only) read and write channels-last maps.
+  auto call = [](auto launch, auto tag, Ptr in, Ptr rois, const RoIAlignShape& s, Ptr out) {
+    using T = decltype(tag);
+    launch(as_ptr<const T>(in), as_ptr<const T>(rois), s, as_ptr<T>(out));
   };
-  // The CPU kernels share one signature: (const T* in, const T* rois, shape, T* out).
-  auto def_cpu = [&cpu, to_shape](const char* name, const char* op, auto kernel) {
-    cpu.def(name, [to_shape, op, kernel](int dtype, std::uintptr_t in, std::uintptr_t rois,
-                                         const py::tuple& shape, std::uintptr_t out) {
-      const RoIAlignShape s = to_shape(shape);
-      py::gil_scoped_release release;
-      dispatch_float(dtype, op, [&](auto tag) {
-        using T = decltype(tag);
-        kernel(as_ptr<const T>(in), as_ptr<const T>(rois), s, as_ptr<T>(out));
-      });
-    });
-  };
-  def_cpu("roi_align_forward", "roi_align", [](auto... args) { cpu::roi_align_forward(args...); });
-  def_cpu("roi_align_forward_nhwc", "roi_align",
-          [](auto... args) { cpu::roi_align_forward_nhwc(args...); });
-  def_cpu("roi_align_backward", "roi_align_backward",
-          [](auto... args) { cpu::roi_align_backward(args...); });
-  def_cpu("roi_align_backward_nhwc", "roi_align_backward",
-          [](auto... args) { cpu::roi_align_backward_nhwc(args...); });
-#if defined(DET_OPS_WITH_CUDA)
-  cuda.def("roi_align_forward", [to_shape](int device, std::uintptr_t stream, int dtype,
-                                           std::uintptr_t input, std::uintptr_t rois,
-                                           const py::tuple& shape, std::uintptr_t output) {
-    const RoIAlignShape s = to_shape(shape);
-    py::gil_scoped_release release;
-    cuda::DeviceGuard guard(device);
-    dispatch_float(dtype, "roi_align", [&](auto tag) {
-      using T = decltype(tag);
-      cuda::roi_align_forward(as_ptr<const T>(input), as_ptr<const T>(rois), s,
-                              as_ptr<T>(output), stream);
-    });
-  });
-  cuda.def("roi_align_backward", [to_shape](int device, std::uintptr_t stream, int dtype,
-                                            std::uintptr_t grad_output, std::uintptr_t rois,
-                                            const py::tuple& shape, std::uintptr_t grad_input) {
-    const RoIAlignShape s = to_shape(shape);
-    py::gil_scoped_release release;
-    cuda::DeviceGuard guard(device);
-    dispatch_float(dtype, "roi_align_backward", [&](auto tag) {
-      using T = decltype(tag);
-      cuda::roi_align_backward(as_ptr<const T>(grad_output), as_ptr<const T>(rois), s,
-                               as_ptr<T>(grad_input), stream);
-    });
-  });
-#else
-  (void)cuda;
-#endif
+  using Signature = void(Ptr, Ptr, const RoIAlignShape&, Ptr);
+  def_kernel<Signature>(cpu, cuda, "roi_align_forward", DET_OPS_LAUNCHERS(roi_align_forward),
+                        call);
+  def_kernel<Signature>(cpu, cuda, "roi_align_backward", DET_OPS_LAUNCHERS(roi_align_backward),
+                        call);
+  def_kernel<Signature>(cpu, cuda, "roi_align_forward_nhwc",
+                        DET_OPS_CPU_LAUNCHER(roi_align_forward_nhwc), call);
+  def_kernel<Signature>(cpu, cuda, "roi_align_backward_nhwc",
+                        DET_OPS_CPU_LAUNCHER(roi_align_backward_nhwc), call);
 }
+
+DET_OPS_BIND_OP(roi_align);
 
 }  // namespace det_ops::bindings

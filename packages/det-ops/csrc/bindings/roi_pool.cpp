@@ -1,68 +1,44 @@
 #include "bindings/bindings.h"
-#include "common/dispatch.h"
 #include "cpu/roi_pool.h"
+
+#if defined(DET_OPS_WITH_CUDA)
+#include "cuda/roi_pool.h"
+#endif
 
 namespace det_ops::bindings {
 
-void bind_roi_pool(py::module_& cpu, py::module_& cuda) {
-  // shape: (batch, channels, height, width, num_rois, pooled_h, pooled_w, spatial_scale)
-  auto to_shape = [](const py::tuple& t) {
-    return RoIPoolShape{t[0].cast<int64_t>(), t[1].cast<int64_t>(), t[2].cast<int64_t>(),
-                             t[3].cast<int64_t>(), t[4].cast<int64_t>(), t[5].cast<int64_t>(),
-                             t[6].cast<int64_t>(), t[7].cast<double>()};
-  };
-  cpu.def("roi_pool_forward", [to_shape](int dtype, std::uintptr_t input, std::uintptr_t rois,
-                                         const py::tuple& shape, std::uintptr_t output,
-                                         std::uintptr_t argmax) {
-    const RoIPoolShape s = to_shape(shape);
-    py::gil_scoped_release release;
-    dispatch_float(dtype, "roi_pool", [&](auto tag) {
-      using T = decltype(tag);
-      cpu::roi_pool_forward(as_ptr<const T>(input), as_ptr<const T>(rois), s, as_ptr<T>(output),
-                            as_ptr<int64_t>(argmax));
-    });
-  });
-  cpu.def("roi_pool_backward", [to_shape](int dtype, std::uintptr_t grad_output,
-                                          std::uintptr_t rois, std::uintptr_t argmax,
-                                          const py::tuple& shape, std::uintptr_t grad_input) {
-    const RoIPoolShape s = to_shape(shape);
-    py::gil_scoped_release release;
-    dispatch_float(dtype, "roi_pool_backward", [&](auto tag) {
-      using T = decltype(tag);
-      cpu::roi_pool_backward(as_ptr<const T>(grad_output), as_ptr<const T>(rois),
-                             as_ptr<const int64_t>(argmax), s, as_ptr<T>(grad_input));
-    });
-  });
-#if defined(DET_OPS_WITH_CUDA)
-  cuda.def("roi_pool_forward", [to_shape](int device, std::uintptr_t stream, int dtype,
-                                          std::uintptr_t input, std::uintptr_t rois,
-                                          const py::tuple& shape, std::uintptr_t output,
-                                          std::uintptr_t argmax) {
-    const RoIPoolShape s = to_shape(shape);
-    py::gil_scoped_release release;
-    cuda::DeviceGuard guard(device);
-    dispatch_float(dtype, "roi_pool", [&](auto tag) {
-      using T = decltype(tag);
-      cuda::roi_pool_forward(as_ptr<const T>(input), as_ptr<const T>(rois), s, as_ptr<T>(output),
-                             as_ptr<int64_t>(argmax), stream);
-    });
-  });
-  cuda.def("roi_pool_backward", [to_shape](int device, std::uintptr_t stream, int dtype,
-                                           std::uintptr_t grad_output, std::uintptr_t rois,
-                                           std::uintptr_t argmax, const py::tuple& shape,
-                                           std::uintptr_t grad_input) {
-    const RoIPoolShape s = to_shape(shape);
-    py::gil_scoped_release release;
-    cuda::DeviceGuard guard(device);
-    dispatch_float(dtype, "roi_pool_backward", [&](auto tag) {
-      using T = decltype(tag);
-      cuda::roi_pool_backward(as_ptr<const T>(grad_output), as_ptr<const T>(rois),
-                              as_ptr<const int64_t>(argmax), s, as_ptr<T>(grad_input), stream);
-    });
-  });
-#else
-  (void)cuda;
-#endif
+void bind_roi_pool(py::module_& m, py::module_& cpu, py::module_& cuda) {
+  ShapeClass<RoIPoolShape>(m, "RoIPoolShape",
+                           "RoIPool's input, RoIs and output size (csrc/common/roi_geometry.h).")
+      .field("batch", &RoIPoolShape::batch)
+      .field("channels", &RoIPoolShape::channels)
+      .field("height", &RoIPoolShape::height)
+      .field("width", &RoIPoolShape::width)
+      .field("num_rois", &RoIPoolShape::num_rois)
+      .field("pooled_h", &RoIPoolShape::pooled_h)
+      .field("pooled_w", &RoIPoolShape::pooled_w)
+      .field("spatial_scale", &RoIPoolShape::spatial_scale);
+
+  // argmax: the flat y * width + x of each output's maximum, -1 if its bin is empty.
+  def_kernel<void(Ptr, Ptr, const RoIPoolShape&, Ptr, Ptr)>(
+      cpu, cuda, "roi_pool_forward", DET_OPS_LAUNCHERS(roi_pool_forward),
+      [](auto launch, auto tag, Ptr input, Ptr rois, const RoIPoolShape& s, Ptr output,
+         Ptr argmax) {
+        using T = decltype(tag);
+        launch(as_ptr<const T>(input), as_ptr<const T>(rois), s, as_ptr<T>(output),
+               as_ptr<int64_t>(argmax));
+      });
+  // grad_input must be zero-filled by the caller.
+  def_kernel<void(Ptr, Ptr, Ptr, const RoIPoolShape&, Ptr)>(
+      cpu, cuda, "roi_pool_backward", DET_OPS_LAUNCHERS(roi_pool_backward),
+      [](auto launch, auto tag, Ptr grad_output, Ptr rois, Ptr argmax, const RoIPoolShape& s,
+         Ptr grad_input) {
+        using T = decltype(tag);
+        launch(as_ptr<const T>(grad_output), as_ptr<const T>(rois), as_ptr<const int64_t>(argmax),
+               s, as_ptr<T>(grad_input));
+      });
 }
+
+DET_OPS_BIND_OP(roi_pool);
 
 }  // namespace det_ops::bindings

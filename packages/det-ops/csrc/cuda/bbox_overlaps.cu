@@ -1,6 +1,6 @@
 #include "common/iou.h"
 #include "cuda/launch.cuh"
-#include "cuda/ops.h"
+#include "cuda/bbox_overlaps.h"
 
 namespace det_ops::cuda {
 namespace {

@@ -7,7 +7,7 @@
 #include "common/bilinear.h"
 #include "common/deform_conv.h"
 #include "cuda/launch.cuh"
-#include "cuda/ops.h"
+#include "cuda/deform_conv.h"
 
 namespace det_ops::cuda {
 namespace {

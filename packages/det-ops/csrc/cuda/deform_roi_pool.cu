@@ -5,7 +5,7 @@
 #include "common/bilinear.h"
 #include "common/deform_roi_pool.h"
 #include "cuda/launch.cuh"
-#include "cuda/ops.h"
+#include "cuda/deform_roi_pool.h"
 
 namespace det_ops::cuda {
 namespace {

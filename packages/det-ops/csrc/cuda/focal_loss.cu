@@ -1,6 +1,6 @@
 #include "common/focal.h"
 #include "cuda/launch.cuh"
-#include "cuda/ops.h"
+#include "cuda/focal_loss.h"
 
 namespace det_ops::cuda {
 namespace {

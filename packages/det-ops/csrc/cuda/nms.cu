@@ -8,7 +8,7 @@
 
 #include "common/iou.h"
 #include "cuda/launch.cuh"
-#include "cuda/ops.h"
+#include "cuda/nms.h"
 
 namespace det_ops::cuda {
 namespace {

@@ -4,7 +4,7 @@
 
 #include "common/roi_geometry.h"
 #include "cuda/launch.cuh"
-#include "cuda/ops.h"
+#include "cuda/roi_pool.h"
 
 namespace det_ops::cuda {
 namespace {

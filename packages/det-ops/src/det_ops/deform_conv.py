@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from det_ops import _checks
+from det_ops import _C, _checks
 from det_ops._arrays import NUMPY, dtype_name, is_torch, kernels
 from det_ops._fx import traced_call
 
@@ -207,20 +207,46 @@ def convolve_columns(columns: Any, weight: Any, bias: Any, groups: int, offset_s
     return out
 
 
-def deform_shape(input_shape: Any, offset_shape: Any, params: Any) -> tuple:
+def deform_shape(input_shape: Any, offset_shape: Any, params: Any) -> Any:
+    """The kernels' description of one deformable convolution, an `_C.DeformConvGeometry`.
+
+    Args:
+        input_shape: (B, C_in, H, W).
+        offset_shape: (B, 2 * G * kh * kw, H_out, W_out).
+        params: (kh, kw, stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w),
+            as _deform_params returns them.
+    """
     batch, channels, height, width = (int(v) for v in input_shape)
-    kernel_h, kernel_w = int(params[0]), int(params[1])
+    kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w = (int(p) for p in params)
     _, offset_channels, out_h, out_w = (int(v) for v in offset_shape)
-    offset_groups = offset_channels // (2 * kernel_h * kernel_w)
-    return (batch, channels, height, width, offset_groups, *(int(p) for p in params), out_h, out_w)
+    return _C.DeformConvGeometry(
+        batch=batch,
+        channels=channels,
+        height=height,
+        width=width,
+        offset_groups=offset_channels // (2 * kernel_h * kernel_w),
+        kernel_h=kernel_h,
+        kernel_w=kernel_w,
+        stride_h=stride_h,
+        stride_w=stride_w,
+        pad_h=pad_h,
+        pad_w=pad_w,
+        dilation_h=dil_h,
+        dilation_w=dil_w,
+        out_h=out_h,
+        out_w=out_w,
+    )
 
 
 def deform_im2col_kernel(xp: Any, input: Any, offset: Any, mask: Any, params: Any) -> Any:
     """Columns [B, C_in * kh * kw, H_out * W_out] of masked bilinear samples."""
     shape = deform_shape(input.shape, offset.shape, params)
-    batch, channels, out_h, out_w = shape[0], shape[1], shape[13], shape[14]
-    taps = shape[5] * shape[6]
-    columns = xp.empty((batch, channels * taps, out_h * out_w), dtype_name(input), like=input)
+    taps = shape.kernel_h * shape.kernel_w
+    columns = xp.empty(
+        (shape.batch, shape.channels * taps, shape.out_h * shape.out_w),
+        dtype_name(input),
+        like=input,
+    )
     kernels("deform_conv2d", input).deform_im2col(
         xp.code(input), xp.ptr(input), xp.ptr(offset), xp.ptr(mask), shape, xp.ptr(columns)
     )
@@ -232,7 +258,11 @@ def deform_col2im_kernel(
 ) -> Any:
     """Gradient of deform_im2col's columns with respect to the input, Tensor[B, C_in, H, W]."""
     shape = deform_shape(input_shape, offset.shape, params)
-    grad_input = xp.empty(tuple(shape[:4]), dtype_name(grad_columns), like=grad_columns)
+    grad_input = xp.empty(
+        (shape.batch, shape.channels, shape.height, shape.width),
+        dtype_name(grad_columns),
+        like=grad_columns,
+    )
     kernels("deform_conv2d", grad_columns).deform_col2im(
         xp.code(grad_columns),
         xp.ptr(grad_columns),
@@ -256,7 +286,7 @@ def deform_col2im_coord_kernel(
     shape = deform_shape(input.shape, offset.shape, params)
     dtype = dtype_name(grad_columns)
     grad_offset = xp.empty(tuple(offset.shape), dtype, like=grad_columns)
-    mask_shape = (shape[0], 0 if mask is None else mask.shape[1], shape[13], shape[14])
+    mask_shape = (shape.batch, 0 if mask is None else mask.shape[1], shape.out_h, shape.out_w)
     grad_mask = xp.empty(mask_shape, dtype, like=grad_columns)
     kernels("deform_conv2d", grad_columns).deform_col2im_coord(
         xp.code(grad_columns),

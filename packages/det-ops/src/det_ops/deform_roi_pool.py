@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from det_ops import _checks
+from det_ops import _C, _checks
 from det_ops._arrays import NUMPY, dtype_name, is_torch, kernels
 from det_ops._fx import traced_call
 from det_ops.roi_align import ALIGNED_MODES, _roi_inputs
@@ -228,20 +228,22 @@ def deform_roi_pool_shape(
     sampling_ratio: int,
     gamma: float,
     aligned: int,
-) -> tuple:
+) -> Any:
+    """The kernels' description of one deformable RoI pooling call, an
+    `_C.DeformRoIPoolShape`."""
     batch, channels, height, width = (int(v) for v in input_shape)
-    return (
-        batch,
-        channels,
-        height,
-        width,
-        num_rois,
-        out_h,
-        out_w,
-        sampling_ratio,
-        spatial_scale,
-        gamma,
-        int(aligned),
+    return _C.DeformRoIPoolShape(
+        batch=batch,
+        channels=channels,
+        height=height,
+        width=width,
+        num_rois=num_rois,
+        pooled_h=out_h,
+        pooled_w=out_w,
+        sampling_ratio=sampling_ratio,
+        spatial_scale=spatial_scale,
+        gamma=gamma,
+        aligned=int(aligned),
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from det_ops import _checks
+from det_ops import _C, _checks
 from det_ops._arrays import NUMPY, dtype_name, is_cuda, is_torch, kernels
 from det_ops._fx import traced_call
 
@@ -131,19 +131,20 @@ def roi_align_shape(
     out_w: int,
     sampling_ratio: int,
     aligned: int,
-) -> tuple:
+) -> Any:
+    """The kernels' description of one RoIAlign call, an `_C.RoIAlignShape`."""
     batch, channels, height, width = (int(v) for v in input_shape)
-    return (
-        batch,
-        channels,
-        height,
-        width,
-        num_rois,
-        out_h,
-        out_w,
-        sampling_ratio,
-        spatial_scale,
-        int(aligned),
+    return _C.RoIAlignShape(
+        batch=batch,
+        channels=channels,
+        height=height,
+        width=width,
+        num_rois=num_rois,
+        pooled_h=out_h,
+        pooled_w=out_w,
+        sampling_ratio=sampling_ratio,
+        spatial_scale=spatial_scale,
+        aligned=int(aligned),
     )
 
 

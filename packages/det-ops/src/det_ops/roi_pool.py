@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from det_ops import _C
 from det_ops._arrays import NUMPY, dtype_name, is_torch, kernels
 from det_ops._fx import traced_call
 from det_ops.roi_align import _roi_inputs
@@ -46,9 +47,21 @@ def roi_pool(
     return out.astype(dtype, copy=False)
 
 
-def _shape(input_shape: Any, num_rois: int, spatial_scale: float, out_h: int, out_w: int) -> tuple:
+def roi_pool_shape(
+    input_shape: Any, num_rois: int, spatial_scale: float, out_h: int, out_w: int
+) -> Any:
+    """The kernels' description of one RoIPool call, an `_C.RoIPoolShape`."""
     batch, channels, height, width = (int(v) for v in input_shape)
-    return (batch, channels, height, width, num_rois, out_h, out_w, spatial_scale)
+    return _C.RoIPoolShape(
+        batch=batch,
+        channels=channels,
+        height=height,
+        width=width,
+        num_rois=num_rois,
+        pooled_h=out_h,
+        pooled_w=out_w,
+        spatial_scale=spatial_scale,
+    )
 
 
 def roi_pool_forward_kernel(
@@ -62,7 +75,7 @@ def roi_pool_forward_kernel(
         xp.code(input),
         xp.ptr(input),
         xp.ptr(rois),
-        _shape(input.shape, num_rois, spatial_scale, out_h, out_w),
+        roi_pool_shape(input.shape, num_rois, spatial_scale, out_h, out_w),
         xp.ptr(output),
         xp.ptr(argmax),
     )
@@ -79,7 +92,7 @@ def roi_pool_backward_kernel(
         xp.ptr(grad_output),
         xp.ptr(rois),
         xp.ptr(argmax),
-        _shape(input_shape, rois.shape[0], spatial_scale, out_h, out_w),
+        roi_pool_shape(input_shape, rois.shape[0], spatial_scale, out_h, out_w),
         xp.ptr(grad_input),
     )
     return grad_input

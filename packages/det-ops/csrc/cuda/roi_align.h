@@ -1,0 +1,21 @@
+// Host launchers of the CUDA kernels of RoIAlign (cuda/roi_align.cu).
+// Pointers are device memory allocated by the caller; `stream` is a cudaStream_t
+// passed as an integer.
+#pragma once
+
+#include <cstdint>
+
+#include "common/roi_geometry.h"
+
+namespace det_ops::cuda {
+
+template <typename T>
+void roi_align_forward(const T* input, const T* rois, const RoIAlignShape& s, T* output,
+                       std::uintptr_t stream);
+
+// grad_input must be zero-filled by the caller.
+template <typename T>
+void roi_align_backward(const T* grad_output, const T* rois, const RoIAlignShape& s,
+                        T* grad_input, std::uintptr_t stream);
+
+}  // namespace det_ops::cuda
