@@ -53,11 +53,14 @@ class _Clock:
 
 
 def _trainer(max_iters: int):
+    from det_engine.recipes import quickstart_run
+
     return types.SimpleNamespace(
         iteration=0,
         max_iters=max_iters,
         logger=types.SimpleNamespace(total_iters=max_iters),
         scheduler=WarmupCosineSchedule(1.0, max_iters, warmup_iters=5),
+        run=quickstart_run(),
     )
 
 
@@ -82,6 +85,7 @@ def test_the_plan_fits_training_before_the_reserve(monkeypatch):
     assert 89.0 <= end <= 90.0  # training ends by the deadline minus the reserve
     assert trainer.iteration == trainer.max_iters == trainer.logger.total_iters
     assert trainer.scheduler.total_iters == trainer.iteration
+    assert trainer.run.schedule.max_iters == trainer.iteration  # what checkpoints record
     assert trainer.scheduler.lr_at(trainer.iteration) == pytest.approx(0.0, abs=1e-9)
     assert len(said) == 1 and said[0].startswith(f"plan: about {trainer.max_iters - 0}")
 

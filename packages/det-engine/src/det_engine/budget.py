@@ -9,6 +9,7 @@ retargeted to the new length without a jump in the learning rate.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import math
 import time
@@ -99,6 +100,10 @@ class TimeBudget:
         self.planned = target
         trainer.max_iters = target
         trainer.logger.total_iters = max(target, 1)
+        run = getattr(trainer, "run", None)
+        if run is not None:  # the checkpoints record the length the run now has
+            schedule = dataclasses.replace(run.schedule, max_iters=max(target, 1))
+            trainer.run = dataclasses.replace(run, schedule=schedule)
         if target > trainer.iteration and hasattr(trainer.scheduler, "retarget"):
             trainer.scheduler.retarget(target, trainer.iteration)
         if first and step is not None:
