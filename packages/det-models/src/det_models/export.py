@@ -1,0 +1,131 @@
+"""A detector as a graph for deployment: torch.export of its inference, tensors in and out.
+
+A detector's forward takes image metas (Python dicts) and returns a list of dicts; a
+deployed graph takes one tensor and returns a fixed tuple of tensors. `ExportableDetector`
+is that adapter; `export_detector` runs ``torch.export.export`` on it and refuses, naming
+the op, the parts that no deployment runtime can run.
+
+The graph sees the padded input as the whole image: its metas say img_shape = pad_shape =
+ori_shape = (H, W) and scale_factor 1, so boxes come out in input pixels, clipped to the
+padded input. Moving them to the original image (divide by the scale factor, clip) is the
+caller's step, as ``det_engine.deploy`` does.
+
+>>> model = zoo.build("faster_rcnn", "r50", "1x", num_classes=3).eval()
+>>> program = export_detector(model, torch.zeros(1, 3, 320, 320))
+>>> boxes, scores, labels, image_index = program.module()(images)
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from det_models.detectors import RPN, FasterRCNN
+from det_models.detectors.single_stage import SingleStageDetector
+from det_models.parts.deform_roi_extractor import DeformRoIExtractor
+
+# Names of the exported graph's outputs, by whether the detector classifies.
+DETECTION_OUTPUTS = ("boxes", "scores", "labels", "image_index")
+PROPOSAL_OUTPUTS = ("boxes", "scores", "image_index")
+
+
+class ExportError(ValueError):
+    """A detector (or a part of it) that cannot be exported; the message names the op."""
+
+
+def input_metas(images: Tensor) -> list[dict]:
+    """Metas that make the padded input the whole image (see the module docstring)."""
+    height, width = images.shape[-2], images.shape[-1]
+    shape = (height, width, 3)
+    meta = {
+        "img_shape": shape,
+        "pad_shape": shape,
+        "ori_shape": shape,
+        "scale_factor": 1.0,
+        "flip": False,
+    }
+    return [meta] * images.shape[0]
+
+
+class ExportableDetector(nn.Module):
+    """A detector in eval mode with one tensor in and a fixed tuple of tensors out.
+
+    Args:
+        detector: RPN, FasterRCNN (also Mask / Cascade R-CNN: their masks are not among the
+            outputs) or a single-stage detector (RetinaNet, SSD).
+
+    forward(images Tensor[B, 3, H, W], normalised and padded) returns the detections of
+    all images concatenated: boxes Tensor[N, 4] (x1, y1, x2, y2, input pixels), scores
+    Tensor[N], labels int64[N] (not for an RPN) and image_index int64[N] (the image of each
+    detection, 0..B-1); `output_names` names them in that order.
+    """
+
+    def __init__(self, detector: nn.Module) -> None:
+        super().__init__()
+        if not isinstance(detector, (RPN, FasterRCNN, SingleStageDetector)):
+            raise ExportError(
+                f"ExportableDetector: cannot export a {type(detector).__name__}; expected an "
+                "RPN, Faster / Mask / Cascade R-CNN, RetinaNet or SSD (Fast R-CNN needs "
+                "proposals from outside the graph)"
+            )
+        check_exportable(detector)
+        self.detector = detector.eval()
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return PROPOSAL_OUTPUTS if isinstance(self.detector, RPN) else DETECTION_OUTPUTS
+
+    def forward(self, images: Tensor) -> tuple[Tensor, ...]:
+        detections = self.detector(images, input_metas(images))
+        image_index = torch.cat(
+            [torch.full_like(d["scores"], i, dtype=torch.int64) for i, d in enumerate(detections)]
+        )
+        outputs = [torch.cat([d[name] for d in detections]) for name in self.output_names[:-1]]
+        return (*outputs, image_index)
+
+
+def check_exportable(detector: nn.Module) -> None:
+    """Raises ExportError naming the op when a part of detector has no export.
+
+    Deformable RoI pooling (the dpool and mdpool variants) is a det_ops kernel with no
+    ONNX operator and no decomposition into standard ones.
+    """
+    for name, module in detector.named_modules():
+        if isinstance(module, DeformRoIExtractor):
+            raise ExportError(
+                f"cannot export {type(detector).__name__}: {name} pools RoIs with "
+                "det_ops::deform_roi_pool (deformable RoI pooling), which has no ONNX operator; "
+                "export a variant without dpool / mdpool"
+            )
+
+
+def export_detector(
+    detector: nn.Module, example_images: Tensor, *, dynamic: bool = False
+) -> torch.export.ExportedProgram:
+    """The detector's inference as a torch.export program (see ExportableDetector).
+
+    Args:
+        detector: the detector (put in eval mode).
+        example_images: Tensor[B, 3, H, W], the input the graph is traced on; its batch
+            size is fixed in the graph.
+        dynamic: whether the graph takes any image height and width (multiples of 32 up to
+            4096); else it takes exactly example_images' size.
+
+    Returns:
+        The ExportedProgram; ``program.module()(images)`` runs it, ``torch.export.save``
+        writes it as a .pt2 file.
+
+    Raises:
+        ExportError: a part of the detector cannot be exported (the message names the op).
+    """
+    if not isinstance(example_images, Tensor) or example_images.dim() != 4:
+        got = getattr(example_images, "shape", type(example_images))
+        raise ValueError(f"example_images must be a Tensor[B, 3, H, W], got {got}")
+    wrapper = ExportableDetector(detector)
+    dynamic_shapes = None
+    if dynamic:
+        # H = 32 * h: the padded inputs the data pipeline makes, and the strides of the maps.
+        h, w = torch.export.Dim("h", min=2, max=128), torch.export.Dim("w", min=2, max=128)
+        dynamic_shapes = {"images": {2: 32 * h, 3: 32 * w}}
+    with torch.no_grad():
+        return torch.export.export(wrapper, (example_images,), dynamic_shapes=dynamic_shapes)
