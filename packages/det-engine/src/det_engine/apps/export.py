@@ -93,11 +93,11 @@ def main(argv: list[str] | None = None) -> int:
         example = torch.zeros(args.batch, 3, height, width)
         path = Path(args.out)
         path.parent.mkdir(parents=True, exist_ok=True)
+        program = export_detector(model, example, dynamic=args.dynamic)
         if args.format == "pt2":
-            program = export_detector(model, example, dynamic=args.dynamic)
             torch.export.save(program, path)
         else:
-            export_onnx(model, example, path, dynamic=args.dynamic)
+            write_onnx(program, path, ExportableDetector(model).output_names)
     except (ExportError, CheckpointError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -146,24 +146,19 @@ def default_size(data: DataConfig) -> tuple[int, int]:
     return -(-height // divisor) * divisor, -(-width // divisor) * divisor
 
 
-def export_onnx(
-    model: torch.nn.Module, example: torch.Tensor, path: Path, *, dynamic: bool
+def write_onnx(
+    program: torch.export.ExportedProgram, path: str | Path, output_names: tuple[str, ...]
 ) -> None:
-    """Writes the detector's inference as an ONNX model (inputs: images; outputs named as
-    ExportableDetector.output_names).
-
-    Raises:
-        ExportError: a part of the model cannot be exported (the message names the op).
-    """
-    program = export_detector(model, example, dynamic=dynamic)
+    """Writes an exported detector (det_models.export.export_detector) as an ONNX model
+    whose input is "images" and whose outputs are output_names, with the det_ops ops
+    written as standard ONNX operators (onnx_translations)."""
     onnx_program = torch.onnx.export(
         program,
-        (example,),
         dynamo=True,
         custom_translation_table=onnx_translations(),
         opset_version=ONNX_OPSET,
         input_names=["images"],
-        output_names=list(ExportableDetector(model).output_names),
+        output_names=list(output_names),
         verbose=False,
     )
     onnx_program.save(str(path))
@@ -212,7 +207,9 @@ def _onnx_batched_nms(boxes, scores, idxs, iou_threshold: float):
     """
     from onnxscript import opset18 as op
 
-    num_categories = op.Add(op.ReduceMax(idxs, keepdims=1), op.Constant(value_ints=[1]))
+    # max(idxs) + 1 categories, at least 1: the maximum of no idxs would be INT64_MIN.
+    highest = op.ReduceMax(op.Concat(op.Constant(value_ints=[0]), idxs, axis=0), keepdims=1)
+    num_categories = op.Add(highest, op.Constant(value_ints=[1]))
     own = op.OneHot(idxs, num_categories, op.Constant(value_ints=[0, 1]), axis=0)  # [C, N]
     category_scores = op.Where(
         op.Cast(own, to=9),  # BOOL
