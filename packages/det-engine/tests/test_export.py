@@ -2,7 +2,8 @@
 model's detections on the same input.
 
 Fresh zoo models on small random images: their detections are arbitrary, but many, and
-each graph must reproduce them (same labels, boxes within 1e-3 relative, scores within 1e-4).
+each graph must reproduce them (same labels, boxes within 1e-3 relative, scores within 1e-4,
+mask probabilities within 1e-3).
 """
 
 from __future__ import annotations
@@ -64,6 +65,12 @@ def assert_same_detections(got, expected, names) -> None:
             np.testing.assert_allclose(g, e, rtol=1e-3, atol=1e-3, err_msg=name)
         elif name == "scores":
             np.testing.assert_allclose(g, e, rtol=0, atol=1e-4, err_msg=name)
+        elif name == "mask_probs":
+            # RoiAlign sums its samples in another order: probabilities within 1e-3, and the
+            # 28 x 28 masks (probability > 0.5) of the same pixels (IoU >= 0.99).
+            np.testing.assert_allclose(g, e, rtol=0, atol=1e-3, err_msg=name)
+            g_mask, e_mask = g > 0.5, e > 0.5
+            assert (g_mask & e_mask).sum() >= 0.99 * (g_mask | e_mask).sum()
         else:
             np.testing.assert_array_equal(g, e, err_msg=name)
 
@@ -109,8 +116,12 @@ def test_faster_rcnn_dynamic_pt2_and_onnxruntime_match_eager_on_two_sizes(tmp_pa
     [
         (("rpn", "r50", "1x"), SIZES, True),
         (("faster_rcnn", "r50-caffe", "1x"), SIZES[:1], False),
-        (("retinanet", "r50", "1x"), SIZES, True),
+        # Sizes over 2 x 128: a graph traced where P7 (stride 128) is one pixel would keep 1.
+        (("retinanet", "r50", "1x"), ((288, 320), (352, 288)), True),
         (("ssd300", "vgg16", "120e"), ((300, 300),), False),
+        (("mask_rcnn", "r50", "1x"), SIZES, True),
+        (("cascade_rcnn", "r50", "1x"), SIZES, True),
+        (("cascade_mask_rcnn", "r50", "1x"), SIZES, True),
     ],
     ids=lambda v: "-".join(v) if isinstance(v, tuple) and isinstance(v[0], str) else None,
 )
@@ -140,3 +151,41 @@ def test_cli_writes_a_pt2_that_runs_without_the_model_code(tmp_path):
     assert main([*argv, "--out", str(out)]) == 0
     boxes, scores, image_index = torch.export.load(out).module()(images((128, 160)))
     assert boxes.shape[1] == 4 and scores.shape == image_index.shape
+
+
+@pytest.mark.slow
+def test_deploy_runs_the_onnx_of_a_checkpoint_like_the_eager_detector(tmp_path):
+    import dataclasses
+
+    from PIL import Image
+
+    from det_engine import checkpoint as ckpt
+    from det_engine.deploy import OnnxDetector
+    from det_models import Detector
+    from det_models.config import RunConfig
+
+    model = fresh_model("faster_rcnn", "r50", "1x")
+    row = zoo.get("faster_rcnn", "r50", "1x")
+    run = RunConfig(
+        name="faster_rcnn_r50_1x",
+        model=dataclasses.replace(row.model, num_classes=3),
+        # An image of 128 x 160 is its own input, unpadded: the graph clips where eager does.
+        data=dataclasses.replace(row.data, img_scale=(160, 128)),
+        schedule=row.schedule,
+        key=row.key,
+        dataset="shapes",
+        class_names=("circle", "square", "triangle"),
+    )
+    path = ckpt.save(tmp_path / "iter_00000001.pth", model=model, epoch=0, iteration=1, run=run)
+    out = tmp_path / "model.onnx"
+    argv = ["--ckpt", str(path), "--format", "onnx", "--dynamic", "--out", str(out)]
+    assert main(argv) == 0
+    pixels = np.random.default_rng(0).integers(0, 255, (64, 80, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "image.png")  # resized x2 to 128 x 160
+
+    detector = OnnxDetector(out, threads=2)
+    assert detector.class_names == ["circle", "square", "triangle"]
+    got = detector(tmp_path / "image.png")
+    expected = Detector(model, run.data, fast=False).predict(tmp_path / "image.png")
+    names = ("boxes", "scores", "labels")
+    assert_same_detections([got[n] for n in names], [expected[n].numpy() for n in names], names)

@@ -16,6 +16,12 @@ import det_ops._torch  # noqa: F401  (registers torch.ops.det_ops)
 from det_ops.roi_align import aligned_mode
 
 
+def _computed(x: Tensor) -> Tensor:
+    """x in a dtype the kernels compute in: float32 or float64 (half and bfloat16, as under
+    autocast, computed in float32 as det_ops' public functions do)."""
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
+
+
 def _with_offset(boxes: Tensor, offset: int) -> Tensor:
     """Boxes ending at (x2 + offset, y2 + offset): their plain IoU is the IoU with widths
     x2 - x1 + offset (det_ops' nms offset)."""
@@ -26,6 +32,7 @@ def _with_offset(boxes: Tensor, offset: int) -> Tensor:
 
 def nms(boxes: Tensor, scores: Tensor, iou_threshold: float, offset: int = 0) -> Tensor:
     """det_ops.nms on float32 Tensor[N, 4] boxes and Tensor[N] scores: kept indices."""
+    boxes, scores = _computed(boxes), _computed(scores).to(_computed(boxes).dtype)
     return torch.ops.det_ops.nms(_with_offset(boxes, offset), scores, iou_threshold)
 
 
@@ -33,6 +40,7 @@ def batched_nms(
     boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: float, offset: int = 0
 ) -> Tensor:
     """det_ops.batched_nms: NMS within each idxs value; kept indices by decreasing score."""
+    boxes, scores = _computed(boxes), _computed(scores).to(_computed(boxes).dtype)
     return torch.ops.det_ops.batched_nms(_with_offset(boxes, offset), scores, idxs, iou_threshold)
 
 
@@ -44,13 +52,16 @@ def roi_align(
     sampling_ratio: int,
     aligned: bool | str,
 ) -> Tensor:
-    """det_ops.roi_align of Tensor[K, 5] rois (image index, x1, y1, x2, y2) on feat."""
-    return torch.ops.det_ops.roi_align(
-        feat,
-        rois.to(feat.dtype),
+    """det_ops.roi_align of Tensor[K, 5] rois (image index, x1, y1, x2, y2) on feat, in
+    feat's dtype."""
+    computed = _computed(feat)
+    pooled = torch.ops.det_ops.roi_align(
+        computed,
+        rois.to(computed.dtype),
         spatial_scale,
         output_size,
         output_size,
         sampling_ratio,
         aligned_mode("roi_align", aligned),
     )
+    return pooled.to(feat.dtype)

@@ -20,13 +20,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from det_heads.roi.mask_head import paste_masks
 from det_models.detectors import RPN, FasterRCNN
 from det_models.detectors.single_stage import SingleStageDetector
 from det_models.parts.deform_roi_extractor import DeformRoIExtractor
 
-# Names of the exported graph's outputs, by whether the detector classifies.
-DETECTION_OUTPUTS = ("boxes", "scores", "labels", "image_index")
+# Names of the exported graph's outputs: proposals, detections, detections with masks.
 PROPOSAL_OUTPUTS = ("boxes", "scores", "image_index")
+DETECTION_OUTPUTS = ("boxes", "scores", "labels", "image_index")
+MASK_OUTPUTS = ("boxes", "scores", "labels", "mask_probs", "image_index")
 
 
 class ExportError(ValueError):
@@ -57,7 +59,9 @@ class ExportableDetector(nn.Module):
     forward(images Tensor[B, 3, H, W], normalised and padded) returns the detections of
     all images concatenated: boxes Tensor[N, 4] (x1, y1, x2, y2, input pixels), scores
     Tensor[N], labels int64[N] (not for an RPN) and image_index int64[N] (the image of each
-    detection, 0..B-1); `output_names` names them in that order.
+    detection, 0..B-1); `output_names` names them in that order. Mask models also return
+    mask_probs Tensor[N, M, M] (M = 28 in the zoo), each box's mask probabilities for its
+    label, before pasting (paste with det_heads' paste_masks, or the deploy helper).
     """
 
     def __init__(self, detector: nn.Module) -> None:
@@ -72,11 +76,30 @@ class ExportableDetector(nn.Module):
         self.detector = detector.eval()
 
     @property
+    def with_masks(self) -> bool:
+        roi_head = getattr(self.detector, "roi_head", None)
+        return any(
+            getattr(roi_head, name, None) is not None for name in ("mask_head", "mask_heads")
+        )
+
+    @property
     def output_names(self) -> tuple[str, ...]:
-        return PROPOSAL_OUTPUTS if isinstance(self.detector, RPN) else DETECTION_OUTPUTS
+        if isinstance(self.detector, RPN):
+            return PROPOSAL_OUTPUTS
+        return MASK_OUTPUTS if self.with_masks else DETECTION_OUTPUTS
 
     def forward(self, images: Tensor) -> tuple[Tensor, ...]:
-        detections = self.detector(images, input_metas(images))
+        metas = input_metas(images)
+        if self.with_masks:
+            # The detector's eval forward, with masks left unpasted: pasting loops over the
+            # boxes in Python, which a graph cannot hold.
+            feats = self.detector.neck(self.detector.backbone(images))
+            proposals = self.detector.rpn.predict(feats, metas)
+            detections = self.detector.roi_head.predict(
+                feats, proposals, metas, mask_probs_only=True
+            )
+        else:
+            detections = self.detector(images, metas)
         image_index = torch.cat(
             [torch.full_like(d["scores"], i, dtype=torch.int64) for i, d in enumerate(detections)]
         )
@@ -107,7 +130,9 @@ def export_detector(
     Args:
         detector: the detector (put in eval mode).
         example_images: Tensor[B, 3, H, W], the input the graph is traced on; its batch
-            size is fixed in the graph.
+            size is fixed in the graph. With dynamic, make every feature map at least 2 x 2
+            (H, W > 2 x the coarsest stride: 256 for RetinaNet's P7): torch.export fixes
+            sizes of 1.
         dynamic: whether the graph takes any image height and width (multiples of 32 up to
             4096); else it takes exactly example_images' size.
 
@@ -129,3 +154,20 @@ def export_detector(
         dynamic_shapes = {"images": {2: 32 * h, 3: 32 * w}}
     with torch.no_grad():
         return torch.export.export(wrapper, (example_images,), dynamic_shapes=dynamic_shapes)
+
+
+def paste_mask_probs(
+    mask_probs: Tensor, boxes: Tensor, image_size: tuple[int, int], style: str = "det"
+) -> Tensor:
+    """uint8 Tensor[N, H, W] masks in an image from a graph's mask_probs Tensor[N, M, M] and
+    boxes Tensor[N, 4] (x1, y1, x2, y2) in that image's pixels; style as the model's
+    conventions.mask_paste ("det", "mmdet" or "torchvision")."""
+    return paste_masks(mask_probs, boxes, image_size, style=style)
+
+
+def mask_paste_style(detector: nn.Module) -> str | None:
+    """The detector's mask paste style (its conventions.mask_paste), None without masks."""
+    roi_head = getattr(detector, "roi_head", None)
+    if not ExportableDetector(detector).with_masks:
+        return None
+    return roi_head.conventions.mask_paste

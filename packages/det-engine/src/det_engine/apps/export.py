@@ -25,6 +25,7 @@ no ONNX operator.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from pathlib import Path
@@ -32,8 +33,8 @@ from pathlib import Path
 import torch
 
 from det_engine.checkpoint import CheckpointError
-from det_models.config import DataConfig
-from det_models.export import ExportableDetector, ExportError, export_detector
+from det_models.config import DataConfig, to_plain
+from det_models.export import ExportableDetector, ExportError, export_detector, mask_paste_style
 
 # opset 18: RoiAlign with coordinate_transformation_mode (from 16), NonMaxSuppression.
 ONNX_OPSET = 18
@@ -84,7 +85,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        model, data = _model_and_data(args)
+        model, data, class_names = _model_and_data(args)
+        # --dynamic traces on the row's own size: large enough that no map is 1 x 1, a
+        # size torch.export would fix.
         height, width = args.img_size or default_size(data)
         if height % 32 or width % 32 or height <= 0 or width <= 0:
             raise ValueError(
@@ -97,12 +100,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.format == "pt2":
             torch.export.save(program, path)
         else:
-            write_onnx(program, path, ExportableDetector(model).output_names)
+            metadata = deploy_metadata(model, data, class_names)
+            write_onnx(program, path, ExportableDetector(model).output_names, metadata)
     except (ExportError, CheckpointError, FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     shape = (
-        "B x 3 x H x W (H, W multiples of 32)"
+        f"{args.batch} x 3 x H x W (H, W multiples of 32)"
         if args.dynamic
         else f"{args.batch} x 3 x {height} x {width}"
     )
@@ -110,8 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _model_and_data(args: argparse.Namespace) -> tuple[torch.nn.Module, DataConfig]:
-    """The model to export (eval mode) and the data config of its test-time preprocessing."""
+def _model_and_data(
+    args: argparse.Namespace,
+) -> tuple[torch.nn.Module, DataConfig, tuple[str, ...] | None]:
+    """The model to export (eval mode), the data config of its test-time preprocessing and
+    its class names (None for a fresh zoo model)."""
     from det_models import zoo
     from det_models.checkpoint import model_from_checkpoint
 
@@ -123,7 +130,7 @@ def _model_and_data(args: argparse.Namespace) -> tuple[torch.nn.Module, DataConf
             raise ValueError("name a zoo row (MODEL BACKBONE SCHEDULE) or a checkpoint (--ckpt)")
         data = zoo.get(*row, args.variant).data
         model = zoo.build(*row, args.variant, num_classes=args.num_classes)
-        return model.eval(), data
+        return model.eval(), data, None
     if args.num_classes is not None:
         raise ValueError("--num-classes: a checkpoint's model has its own classes")
     model, run = model_from_checkpoint(args.ckpt)
@@ -133,7 +140,7 @@ def _model_and_data(args: argparse.Namespace) -> tuple[torch.nn.Module, DataConf
             f"{args.ckpt} is a checkpoint of {run.name} (zoo row {run.key}), not of {named}; "
             "leave the row out to export the checkpoint's own"
         )
-    return model.eval(), run.data
+    return model.eval(), run.data, run.class_names
 
 
 def default_size(data: DataConfig) -> tuple[int, int]:
@@ -147,11 +154,15 @@ def default_size(data: DataConfig) -> tuple[int, int]:
 
 
 def write_onnx(
-    program: torch.export.ExportedProgram, path: str | Path, output_names: tuple[str, ...]
+    program: torch.export.ExportedProgram,
+    path: str | Path,
+    output_names: tuple[str, ...],
+    metadata: dict[str, str] | None = None,
 ) -> None:
     """Writes an exported detector (det_models.export.export_detector) as an ONNX model
     whose input is "images" and whose outputs are output_names, with the det_ops ops
-    written as standard ONNX operators (onnx_translations)."""
+    written as standard ONNX operators (onnx_translations); metadata goes into the model's
+    metadata_props (see deploy_metadata)."""
     onnx_program = torch.onnx.export(
         program,
         dynamo=True,
@@ -161,7 +172,21 @@ def write_onnx(
         output_names=list(output_names),
         verbose=False,
     )
+    onnx_program.model.metadata_props.update(metadata or {})
     onnx_program.save(str(path))
+
+
+def deploy_metadata(
+    model: torch.nn.Module, data: DataConfig, class_names: tuple[str, ...] | None
+) -> dict[str, str]:
+    """What det_engine.deploy needs besides the graph, as JSON strings: the test-time
+    preprocessing (det.data_config), the class names (det.class_names, null when unknown)
+    and how masks are pasted (det.mask_paste, null without masks)."""
+    return {
+        "det.data_config": json.dumps(to_plain(data)),
+        "det.class_names": json.dumps(list(class_names) if class_names else None),
+        "det.mask_paste": json.dumps(mask_paste_style(model)),
+    }
 
 
 def onnx_translations() -> dict:

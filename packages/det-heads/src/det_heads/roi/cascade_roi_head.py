@@ -180,7 +180,12 @@ class CascadeRoIHead(nn.Module):
 
     @torch.no_grad()
     def predict(
-        self, feats: Sequence[Tensor], proposals: Sequence[dict | Tensor], metas: Sequence[dict]
+        self,
+        feats: Sequence[Tensor],
+        proposals: Sequence[dict | Tensor],
+        metas: Sequence[dict],
+        *,
+        mask_probs_only: bool = False,
     ) -> list[dict[str, Tensor]]:
         """Detections of each image; Args and Returns as StandardRoIHead.predict."""
         batch = feats[0].shape[0]
@@ -210,7 +215,8 @@ class CascadeRoIHead(nn.Module):
         masks = self._mask_probs(feats, dets) if self.mask_heads is not None else [None] * batch
         paste = self.conventions.mask_paste
         return [
-            finish_detections(d, m, p, paste) for d, m, p in zip(dets, metas, masks, strict=True)
+            finish_detections(d, m, p, paste, paste=not mask_probs_only)
+            for d, m, p in zip(dets, metas, masks, strict=True)
         ]
 
     def _mask_probs(self, feats: Sequence[Tensor], dets: list[dict]) -> list[Tensor]:
