@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from det_heads.tracing import is_exporting
+
 
 def check_features(op: str, feats: Sequence[Tensor], num_levels: int) -> None:
     """Raises ValueError unless feats is a list of num_levels Tensor[B, C, H, W]."""
@@ -37,7 +39,7 @@ def check_boxes(op: str, name: str, boxes: Any, offset: int = 0) -> None:
         raise ValueError(f"{op}: {name} must be a Tensor[N, 4] (x1, y1, x2, y2), got {shape}")
     if not boxes.is_floating_point():
         raise ValueError(f"{op}: {name} must be floating point, got {boxes.dtype}")
-    if torch.compiler.is_exporting():
+    if is_exporting():
         return  # an exported graph has sizes but no values to check
     bad = (boxes[:, 2] + offset < boxes[:, 0]) | (boxes[:, 3] + offset < boxes[:, 1])
     if bool(bad.any()):

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from torch.fx.experimental.symbolic_shapes import guard_or_false
 
 import det_ops
 from det_heads import kernels
+from det_heads.tracing import guard_or_false
 
 
 @dataclass(frozen=True)

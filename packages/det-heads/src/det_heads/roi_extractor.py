@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
-from torch.fx.experimental.symbolic_shapes import guard_or_false, guard_or_true
 
 from det_heads import kernels
 from det_heads.inputs import check_features
+from det_heads.tracing import guard_or_false, guard_or_true
 from det_ops.modules import RoIAlign, RoIPool
 
 

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from det_heads import FPN, BBoxHead, MaskHead
+from det_heads.tracing import is_exporting
 
 GN_GROUPS = 32
 
@@ -29,7 +30,7 @@ class RoIGroupNorm(nn.GroupNorm):
 
     def forward(self, x: Tensor) -> Tensor:
         """Tensor[K, C, H, W] -> Tensor[K, C, H, W]."""
-        if torch.compiler.is_exporting():
+        if is_exporting():
             # The layout test and F.group_norm's size check read K, which an exported graph
             # only knows when it runs.
             return torch.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
