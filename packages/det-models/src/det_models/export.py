@@ -31,6 +31,11 @@ DETECTION_OUTPUTS = ("boxes", "scores", "labels", "image_index")
 MASK_OUTPUTS = ("boxes", "scores", "labels", "mask_probs", "image_index")
 
 
+# The smallest input a graph for any image size is traced on: every map of a stride-128
+# level is then at least 4 x 4.
+DYNAMIC_TRACE_SIZE = 512
+
+
 class ExportError(ValueError):
     """A detector (or a part of it) that cannot be exported; the message names the op."""
 
@@ -130,9 +135,9 @@ def export_detector(
     Args:
         detector: the detector (put in eval mode).
         example_images: Tensor[B, 3, H, W], the input the graph is traced on; its batch
-            size is fixed in the graph. With dynamic, make every feature map at least 2 x 2
-            (H, W > 2 x the coarsest stride: 256 for RetinaNet's P7): torch.export fixes
-            sizes of 1.
+            size is fixed in the graph. With dynamic, a smaller input than
+            DYNAMIC_TRACE_SIZE is traced at that size instead (zeros): torch.export fixes
+            any size of 1, such as that of RetinaNet's P7 (stride 128) on a small image.
         dynamic: whether the graph takes any image height and width (multiples of 32 up to
             4096); else it takes exactly example_images' size.
 
@@ -149,6 +154,10 @@ def export_detector(
     wrapper = ExportableDetector(detector)
     dynamic_shapes = None
     if dynamic:
+        batch, channels, height, width = example_images.shape
+        if min(height, width) < DYNAMIC_TRACE_SIZE:
+            height, width = max(height, DYNAMIC_TRACE_SIZE), max(width, DYNAMIC_TRACE_SIZE)
+            example_images = example_images.new_zeros(batch, channels, height, width)
         # H = 32 * h: the padded inputs the data pipeline makes, and the strides of the maps.
         h, w = torch.export.Dim("h", min=2, max=128), torch.export.Dim("w", min=2, max=128)
         dynamic_shapes = {"images": {2: 32 * h, 3: 32 * w}}
