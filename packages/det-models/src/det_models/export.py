@@ -10,9 +10,12 @@ ori_shape = (H, W) and scale_factor 1, so boxes come out in input pixels, clippe
 padded input. Moving them to the original image (divide by the scale factor, clip) is the
 caller's step, as ``det_engine.deploy`` does.
 
->>> model = zoo.build("faster_rcnn", "r50", "1x", num_classes=3).eval()
->>> program = export_detector(model, torch.zeros(1, 3, 320, 320))
->>> boxes, scores, labels, image_index = program.module()(images)
+>>> model = zoo.build("faster_rcnn", "r50", "1x", num_classes=3).eval()  # doctest: +SKIP
+>>> program = export_detector(model, torch.zeros(1, 3, 320, 320), dynamic=True)  # doctest: +SKIP
+>>> boxes, scores, labels, image_index = program.module()(images)  # doctest: +SKIP
+
+The det_ops ops stay ``det_ops::<op>`` nodes in the program; det_engine.export translates
+them for ONNX.
 """
 
 from __future__ import annotations
@@ -29,7 +32,6 @@ from det_models.parts.deform_roi_extractor import DeformRoIExtractor
 PROPOSAL_OUTPUTS = ("boxes", "scores", "image_index")
 DETECTION_OUTPUTS = ("boxes", "scores", "labels", "image_index")
 MASK_OUTPUTS = ("boxes", "scores", "labels", "mask_probs", "image_index")
-
 
 # The smallest input a graph for any image size is traced on: every map of a stride-128
 # level is then at least 4 x 4.

@@ -5,7 +5,8 @@ float[B, 3, H, W] in; boxes (x1, y1, x2, y2, input pixels), scores, labels (not 
 RPN) and image_index (the image of each detection) out, all images' detections concatenated.
 
 - ``--format pt2``: ``torch.export`` program, loaded with ``torch.export.load(FILE)`` and run
-  with ``.module()(images)``; it calls the det_ops kernels, so ``import det_ops`` first.
+  with ``.module()(images)``; it calls the det_ops kernels, which ``import det_ops._torch``
+  registers (no det_models or det_heads needed).
 - ``--format onnx``: the ONNX exporter (``torch.onnx.export(..., dynamo=True)``) with the
   det_ops ops written as standard ONNX operators (NonMaxSuppression, RoiAlign), for
   onnxruntime or any ONNX runtime; ``python -m det_engine.deploy`` runs it on image files.
