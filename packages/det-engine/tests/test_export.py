@@ -3,7 +3,7 @@ model's detections on the same input.
 
 Fresh zoo models on small random images: their detections are arbitrary, but many, and
 each graph must reproduce them (same labels, boxes within 1e-3 relative, scores within 1e-4,
-mask probabilities within 1e-3).
+mask probabilities within 5e-3, binary masks IoU >= 0.99).
 """
 
 from __future__ import annotations
@@ -40,14 +40,20 @@ def images(size: tuple[int, int], seed: int = 1) -> torch.Tensor:
     return torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(seed))
 
 
+def unpadded_sizes(x: torch.Tensor) -> torch.Tensor:
+    """int64[1, 2]: sizes as if the images had been padded by 20 rows and 12 columns, so
+    that the graphs clip the boxes inside the input."""
+    return torch.tensor([[x.shape[2] - 20, x.shape[3] - 12]])
+
+
 def eager_outputs(model: nn.Module, x: torch.Tensor) -> list[np.ndarray]:
     with torch.no_grad():
-        return [t.numpy() for t in ExportableDetector(model)(x)]
+        return [t.numpy() for t in ExportableDetector(model)(x, unpadded_sizes(x))]
 
 
 def onnxruntime_outputs(path, x: torch.Tensor) -> list[np.ndarray]:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return session.run(None, {"images": x.numpy()})
+    return session.run(None, {"images": x.numpy(), "image_sizes": unpadded_sizes(x).numpy()})
 
 
 def assert_same_detections(got, expected, names) -> None:
@@ -69,9 +75,10 @@ def assert_same_detections(got, expected, names) -> None:
         elif name == "scores":
             np.testing.assert_allclose(g, e, rtol=0, atol=1e-4, err_msg=name)
         elif name == "mask_probs":
-            # RoiAlign sums its samples in another order: probabilities within 1e-3, and the
-            # 28 x 28 masks (probability > 0.5) of the same pixels (IoU >= 0.99).
-            np.testing.assert_allclose(g, e, rtol=0, atol=1e-3, err_msg=name)
+            # RoiAlign sums its samples in another order, and the mask head's four convs
+            # carry the difference: probabilities within 5e-3, and the 28 x 28 masks
+            # (probability > 0.5) of the same pixels (IoU >= 0.99).
+            np.testing.assert_allclose(g, e, rtol=0, atol=5e-3, err_msg=name)
             g_mask, e_mask = g > 0.5, e > 0.5
             assert (g_mask & e_mask).sum() >= 0.99 * (g_mask | e_mask).sum()
         else:
@@ -104,7 +111,7 @@ def check_family(tmp_path, model: nn.Module, sizes, dynamic: bool) -> None:
         x = images(size)
         expected = eager_outputs(model, x)
         with torch.no_grad():
-            pt2 = [t.numpy() for t in loaded(x)]
+            pt2 = [t.numpy() for t in loaded(x, unpadded_sizes(x))]
         assert_same_detections(pt2, expected, names)
         assert_same_detections(onnxruntime_outputs(tmp_path / "model.onnx", x), expected, names)
 
@@ -156,7 +163,8 @@ def test_cli_writes_a_pt2_that_runs_without_the_model_code(tmp_path):
     code = (
         "import sys, torch, det_ops._torch\n"
         f"graph = torch.export.load({str(out)!r}).module()\n"
-        "boxes, scores, image_index = graph(torch.randn(1, 3, 128, 160))\n"
+        "sizes = torch.tensor([[120, 150]])\n"
+        "boxes, scores, image_index = graph(torch.randn(1, 3, 128, 160), sizes)\n"
         "assert boxes.shape[1] == 4 and scores.shape == image_index.shape\n"
         "assert not {'det_models', 'det_heads'} & set(sys.modules), 'model code imported'\n"
     )
@@ -180,7 +188,6 @@ def test_deploy_runs_the_onnx_of_a_checkpoint_like_the_eager_detector(tmp_path, 
     run = RunConfig(
         name=f"{family}_r50_1x",
         model=dataclasses.replace(row.model, num_classes=3),
-        # An image of 128 x 160 is its own input, unpadded: the graph clips where eager does.
         data=dataclasses.replace(row.data, img_scale=(160, 128)),
         schedule=row.schedule,
         key=row.key,
@@ -191,8 +198,8 @@ def test_deploy_runs_the_onnx_of_a_checkpoint_like_the_eager_detector(tmp_path, 
     out = tmp_path / "model.onnx"
     argv = ["--ckpt", str(path), "--format", "onnx", "--dynamic", "--out", str(out)]
     assert main(argv) == 0
-    pixels = np.random.default_rng(0).integers(0, 255, (64, 80, 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(tmp_path / "image.png")  # resized x2 to 128 x 160
+    pixels = np.random.default_rng(0).integers(0, 255, (60, 80, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "image.png")  # x2: 120 x 160, padded to 128 x 160
 
     detector = OnnxDetector(out, threads=2)
     assert detector.class_names == ["circle", "square", "triangle"]
@@ -201,9 +208,9 @@ def test_deploy_runs_the_onnx_of_a_checkpoint_like_the_eager_detector(tmp_path, 
     names = ("boxes", "scores", "labels")
     assert_same_detections([got[n] for n in names], [expected[n].numpy() for n in names], names)
     if family == "mask_rcnn":
-        # Pasted into the 64 x 80 image; pixels at probability ~0.5 may differ.
+        # Pasted into the 60 x 80 image; pixels at probability ~0.5 may differ.
         order = _matching(got, {n: expected[n].numpy() for n in names})
         got_masks, expected_masks = got["masks"][order] > 0, expected["masks"].numpy() > 0
-        assert got_masks.shape == expected_masks.shape == (len(got["scores"]), 64, 80)
+        assert got_masks.shape == expected_masks.shape == (len(got["scores"]), 60, 80)
         both, either = (got_masks & expected_masks).sum(), (got_masks | expected_masks).sum()
         assert both >= 0.99 * either

@@ -32,20 +32,22 @@ def test_outputs_are_the_eager_detections_in_input_pixels():
     torch.manual_seed(0)
     model = zoo.build("faster_rcnn", "r50", "1x", num_classes=3).eval()
     images = torch.randn(2, 3, 96, 128)
+    sizes = torch.tensor([[96, 128], [80, 100]])  # the second image padded
     with torch.no_grad():
-        boxes, scores, labels, image_index = ExportableDetector(model)(images)
-        expected = model(images, input_metas(images))
+        boxes, scores, labels, image_index = ExportableDetector(model)(images, sizes)
+        expected = model(images, input_metas(images, sizes))
     for i, det in enumerate(expected):
         mine = image_index == i
         assert torch.equal(boxes[mine], det["boxes"]) and torch.equal(labels[mine], det["labels"])
         assert torch.equal(scores[mine], det["scores"])
-    assert boxes[:, 2].max() <= 128 and boxes[:, 3].max() <= 96
+    second = image_index == 1
+    assert boxes[second, 2].max() <= 100 and boxes[second, 3].max() <= 80
 
 
-def test_input_metas_make_the_padded_input_the_whole_image():
-    (meta,) = input_metas(torch.zeros(1, 3, 64, 96))
-    assert meta["img_shape"] == meta["pad_shape"] == meta["ori_shape"] == (64, 96, 3)
-    assert meta["scale_factor"] == 1.0
+def test_input_metas_keep_the_image_sizes_in_input_pixels():
+    (meta,) = input_metas(torch.zeros(1, 3, 64, 96), torch.tensor([[50, 90]]))
+    assert meta["img_shape"] == meta["ori_shape"] == (50, 90, 3)
+    assert meta["pad_shape"] == (64, 96, 3) and meta["scale_factor"] == 1.0
 
 
 @pytest.mark.parametrize("variant", ["dpool", "mdpool"])

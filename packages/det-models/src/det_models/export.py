@@ -1,18 +1,19 @@
 """A detector as a graph for deployment: torch.export of its inference, tensors in and out.
 
 A detector's forward takes image metas (Python dicts) and returns a list of dicts; a
-deployed graph takes one tensor and returns a fixed tuple of tensors. `ExportableDetector`
+deployed graph takes tensors and returns a fixed tuple of tensors. `ExportableDetector`
 is that adapter; `export_detector` runs ``torch.export.export`` on it and refuses, naming
 the op, the parts that no deployment runtime can run.
 
-The graph sees the padded input as the whole image: its metas say img_shape = pad_shape =
-ori_shape = (H, W) and scale_factor 1, so boxes come out in input pixels, clipped to the
-padded input. Moving them to the original image (divide by the scale factor, clip) is the
-caller's step, as ``det_engine.deploy`` does.
+The graph takes the padded batch and each image's (height, width) before padding
+(image_sizes), as the metas' img_shape: the boxes are clipped to the image, as in eager
+inference, and come out in input pixels (scale_factor 1, ori_shape = img_shape). Moving them
+to the original image (divide by the scale factor) is the caller's step, as
+``det_engine.deploy`` does.
 
 >>> model = zoo.build("faster_rcnn", "r50", "1x", num_classes=3).eval()  # doctest: +SKIP
 >>> program = export_detector(model, torch.zeros(1, 3, 320, 320), dynamic=True)  # doctest: +SKIP
->>> boxes, scores, labels, image_index = program.module()(images)  # doctest: +SKIP
+>>> boxes, scores, labels, image_index = program.module()(images, image_sizes)  # doctest: +SKIP
 
 The det_ops ops stay ``det_ops::<op>`` nodes in the program; det_engine.export translates
 them for ONNX.
@@ -42,18 +43,28 @@ class ExportError(ValueError):
     """A detector (or a part of it) that cannot be exported; the message names the op."""
 
 
-def input_metas(images: Tensor) -> list[dict]:
-    """Metas that make the padded input the whole image (see the module docstring)."""
-    height, width = images.shape[-2], images.shape[-1]
-    shape = (height, width, 3)
-    meta = {
-        "img_shape": shape,
-        "pad_shape": shape,
-        "ori_shape": shape,
-        "scale_factor": 1.0,
-        "flip": False,
-    }
-    return [meta] * images.shape[0]
+def input_metas(images: Tensor, image_sizes: Tensor) -> list[dict]:
+    """The metas of a padded batch whose images are image_sizes int64[B, 2] (height, width)
+    before padding, left in input pixels (see the module docstring)."""
+    pad_shape = (images.shape[-2], images.shape[-1], 3)
+    metas = []
+    for height, width in image_sizes.tolist():
+        # In a graph these are sizes it reads when it runs; say what they can be.
+        torch._check(height >= 1)
+        torch._check(height <= images.shape[-2])
+        torch._check(width >= 1)
+        torch._check(width <= images.shape[-1])
+        shape = (height, width, 3)
+        metas.append(
+            {
+                "img_shape": shape,
+                "pad_shape": pad_shape,
+                "ori_shape": shape,
+                "scale_factor": 1.0,
+                "flip": False,
+            }
+        )
+    return metas
 
 
 class ExportableDetector(nn.Module):
@@ -63,8 +74,9 @@ class ExportableDetector(nn.Module):
         detector: RPN, FasterRCNN (also Mask / Cascade R-CNN: their masks are not among the
             outputs) or a single-stage detector (RetinaNet, SSD).
 
-    forward(images Tensor[B, 3, H, W], normalised and padded) returns the detections of
-    all images concatenated: boxes Tensor[N, 4] (x1, y1, x2, y2, input pixels), scores
+    forward(images Tensor[B, 3, H, W], normalised and padded; image_sizes int64[B, 2], each
+    image's (height, width) before padding) returns the detections of all images
+    concatenated: boxes Tensor[N, 4] (x1, y1, x2, y2, input pixels), scores
     Tensor[N], labels int64[N] (not for an RPN) and image_index int64[N] (the image of each
     detection, 0..B-1); `output_names` names them in that order. Mask models also return
     mask_probs Tensor[N, M, M] (M = 28 in the zoo), each box's mask probabilities for its
@@ -95,8 +107,8 @@ class ExportableDetector(nn.Module):
             return PROPOSAL_OUTPUTS
         return MASK_OUTPUTS if self.with_masks else DETECTION_OUTPUTS
 
-    def forward(self, images: Tensor) -> tuple[Tensor, ...]:
-        metas = input_metas(images)
+    def forward(self, images: Tensor, image_sizes: Tensor) -> tuple[Tensor, ...]:
+        metas = input_metas(images, image_sizes)
         if self.with_masks:
             # The detector's eval forward, with masks left unpasted: pasting loops over the
             # boxes in Python, which a graph cannot hold.
@@ -130,7 +142,11 @@ def check_exportable(detector: nn.Module) -> None:
 
 
 def export_detector(
-    detector: nn.Module, example_images: Tensor, *, dynamic: bool = False
+    detector: nn.Module,
+    example_images: Tensor,
+    example_sizes: Tensor | None = None,
+    *,
+    dynamic: bool = False,
 ) -> torch.export.ExportedProgram:
     """The detector's inference as a torch.export program (see ExportableDetector).
 
@@ -140,11 +156,13 @@ def export_detector(
             size is fixed in the graph. With dynamic, a smaller input than
             DYNAMIC_TRACE_SIZE is traced at that size instead (zeros): torch.export fixes
             any size of 1, such as that of RetinaNet's P7 (stride 128) on a small image.
+        example_sizes: int64[B, 2], the images' sizes before padding (default: unpadded).
         dynamic: whether the graph takes any image height and width (multiples of 32 up to
             4096); else it takes exactly example_images' size.
 
     Returns:
-        The ExportedProgram; ``program.module()(images)`` runs it, ``torch.export.save``
+        The ExportedProgram; ``program.module()(images, image_sizes)`` runs it,
+        ``torch.export.save``
         writes it as a .pt2 file.
 
     Raises:
@@ -160,11 +178,17 @@ def export_detector(
         if min(height, width) < DYNAMIC_TRACE_SIZE:
             height, width = max(height, DYNAMIC_TRACE_SIZE), max(width, DYNAMIC_TRACE_SIZE)
             example_images = example_images.new_zeros(batch, channels, height, width)
+            example_sizes = None
         # H = 32 * h: the padded inputs the data pipeline makes, and the strides of the maps.
         h, w = torch.export.Dim("h", min=2, max=128), torch.export.Dim("w", min=2, max=128)
-        dynamic_shapes = {"images": {2: 32 * h, 3: 32 * w}}
+        dynamic_shapes = {"images": {2: 32 * h, 3: 32 * w}, "image_sizes": None}
+    if example_sizes is None:
+        full = torch.tensor(example_images.shape[-2:], dtype=torch.int64)
+        example_sizes = full.repeat(example_images.shape[0], 1)
     with torch.no_grad():
-        return torch.export.export(wrapper, (example_images,), dynamic_shapes=dynamic_shapes)
+        return torch.export.export(
+            wrapper, (example_images, example_sizes), dynamic_shapes=dynamic_shapes
+        )
 
 
 def paste_mask_probs(

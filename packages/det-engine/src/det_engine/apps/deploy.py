@@ -12,10 +12,8 @@ From Python::
     detector = OnnxDetector("quickstart.onnx")
     detections = detector("demo.jpg")  # dict(boxes, scores, labels[, masks]), numpy arrays
 
-The graph sees the padded input as the whole image, so its boxes are clipped to the padding
-(at most size_divisor - 1 pixels beyond the image) before they are moved and clipped to the
-original image here; the eager model clips to the image before padding. Boxes that reach
-into the padding can therefore differ slightly from ``det_models.Detector``'s.
+The graph gets the image's size before padding and clips its boxes there, as the eager
+model does, so the detections are ``det_models.Detector``'s up to float rounding.
 """
 
 from __future__ import annotations
@@ -83,9 +81,9 @@ class OnnxDetector:
         images, metas = preprocess([image], self.data_config)
         meta = metas[0]
         images = self._fit_input(images)
-        outputs = dict(
-            zip(self.output_names, self.session.run(None, {"images": images.numpy()}), strict=True)
-        )
+        image_sizes = np.array([meta["img_shape"][:2]], dtype=np.int64)
+        feed = {"images": images.numpy(), "image_sizes": image_sizes}
+        outputs = dict(zip(self.output_names, self.session.run(None, feed), strict=True))
         boxes = torch.from_numpy(outputs["boxes"])
         scale = torch.tensor(meta["scale_factor"], dtype=torch.float32)
         ori_h, ori_w = meta["ori_shape"][:2]

@@ -1,12 +1,14 @@
 """``python -m det_engine.export [MODEL BACKBONE SCHEDULE] --ckpt CKPT --format F --out FILE``.
 
 Exports a detector's inference for deployment: a normalised, padded image batch
-float[B, 3, H, W] in; boxes (x1, y1, x2, y2, input pixels), scores, labels (not for an
-RPN) and image_index (the image of each detection) out, all images' detections concatenated.
+float[B, 3, H, W] and each image's (height, width) before padding, int64[B, 2], in
+(inputs "images" and "image_sizes"); boxes (x1, y1, x2, y2, input pixels, clipped to the
+image), scores, labels (not for an RPN), 28 x 28 mask_probs (mask models) and image_index
+(the image of each detection) out, all images' detections concatenated.
 
 - ``--format pt2``: ``torch.export`` program, loaded with ``torch.export.load(FILE)`` and run
-  with ``.module()(images)``; it calls the det_ops kernels, which ``import det_ops._torch``
-  registers (no det_models or det_heads needed).
+  with ``.module()(images, image_sizes)``; it calls the det_ops kernels, which
+  ``import det_ops._torch`` registers (no det_models or det_heads needed).
 - ``--format onnx``: the ONNX exporter (``torch.onnx.export(..., dynamo=True)``) with the
   det_ops ops written as standard ONNX operators (NonMaxSuppression, RoiAlign), for
   onnxruntime or any ONNX runtime; ``python -m det_engine.deploy`` runs it on image files.
@@ -90,9 +92,16 @@ def main(argv: list[str] | None = None) -> int:
         # --dynamic traces on the row's own size: large enough that no map is 1 x 1, a
         # size torch.export would fix.
         height, width = args.img_size or default_size(data)
-        if height % 32 or width % 32 or height <= 0 or width <= 0:
+        divisor = data.size_divisor or 1
+        if height % divisor or width % divisor or height <= 0 or width <= 0:
             raise ValueError(
-                f"--img-size: H and W must be positive multiples of 32, got {height} {width}"
+                f"--img-size: H and W must be positive multiples of {divisor} (the row pads "
+                f"to them), got {height} {width}"
+            )
+        if args.dynamic and data.size_divisor != 32:
+            raise ValueError(
+                "--dynamic: this row resizes every image to one size (SSD) or pads to "
+                f"{data.size_divisor}, not 32; export its size with --img-size"
             )
         example = torch.zeros(args.batch, 3, height, width)
         path = Path(args.out)
@@ -146,7 +155,7 @@ def _model_and_data(
 
 def default_size(data: DataConfig) -> tuple[int, int]:
     """(H, W): the largest landscape input of the row's test resize, padded."""
-    divisor = data.size_divisor or 32
+    divisor = data.size_divisor or 1
     if data.keep_ratio:
         height, width = min(data.img_scale), max(data.img_scale)
     else:
@@ -161,15 +170,15 @@ def write_onnx(
     metadata: dict[str, str] | None = None,
 ) -> None:
     """Writes an exported detector (det_models.export.export_detector) as an ONNX model
-    whose input is "images" and whose outputs are output_names, with the det_ops ops
-    written as standard ONNX operators (onnx_translations); metadata goes into the model's
-    metadata_props (see deploy_metadata)."""
+    whose inputs are "images" and "image_sizes" and whose outputs are output_names, with the
+    det_ops ops written as standard ONNX operators (onnx_translations); metadata goes into
+    the model's metadata_props (see deploy_metadata)."""
     onnx_program = torch.onnx.export(
         program,
         dynamo=True,
         custom_translation_table=onnx_translations(),
         opset_version=ONNX_OPSET,
-        input_names=["images"],
+        input_names=["images", "image_sizes"],
         output_names=list(output_names),
         verbose=False,
     )
