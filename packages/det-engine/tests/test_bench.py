@@ -69,3 +69,36 @@ def test_compare_reports_the_median_of_the_memory_runs(capsys, monkeypatch):
     assert rows[2].split(" | ")[5] == "2.00" and rows[3].split(" | ")[5] == "1.00"
     with pytest.raises(SystemExit):
         bench.parse_args([*argv, "--memory-runs", "0"])
+
+
+def test_runtime_onnxruntime_times_the_exported_model_beside_ours(capsys):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    argv = [
+        "infer",
+        "faster_rcnn",
+        "r50",
+        "1x",
+        "--img-size",
+        "64",
+        "96",
+        "--img-scale",
+        "96",
+        "64",
+    ]
+    assert (
+        bench.main(
+            [*argv, "--iters", "1", "--warmup", "0", "--no-memory", "--runtime", "onnxruntime"]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    rows = _rows(out)
+    assert rows[2].startswith("| ours (cpu") and rows[3].startswith("| onnxruntime (cpu")
+    assert rows[2].split(" | ")[-1] == rows[3].split(" | ")[-1]  # the same detections
+    assert "onnxruntime / ours x" in out
+
+
+def test_runtime_onnxruntime_is_for_cpu_inference():
+    with pytest.raises(SystemExit):
+        bench.parse_args(["train", "rpn", "r50", "1x", "--runtime", "onnxruntime"])

@@ -41,6 +41,21 @@ def test_json_lines_and_console(tmp_path):
     assert "bbox_AP: 0.3750" in lines[3]
 
 
+def test_flush_reports_what_a_run_ended_early_left(tmp_path):
+    out = io.StringIO()
+    logger = MetricLogger(tmp_path, total_iters=100, interval=50, stream=out, enabled=True)
+    for it in (1, 2, 3):  # stopped after 3 of the planned 100 (a time budget ran out)
+        losses = {"loss_cls": torch.tensor(float(it))}
+        record = logger.update(epoch=1, iteration=it, lr=0.5, losses=losses, time=0.1, data_time=0)
+        assert record is None
+    record = logger.flush()
+    assert record["iter"] == 3 and record["lr"] == 0.5
+    assert record["loss_cls"] == pytest.approx(2.0)  # mean of 1..3
+    assert logger.flush() is None  # nothing left
+    lines = (tmp_path / "log.jsonl").read_text().splitlines()
+    assert [json.loads(line)["iter"] for line in lines] == [3]
+
+
 def test_disabled_logger_writes_nothing(tmp_path):
     out = io.StringIO()
     logger = MetricLogger(tmp_path, total_iters=2, interval=1, stream=out, enabled=False)

@@ -215,12 +215,12 @@ def test_shapes_zoo_table_from_eval_files(tmp_path):
 def test_a_budget_plans_the_run_from_its_step_time(run, tmp_path, capsys):
     root, _ = run
     work = tmp_path / "budget"
-    argv = ["--budget", "25s", "--work-dir", str(work), "--data-root", str(root)]
+    argv = ["--budget", "40s", "--work-dir", str(work), "--data-root", str(root)]
     argv += ["--workers", "0", "--num-pictures", "1", "--amp", "off"]
     assert quickstart.main(argv) == 0
     out = capsys.readouterr().out
-    assert "a budget of 0.416667 min" in out and "plan: about " in out
+    assert "a budget of 0.666667 min" in out and "plan: about " in out
     result = json.loads((work / "eval.json").read_text())
-    assert result["budget_seconds"] == 25.0 and result["iterations"] > 0
+    assert result["budget_seconds"] == 40.0 and result["iterations"] > 0
     record = from_plain(ckpt.load(ckpt.latest(work))["run"])
     assert record.schedule.max_iters == result["iterations"]  # the length it was given

@@ -92,6 +92,7 @@ class MetricLogger:
         self.stream = stream if stream is not None else sys.stdout
         self._sums: dict[str, float] = {}
         self._count = 0
+        self._last: tuple[int, int, float] = (0, 0, 0.0)  # epoch, iteration, lr last recorded
         self.writer = None
         if tensorboard:
             writer_class = tensorboard_writer_class()
@@ -129,8 +130,19 @@ class MetricLogger:
         for name, v in values.items():
             self._sums[name] = self._sums.get(name, 0.0) + v
         self._count += 1
+        self._last = (epoch, iteration, lr)
         if iteration % self.interval != 0 and iteration != self.total_iters:
             return None
+        return self._report(epoch, iteration, lr)
+
+    def flush(self) -> dict[str, Any] | None:
+        """Reports the iterations recorded since the last report, if any (a run that ends
+        between two intervals, e.g. when a time budget stops it early)."""
+        if self._count == 0:
+            return None
+        return self._report(*self._last)
+
+    def _report(self, epoch: int, iteration: int, lr: float) -> dict[str, Any]:
         means = {name: s / self._count for name, s in self._sums.items()}
         self._sums, self._count = {}, 0
         eta = datetime.timedelta(seconds=int(means["time"] * (self.total_iters - iteration)))

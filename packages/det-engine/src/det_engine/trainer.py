@@ -229,6 +229,7 @@ class Trainer:
                 last = ckpt.latest(self.work_dir)
                 print(f"training stopped; last good checkpoint: {last}", flush=True)
             raise
+        self.logger.flush()
         if ckpt.latest(self.work_dir) != ckpt.checkpoint_path(self.work_dir, self.iteration):
             self.save_checkpoint()
         return self.iteration

@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from det_heads.tracing import is_exporting
+
 
 def check_features(op: str, feats: Sequence[Tensor], num_levels: int) -> None:
     """Raises ValueError unless feats is a list of num_levels Tensor[B, C, H, W]."""
@@ -48,6 +50,8 @@ def _check_box_sets(op: str, named_boxes: Sequence[tuple[str, Any]], offset: int
     """
     for name, boxes in named_boxes:
         _check_box_type(op, name, boxes)
+    if is_exporting():
+        return  # an exported graph has sizes but no values to check
     if named_boxes and bool(_bad_boxes(torch.cat([b for _, b in named_boxes]), offset).any()):
         for name, boxes in named_boxes:
             _raise_on_bad_boxes(op, name, boxes, offset)
@@ -155,7 +159,13 @@ def check_metas(op: str, metas: Sequence[dict], batch_size: int) -> None:
 def image_size(meta: dict) -> tuple[int, int]:
     """(height, width) of the resized, unpadded image in input pixels."""
     shape = meta["img_shape"]
-    return int(shape[0]), int(shape[1])
+    return _size(shape[0]), _size(shape[1])
+
+
+def _size(value: Any) -> int:
+    """int(value), except for a symbolic size (torch.export of a graph for any image size),
+    which int() would fix to the example's value."""
+    return value if isinstance(value, torch.SymInt) else int(value)
 
 
 def scale_factors(meta: dict, device: torch.device | None = None) -> Tensor:
@@ -178,7 +188,7 @@ def scale_factors(meta: dict, device: torch.device | None = None) -> Tensor:
 def original_size(meta: dict) -> tuple[int, int]:
     """(height, width) of the original image; computed from img_shape when ori_shape is absent."""
     if "ori_shape" in meta:
-        return int(meta["ori_shape"][0]), int(meta["ori_shape"][1])
+        return _size(meta["ori_shape"][0]), _size(meta["ori_shape"][1])
     h, w = image_size(meta)
     s = scale_factors(meta)
     return round(h / float(s[1])), round(w / float(s[0]))
@@ -192,5 +202,7 @@ def to_original(boxes: Tensor, meta: dict) -> Tensor:
     """
     h, w = original_size(meta)
     boxes = boxes / scale_factors(meta, boxes.device)
-    limits = boxes.new_tensor([w, h, w, h])
-    return torch.minimum(boxes.clamp(min=0), limits)
+    # Clamps with the sizes as numbers, not a tensor of them: an exported graph keeps them
+    # symbolic (any image size).
+    x1, y1, x2, y2 = boxes.unbind(dim=1)
+    return torch.stack([x1.clamp(0, w), y1.clamp(0, h), x2.clamp(0, w), y2.clamp(0, h)], dim=1)

@@ -8,6 +8,8 @@ import torch
 from torch import Tensor
 
 import det_ops
+from det_heads import kernels
+from det_heads.tracing import guard_or_false
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,9 @@ def candidate_nms(
         h = cand_boxes[:, 3] - cand_boxes[:, 1]
         big = (w >= config.min_size) & (h >= config.min_size)
         cand_boxes, cand_scores, cand_labels = cand_boxes[big], cand_scores[big], cand_labels[big]
-    if cand_scores.numel() == 0:
+    # guard_or_false: an exported graph cannot branch on a count it only knows when it
+    # runs; NMS of no candidates gives no detections anyway.
+    if guard_or_false(cand_scores.numel() == 0):
         return cand_boxes.new_zeros(0, 4), cand_scores.new_zeros(0), cand_labels
     if config.soft:
         kept_boxes, kept_scores, kept_labels = [], [], []
@@ -107,12 +111,8 @@ def candidate_nms(
         out_labels = torch.cat(kept_labels)
         order = out_scores.argsort(descending=True, stable=True)[: config.max_per_img]
         return out_boxes[order], out_scores[order], out_labels[order]
-    keep = det_ops.batched_nms(
-        cand_boxes.contiguous(),
-        cand_scores.contiguous(),
-        cand_labels,
-        config.iou_thr,
-        offset=offset,
+    keep = kernels.batched_nms(
+        cand_boxes.contiguous(), cand_scores.contiguous(), cand_labels, config.iou_thr, offset
     )
     keep = keep[: config.max_per_img]
     return cand_boxes[keep], cand_scores[keep], cand_labels[keep]

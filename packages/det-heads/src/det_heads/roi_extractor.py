@@ -7,7 +7,9 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from det_heads import kernels
 from det_heads.inputs import check_features
+from det_heads.tracing import guard_or_false, guard_or_true
 from det_ops.deform_roi_pool import LEGACY_SAMPLES_PER_BIN
 from det_ops.modules import DeformRoIPoolPack, ModulatedDeformRoIPoolPack, RoIAlign, RoIPool
 
@@ -158,17 +160,32 @@ class RoIExtractor(nn.Module):
         feats = list(feats[: self.num_levels])
         c = feats[0].shape[1]
         out = feats[0].new_zeros(rois.shape[0], c, self.output_size, self.output_size)
-        if rois.shape[0] == 0:
+        # guard_or_*: an exported graph cannot branch on RoI counts it only knows when it
+        # runs; it takes the general path, which is right for any count.
+        if guard_or_false(rois.shape[0] == 0):
             # Keeps the features in the graph so that an empty batch still has gradients.
             return out + 0 * sum(f.sum() for f in feats)
         levels = self.map_levels(rois)
         for level, (feat, layer) in enumerate(zip(feats, self.layers, strict=True)):
             inds = (levels == level).nonzero().flatten()
-            if inds.numel():
-                out[inds] = layer(feat, rois[inds].to(feat.dtype))
+            if guard_or_true(inds.numel() > 0):
+                out[inds] = self._pool(layer, feat, rois[inds].to(feat.dtype))
             else:
                 out = out + 0 * feat.sum()
         return out
+
+    @staticmethod
+    def _pool(layer: nn.Module, feat: Tensor, rois: Tensor) -> Tensor:
+        if isinstance(layer, RoIAlign):  # the kernel itself, which torch.export can trace
+            return kernels.roi_align(
+                feat,
+                rois,
+                layer.output_size,
+                layer.spatial_scale,
+                layer.sampling_ratio,
+                layer.aligned,
+            )
+        return layer(feat, rois)
 
     def extra_repr(self) -> str:
         return (

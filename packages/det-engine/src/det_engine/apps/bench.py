@@ -24,6 +24,11 @@ post-processing does real work; each side's number of detections is reported. Fo
 torchvision's model is built from its parts as its ImageNet-initialised configuration is
 (FrozenBatchNorm2d, stem and first stage frozen), which is the configuration our zoo rows
 train with.
+
+`--runtime onnxruntime` (infer, CPU) also times our model exported to ONNX
+(det_engine.export, any image size) in onnxruntime with the same threads, through
+det_engine.deploy.OnnxDetector: the same preprocessing, the graph, boxes (and masks) back to
+the original image. It needs the ``det-engine[export]`` extra.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -117,6 +123,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--batch-size", type=int, default=None, help="default 1 for infer, 2 for train"
     )
     parser.add_argument("--compare", choices=("torchvision",), default=None)
+    parser.add_argument(
+        "--runtime",
+        choices=("onnxruntime",),
+        default=None,
+        help="infer on the CPU: also time our model exported to ONNX, in onnxruntime",
+    )
     parser.add_argument("--data", choices=DATA, default="random")
     parser.add_argument("--threads", type=int, default=None, help="torch and det_ops threads")
     parser.add_argument("--seed", type=int, default=0)
@@ -130,7 +142,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--no-fast", action="store_true", help="infer without Detector's fast path")
     # Internal: run one side in this (fresh) process and print its peak memory as JSON.
-    parser.add_argument("--memory-of", choices=("ours", "torchvision"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--memory-of", choices=("ours", "torchvision", "onnxruntime"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
     if args.iters < 1 or args.warmup < 0 or args.memory_runs < 1:
         parser.error("--iters and --memory-runs must be >= 1 and --warmup >= 0")
@@ -141,6 +155,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         )
     if args.compare and (args.backbone, args.variant) != ("r50", None):
         parser.error("--compare torchvision needs backbone r50 and no variant")
+    if args.runtime and (args.mode, args.device) != ("infer", "cpu"):
+        parser.error("--runtime onnxruntime times inference on the CPU: use infer --device cpu")
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is available")
     args.img_size = tuple(args.img_size or COMPARE_SIZE)
@@ -359,6 +375,28 @@ def torchvision_side(net: nn.Module, mode: str, device: torch.device) -> Side:
     return Side("torchvision", train)
 
 
+def onnxruntime_side(net: nn.Module, data_config, threads: int | None) -> Side:
+    """Our model exported to ONNX (any image size) and run in onnxruntime on the CPU, with
+    the row's preprocessing and the boxes (and masks) moved back to the original image."""
+    from det_engine.apps.deploy import OnnxDetector
+    from det_engine.apps.export import default_size, deploy_metadata, write_onnx
+    from det_models.export import ExportableDetector, export_detector
+
+    net = net.eval()
+    example = torch.zeros(1, 3, *default_size(data_config))
+    program = export_detector(net, example, dynamic=True)
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "model.onnx")
+        metadata = deploy_metadata(net, data_config, None)
+        write_onnx(program, path, ExportableDetector(net).output_names, metadata)
+        detector = OnnxDetector(path, threads=threads)  # the session holds the model
+
+    def infer(batch: list[Sample]) -> int:
+        return sum(int(detector(s.image)["scores"].size) for s in batch)
+
+    return Side("onnxruntime", infer)
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -498,21 +536,30 @@ def build_sides(args: argparse.Namespace, device: torch.device, only: str | None
     # The row's test-time data config (det_engine.data), which Detector.predict applies.
     row_data = zoo.get(args.model, args.backbone, args.schedule, args.variant).data
     data_config = data_config_for(row_data, data_source(row_data, None), args.img_scale)
+    names = [
+        "ours",
+        *(["torchvision"] if args.compare else []),
+        *([args.runtime] if args.runtime else []),
+    ]
+    names = [n for n in names if only in (None, n)]
+    made = {}
     if args.compare:
         tv = torchvision_model(args.model, args.mode, args.seed, args.img_scale)
         num_classes = 90
-        sides = []
-        if only in (None, "ours"):
-            ours = our_model_from(tv, args.model)
-            sides.append(ours_side(ours, args.mode, device, data_config, not args.no_fast))
-        if only in (None, "torchvision"):
-            sides.append(torchvision_side(tv, args.mode, device))
+        # Only the sides measured are built: a memory run charges no other side's weights.
+        net = our_model_from(tv, args.model) if {"ours", "onnxruntime"} & set(names) else None
+        if "torchvision" in names:
+            made["torchvision"] = torchvision_side(tv, args.mode, device)
         del tv
     else:
         torch.manual_seed(args.seed)
         net = zoo.build(args.model, args.backbone, args.schedule, args.variant)
         num_classes = net.num_classes
-        sides = [ours_side(net, args.mode, device, data_config, not args.no_fast)]
+    if "onnxruntime" in names:  # before ours_side, whose fast path folds the model in place
+        made["onnxruntime"] = onnxruntime_side(net, data_config, args.threads)
+    if "ours" in names:
+        made["ours"] = ours_side(net, args.mode, device, data_config, not args.no_fast)
+    sides = [made[n] for n in names]
     samples = make_samples(args.data, args.batch_size, args.img_size, num_classes, args.seed)
     return sides, samples
 
@@ -558,13 +605,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                     side.step(samples)
                     m.peak_memory_mb = peak_memory_mb(device)
     print(table(args, measures, device_description(device)), end="")
-    if len(measures) == 2:
-        ours, theirs = measures
+    by_name = {m.name: m for m in measures}
+    ours = by_name.get("ours")
+    if "torchvision" in by_name:
+        theirs = by_name["torchvision"]
         print(
             f"\nours {ours.median:.3f} s, torchvision {theirs.median:.3f} s per iteration "
             f"(medians of {args.iters}); speed-up x{theirs.median / ours.median:.2f}"
         )
         print(f"remaining difference in work: {DIFFERENCES[args.model]}")
+    if "onnxruntime" in by_name:
+        onnx = by_name["onnxruntime"]
+        print(
+            f"\nonnxruntime {onnx.median:.3f} s, ours {ours.median:.3f} s per image "
+            f"(medians of {args.iters}); onnxruntime / ours x{onnx.median / ours.median:.2f}"
+        )
     return 0
 
 

@@ -52,8 +52,9 @@ def dense_detections(
         )
     all_boxes, all_scores = [], []
     for s, d, a in zip(scores, deltas, anchors, strict=True):
-        if 0 < nms_pre < s.shape[0]:
-            top = s.max(dim=1).values.topk(nms_pre).indices
+        if nms_pre > 0:
+            # sym_min, not an if on the size: an exported graph serves every image size.
+            top = s.max(dim=1).values.topk(torch.sym_min(nms_pre, s.shape[0])).indices
             s, d, a = s[top], d[top], a[top]
         all_boxes.append(coder.decode(a, d, image_size(meta)))
         all_scores.append(s)
@@ -70,7 +71,7 @@ def _pair_detections(scores, deltas, anchors, meta, coder, nms_pre, nms) -> dict
         flat = s.flatten()
         above = (flat > nms.score_thr).nonzero().flatten()
         top_scores, order = flat[above].topk(
-            min(nms_pre, above.numel()) if nms_pre > 0 else above.numel()
+            torch.sym_min(nms_pre, above.numel()) if nms_pre > 0 else above.numel()
         )
         pairs = above[order]
         rows, labels = pairs // s.shape[1], pairs % s.shape[1]

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-import det_ops
+from det_heads import kernels
 from det_heads.anchors import AnchorGenerator
 from det_heads.assigners import MaxIoUAssigner
 from det_heads.coders import DeltaXYWHCoder
@@ -231,26 +231,22 @@ class RPNHead(nn.Module):
             for level_cls, level_reg, level_anchors_ in zip(cls, reg, anchors, strict=True):
                 scores = level_cls[i].permute(1, 2, 0).reshape(-1).sigmoid()
                 deltas = level_reg[i].permute(1, 2, 0).reshape(-1, 4)
-                if scores.numel() > cfg.nms_pre:
-                    scores, top = scores.topk(cfg.nms_pre)
-                    deltas, level_anchors_ = deltas[top], level_anchors_[top]
+                # sym_min, not an if on the size: an exported graph serves every image size.
+                scores, top = scores.topk(torch.sym_min(cfg.nms_pre, scores.numel()))
+                deltas, level_anchors_ = deltas[top], level_anchors_[top]
                 boxes = self.coder.decode(level_anchors_, deltas, image_size(meta))
                 if cfg.min_size > 0:
                     w = boxes[:, 2] - boxes[:, 0] + offset
                     h = boxes[:, 3] - boxes[:, 1] + offset
                     keep = (w >= cfg.min_size) & (h >= cfg.min_size)
                     boxes, scores = boxes[keep], scores[keep]
-                keep = det_ops.nms(boxes.float(), scores.float(), cfg.nms_thr, offset=offset)
+                keep = kernels.nms(boxes.float(), scores.float(), cfg.nms_thr, offset)
                 keep = keep[: cfg.nms_post]
                 boxes_all.append(boxes[keep])
                 scores_all.append(scores[keep])
             boxes, scores = torch.cat(boxes_all), torch.cat(scores_all)
-            if scores.numel() > cfg.max_num:
-                scores, top = scores.topk(cfg.max_num)
-                boxes = boxes[top]
-            else:
-                scores, order = scores.sort(descending=True)
-                boxes = boxes[order]
+            scores, top = scores.topk(torch.sym_min(cfg.max_num, scores.numel()))
+            boxes = boxes[top]
             if rescale:
                 boxes = to_original(boxes, meta)
             results.append({"boxes": boxes, "scores": scores})

@@ -186,6 +186,7 @@ class CascadeRoIHead(nn.Module):
         metas: Sequence[dict],
         *,
         check_inputs: bool = True,
+        mask_probs_only: bool = False,
     ) -> list[dict[str, Tensor]]:
         """Detections of each image; Args and Returns as StandardRoIHead.predict."""
         batch = feats[0].shape[0]
@@ -215,7 +216,8 @@ class CascadeRoIHead(nn.Module):
         masks = self._mask_probs(feats, dets) if self.mask_heads is not None else [None] * batch
         paste = self.conventions.mask_paste
         return [
-            finish_detections(d, m, p, paste) for d, m, p in zip(dets, metas, masks, strict=True)
+            finish_detections(d, m, p, paste, paste=not mask_probs_only)
+            for d, m, p in zip(dets, metas, masks, strict=True)
         ]
 
     def _mask_probs(self, feats: Sequence[Tensor], dets: list[dict]) -> list[Tensor]:

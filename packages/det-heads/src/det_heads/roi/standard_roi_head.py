@@ -101,11 +101,14 @@ def finish_detections(
     meta: dict,
     mask_probs: Tensor | None,
     mask_paste: str = "det",
+    *,
+    paste: bool = True,
 ) -> dict[str, Tensor]:
     """Moves one image's detections (input pixels) to the original image; pastes masks.
 
     Detections whose NMS ran in original pixels (original_boxes, the 2019 code) keep those
     boxes; the 2019 code pasted masks on its input-pixel boxes divided by the scale factor.
+    With paste False the masks stay each box's M x M probabilities, under "mask_probs".
     """
     if "original_boxes" in det:
         boxes = det["original_boxes"]
@@ -113,7 +116,9 @@ def finish_detections(
     else:
         boxes = paste_boxes = to_original(det["boxes"], meta)
     out = {"boxes": boxes, "scores": det["scores"], "labels": det["labels"]}
-    if mask_probs is not None:
+    if mask_probs is not None and not paste:
+        out["mask_probs"] = mask_probs
+    elif mask_probs is not None:
         out["masks"] = paste_masks(mask_probs, paste_boxes, original_size(meta), style=mask_paste)
     return out
 
@@ -226,6 +231,7 @@ class StandardRoIHead(nn.Module):
         metas: Sequence[dict],
         *,
         check_inputs: bool = True,
+        mask_probs_only: bool = False,
     ) -> list[dict[str, Tensor]]:
         """Detections of each image.
 
@@ -234,11 +240,13 @@ class StandardRoIHead(nn.Module):
             proposals: per image dict(boxes Tensor[K, 4][, scores]) or Tensor[K, 4], input pixels.
             metas: per image dict(img_shape, scale_factor[, ori_shape]).
             check_inputs: check proposals and metas; False when the caller has.
+            mask_probs_only: masks as each box's probabilities, mask_probs Tensor[N, M, M]
+                (what an exported graph returns: pasting loops over the boxes in Python).
 
         Returns:
             Per image dict(boxes Tensor[N, 4] (x1, y1, x2, y2) in original-image pixels,
             scores Tensor[N], labels int64[N] in 0..C-1[, masks uint8 Tensor[N, H, W] in the
-            original image]).
+            original image, or mask_probs]).
         """
         batch = feats[0].shape[0]
         if check_inputs:
@@ -258,7 +266,8 @@ class StandardRoIHead(nn.Module):
         masks = self._mask_probs(feats, dets) if self.mask_head is not None else [None] * batch
         paste = self.conventions.mask_paste
         return [
-            finish_detections(d, m, p, paste) for d, m, p in zip(dets, metas, masks, strict=True)
+            finish_detections(d, m, p, paste, paste=not mask_probs_only)
+            for d, m, p in zip(dets, metas, masks, strict=True)
         ]
 
     def _mask_probs(self, feats: Sequence[Tensor], dets: list[dict]) -> list[Tensor]:

@@ -1,0 +1,14 @@
+"""``python -m det_engine.deploy MODEL.onnx IMAGE...``: run an exported detector in onnxruntime.
+
+The command and `OnnxDetector` live in det_engine.apps.deploy; this module lets
+``python -m det_engine.deploy`` run it and ``from det_engine.deploy import OnnxDetector`` work.
+"""
+
+import sys
+
+from det_engine.apps.deploy import OnnxDetector, main
+
+__all__ = ["OnnxDetector", "main"]
+
+if __name__ == "__main__":
+    sys.exit(main())

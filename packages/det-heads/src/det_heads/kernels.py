@@ -1,0 +1,67 @@
+"""The det_ops kernels as the heads call them at inference: straight to the torch ops.
+
+det_ops' public functions check their arguments in Python on concrete sizes and values,
+which torch.export cannot trace (the number of boxes left after a score threshold is only
+known when the graph runs). The heads build these inputs themselves, so the checks have
+nothing to catch here; these calls keep the public functions' box-width convention
+(``offset``) and RoIAlign modes, and export as one ``det_ops::<op>`` node each.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+import det_ops._torch  # noqa: F401  (registers torch.ops.det_ops)
+from det_ops.roi_align import aligned_mode
+
+
+def _computed(x: Tensor) -> Tensor:
+    """x in a dtype the kernels compute in: float32 or float64 (half and bfloat16, as under
+    autocast, computed in float32 as det_ops' public functions do)."""
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
+
+
+def _with_offset(boxes: Tensor, offset: int) -> Tensor:
+    """Boxes ending at (x2 + offset, y2 + offset): their plain IoU is the IoU with widths
+    x2 - x1 + offset (det_ops' nms offset)."""
+    if offset == 0:
+        return boxes
+    return torch.cat([boxes[:, :2], boxes[:, 2:] + offset], dim=1)
+
+
+def nms(boxes: Tensor, scores: Tensor, iou_threshold: float, offset: int = 0) -> Tensor:
+    """det_ops.nms on float32 Tensor[N, 4] boxes and Tensor[N] scores: kept indices."""
+    boxes, scores = _computed(boxes), _computed(scores).to(_computed(boxes).dtype)
+    return torch.ops.det_ops.nms(_with_offset(boxes, offset), scores, iou_threshold)
+
+
+def batched_nms(
+    boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: float, offset: int = 0
+) -> Tensor:
+    """det_ops.batched_nms: NMS within each idxs value; kept indices by decreasing score."""
+    boxes, scores = _computed(boxes), _computed(scores).to(_computed(boxes).dtype)
+    return torch.ops.det_ops.batched_nms(_with_offset(boxes, offset), scores, idxs, iou_threshold)
+
+
+def roi_align(
+    feat: Tensor,
+    rois: Tensor,
+    output_size: int,
+    spatial_scale: float,
+    sampling_ratio: int,
+    aligned: bool | str,
+) -> Tensor:
+    """det_ops.roi_align of Tensor[K, 5] rois (image index, x1, y1, x2, y2) on feat, in
+    feat's dtype."""
+    computed = _computed(feat)
+    pooled = torch.ops.det_ops.roi_align(
+        computed,
+        rois.to(computed.dtype),
+        spatial_scale,
+        output_size,
+        output_size,
+        sampling_ratio,
+        aligned_mode("roi_align", aligned),
+    )
+    return pooled.to(feat.dtype)
