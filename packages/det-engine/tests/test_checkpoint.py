@@ -118,3 +118,14 @@ def test_latest(tmp_path):
     (tmp_path / "iter_99999999.pth.tmp").write_bytes(b"")
     (tmp_path / "other.pth").write_bytes(b"")
     assert latest(tmp_path) == tmp_path / "iter_00001000.pth"
+
+
+def test_resolve_takes_a_work_dirs_latest_checkpoint(tmp_path):
+    model, _ = _trained_model()
+    for iteration in (2, 10):
+        save(checkpoint_path(tmp_path, iteration), model=model, epoch=0, iteration=iteration)
+    assert checkpoint.resolve(tmp_path) == tmp_path / "iter_00000010.pth"
+    assert checkpoint.resolve(tmp_path / "x.pth") == tmp_path / "x.pth"  # a file as given
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"empty holds no iter_\*\.pth checkpoint"):
+        checkpoint.resolve(tmp_path / "empty")

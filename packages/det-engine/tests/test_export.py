@@ -148,6 +148,15 @@ def test_export_refuses_deformable_roi_pool_naming_the_op(tmp_path, capsys):
     assert not out.exists()
 
 
+def test_onnx_export_refuses_deformable_convolutions_naming_the_op(tmp_path, capsys):
+    out = tmp_path / "dconv.onnx"
+    argv = ["faster_rcnn", "r50", "1x", "--variant", "dconv-c3-c5", "--format", "onnx"]
+    assert main([*argv, "--img-size", "224", "320", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "det_ops::deform_conv2d" in err and "--format pt2" in err
+    assert not out.exists()
+
+
 def test_export_rejects_a_size_that_is_not_a_multiple_of_32(tmp_path, capsys):
     argv = ["rpn", "r50", "1x", "--format", "pt2", "--img-size", "100", "320"]
     assert main([*argv, "--out", str(tmp_path / "x.pt2")]) == 2

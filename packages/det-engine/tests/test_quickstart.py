@@ -158,7 +158,7 @@ def test_the_test_command_evaluates_the_quickstart_checkpoint(run):
     from det_engine.apps import test as test_cli
 
     root, work = run
-    argv = ["--ckpt", str(work / "iter_00000002.pth"), "--data-root", str(root)]
+    argv = ["--ckpt", str(work), "--data-root", str(root)]  # a work dir: its latest checkpoint
     assert test_cli.main([*argv, "--workers", "0"]) == 0  # data: shapes, from the run record
     result = json.loads((work / "iter_00000002.eval.json").read_text())
     trained = json.loads((work / "eval.json").read_text())["metrics"]

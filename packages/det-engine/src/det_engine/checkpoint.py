@@ -43,6 +43,21 @@ def latest(work_dir: str | os.PathLike) -> Path | None:
     return max(found)[1] if found else None
 
 
+def resolve(path: str | os.PathLike) -> Path:
+    """A checkpoint file: ``path`` itself, or for a work dir its latest ``iter_*.pth``.
+
+    Raises:
+        FileNotFoundError: a folder without one, naming it.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    found = latest(path)
+    if found is None:
+        raise FileNotFoundError(f"{path} holds no iter_*.pth checkpoint")
+    return found
+
+
 def _unwrap(model: nn.Module) -> nn.Module:
     # DistributedDataParallel keeps the real model in .module; save without the prefix.
     return model.module if hasattr(model, "module") else model

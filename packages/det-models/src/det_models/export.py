@@ -141,6 +141,26 @@ def check_exportable(detector: nn.Module) -> None:
             )
 
 
+# det_ops' deformable convolutions (the dconv / mdconv backbones), by class name: det-models
+# does not import det_ops.
+DEFORM_CONVS = frozenset(
+    {"DeformConv2d", "DeformConv2dPack", "ModulatedDeformConv2d", "ModulatedDeformConv2dPack"}
+)
+
+
+def check_onnx_exportable(detector: nn.Module) -> None:
+    """Raises ExportError naming the op when a part of detector has no ONNX translation yet:
+    the deformable convolutions of the dconv / mdconv backbones (the .pt2 keeps them as
+    det_ops kernels)."""
+    for name, module in detector.named_modules():
+        if type(module).__name__ in DEFORM_CONVS:
+            raise ExportError(
+                f"cannot export {type(detector).__name__} to ONNX: {name} is a deformable "
+                "convolution (det_ops::deform_conv2d), which has no ONNX translation here yet; "
+                "export it as .pt2 (--format pt2) or a variant without dconv / mdconv"
+            )
+
+
 def export_detector(
     detector: nn.Module,
     example_images: Tensor,

@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from det_engine.checkpoint import CheckpointError
+from det_engine.checkpoint import CheckpointError, resolve
 from det_engine.visualize import draw_detections, read_rgb, save_image
 
 
@@ -24,7 +24,11 @@ class DemoError(RuntimeError):
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m det_engine.demo", description=__doc__)
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (jpg, png, ...)")
-    parser.add_argument("--ckpt", required=True, help="a det_engine checkpoint (iter_*.pth)")
+    parser.add_argument(
+        "--ckpt",
+        required=True,
+        help="a det_engine checkpoint (iter_*.pth), or a work dir: its latest",
+    )
     parser.add_argument("--out", required=True, help="folder for the drawn images")
     parser.add_argument("--score-thr", type=float, default=0.3, help="draw detections >= this")
     parser.add_argument(
@@ -88,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
 
     device = pick_device(args.device)
     try:
-        detector, names, _ = load_detector(args.ckpt)
+        detector, names, _ = load_detector(resolve(args.ckpt))
     except (FileNotFoundError, CheckpointError, DemoError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

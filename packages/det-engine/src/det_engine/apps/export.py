@@ -18,7 +18,7 @@ row's test resize) or, with ``--dynamic``, any height and width that are multipl
 A checkpoint of ``det_engine.train`` or ``det_engine.quickstart`` names its run, so the zoo
 row may be left out; without ``--ckpt`` the row is exported with fresh weights::
 
-    python -m det_engine.export --ckpt work_dirs/quickstart/iter_00000100.pth \\
+    python -m det_engine.export --ckpt work_dirs/quickstart_faster_rcnn \\
         --format onnx --dynamic --out quickstart.onnx
 
 Models with deformable RoI pooling (the dpool / mdpool variants) are refused: that op has
@@ -35,9 +35,15 @@ from pathlib import Path
 
 import torch
 
-from det_engine.checkpoint import CheckpointError
+from det_engine.checkpoint import CheckpointError, resolve
 from det_models.config import DataConfig, to_plain
-from det_models.export import ExportableDetector, ExportError, export_detector, mask_paste_style
+from det_models.export import (
+    ExportableDetector,
+    ExportError,
+    check_onnx_exportable,
+    export_detector,
+    mask_paste_style,
+)
 
 # opset 18: RoiAlign with coordinate_transformation_mode (from 16), NonMaxSuppression.
 ONNX_OPSET = 18
@@ -56,7 +62,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--ckpt",
         default=None,
-        help="a det_engine checkpoint (iter_*.pth of train or quickstart; it names its run, "
+        help="a det_engine checkpoint (iter_*.pth of train or quickstart, or their work dir: its "
+        "latest; it names its run, "
         "so MODEL BACKBONE SCHEDULE may be left out); none: the row with fresh weights",
     )
     parser.add_argument(
@@ -88,6 +95,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        if args.ckpt is not None:
+            args.ckpt = str(resolve(args.ckpt))
         model, data, class_names = _model_and_data(args)
         # --dynamic traces on the row's own size: large enough that no map is 1 x 1, a
         # size torch.export would fix.
@@ -103,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
                 "--dynamic: this row resizes every image to one size (SSD) or pads to "
                 f"{data.size_divisor}, not 32; export its size with --img-size"
             )
+        if args.format == "onnx":
+            check_onnx_exportable(model)
         example = torch.zeros(args.batch, 3, height, width)
         path = Path(args.out)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 from det_engine.apps.cli import DataError, add_common_arguments, build_dataset, row_data_config
-from det_engine.checkpoint import CheckpointError
+from det_engine.checkpoint import CheckpointError, resolve
 from det_engine.data import collate_fn, data_config_for
 from det_engine.distributed import init_from_env
 from det_engine.evaluation.coco import METRICS
@@ -51,9 +51,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--ckpt",
         required=True,
-        help="a det_engine checkpoint (iter_*.pth of train or quickstart: it names its run, so "
-        "MODEL BACKBONE SCHEDULE may be left out), or a released 2019 zoo checkpoint of the "
-        "named row",
+        help="a det_engine checkpoint (iter_*.pth of train or quickstart, or their work dir: its "
+        "latest; it names its run, so MODEL BACKBONE SCHEDULE may be left out), or a released "
+        "2019 zoo checkpoint of the named row",
     )
     parser.add_argument(
         "--split",
@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {message}", file=sys.stderr)
         return 2
     try:
+        args.ckpt = str(resolve(args.ckpt))
         model, run, source, data_cfg, iteration = _model_and_data(args)
         if args.proposals_out is not None and run.model.family != "rpn":
             raise DataError(
