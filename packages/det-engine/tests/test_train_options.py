@@ -141,3 +141,33 @@ def test_load_model_weights_errors(tmp_path):
         load_model_weights(_model(), corrupt)
     with pytest.raises(FileNotFoundError):
         load_model_weights(_model(), tmp_path / "missing.pth")
+
+
+def test_a_named_row_must_be_whole_and_the_checkpoints_own():
+    import argparse
+
+    from det_engine.apps.cli import check_checkpoint_row, named_row
+    from det_models import zoo
+    from det_models.config import RunConfig
+
+    def args(*row, variant=None):
+        return argparse.Namespace(
+            model=row[0] if row else None,
+            backbone=row[1] if row else None,
+            schedule=row[2] if len(row) > 2 else None,
+            variant=variant,
+            ckpt="ckpt.pth",
+        )
+
+    assert named_row(args()) is None
+    assert named_row(args("rpn", "r50", "1x")) == ("rpn", "r50", "1x")
+    with pytest.raises(ValueError, match="name the zoo row whole"):
+        named_row(args("rpn", "r50"))
+    row = zoo.get("rpn", "r50", "1x")
+    run = RunConfig(name="rpn_r50_1x", model=row.model, data=row.data, schedule=row.schedule,
+                    key=row.key)  # fmt: skip
+    check_checkpoint_row(args("rpn", "r50", "1x"), run, "test")  # its own row: fine
+    check_checkpoint_row(args(), run, "test")
+    with pytest.raises(ValueError, match=r"ckpt.pth is a checkpoint of rpn_r50_1x .* not of "
+                       r"rpn r50 2x; leave the row out to test"):  # fmt: skip
+        check_checkpoint_row(args("rpn", "r50", "2x"), run, "test")

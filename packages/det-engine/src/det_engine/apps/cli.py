@@ -10,7 +10,14 @@ from det_engine import data
 from det_engine.data import DataError
 from det_models.config import DataConfig
 
-__all__ = ["DataError", "add_common_arguments", "build_dataset", "row_data_config"]
+__all__ = [
+    "DataError",
+    "add_common_arguments",
+    "build_dataset",
+    "check_checkpoint_row",
+    "named_row",
+    "row_data_config",
+]
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, row_required: bool = True) -> None:
@@ -112,3 +119,27 @@ def build_dataset(
         given=given,
     )
     return data.build_dataset(data_config, source, root, split, train=train, proposals=proposals)
+
+
+def named_row(args: argparse.Namespace) -> tuple[str, str, str] | None:
+    """The zoo row named by MODEL BACKBONE SCHEDULE, or None when left out.
+
+    Raises:
+        ValueError: only part of the row is named.
+    """
+    row = (args.model, args.backbone, args.schedule)
+    if any(row) and not all(row):
+        raise ValueError("name the zoo row whole (MODEL BACKBONE SCHEDULE) or leave it out")
+    return row if all(row) else None
+
+
+def check_checkpoint_row(args: argparse.Namespace, run: Any, what: str) -> None:
+    """Raises ValueError when the command line names a zoo row other than the checkpoint's
+    (``run``: its RunConfig); ``what``: the command's verb, for the message."""
+    row = named_row(args)
+    if row is not None and run.key is not None and (*row, args.variant) != tuple(run.key):
+        named = " ".join(p for p in (*row, args.variant) if p)
+        raise ValueError(
+            f"{args.ckpt} is a checkpoint of {run.name} (zoo row {run.key}), not of {named}; "
+            f"leave the row out to {what} the checkpoint's own"
+        )

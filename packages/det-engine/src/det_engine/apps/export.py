@@ -35,6 +35,7 @@ from pathlib import Path
 
 import torch
 
+from det_engine.apps.cli import check_checkpoint_row, named_row
 from det_engine.checkpoint import CheckpointError, resolve
 from det_models.config import DataConfig, to_plain
 from det_models.export import (
@@ -143,11 +144,9 @@ def _model_and_data(
     from det_models import zoo
     from det_models.checkpoint import model_from_checkpoint
 
-    row = [args.model, args.backbone, args.schedule]
-    if any(row) and not all(row):
-        raise ValueError("name the zoo row whole (MODEL BACKBONE SCHEDULE) or leave it out")
+    row = named_row(args)
     if args.ckpt is None:
-        if not all(row):
+        if row is None:
             raise ValueError("name a zoo row (MODEL BACKBONE SCHEDULE) or a checkpoint (--ckpt)")
         data = zoo.get(*row, args.variant).data
         model = zoo.build(*row, args.variant, num_classes=args.num_classes)
@@ -155,12 +154,7 @@ def _model_and_data(
     if args.num_classes is not None:
         raise ValueError("--num-classes: a checkpoint's model has its own classes")
     model, run = model_from_checkpoint(args.ckpt)
-    if all(row) and run.key is not None and (*row, args.variant) != tuple(run.key):
-        named = " ".join(p for p in (*row, args.variant) if p)
-        raise ValueError(
-            f"{args.ckpt} is a checkpoint of {run.name} (zoo row {run.key}), not of {named}; "
-            "leave the row out to export the checkpoint's own"
-        )
+    check_checkpoint_row(args, run, "export")
     return model.eval(), run.data, run.class_names
 
 

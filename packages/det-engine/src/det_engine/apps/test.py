@@ -32,7 +32,14 @@ from typing import Any
 
 import torch
 
-from det_engine.apps.cli import DataError, add_common_arguments, build_dataset, row_data_config
+from det_engine.apps.cli import (
+    DataError,
+    add_common_arguments,
+    build_dataset,
+    check_checkpoint_row,
+    named_row,
+    row_data_config,
+)
 from det_engine.checkpoint import CheckpointError, resolve
 from det_engine.data import collate_fn, data_config_for
 from det_engine.distributed import init_from_env
@@ -143,24 +150,17 @@ def _model_and_data(args: argparse.Namespace):
     from det_models.checkpoint import model_from_checkpoint, read_checkpoint
     from det_models.convert import is_mmdet_layout
 
-    row = [args.model, args.backbone, args.schedule]
-    if any(row) and not all(row):
-        raise ValueError("name the zoo row whole (MODEL BACKBONE SCHEDULE) or leave it out")
+    row = named_row(args)
     stored = read_checkpoint(args.ckpt)
     if "run" not in stored and is_mmdet_layout(stored):
-        if not all(row):
+        if row is None:
             raise ValueError(
                 f"{args.ckpt} is a 2019 zoo checkpoint: name its row, e.g. "
                 f"python -m det_engine.test faster_rcnn r50 1x --ckpt {args.ckpt}"
             )
         return _released(args, stored)
     model, run = model_from_checkpoint(args.ckpt)
-    if all(row) and run.key is not None and (*row, args.variant) != tuple(run.key):
-        named = " ".join(p for p in (*row, args.variant) if p)
-        raise ValueError(
-            f"{args.ckpt} is a checkpoint of {run.name} (zoo row {run.key}), not of {named}; "
-            "leave the row out to test the checkpoint's own"
-        )
+    check_checkpoint_row(args, run, "test")
     source = args.data or run.dataset
     data_cfg = run.data
     if args.img_scale is not None or source != run.dataset:
