@@ -209,7 +209,7 @@ def _narrow(model: str) -> list[str]:
         sets.append("model.rpn.feat_channels=32")
     if model != "rpn":
         sets += ["model.roi.fc_channels=64", "model.roi.conv_channels=32"]
-        sets.append("model.roi.sample_num=64")
+        sets.append("model.roi.stages.0.sampler.num=64")
     return sets
 
 

@@ -46,6 +46,18 @@ def test_targets_and_loss_hand_computed():
     assert losses["loss_box"].item() == 0.0
 
 
+def test_pos_weight_weighs_the_positives_classification():
+    # Two positives and one negative, uniform logits: each term is log 4. With the positives
+    # weighted 3, the sum 3 + 3 + 1 terms is still averaged over the 3 sampled RoIs.
+    head = BBoxHead(3, 4, 2, 8, pos_weight=3.0)
+    labels, box_targets, box_weights = head.targets([_sample()])
+    losses = head.loss(torch.zeros(3, 4), torch.zeros(3, 12), labels, box_targets, box_weights)
+    assert math.isclose(losses["loss_cls"].item(), 7 * math.log(4) / 3, rel_tol=1e-6)
+    plain = BBoxHead(3, 4, 2, 8, pos_weight=-1.0)
+    losses = plain.loss(torch.zeros(3, 4), torch.zeros(3, 12), labels, box_targets, box_weights)
+    assert math.isclose(losses["loss_cls"].item(), math.log(4), rel_tol=1e-6)
+
+
 def test_detections_rescue_the_right_class():
     head = BBoxHead(2, 4, 2, 8)
     boxes = torch.tensor([[10.0, 10.0, 30.0, 30.0]])

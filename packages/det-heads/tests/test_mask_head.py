@@ -78,6 +78,8 @@ def test_mask_head_shapes_and_loss():
     expected = torch.nn.functional.binary_cross_entropy_with_logits(chosen, targets)
     torch.testing.assert_close(loss, expected)
     assert head.loss(logits[:0], targets[:0], labels[:0]).item() == 0.0
+    head.loss_weight = 0.25
+    torch.testing.assert_close(head.loss(logits, targets, labels), 0.25 * expected)
 
 
 def test_group_norm_mask_head_of_the_gn_rows():

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 from heads_inputs import assert_finite_with_grads, metas, pyramid, random_targets
@@ -57,6 +59,16 @@ def test_objectness_target_is_one_for_a_perfect_anchor():
     # logits 0 everywhere: BCE = log 2 for each sampled anchor, box loss 0 (perfect match)
     assert losses["loss_rpn_cls"].item() == pytest.approx(torch.log(torch.tensor(2.0)).item())
     assert losses["loss_rpn_box"].item() == 0.0
+    # A positive weighted 3: (3 + N) log 2 over the 1 + N sampled anchors, N negatives.
+    weighted = RPNHead(4, 4, anchor_generator=gen, pos_weight=3.0)
+    weighted.load_state_dict(head.state_dict())
+    # Of the 2 x 2 anchors inside the 32 x 32 image, two overlap the gt by IoU 1/3 (ignored)
+    # and one by 1/7 (negative): one positive and one negative are sampled.
+    num_sampled = 2
+    expected = (3 + num_sampled - 1) / num_sampled * math.log(2)
+    assert weighted.loss(feats, target, metas(1, 32))["loss_rpn_cls"].item() == pytest.approx(
+        expected
+    )
 
 
 def test_predict_contract():

@@ -18,8 +18,10 @@ from det_models.config import (
     NeckConfig,
     OverrideError,
     RoIConfig,
+    RoIStageConfig,
     RPNConfig,
     RunConfig,
+    SamplerConfig,
     apply_overrides,
     from_plain,
     to_plain,
@@ -70,7 +72,10 @@ def _tiny_run() -> RunConfig:
         backbone=BackboneConfig(arch="r18", norm="BN", norm_eval=False, base_channels=8),
         neck=NeckConfig(out_channels=16),
         rpn=RPNConfig(feat_channels=16),
-        roi=RoIConfig(fc_channels=32, sample_num=32),
+        roi=RoIConfig(
+            fc_channels=32,
+            stages=(RoIStageConfig(sampler=SamplerConfig(32, 0.25, add_gt_as_proposals=True)),),
+        ),
     )
     row = zoo.get("faster_rcnn", "r50", "1x")
     return RunConfig(

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Sequence
 
 import pytest
 import torch
 
 from det_heads import RandomSampler
 from det_models import zoo
+from det_models.builder import build_model
+from det_models.config import apply_overrides
 
 CLASSES = 3
 # Small widths: the step's arithmetic is that of the zoo rows, at a fraction of the cost.
@@ -125,12 +128,23 @@ def _all_of(sampler: RandomSampler) -> RandomSampler:
     return RandomSampler(10**9, 1.0, add_gt_as_proposals=sampler.add_gt_as_proposals)
 
 
-def step_losses(family: str, conventions: str) -> dict[str, float]:
-    """The losses of one training step of a small model of the family, as floats."""
+def step_losses(family: str, conventions: str, sets: Sequence[str] = ()) -> dict[str, float]:
+    """The losses of one training step of a small model of the family, as floats.
+
+    Args:
+        family: a key of FAMILIES.
+        conventions: "det" or "mmdet_v0.6".
+        sets: ``--set`` items applied to the zoo row after the small widths.
+    """
     key, overrides = FAMILIES[family]
+    small = [f"model.{path.replace('__', '.')}={value}" for path, value in overrides.items()]
+    if family != "rpn":
+        small.append(f"model.num_classes={CLASSES}")
+    config = apply_overrides(
+        zoo.get(*key), [*small, f"model.conventions={conventions}", *sets]
+    ).model
     torch.manual_seed(0)
-    num_classes = None if family == "rpn" else CLASSES
-    model = zoo.build(*key, num_classes=num_classes, conventions=conventions, **overrides)
+    model = build_model(config)
     _take_every_candidate(model)
     model = model.double().train()
     images, metas, targets = _batch("mask" in family, family.startswith("ssd"))

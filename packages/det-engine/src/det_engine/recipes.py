@@ -14,6 +14,7 @@ import dataclasses
 
 from det_models import zoo
 from det_models.config import (
+    CASCADE_STAGES_2019,
     BackboneConfig,
     DataConfig,
     DenseHeadConfig,
@@ -21,8 +22,10 @@ from det_models.config import (
     NeckConfig,
     ProposalConfig,
     RoIConfig,
+    RoIStageConfig,
     RPNConfig,
     RunConfig,
+    SamplerConfig,
     ScheduleConfig,
     SSDAugment,
 )
@@ -82,8 +85,15 @@ def quickstart_model(family: str = "faster_rcnn") -> ModelConfig:
     # Two 3x3 conv + GroupNorm layers before one FC: from scratch, the plain 2-FC head is
     # slower to tell the three shapes apart (box AP 0.27 against 0.38 after 1000
     # iterations, MODEL_ZOO.md).
+    # 128 RoIs per image (the zoo: 512): a few objects per picture.
+    sampler = SamplerConfig(128, 0.25, add_gt_as_proposals=True)
     roi = RoIConfig(
-        num_convs=2, conv_channels=32, norm="GN", num_fcs=1, fc_channels=256, sample_num=128
+        num_convs=2,
+        conv_channels=32,
+        norm="GN",
+        num_fcs=1,
+        fc_channels=256,
+        stages=(RoIStageConfig(sampler=sampler),),
     )
     neck = NeckConfig(out_channels=channels)
     if family == "ssd":
@@ -117,9 +127,10 @@ def quickstart_model(family: str = "faster_rcnn") -> ModelConfig:
         return ModelConfig(
             family="fast_rcnn", num_classes=3, backbone=backbone, neck=neck, rpn=None, roi=roi
         )
-    roi = dataclasses.replace(
-        roi, with_mask=family.endswith("mask_rcnn"), num_stages=3 if "cascade" in family else 1
-    )
+    if "cascade" in family:
+        stages = tuple(dataclasses.replace(s, sampler=sampler) for s in CASCADE_STAGES_2019)
+        roi = dataclasses.replace(roi, stages=stages)
+    roi = dataclasses.replace(roi, with_mask=family.endswith("mask_rcnn"))
     return ModelConfig(family=family, num_classes=3, backbone=backbone, neck=neck, rpn=rpn, roi=roi)
 
 

@@ -1,4 +1,8 @@
-"""Building a detector from its ModelConfig: config values in, composed modules out."""
+"""Building a detector from its ModelConfig: config values in, composed modules out.
+
+Every setting of the training step (assigners, samplers, coder stds, loss betas and weights,
+allowed border, positive weight) comes from the config; the builder chooses none of them.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,9 @@ from det_heads import (
     AnchorGenerator,
     BBoxHead,
     CascadeRoIHead,
+    CrossEntropyLoss,
     DeltaXYWHCoder,
+    FocalLoss,
     MaskHead,
     MaxIoUAssigner,
     RandomSampler,
@@ -18,19 +24,22 @@ from det_heads import (
     RetinaHead,
     RoIExtractor,
     RPNHead,
+    SmoothL1Loss,
     SSDAnchorGenerator,
     SSDHead,
     StandardRoIHead,
 )
 from det_heads.conventions import Conventions
-from det_heads.roi.cascade_roi_head import CASCADE_STDS
 from det_models.config import (
     FAMILIES,
     ROI_POOLS,
+    AssignerConfig,
     BackboneConfig,
     ModelConfig,
     NeckConfig,
     RoIConfig,
+    RoIStageConfig,
+    SamplerConfig,
 )
 from det_models.detectors import RPN, SSD, CascadeRCNN, FasterRCNN, FastRCNN, MaskRCNN, RetinaNet
 
@@ -70,8 +79,12 @@ def _detector(config: ModelConfig) -> nn.Module:
             anchor_generator=RetinaAnchorGenerator(
                 octave_base_scale=dense.octave_base_scale, style=conv.anchors
             ),
-            coder=_coder(conv, (1.0, 1.0, 1.0, 1.0)),
-            assigner=MaxIoUAssigner(0.5, 0.4, 0.0, offset=conv.box_offset),
+            coder=_coder(conv, dense.target_stds),
+            assigner=_assigner(dense.assigner, conv),
+            cls_loss=FocalLoss(gamma=dense.focal_gamma, alpha=dense.focal_alpha),
+            box_loss=SmoothL1Loss(beta=dense.box_loss_beta),
+            allowed_border=dense.allowed_border,
+            pos_weight=dense.pos_weight,
             nms_pre=dense.nms_pre,
             candidates=conv.dense_candidates,
             **({"nms": dense.nms} if dense.nms is not None else {}),
@@ -94,6 +107,26 @@ def _detector(config: ModelConfig) -> nn.Module:
 
 def _coder(conv: Conventions, stds: tuple[float, ...]) -> DeltaXYWHCoder:
     return DeltaXYWHCoder(stds=stds, offset=conv.box_offset, clamp=conv.delta_clamp)
+
+
+def _assigner(config: AssignerConfig, conv: Conventions) -> MaxIoUAssigner:
+    return MaxIoUAssigner(
+        config.pos_iou_thr,
+        config.neg_iou_thr,
+        config.min_pos_iou,
+        gt_max_assign_all=config.gt_max_assign_all,
+        ignore_iof_thr=config.ignore_iof_thr,
+        offset=conv.box_offset,
+    )
+
+
+def _sampler(config: SamplerConfig) -> RandomSampler:
+    return RandomSampler(
+        config.num,
+        config.pos_fraction,
+        config.neg_pos_ub,
+        add_gt_as_proposals=config.add_gt_as_proposals,
+    )
 
 
 def _backbone(config: BackboneConfig) -> nn.Module:
@@ -139,12 +172,21 @@ def _rpn_head(config: ModelConfig, channels: int) -> RPNHead:
     anchors = AnchorGenerator(
         rpn.anchor_strides, rpn.anchor_scales, rpn.anchor_ratios, style=conv.anchors
     )
+    if rpn.sampler.add_gt_as_proposals:
+        raise ValueError(
+            "RPNConfig.sampler: the RPN samples anchors; add_gt_as_proposals must be False"
+        )
     return RPNHead(
         channels,
         rpn.feat_channels,
         anchor_generator=anchors,
-        coder=_coder(conv, (1.0, 1.0, 1.0, 1.0)),
-        assigner=MaxIoUAssigner(0.7, 0.3, 0.3, offset=conv.box_offset),
+        coder=_coder(conv, rpn.target_stds),
+        assigner=_assigner(rpn.assigner, conv),
+        sampler=_sampler(rpn.sampler),
+        cls_loss=CrossEntropyLoss(use_sigmoid=True, loss_weight=rpn.cls_loss_weight),
+        box_loss=SmoothL1Loss(beta=rpn.box_loss_beta, loss_weight=rpn.box_loss_weight),
+        allowed_border=rpn.allowed_border,
+        pos_weight=rpn.pos_weight,
         train_proposals=rpn.train_proposals,
         test_proposals=rpn.test_proposals,
     )
@@ -181,7 +223,7 @@ def _box_extractor(config: RoIConfig, channels: int, conv: Conventions) -> RoIEx
 
 
 def _box_head(
-    config: RoIConfig, num_classes: int, channels: int, coder: DeltaXYWHCoder
+    config: RoIConfig, num_classes: int, channels: int, stage: RoIStageConfig, conv: Conventions
 ) -> BBoxHead:
     if config.num_convs and config.norm != "GN":
         raise ValueError("RoIConfig: box head convs are only built with norm 'GN'")
@@ -195,13 +237,23 @@ def _box_head(
         conv_channels=config.conv_channels,
         norm=config.norm,
         class_agnostic=config.num_stages > 1,
-        coder=coder,
+        coder=_coder(conv, stage.target_stds),
+        cls_loss=CrossEntropyLoss(loss_weight=config.cls_loss_weight),
+        box_loss=SmoothL1Loss(beta=config.box_loss_beta, loss_weight=config.box_loss_weight),
+        pos_weight=stage.pos_weight,
     )
 
 
 def _mask_parts(config: RoIConfig, num_classes: int, channels: int, conv: Conventions):
     extractor = _extractor(config, config.mask_roi_size, conv)
-    head = MaskHead(num_classes, channels, channels, config.mask_num_convs, norm=config.norm)
+    head = MaskHead(
+        num_classes,
+        channels,
+        channels,
+        config.mask_num_convs,
+        norm=config.norm,
+        loss_weight=config.mask_loss_weight,
+    )
     return extractor, head
 
 
@@ -212,43 +264,30 @@ def _roi_head(
         mask_extractor, mask_head = (
             _mask_parts(config, num_classes, channels, conv) if config.with_mask else (None, None)
         )
+        (stage,) = config.stages
         return StandardRoIHead(
             _box_extractor(config, channels, conv),
-            _box_head(config, num_classes, channels, _coder(conv, (0.1, 0.1, 0.2, 0.2))),
-            assigner=MaxIoUAssigner(0.5, 0.5, 0.5, offset=conv.box_offset),
+            _box_head(config, num_classes, channels, stage, conv),
+            assigner=_assigner(stage.assigner, conv),
             mask_extractor=mask_extractor,
             mask_head=mask_head,
-            sampler=_rcnn_sampler(config),
+            sampler=_sampler(stage.sampler),
             nms=config.nms,
             conventions=conv,
         )
     n = config.num_stages
-    if n > len(CASCADE_STDS) or len(config.cascade_ious) < n or len(config.stage_weights) < n:
-        raise ValueError(
-            f"RoIConfig: num_stages {n} needs {n} cascade_ious and stage_weights "
-            f"(and at most {len(CASCADE_STDS)} stages)"
-        )
     masks = [_mask_parts(config, num_classes, channels, conv) for _ in range(n)]
     return CascadeRoIHead(
         [_box_extractor(config, channels, conv) for _ in range(n)],
-        [_box_head(config, num_classes, channels, _coder(conv, stds)) for stds in CASCADE_STDS[:n]],
-        assigners=[
-            MaxIoUAssigner(t, t, t, offset=conv.box_offset) for t in config.cascade_ious[:n]
-        ],
-        samplers=[_rcnn_sampler(config) for _ in range(n)],
-        stage_weights=config.stage_weights[:n],
+        [_box_head(config, num_classes, channels, stage, conv) for stage in config.stages],
+        assigners=[_assigner(stage.assigner, conv) for stage in config.stages],
+        samplers=[_sampler(stage.sampler) for stage in config.stages],
+        stage_weights=[stage.loss_weight for stage in config.stages],
         mask_extractors=[m[0] for m in masks] if config.with_mask else None,
         mask_heads=[m[1] for m in masks] if config.with_mask else None,
         nms=config.nms,
         conventions=conv,
     )
-
-
-def _rcnn_sampler(config: RoIConfig) -> RandomSampler:
-    """The R-CNN training sampler: sample_num RoIs, at most 25% positive, with ground truth."""
-    if config.sample_num <= 0:
-        raise ValueError(f"RoIConfig.sample_num must be > 0, got {config.sample_num}")
-    return RandomSampler(config.sample_num, 0.25, add_gt_as_proposals=True)
 
 
 def _ssd_head(config: ModelConfig, in_channels: list[int]) -> SSDHead:
@@ -266,7 +305,10 @@ def _ssd_head(config: ModelConfig, in_channels: list[int]) -> SSDHead:
         config.num_classes,
         in_channels,
         anchor_generator=anchors,
-        coder=_coder(conv, (0.1, 0.1, 0.2, 0.2)),
-        assigner=MaxIoUAssigner(0.5, 0.5, 0.0, gt_max_assign_all=False, offset=conv.box_offset),
+        coder=_coder(conv, dense.target_stds),
+        assigner=_assigner(dense.assigner, conv),
+        box_loss=SmoothL1Loss(beta=dense.box_loss_beta),
+        neg_pos_ratio=dense.neg_pos_ratio,
+        allowed_border=dense.allowed_border,
         **extra,
     )

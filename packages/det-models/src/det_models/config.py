@@ -99,14 +99,67 @@ class NeckConfig:
 
 
 @dataclass(frozen=True)
+class AssignerConfig:
+    """A MaxIoUAssigner's thresholds (the 2019 configs' ``train_cfg.*.assigner``).
+
+    Attributes:
+        pos_iou_thr: boxes whose best IoU with a ground truth is at least this are positive.
+        neg_iou_thr: boxes whose best IoU is below this are negative; or a (lo, hi) pair.
+        min_pos_iou: a ground truth's best box is positive when their IoU reaches this.
+        gt_max_assign_all: a ground truth takes every box tied for its best IoU.
+        ignore_iof_thr: boxes covered by a crowd box by more than this share of their area
+            are ignored; -1: off (every 2019 config).
+    """
+
+    pos_iou_thr: float
+    neg_iou_thr: float | tuple[float, float]
+    min_pos_iou: float = 0.0
+    gt_max_assign_all: bool = True
+    ignore_iof_thr: float = -1.0
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """A RandomSampler's sizes (the 2019 configs' ``train_cfg.*.sampler``).
+
+    Attributes:
+        num: boxes sampled per image.
+        pos_fraction: largest share of positives among them.
+        neg_pos_ub: at most this many negatives per positive; -1: no bound.
+        add_gt_as_proposals: the ground-truth boxes join the candidates (R-CNN stages).
+    """
+
+    num: int
+    pos_fraction: float
+    neg_pos_ub: float = -1.0
+    add_gt_as_proposals: bool = False
+
+    def __post_init__(self) -> None:
+        if self.num <= 0:
+            raise ValueError(f"SamplerConfig.num must be > 0, got {self.num}")
+        if not 0.0 <= self.pos_fraction <= 1.0:
+            raise ValueError(
+                f"SamplerConfig.pos_fraction must be in [0, 1], got {self.pos_fraction}"
+            )
+
+
+@dataclass(frozen=True)
 class RPNConfig:
-    """The RPN head.
+    """The RPN head, with its training settings (2019: ``train_cfg.rpn``).
 
     Attributes:
         feat_channels: channels of the shared 3x3 conv.
         anchor_scales, anchor_ratios, anchor_strides: the anchors.
         train_proposals: proposals fed to the RoI head in training.
         test_proposals: proposals at test time.
+        assigner: anchor assignment (0.7 / 0.3 / min_pos 0.3).
+        sampler: anchors sampled per image (256 at half positives, no gt added).
+        allowed_border: pixels an anchor may cross the image border by to be trained on
+            (0: inside the image; -1: every anchor).
+        pos_weight: objectness weight of a positive anchor; -1: 1.
+        target_stds: the box coder's standard deviations.
+        box_loss_beta: smooth L1 beta of the box loss (1/9).
+        cls_loss_weight, box_loss_weight: multipliers of the two losses.
     """
 
     feat_channels: int = 256
@@ -115,6 +168,46 @@ class RPNConfig:
     anchor_strides: tuple[int, ...] = (4, 8, 16, 32, 64)
     train_proposals: ProposalConfig = PROPOSALS_2019
     test_proposals: ProposalConfig = PROPOSALS_2019
+    assigner: AssignerConfig = AssignerConfig(0.7, 0.3, 0.3)
+    sampler: SamplerConfig = SamplerConfig(256, 0.5, add_gt_as_proposals=False)
+    allowed_border: float = 0.0
+    pos_weight: float = -1.0
+    target_stds: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)
+    box_loss_beta: float = 1.0 / 9.0
+    cls_loss_weight: float = 1.0
+    box_loss_weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class RoIStageConfig:
+    """Training settings of one R-CNN stage (2019: ``train_cfg.rcnn``; a list of three for
+    Cascade R-CNN, with ``stage_loss_weights``).
+
+    Attributes:
+        assigner: proposal assignment (0.5 / 0.5 / min_pos 0.5; Cascade 0.5, 0.6, 0.7).
+        sampler: RoIs sampled per image (512 at a quarter positives, gt added).
+        target_stds: the stage's box coder standard deviations.
+        loss_weight: multiplier of the stage's losses (Cascade 1, 0.5, 0.25).
+        pos_weight: classification weight of a positive RoI; -1: 1.
+    """
+
+    assigner: AssignerConfig = AssignerConfig(0.5, 0.5, 0.5)
+    sampler: SamplerConfig = SamplerConfig(512, 0.25, add_gt_as_proposals=True)
+    target_stds: tuple[float, float, float, float] = (0.1, 0.1, 0.2, 0.2)
+    loss_weight: float = 1.0
+    pos_weight: float = -1.0
+
+
+# Cascade R-CNN's three stages (2019 cascade_rcnn_r50_fpn_1x.py: train_cfg.rcnn,
+# stage_loss_weights, and each bbox head's target_stds).
+CASCADE_STAGES_2019 = tuple(
+    RoIStageConfig(assigner=AssignerConfig(iou, iou, iou), target_stds=stds, loss_weight=weight)
+    for iou, stds, weight in (
+        (0.5, (0.1, 0.1, 0.2, 0.2), 1.0),
+        (0.6, (0.05, 0.05, 0.1, 0.1), 0.5),
+        (0.7, (0.033, 0.033, 0.067, 0.067), 0.25),
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -131,11 +224,12 @@ class RoIConfig:
         norm: None or "GN" for the box head's convs and the mask head.
         with_mask: whether there is a mask branch.
         mask_num_convs: 3x3 convs of the mask head.
-        num_stages: 1 (standard) or 3 (Cascade R-CNN).
-        cascade_ious, stage_weights: per stage IoU thresholds and loss weights (cascade).
         nms: test-time multiclass NMS.
-        sample_num: RoIs sampled per image for the training loss (a quarter at most
-            positive, ground truth included); the zoo's 512.
+        stages: the training settings of each stage: one (Faster / Mask R-CNN) or three
+            (Cascade R-CNN: CASCADE_STAGES_2019); their number is the number of stages.
+        box_loss_beta: smooth L1 beta of the box loss (1).
+        cls_loss_weight, box_loss_weight, mask_loss_weight: multipliers of the losses
+            (before a stage's loss_weight).
     """
 
     pool: str = "align"
@@ -150,11 +244,21 @@ class RoIConfig:
     norm: str | None = None
     with_mask: bool = False
     mask_num_convs: int = 4
-    num_stages: int = 1
-    cascade_ious: tuple[float, ...] = (0.5, 0.6, 0.7)
-    stage_weights: tuple[float, ...] = (1.0, 0.5, 0.25)
     nms: NMSConfig = DEFAULT_NMS
-    sample_num: int = 512
+    stages: tuple[RoIStageConfig, ...] = (RoIStageConfig(),)
+    box_loss_beta: float = 1.0
+    cls_loss_weight: float = 1.0
+    box_loss_weight: float = 1.0
+    mask_loss_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.stages:
+            raise ValueError("RoIConfig.stages must hold at least one RoIStageConfig")
+
+    @property
+    def num_stages(self) -> int:
+        """1 for Faster / Mask R-CNN, 3 for Cascade R-CNN."""
+        return len(self.stages)
 
 
 @dataclass(frozen=True)
@@ -170,6 +274,18 @@ class DenseHeadConfig:
         basesize_ratio_range: SSD anchor sizes as fractions of input_size.
         nms: test-time multiclass NMS (None: the head's default).
         nms_pre: RetinaNet's candidates per level before NMS (the 2019 configs' 1000).
+        assigner: anchor assignment; None: the kind's 2019 setting (RetinaNet 0.5 / 0.4 /
+            min_pos 0; SSD 0.5 / 0.5 / 0, a ground truth taking only its first best anchor).
+        target_stds: the box coder's standard deviations; None: the kind's (RetinaNet 1,
+            SSD (0.1, 0.1, 0.2, 0.2)).
+        box_loss_beta: smooth L1 beta; None: the kind's (RetinaNet 0.11, SSD 1).
+        allowed_border: pixels an anchor may cross the border by (-1: every anchor).
+        pos_weight: RetinaNet: classification weight of a positive anchor; -1: 1.
+        focal_gamma, focal_alpha: RetinaNet's focal loss (2, 0.25).
+        neg_pos_ratio: SSD: hard negatives mined per positive (3).
+
+    The None settings are filled in from `kind` when the config is made, so a stored or
+    printed config always holds the values used.
     """
 
     kind: str = "retina"
@@ -180,6 +296,36 @@ class DenseHeadConfig:
     basesize_ratio_range: tuple[float, float] | None = None
     nms: NMSConfig | None = None
     nms_pre: int = 1000
+    assigner: AssignerConfig | None = None
+    target_stds: tuple[float, float, float, float] | None = None
+    box_loss_beta: float | None = None
+    allowed_border: float = -1.0
+    pos_weight: float = -1.0
+    focal_gamma: float = 2.0
+    focal_alpha: float = 0.25
+    neg_pos_ratio: float = 3.0
+
+    def __post_init__(self) -> None:
+        _check_choice("DenseHeadConfig.kind", self.kind, tuple(DENSE_TRAIN_2019))
+        for name, value in DENSE_TRAIN_2019[self.kind].items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
+
+
+# The single-stage heads' 2019 training settings that differ by kind (retinanet_r50_fpn_1x.py
+# and ssd300_coco.py: train_cfg, target_stds, smoothl1_beta).
+DENSE_TRAIN_2019: dict[str, dict[str, Any]] = {
+    "retina": {
+        "assigner": AssignerConfig(0.5, 0.4, 0.0),
+        "target_stds": (1.0, 1.0, 1.0, 1.0),
+        "box_loss_beta": 0.11,
+    },
+    "ssd": {
+        "assigner": AssignerConfig(0.5, 0.5, 0.0, gt_max_assign_all=False),
+        "target_stds": (0.1, 0.1, 0.2, 0.2),
+        "box_loss_beta": 1.0,
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -446,7 +592,8 @@ def replace_path(config: Any, path: str, value: Any) -> Any:
 
     A list given for a tuple field becomes a tuple; a section (a nested config) is replaced
     only by another config, except `conventions`, which also takes a preset's name (det,
-    mmdet_v0.6, torchvision).
+    mmdet_v0.6, torchvision). An index reaches into a tuple of sections, e.g.
+    "model.roi.stages.1.assigner.pos_iou_thr".
 
     Args:
         config: a dataclass instance, e.g. a ZooConfig.
@@ -464,6 +611,8 @@ def replace_path(config: Any, path: str, value: Any) -> Any:
 
 def _replace(node: Any, parts: list[str], value: Any, done: list[str]) -> Any:
     where = ".".join(done) or "the config"
+    if isinstance(node, tuple) and node and dataclasses.is_dataclass(node[0]):
+        return _replace_item(node, parts, value, done)
     if not dataclasses.is_dataclass(node):
         raise OverrideError(f"{where} is a value ({node!r}), it has no key {parts[0]!r}")
     names = [f.name for f in dataclasses.fields(node)]
@@ -491,6 +640,25 @@ def _replace(node: Any, parts: list[str], value: Any, done: list[str]) -> Any:
     elif isinstance(current, tuple) and isinstance(value, list):
         value = tuple(value)
     return dataclasses.replace(node, **{head: value})
+
+
+def _replace_item(node: tuple, parts: list[str], value: Any, done: list[str]) -> tuple:
+    """A tuple of configs (e.g. RoIConfig.stages) with item int(parts[0]) replaced."""
+    where, head = ".".join(done), parts[0]
+    if not head.isdigit() or int(head) >= len(node):
+        raise OverrideError(
+            f"{where} holds {len(node)} sections: give an index 0..{len(node) - 1}, "
+            f"e.g. {where}.0, not {head!r}"
+        )
+    index = int(head)
+    if len(parts) > 1:
+        item = _replace(node[index], parts[1:], value, [*done, head])
+    elif type(value) is type(node[index]):
+        item = value
+    else:
+        keys = ", ".join(f.name for f in dataclasses.fields(node[index]))
+        raise OverrideError(f"{where}.{head} is a section; set one of its keys: {keys}")
+    return (*node[:index], item, *node[index + 1 :])
 
 
 def parse_override(item: str) -> tuple[str, Any]:
@@ -537,6 +705,9 @@ _PLAIN_TYPES = {
         NeckConfig,
         RPNConfig,
         RoIConfig,
+        RoIStageConfig,
+        AssignerConfig,
+        SamplerConfig,
         DenseHeadConfig,
         ModelConfig,
         ScheduleConfig,
@@ -578,11 +749,41 @@ def from_plain(data: Any) -> Any:
         cls = _PLAIN_TYPES.get(name)
         if cls is None or not isinstance(data.get("fields"), dict):
             raise ValueError(f"stored config: unknown config type {name!r}")
+        fields = data["fields"]
+        if cls is RoIConfig:
+            fields = _roi_fields_before_stages(fields)
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data["fields"]) - known)
+        unknown = sorted(set(fields) - known)
         if unknown:
             raise ValueError(f"stored config: {name} has no field {', '.join(unknown)}")
-        return cls(**{k: from_plain(v) for k, v in data["fields"].items()})
+        return cls(**{k: from_plain(v) for k, v in fields.items()})
     if isinstance(data, list):
         return tuple(from_plain(v) for v in data)
     return data
+
+
+def _roi_fields_before_stages(fields: dict[str, Any]) -> dict[str, Any]:
+    """A stored RoIConfig written before `stages` (num_stages, cascade_ious, stage_weights,
+    sample_num), in today's fields; other field sets are returned unchanged."""
+    legacy = {"num_stages", "cascade_ious", "stage_weights", "sample_num"}
+    if not legacy & set(fields):
+        return fields
+    fields = dict(fields)
+    n = fields.pop("num_stages", 1)
+    ious = fields.pop("cascade_ious", [0.5, 0.6, 0.7])
+    weights = fields.pop("stage_weights", [1.0, 0.5, 0.25])
+    sampler = SamplerConfig(fields.pop("sample_num", 512), 0.25, add_gt_as_proposals=True)
+    if n == 1:
+        stages = [RoIStageConfig(sampler=sampler)]
+    else:
+        stages = [
+            dataclasses.replace(
+                stage,
+                assigner=AssignerConfig(iou, iou, iou),
+                loss_weight=weight,
+                sampler=sampler,
+            )
+            for stage, iou, weight in zip(CASCADE_STAGES_2019, ious, weights, strict=False)
+        ][:n]
+    fields["stages"] = [to_plain(stage) for stage in stages]
+    return fields

@@ -21,7 +21,8 @@ class DenseTargets:
 
     Attributes:
         labels: int64 Tensor[B, N] in 0..C (C: background).
-        label_weights: Tensor[B, N], 1 for sampled anchors, else 0.
+        label_weights: Tensor[B, N], 1 for sampled negatives, 1 or pos_weight for sampled
+            positives, else 0.
         box_targets: Tensor[B, N, 4] encoded deltas (zeros except at positives).
         box_weights: Tensor[B, N, 4], 1 at positives.
         num_pos: list of positives per image.
@@ -74,6 +75,7 @@ def anchor_targets(
     coder: DeltaXYWHCoder,
     num_classes: int,
     class_agnostic_labels: bool = False,
+    pos_weight: float = -1.0,
 ) -> DenseTargets:
     """Assigns, samples and encodes the anchors of every image.
 
@@ -84,6 +86,8 @@ def anchor_targets(
         assigner, sampler, coder: the parts.
         num_classes: C (1 for the RPN's object/background).
         class_agnostic_labels: label every gt 0 (the RPN's "object").
+        pos_weight: classification weight of a positive; <= 0: 1, as a negative's (the
+            2019 configs' -1).
 
     Returns:
         DenseTargets; an image without ground truth has every valid anchor negative.
@@ -110,7 +114,7 @@ def anchor_targets(
             )
         pos, neg = inside[result.pos_inds], inside[result.neg_inds]
         labels[i, pos] = result.pos_labels
-        label_weights[i, pos] = 1.0
+        label_weights[i, pos] = pos_weight if pos_weight > 0 else 1.0
         label_weights[i, neg] = 1.0
         if pos.numel():
             box_targets[i, pos] = coder.encode(result.pos_boxes, result.pos_gt_boxes)

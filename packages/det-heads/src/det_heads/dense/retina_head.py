@@ -35,6 +35,8 @@ class RetinaHead(nn.Module):
         stacked_convs: convs per tower.
         prior_prob: initial foreground probability of every anchor.
         anchor_generator, coder, assigner, cls_loss, box_loss: the parts.
+        allowed_border: see AnchorGenerator.valid_flags (-1: every anchor).
+        pos_weight: classification weight of a positive anchor; <= 0: 1 (see anchor_targets).
         nms_pre: candidates kept per level before NMS at test time.
         candidates: "anchor" or "pair", see dense_detections.
         nms: test-time multiclass NMS.
@@ -54,6 +56,7 @@ class RetinaHead(nn.Module):
         cls_loss: FocalLoss | None = None,
         box_loss: SmoothL1Loss | None = None,
         allowed_border: float = -1,
+        pos_weight: float = -1.0,
         nms_pre: int = 1000,
         nms: NMSConfig = DEFAULT_NMS,
         candidates: str = "anchor",
@@ -74,6 +77,7 @@ class RetinaHead(nn.Module):
         self.cls_loss = cls_loss or FocalLoss(gamma=2.0, alpha=0.25)
         self.box_loss = box_loss or SmoothL1Loss(beta=0.11)
         self.allowed_border = allowed_border
+        self.pos_weight = pos_weight
         self.nms_pre = nms_pre
         self.nms = nms
         anchors = self.anchor_generator.num_anchors
@@ -146,6 +150,7 @@ class RetinaHead(nn.Module):
             sampler=self.sampler,
             coder=self.coder,
             num_classes=self.num_classes,
+            pos_weight=self.pos_weight,
         )
         # 2019 normalisation: positives of each image, at least one per image.
         num_pos = float(sum(max(n, 1) for n in t.num_pos))

@@ -63,6 +63,7 @@ class RPNHead(nn.Module):
         feat_channels: channels of the shared conv.
         anchor_generator, coder, assigner, sampler, cls_loss, box_loss: the parts.
         allowed_border: see AnchorGenerator.valid_flags.
+        pos_weight: objectness weight of a positive anchor; <= 0: 1 (see anchor_targets).
         train_proposals, test_proposals: ProposalConfig in train / eval mode.
     """
 
@@ -78,6 +79,7 @@ class RPNHead(nn.Module):
         cls_loss: CrossEntropyLoss | None = None,
         box_loss: SmoothL1Loss | None = None,
         allowed_border: float = 0,
+        pos_weight: float = -1.0,
         train_proposals: ProposalConfig = TRAIN_PROPOSALS,
         test_proposals: ProposalConfig = TEST_PROPOSALS,
     ) -> None:
@@ -89,6 +91,7 @@ class RPNHead(nn.Module):
         self.cls_loss = cls_loss or CrossEntropyLoss(use_sigmoid=True)
         self.box_loss = box_loss or SmoothL1Loss(beta=1 / 9)
         self.allowed_border = allowed_border
+        self.pos_weight = pos_weight
         self.train_proposals = train_proposals
         self.test_proposals = test_proposals
         anchors = self.anchor_generator.num_anchors
@@ -204,6 +207,7 @@ class RPNHead(nn.Module):
             coder=self.coder,
             num_classes=1,
             class_agnostic_labels=True,
+            pos_weight=self.pos_weight,
         )
         # Normalised by the sampled anchors, as the 2019 RPN did.
         num_samples = max(sum(t.num_pos) + sum(t.num_neg), 1)

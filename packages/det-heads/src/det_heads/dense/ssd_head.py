@@ -34,6 +34,7 @@ class SSDHead(nn.Module):
         in_channels: channels of each input level.
         anchor_generator, coder, assigner, box_loss: the parts.
         neg_pos_ratio: mined negatives per positive.
+        allowed_border: see AnchorGenerator.valid_flags (-1, the 2019 config: every anchor).
         nms: test-time multiclass NMS.
     """
 
@@ -47,6 +48,7 @@ class SSDHead(nn.Module):
         assigner: MaxIoUAssigner | None = None,
         box_loss: SmoothL1Loss | None = None,
         neg_pos_ratio: float = 3.0,
+        allowed_border: float = -1,
         nms: NMSConfig = SSD_NMS,
     ) -> None:
         super().__init__()
@@ -64,6 +66,7 @@ class SSDHead(nn.Module):
         self.sampler = PseudoSampler()
         self.box_loss = box_loss or SmoothL1Loss(beta=1.0)
         self.neg_pos_ratio = neg_pos_ratio
+        self.allowed_border = allowed_border
         self.nms = nms
         anchors = self.anchor_generator.num_anchors
         self.cls = nn.ModuleList(
@@ -110,7 +113,7 @@ class SSDHead(nn.Module):
             check_targets("SSDHead.loss", targets, batch, self.num_classes)
             check_metas("SSDHead.loss", metas, batch)
         cls, reg = self(feats)
-        anchors, valid = level_anchors(self.anchor_generator, feats, metas, -1)
+        anchors, valid = level_anchors(self.anchor_generator, feats, metas, self.allowed_border)
         t = anchor_targets(
             torch.cat(anchors),
             valid,

@@ -36,6 +36,8 @@ class BBoxHead(nn.Module):
         norm: None (convs with a bias) or "GN" (bias-free convs followed by GroupNorm).
         class_agnostic: one set of deltas for every class (Cascade R-CNN).
         coder, cls_loss, box_loss: the parts.
+        pos_weight: classification weight of a positive RoI; <= 0: 1, as a negative's (the
+            2019 configs' -1). The loss is still averaged over the sampled RoIs.
     """
 
     def __init__(
@@ -53,6 +55,7 @@ class BBoxHead(nn.Module):
         coder: DeltaXYWHCoder | None = None,
         cls_loss: CrossEntropyLoss | None = None,
         box_loss: SmoothL1Loss | None = None,
+        pos_weight: float = -1.0,
     ) -> None:
         super().__init__()
         if num_classes < 1:
@@ -63,6 +66,7 @@ class BBoxHead(nn.Module):
         self.coder = coder or DeltaXYWHCoder(stds=(0.1, 0.1, 0.2, 0.2))
         self.cls_loss = cls_loss or CrossEntropyLoss()
         self.box_loss = box_loss or SmoothL1Loss(beta=1.0)
+        self.pos_weight = pos_weight
         fc_in_channels = conv_channels if num_convs else in_channels
         dims = [fc_in_channels * roi_size * roi_size] + [fc_channels] * num_fcs
         self.fcs = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(dims))
@@ -136,13 +140,17 @@ class BBoxHead(nn.Module):
             dict(loss_cls, loss_box).
         """
         k = max(labels.numel(), 1)
+        label_weights = None
+        if self.pos_weight > 0:
+            positive = labels < self.num_classes
+            label_weights = torch.where(positive, self.pos_weight, 1.0).to(logits.dtype)
         if not self.class_agnostic:
             # Only the deltas of the RoI's own class are trained; background picks class 0's,
             # which its zero weight then ignores.
             cls = labels.clamp(max=self.num_classes - 1)
             deltas = deltas.reshape(-1, self.num_classes, 4)[torch.arange(labels.numel()), cls]
         return {
-            "loss_cls": self.cls_loss(logits, labels, None, float(k)),
+            "loss_cls": self.cls_loss(logits, labels, label_weights, float(k)),
             "loss_box": self.box_loss(deltas, box_targets, box_weights, float(k)),
         }
 

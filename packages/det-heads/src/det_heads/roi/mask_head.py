@@ -29,6 +29,7 @@ class MaskHead(nn.Module):
         class_agnostic: one mask for every class.
         norm: None (convs with a bias) or "GN" (bias-free convs followed by GroupNorm, the
             zoo's GN rows).
+        loss_weight: multiplier of the mask loss.
     """
 
     def __init__(
@@ -40,11 +41,13 @@ class MaskHead(nn.Module):
         *,
         class_agnostic: bool = False,
         norm: str | None = None,
+        loss_weight: float = 1.0,
     ) -> None:
         super().__init__()
         check_norm("MaskHead", norm)
         self.num_classes = num_classes
         self.class_agnostic = class_agnostic
+        self.loss_weight = loss_weight
         self.convs = nn.ModuleList(
             conv_with_norm(
                 in_channels if i == 0 else conv_channels, conv_channels, 3, norm, roi_features=True
@@ -82,7 +85,8 @@ class MaskHead(nn.Module):
         if labels.numel() == 0:
             return mask_logits.sum() * 0
         chosen = self.select(mask_logits, labels)
-        return F.binary_cross_entropy_with_logits(chosen, mask_targets.to(chosen.dtype))
+        loss = F.binary_cross_entropy_with_logits(chosen, mask_targets.to(chosen.dtype))
+        return self.loss_weight * loss
 
 
 def _rasterize_polygons(polygons: Sequence[Any], box: Tensor, size: int) -> Tensor:

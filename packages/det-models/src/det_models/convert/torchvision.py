@@ -34,6 +34,7 @@ from torch import Tensor
 
 from det_heads import TORCHVISION, NMSConfig, ProposalConfig
 from det_models.config import (
+    AssignerConfig,
     BackboneConfig,
     DenseHeadConfig,
     ModelConfig,
@@ -53,6 +54,16 @@ _RETINA_ANCHORS = 9
 _RPN_TEST = ProposalConfig(nms_pre=1000, nms_post=1000, max_num=1000, nms_thr=0.7, min_size=1e-3)
 _ROI_NMS = NMSConfig(score_thr=0.05, iou_thr=0.5, max_per_img=100, min_size=1e-2)
 _RETINA_NMS = NMSConfig(score_thr=0.05, iou_thr=0.5, max_per_img=300)
+# torchvision's training settings (faster_rcnn.py FasterRCNN and retinanet.py RetinaNet
+# defaults, rpn.py RegionProposalNetwork.compute_loss, roi_heads.py fastrcnn_loss):
+# 2000 proposals per level and image; every anchor trained on (no border check); low-quality
+# matches for the RPN and RetinaNet (det_utils.Matcher(allow_low_quality_matches=True): a
+# gt's best anchors at any IoU above 0); smooth L1 beta 1/9 in both R-CNN stages; RetinaNet's
+# L1 box loss (beta 0). The thresholds and sampler sizes are the 2019 configs' too.
+_RPN_TRAIN = ProposalConfig(nms_pre=2000, nms_post=2000, max_num=2000, nms_thr=0.7, min_size=1e-3)
+_RPN_ASSIGNER = AssignerConfig(0.7, 0.3, 0.0)
+_RETINA_ASSIGNER = AssignerConfig(0.5, 0.4, 0.0)
+_SMOOTH_L1_BETA = 1.0 / 9.0
 
 _FPN = re.compile(r"^backbone\.fpn\.(inner_blocks|layer_blocks)\.(\d+)\.(?:0\.)?(weight|bias)$")
 _TOWER = re.compile(r"^head\.(classification_head|regression_head)\.conv\.(\d+)\.0\.(.+)$")
@@ -77,9 +88,10 @@ def torchvision_config(model_name: str) -> ModelConfig:
         model_name: one of TORCHVISION_MODELS.
 
     Returns:
-        The config, with torchvision's box conventions (det_heads.TORCHVISION) and test-time
-        settings; det_models.builder.build_model(config) makes the model that
-        from_torchvision's output loads into and that gives torchvision's detections.
+        The config, with torchvision's box conventions (det_heads.TORCHVISION), test-time
+        and training settings; det_models.builder.build_model(config) makes the model that
+        from_torchvision's output loads into and that gives torchvision's detections and
+        training losses.
     """
     _check_name(model_name)
     backbone = BackboneConfig(arch="r50")
@@ -92,7 +104,14 @@ def torchvision_config(model_name: str) -> ModelConfig:
             backbone=backbone,
             neck=neck,
             rpn=None,
-            dense=DenseHeadConfig(kind="retina", nms=_RETINA_NMS, nms_pre=1000),
+            dense=DenseHeadConfig(
+                kind="retina",
+                nms=_RETINA_NMS,
+                nms_pre=1000,
+                assigner=_RETINA_ASSIGNER,
+                box_loss_beta=0.0,
+                allowed_border=-1.0,
+            ),
             conventions=TORCHVISION,
         )
     mask = model_name == "maskrcnn_resnet50_fpn"
@@ -100,8 +119,14 @@ def torchvision_config(model_name: str) -> ModelConfig:
         family="mask_rcnn" if mask else "faster_rcnn",
         num_classes=TORCHVISION_CLASSES,
         backbone=backbone,
-        rpn=RPNConfig(test_proposals=_RPN_TEST),
-        roi=RoIConfig(with_mask=mask, nms=_ROI_NMS),
+        rpn=RPNConfig(
+            train_proposals=_RPN_TRAIN,
+            test_proposals=_RPN_TEST,
+            assigner=_RPN_ASSIGNER,
+            allowed_border=-1.0,
+            box_loss_beta=_SMOOTH_L1_BETA,
+        ),
+        roi=RoIConfig(with_mask=mask, nms=_ROI_NMS, box_loss_beta=_SMOOTH_L1_BETA),
         conventions=TORCHVISION,
     )
 

@@ -17,11 +17,13 @@ from torch import nn
 
 from det_models.builder import build_model
 from det_models.config import (
+    CASCADE_STAGES_2019,
     BackboneConfig,
     DenseHeadConfig,
     ModelConfig,
     NeckConfig,
     RoIConfig,
+    RoIStageConfig,
     RPNConfig,
     ZooConfig,
     replace_path,
@@ -94,7 +96,7 @@ def model_config(row: ZooEntry) -> ModelConfig:
         num_fcs=1 if gn else 2,
         norm="GN" if gn else None,
         with_mask=row.data.with_mask,
-        num_stages=3 if model.startswith("cascade") else 1,
+        stages=CASCADE_STAGES_2019 if model.startswith("cascade") else (RoIStageConfig(),),
     )
     return ModelConfig(
         family=model,
