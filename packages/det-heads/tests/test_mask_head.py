@@ -1,5 +1,6 @@
 import math
 
+import pytest
 import torch
 
 from det_heads import ConvGN, RoIGroupNorm
@@ -91,3 +92,52 @@ def test_group_norm_mask_head_of_the_gn_rows():
         "convs.0.gn.bias",
     ]
     assert head(torch.randn(4, 8, 7, 7)).shape == (4, 3, 14, 14)
+
+
+def test_mmdet_mask_targets_crop_the_integer_box_and_resize():
+    # Box (2.7, 1.2, 5.9, 4.99) truncates to (2, 1, 5, 4): a 4 x 4 crop of rows 1..4 and
+    # columns 2..5, halved by bilinear resizing: each target pixel is the mean of a 2 x 2 block.
+    mask = torch.zeros(8, 8, dtype=torch.uint8)
+    mask[1:3, 2:4] = torch.tensor([[1, 1], [1, 0]])  # 3/4 -> 1
+    mask[1:3, 4:6] = torch.tensor([[1, 0], [0, 0]])  # 1/4 -> 0
+    mask[3:5, 2:4] = 1  # 4/4 -> 1
+    mask[3:5, 4:6] = torch.tensor([[0, 1], [1, 0]])  # 2/4: ties go to 1 (>= 0.5)
+    box = torch.tensor([[2.7, 1.2, 5.9, 4.99]])
+    target = mask_targets(box, torch.tensor([0]), mask[None], size=2, style="mmdet")
+    assert target[0].tolist() == [[1.0, 0.0], [1.0, 1.0]]
+    # A box past the image's edge: numpy slicing cuts the crop at the edge, and the part
+    # left is stretched over the whole target (the 2019 behaviour).
+    edge = torch.zeros(6, 6, dtype=torch.uint8)
+    edge[3:, 3:] = torch.tensor([[1, 1, 0], [1, 1, 0], [0, 0, 0]])
+    cut = mask_targets(
+        torch.tensor([[3.0, 3.0, 9.0, 9.0]]), torch.tensor([0]), edge[None], 3, style="mmdet"
+    )
+    assert cut[0].tolist() == [[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 0.0]]
+
+
+def test_torchvision_mask_targets_are_its_soft_projection():
+    roi_align = pytest.importorskip("torchvision.ops").roi_align
+    g = torch.Generator().manual_seed(0)
+    masks = (torch.rand(3, 40, 50, generator=g) > 0.5).to(torch.uint8)
+    boxes = torch.tensor([[3.2, 4.7, 30.1, 33.3], [0.0, 0.0, 49.0, 39.0], [10.5, 2.5, 12.0, 9.0]])
+    inds = torch.tensor([2, 0, 0])
+    got = mask_targets(boxes, inds, masks, 14, style="torchvision")
+    rois = torch.cat([torch.arange(3, dtype=torch.float32)[:, None], boxes], 1)
+    expected = roi_align(masks[inds][:, None].float(), rois, (14, 14), 1.0)[:, 0]
+    torch.testing.assert_close(got, expected)
+    assert ((got > 0) & (got < 1)).any()  # soft, not thresholded
+
+
+def test_polygon_masks_give_the_bitmap_targets_in_every_style():
+    # A rectangle polygon covers exactly the pixels whose centres it contains.
+    polygon = [[[4.0, 6.0, 20.0, 6.0, 20.0, 18.0, 4.0, 18.0]]]
+    bitmap = torch.zeros(1, 30, 30, dtype=torch.uint8)
+    bitmap[0, 6:18, 4:20] = 1
+    boxes = torch.tensor([[2.0, 3.0, 22.5, 19.5], [5.0, 7.0, 15.0, 16.0]])
+    inds = torch.tensor([0, 0])
+    for style in ("mmdet", "torchvision"):
+        from_polygon = mask_targets(boxes, inds, polygon, 7, style=style)
+        from_bitmap = mask_targets(boxes, inds, bitmap, 7, style=style)
+        torch.testing.assert_close(from_polygon, from_bitmap, msg=style)
+    with pytest.raises(ValueError, match="style must be one of"):
+        mask_targets(boxes, inds, bitmap, 7, style="detectron")

@@ -66,3 +66,24 @@ def test_bad_labels():
     t[0]["labels"][0] = 3
     with pytest.raises(ValueError, match="labels"):
         head.loss(feats, t, metas(1, 128))
+
+
+def test_per_image_normalizer_is_the_mean_of_the_images_losses():
+    g = torch.Generator().manual_seed(0)
+    head = RetinaHead(3, 8, 8, stacked_convs=2, loss_normalizer="image")
+    feats = pyramid(2, 8, 128, STRIDES, g)
+    targets = random_targets([5, 1], 3, 128, g)
+    both = head.loss(feats, targets, metas(2, 128))
+    alone = [
+        head.loss([f[i : i + 1] for f in feats], targets[i : i + 1], metas(1, 128))
+        for i in range(2)
+    ]
+    for name in ("loss_cls", "loss_box"):
+        mean = (alone[0][name] + alone[1][name]) / 2
+        torch.testing.assert_close(both[name], mean)
+    # The 2019 normaliser divides the batch's sums by its positives instead: not the mean.
+    head.loss_normalizer = "batch"
+    batch = head.loss(feats, targets, metas(2, 128))
+    assert not torch.allclose(batch["loss_box"], both["loss_box"])
+    with pytest.raises(ValueError, match="loss_normalizer"):
+        RetinaHead(3, 8, 8, loss_normalizer="anchor")

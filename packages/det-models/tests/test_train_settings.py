@@ -118,10 +118,16 @@ def test_set_reaches_the_two_stage_settings_and_the_builder_honours_them():
 def test_set_reaches_the_dense_settings():
     retina = apply_overrides(
         zoo.get("retinanet", "r50", "1x"),
-        [*SMALL, "model.dense.assigner.neg_iou_thr=0.3", "model.dense.focal_gamma=1.5"],
+        [
+            *SMALL,
+            "model.dense.assigner.neg_iou_thr=0.3",
+            "model.dense.focal_gamma=1.5",
+            "model.dense.loss_normalizer=image",
+        ],
     )
     head = build_model(retina.model).head
     assert _assigner_values(head.assigner)[:2] == (0.5, 0.3)
+    assert head.loss_normalizer == "image"
     assert (head.cls_loss.gamma, head.box_loss.beta) == (1.5, 0.11)
     ssd = apply_overrides(
         zoo.get("ssd300", "vgg16", "120e"),

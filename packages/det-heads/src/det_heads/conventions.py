@@ -24,6 +24,7 @@ DELTA_CLAMPS = ("both", "max")
 DENSE_CANDIDATES = ("anchor", "pair")
 NMS_SPACES = ("input", "original")
 MASK_PASTES = ("det", "mmdet", "torchvision")
+MASK_TARGETS = ("det", "mmdet", "torchvision")
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,10 @@ class Conventions:
         mask_paste: "det" (bilinear samples of the map at pixel centres), "mmdet" (box
             truncated to integers, the map resized to (x2 - x1 + 1) x (y2 - y1 + 1)) or
             "torchvision" (box and map grown by one map pixel per side, then as mmdet).
+        mask_targets: how a positive RoI's mask target is cut from its gt mask (training):
+            "det" (aligned RoIAlign of the mask, >= 0.5), "mmdet" (the mask cropped at the
+            RoI truncated to integers, (x2 - x1 + 1) x (y2 - y1 + 1), resized bilinearly,
+            >= 0.5) or "torchvision" (unaligned RoIAlign of the mask, kept soft).
     """
 
     box_offset: int = 0
@@ -57,6 +62,7 @@ class Conventions:
     dense_candidates: str = "anchor"
     nms_space: str = "input"
     mask_paste: str = "det"
+    mask_targets: str = "det"
 
     def __post_init__(self) -> None:
         if isinstance(self.box_offset, bool) or self.box_offset not in (0, 1):
@@ -68,6 +74,7 @@ class Conventions:
             ("dense_candidates", DENSE_CANDIDATES),
             ("nms_space", NMS_SPACES),
             ("mask_paste", MASK_PASTES),
+            ("mask_targets", MASK_TARGETS),
         ):
             value = getattr(self, name)
             if value not in choices:
@@ -90,6 +97,7 @@ MMDET_V06 = Conventions(
     dense_candidates="anchor",
     nms_space="original",
     mask_paste="mmdet",
+    mask_targets="mmdet",
 )
 TORCHVISION = Conventions(
     box_offset=0,
@@ -99,5 +107,6 @@ TORCHVISION = Conventions(
     dense_candidates="pair",
     nms_space="input",
     mask_paste="torchvision",
+    mask_targets="torchvision",
 )
 PRESETS = {"det": DET, "mmdet_v0.6": MMDET_V06, "torchvision": TORCHVISION}

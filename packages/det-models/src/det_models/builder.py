@@ -85,6 +85,7 @@ def _detector(config: ModelConfig) -> nn.Module:
             box_loss=SmoothL1Loss(beta=dense.box_loss_beta),
             allowed_border=dense.allowed_border,
             pos_weight=dense.pos_weight,
+            loss_normalizer=dense.loss_normalizer,
             nms_pre=dense.nms_pre,
             candidates=conv.dense_candidates,
             **({"nms": dense.nms} if dense.nms is not None else {}),

@@ -282,6 +282,8 @@ class DenseHeadConfig:
         allowed_border: pixels an anchor may cross the border by (-1: every anchor).
         pos_weight: RetinaNet: classification weight of a positive anchor; -1: 1.
         focal_gamma, focal_alpha: RetinaNet's focal loss (2, 0.25).
+        loss_normalizer: RetinaNet: "batch" (the 2019 code: losses divided by the batch's
+            positives) or "image" (torchvision: by each image's, then averaged).
         neg_pos_ratio: SSD: hard negatives mined per positive (3).
 
     The None settings are filled in from `kind` when the config is made, so a stored or
@@ -303,10 +305,12 @@ class DenseHeadConfig:
     pos_weight: float = -1.0
     focal_gamma: float = 2.0
     focal_alpha: float = 0.25
+    loss_normalizer: str = "batch"
     neg_pos_ratio: float = 3.0
 
     def __post_init__(self) -> None:
         _check_choice("DenseHeadConfig.kind", self.kind, tuple(DENSE_TRAIN_2019))
+        _check_choice("DenseHeadConfig.loss_normalizer", self.loss_normalizer, ("batch", "image"))
         for name, value in DENSE_TRAIN_2019[self.kind].items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)

@@ -37,6 +37,10 @@ class RetinaHead(nn.Module):
         anchor_generator, coder, assigner, cls_loss, box_loss: the parts.
         allowed_border: see AnchorGenerator.valid_flags (-1: every anchor).
         pos_weight: classification weight of a positive anchor; <= 0: 1 (see anchor_targets).
+        loss_normalizer: "batch" (the 2019 code: both losses summed over the batch and divided
+            by its positives, counting at least one per image) or "image" (torchvision: each
+            image's losses divided by its own positives, at least one, then the images'
+            mean).
         nms_pre: candidates kept per level before NMS at test time.
         candidates: "anchor" or "pair", see dense_detections.
         nms: test-time multiclass NMS.
@@ -57,6 +61,7 @@ class RetinaHead(nn.Module):
         box_loss: SmoothL1Loss | None = None,
         allowed_border: float = -1,
         pos_weight: float = -1.0,
+        loss_normalizer: str = "batch",
         nms_pre: int = 1000,
         nms: NMSConfig = DEFAULT_NMS,
         candidates: str = "anchor",
@@ -77,7 +82,12 @@ class RetinaHead(nn.Module):
         self.cls_loss = cls_loss or FocalLoss(gamma=2.0, alpha=0.25)
         self.box_loss = box_loss or SmoothL1Loss(beta=0.11)
         self.allowed_border = allowed_border
+        if loss_normalizer not in ("batch", "image"):
+            raise ValueError(
+                f"RetinaHead: loss_normalizer must be 'batch' or 'image', got {loss_normalizer!r}"
+            )
         self.pos_weight = pos_weight
+        self.loss_normalizer = loss_normalizer
         self.nms_pre = nms_pre
         self.nms = nms
         anchors = self.anchor_generator.num_anchors
@@ -153,15 +163,22 @@ class RetinaHead(nn.Module):
             pos_weight=self.pos_weight,
         )
         # 2019 normalisation: positives of each image, at least one per image.
-        num_pos = float(sum(max(n, 1) for n in t.num_pos))
+        label_weights, box_weights = t.label_weights, t.box_weights
+        if self.loss_normalizer == "batch":
+            divisor = float(sum(max(n, 1) for n in t.num_pos))
+        else:  # each image's anchors weighted by 1 / (its positives x images)
+            scale = [1.0 / (max(n, 1) * batch) for n in t.num_pos]
+            scale = label_weights.new_tensor(scale)[:, None]
+            label_weights, box_weights = label_weights * scale, box_weights * scale[..., None]
+            divisor = 1.0
         logits = flatten_levels(cls, self.num_classes).reshape(-1, self.num_classes)
         deltas = flatten_levels(reg, 4).reshape(-1, 4)
         return {
             "loss_cls": self.cls_loss(
-                logits, t.labels.reshape(-1), t.label_weights.reshape(-1), num_pos
+                logits, t.labels.reshape(-1), label_weights.reshape(-1), divisor
             ),
             "loss_box": self.box_loss(
-                deltas, t.box_targets.reshape(-1, 4), t.box_weights.reshape(-1, 4), num_pos
+                deltas, t.box_targets.reshape(-1, 4), box_weights.reshape(-1, 4), divisor
             ),
         }
 

@@ -156,7 +156,12 @@ class CascadeRoIHead(nn.Module):
                 losses[f"s{t}_{name}"] = weight * value
             if self.mask_heads is not None:
                 losses[f"s{t}_loss_mask"] = weight * mask_loss(
-                    self.mask_extractors[t], self.mask_heads[t], feats, samples, targets
+                    self.mask_extractors[t],
+                    self.mask_heads[t],
+                    feats,
+                    samples,
+                    targets,
+                    self.conventions.mask_targets,
                 )
             if t + 1 < self.num_stages:
                 boxes = self._refine(head, per_image, deltas, samples, metas)

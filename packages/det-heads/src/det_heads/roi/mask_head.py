@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 import det_ops
 from det_heads.conv_norm import ConvGN, check_norm, conv_with_norm
+from det_heads.conventions import MASK_TARGETS
 
 
 class MaskHead(nn.Module):
@@ -89,24 +90,31 @@ class MaskHead(nn.Module):
         return self.loss_weight * loss
 
 
-def _rasterize_polygons(polygons: Sequence[Any], box: Tensor, size: int) -> Tensor:
-    """Union of polygons (flat x, y lists in image pixels) drawn into a size x size grid over box.
+def _rasterize_polygons(
+    polygons: Sequence[Any], box: Tensor, size: int | tuple[int, int]
+) -> Tensor:
+    """Union of polygons (flat x, y lists in image pixels) drawn into a grid over box: size x
+    size cells, or rows x columns for a (rows, columns) size.
 
     A grid cell is inside when its centre is inside an odd number of edges' crossings
     (even-odd rule), which is how COCO polygons are filled.
     """
+    rows, cols = (size, size) if isinstance(size, int) else size
     x1, y1, x2, y2 = (float(v) for v in box)
-    sx, sy = size / max(x2 - x1, 1e-6), size / max(y2 - y1, 1e-6)
-    centres = torch.arange(size, dtype=torch.float64) + 0.5
-    py, px = torch.meshgrid(centres, centres, indexing="ij")
-    out = torch.zeros(size, size, dtype=torch.bool)
+    sx, sy = cols / max(x2 - x1, 1e-6), rows / max(y2 - y1, 1e-6)
+    py, px = torch.meshgrid(
+        torch.arange(rows, dtype=torch.float64) + 0.5,
+        torch.arange(cols, dtype=torch.float64) + 0.5,
+        indexing="ij",
+    )
+    out = torch.zeros(rows, cols, dtype=torch.bool)
     for poly in polygons:
         pts = torch.as_tensor(poly, dtype=torch.float64).reshape(-1, 2)
         if pts.shape[0] < 3:
             continue
         xs, ys = (pts[:, 0] - x1) * sx, (pts[:, 1] - y1) * sy
         xn, yn = xs.roll(-1), ys.roll(-1)
-        inside = torch.zeros(size, size, dtype=torch.bool)
+        inside = torch.zeros(rows, cols, dtype=torch.bool)
         for xa, ya, xb, yb in zip(xs, ys, xn, yn, strict=True):
             if ya == yb:
                 continue
@@ -117,7 +125,14 @@ def _rasterize_polygons(polygons: Sequence[Any], box: Tensor, size: int) -> Tens
     return out
 
 
-def mask_targets(pos_boxes: Tensor, pos_gt_inds: Tensor, gt_masks: Any, size: int = 28) -> Tensor:
+def mask_targets(
+    pos_boxes: Tensor,
+    pos_gt_inds: Tensor,
+    gt_masks: Any,
+    size: int = 28,
+    *,
+    style: str = "det",
+) -> Tensor:
     """The part of each positive's gt mask under the RoI, resized to size x size.
 
     Args:
@@ -126,29 +141,73 @@ def mask_targets(pos_boxes: Tensor, pos_gt_inds: Tensor, gt_masks: Any, size: in
         gt_masks: the image's masks, either bitmaps Tensor[G, H, W] (bool / uint8 / float,
             input pixels) or a list of G objects, each a list of polygons [x0, y0, x1, ...].
         size: output side (28 in the zoo).
+        style: "det": the mask sampled by RoIAlign with the half-pixel shift (adaptive
+            samples per bin), then >= 0.5 (polygons are drawn straight into the RoI's
+            grid). "mmdet" (v0.6 `core/mask/mask_target.py` mask_target_single): the mask
+            cropped at the RoI truncated to integers, (x2 - x1 + 1) x (y2 - y1 + 1) pixels
+            (as numpy slicing cuts it at the image's edge), resized bilinearly without
+            antialiasing (OpenCV's INTER_LINEAR, pixel centres), then >= 0.5. "torchvision"
+            (`roi_heads.py` project_masks_on_boxes): RoIAlign without the shift (adaptive
+            samples per bin), not thresholded.
 
     Returns:
-        Tensor[P, size, size] float in {0, 1}.
+        Tensor[P, size, size] float, in {0, 1} except for "torchvision" (in [0, 1]).
     """
+    if style not in MASK_TARGETS:
+        raise ValueError(
+            f"mask_targets: style must be one of {', '.join(MASK_TARGETS)}; got {style!r}"
+        )
     p = pos_boxes.shape[0]
     if p == 0:
         return pos_boxes.new_zeros(0, size, size)
-    if isinstance(gt_masks, Tensor):
-        if gt_masks.dim() != 3:
-            raise ValueError(
-                f"mask_targets: bitmap masks must be Tensor[G, H, W], got {list(gt_masks.shape)}"
-            )
-        masks = gt_masks[pos_gt_inds].to(torch.float32)[:, None]
-        rois = torch.cat(
-            [torch.arange(p, dtype=torch.float32)[:, None], pos_boxes.float().cpu()], 1
+    if not isinstance(gt_masks, Tensor):
+        if style == "det":
+            out = [
+                _rasterize_polygons(gt_masks[int(i)], box, size)
+                for box, i in zip(pos_boxes.detach().cpu(), pos_gt_inds.cpu(), strict=True)
+            ]
+            return torch.stack(out).to(pos_boxes)
+        gt_masks = _polygon_bitmaps(gt_masks, pos_boxes, pos_gt_inds)
+    if gt_masks.dim() != 3:
+        raise ValueError(
+            f"mask_targets: bitmap masks must be Tensor[G, H, W], got {list(gt_masks.shape)}"
         )
-        crops = det_ops.roi_align(masks.cpu(), rois, size, 1.0, 0, aligned=True)[:, 0]
-        return (crops >= 0.5).to(pos_boxes)
-    out = [
-        _rasterize_polygons(gt_masks[int(i)], box, size)
-        for box, i in zip(pos_boxes.detach().cpu(), pos_gt_inds.cpu(), strict=True)
-    ]
-    return torch.stack(out).to(pos_boxes)
+    boxes = pos_boxes.detach().float().cpu()
+    masks = gt_masks[pos_gt_inds.to(gt_masks.device)].cpu().to(torch.float32)
+    if style == "mmdet":
+        return _cropped_and_resized(masks, boxes, size).to(pos_boxes)
+    rois = torch.cat([torch.arange(p, dtype=torch.float32)[:, None], boxes], 1)
+    crops = det_ops.roi_align(masks[:, None], rois, size, 1.0, 0, aligned=style == "det")[:, 0]
+    if style == "torchvision":
+        return crops.to(pos_boxes)
+    return (crops >= 0.5).to(pos_boxes)
+
+
+def _cropped_and_resized(masks: Tensor, boxes: Tensor, size: int) -> Tensor:
+    """The 2019 mask targets: each mask Tensor[H, W] cut at its integer box and resized."""
+    height, width = masks.shape[-2:]
+    out = []
+    for mask, (x1, y1, x2, y2) in zip(masks, boxes.trunc().long().tolist(), strict=True):
+        x1, y1 = min(max(x1, 0), width - 1), min(max(y1, 0), height - 1)
+        w, h = max(x2 - x1 + 1, 1), max(y2 - y1 + 1, 1)
+        crop = mask[y1 : y1 + h, x1 : x1 + w]
+        resized = F.interpolate(
+            crop[None, None], size=(size, size), mode="bilinear", align_corners=False
+        )
+        out.append(resized[0, 0] >= 0.5)
+    return torch.stack(out).to(torch.float32)
+
+
+def _polygon_bitmaps(polygons: Sequence[Any], boxes: Tensor, gt_inds: Tensor) -> Tensor:
+    """Polygon masks drawn as image bitmaps Tensor[G, H, W] (each pixel inside when its centre
+    is), on a canvas reaching just past the boxes: what the bitmap styles read."""
+    reach = boxes.detach().amax(dim=0).ceil().long().tolist()
+    width, height = reach[2] + 2, reach[3] + 2
+    bitmaps = torch.zeros(len(polygons), height, width)
+    canvas = torch.tensor([0.0, 0.0, float(width), float(height)])
+    for g in sorted(set(gt_inds.tolist())):
+        bitmaps[g] = _rasterize_polygons(polygons[g], canvas, (height, width)).float()
+    return bitmaps
 
 
 PASTE_STYLES = ("det", "mmdet", "torchvision")

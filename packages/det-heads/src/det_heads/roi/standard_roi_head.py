@@ -78,8 +78,9 @@ def mask_loss(
     feats: Sequence[Tensor],
     samples: Sequence[SamplingResult],
     targets: Sequence[dict],
+    target_style: str = "det",
 ) -> Tensor:
-    """Mask loss of the positives of every image."""
+    """Mask loss of the positives of every image; target_style: see mask_targets."""
     for i, t in enumerate(targets):
         if t.get("masks") is None:
             raise ValueError(f"mask loss: targets[{i}] has no 'masks'")
@@ -88,7 +89,7 @@ def mask_loss(
     size = logits.shape[-1]
     gt = torch.cat(
         [
-            mask_targets(s.pos_boxes, s.pos_assigned_gt_inds, t["masks"], size)
+            mask_targets(s.pos_boxes, s.pos_assigned_gt_inds, t["masks"], size, style=target_style)
             for s, t in zip(samples, targets, strict=True)
         ]
     )
@@ -208,7 +209,12 @@ class StandardRoIHead(nn.Module):
         losses = self.bbox_head.loss(logits, deltas, *self.bbox_head.targets(samples))
         if self.mask_head is not None:
             losses["loss_mask"] = mask_loss(
-                self.mask_extractor, self.mask_head, feats, samples, targets
+                self.mask_extractor,
+                self.mask_head,
+                feats,
+                samples,
+                targets,
+                self.conventions.mask_targets,
             )
         return losses
 

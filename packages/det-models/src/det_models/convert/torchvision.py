@@ -59,7 +59,8 @@ _RETINA_NMS = NMSConfig(score_thr=0.05, iou_thr=0.5, max_per_img=300)
 # 2000 proposals per level and image; every anchor trained on (no border check); low-quality
 # matches for the RPN and RetinaNet (det_utils.Matcher(allow_low_quality_matches=True): a
 # gt's best anchors at any IoU above 0); smooth L1 beta 1/9 in both R-CNN stages; RetinaNet's
-# L1 box loss (beta 0). The thresholds and sampler sizes are the 2019 configs' too.
+# L1 box loss (beta 0), normalised per image. The thresholds and sampler sizes are the 2019
+# configs' too.
 _RPN_TRAIN = ProposalConfig(nms_pre=2000, nms_post=2000, max_num=2000, nms_thr=0.7, min_size=1e-3)
 _RPN_ASSIGNER = AssignerConfig(0.7, 0.3, 0.0)
 _RETINA_ASSIGNER = AssignerConfig(0.5, 0.4, 0.0)
@@ -111,6 +112,7 @@ def torchvision_config(model_name: str) -> ModelConfig:
                 assigner=_RETINA_ASSIGNER,
                 box_loss_beta=0.0,
                 allowed_border=-1.0,
+                loss_normalizer="image",
             ),
             conventions=TORCHVISION,
         )
