@@ -13,6 +13,7 @@ from backbone_inputs import assert_maps_close, image, randomize_batch_norm, torc
 from test_weights import caffe_reference, detectron_blobs, write_pkl
 
 from det_backbones import (
+    BACKBONES,
     SOURCES,
     VGG16SSD,
     ResNet,
@@ -214,7 +215,7 @@ def test_known_sources_refuse_the_wrong_kind_of_backbone(folders):
         load_pretrained(ResNet(50), "open-mmlab://detectron/resnet50_gn")
     with pytest.raises(WeightsMismatchError, match=r"layout 'resnet'.*norm 'GN'"):
         load_pretrained(ResNet(50, norm="GN"), "modelzoo://resnet50")
-    with pytest.raises(WeightsMismatchError, match="for a vgg16-ssd300"):
+    with pytest.raises(WeightsMismatchError, match="ssd300 or vgg16-ssd512, not a ResNet"):
         load_pretrained(ResNet(50), "open-mmlab://vgg16_caffe")
     with pytest.raises(WeightsMismatchError, match="not a VGG16SSD"):
         load_pretrained(VGG16SSD(300), "modelzoo://resnet50")
@@ -225,6 +226,7 @@ def test_every_source_names_a_checked_file():
         assert source.uri == uri and source.url.endswith("/" + source.file_name)
         assert re.fullmatch(r"[0-9a-f]{8}", source.sha256_prefix), uri
         assert source.layout in ("resnet", "resnet-gn", "vgg16")
+        assert set(source.archs) <= set(BACKBONES), uri
 
 
 def test_resolve_order_weights_dir_then_hub_cache(folders):
@@ -280,7 +282,7 @@ def test_download_checks_the_sha256_prefix(folders, monkeypatch, tmp_path):
     source = SOURCES["modelzoo://resnet50"]
     for path in (good, bad):
         fake = pretrained.WeightSource(
-            "modelzoo://resnet18", path.as_uri(), "r18", "resnet", source.input
+            "modelzoo://resnet18", path.as_uri(), ("r18",), "resnet", source.input
         )
         monkeypatch.setitem(SOURCES, "modelzoo://resnet18", fake)
         if path is bad:

@@ -60,7 +60,8 @@ class WeightSource:
     Attributes:
         uri: the name the 2019 configs give it (``pretrained=``), e.g. "modelzoo://resnet50".
         url: where it is downloaded from.
-        backbone: what it fits, in det-backbones' words (e.g. "r50", "vgg16-ssd300|512").
+        archs: the det-backbones names (build_backbone) it fits; "resnet-gn" files fit them
+            with norm="GN".
         layout: "resnet", "resnet-gn" or "vgg16" (see the module docstring).
         input: (mean, std, to_rgb) of the images the weights expect, 0-255 scale.
         other_names: other file names holding the same weights, also accepted in the
@@ -69,7 +70,7 @@ class WeightSource:
 
     uri: str
     url: str
-    backbone: str
+    archs: tuple[str, ...]
     layout: str
     input: tuple[tuple[float, float, float], tuple[float, float, float], bool]
     other_names: tuple[str, ...] = ()
@@ -94,7 +95,7 @@ SOURCES: dict[str, WeightSource] = {
         WeightSource(
             "modelzoo://resnet50",
             f"{_TORCHVISION}/resnet50-0676ba61.pth",
-            "r50",
+            ("r50",),
             "resnet",
             PYTORCH_INPUT,
             other_names=("resnet50-19c8e357.pth",),
@@ -102,7 +103,7 @@ SOURCES: dict[str, WeightSource] = {
         WeightSource(
             "modelzoo://resnet101",
             f"{_TORCHVISION}/resnet101-63fe2227.pth",
-            "r101",
+            ("r101",),
             "resnet",
             PYTORCH_INPUT,
             other_names=("resnet101-5d3b4d8f.pth",),
@@ -110,35 +111,35 @@ SOURCES: dict[str, WeightSource] = {
         WeightSource(
             "open-mmlab://resnext101_32x4d",
             f"{_OPEN_MMLAB}/resnext101_32x4d-a5af3160.pth",
-            "x101-32x4d",
+            ("x101-32x4d",),
             "resnet",
             PYTORCH_INPUT,
         ),
         WeightSource(
             "open-mmlab://resnext101_64x4d",
             f"{_OPEN_MMLAB}/resnext101_64x4d-ee2c6f71.pth",
-            "x101-64x4d",
+            ("x101-64x4d",),
             "resnet",
             PYTORCH_INPUT,
         ),
         WeightSource(
             "open-mmlab://resnet50_caffe",
             f"{_OPEN_MMLAB}/resnet50_caffe-788b5fa3.pth",
-            "r50-caffe",
+            ("r50-caffe",),
             "resnet",
             CAFFE_INPUT,
         ),
         WeightSource(
             "open-mmlab://resnet101_caffe",
             f"{_OPEN_MMLAB}/resnet101_caffe-3ad79236.pth",
-            "r101-caffe",
+            ("r101-caffe",),
             "resnet",
             CAFFE_INPUT,
         ),
         WeightSource(
             "open-mmlab://vgg16_caffe",
             f"{_OPEN_MMLAB}/vgg16_caffe-292e1171.pth",
-            "vgg16-ssd300|vgg16-ssd512",
+            ("vgg16-ssd300", "vgg16-ssd512"),
             "vgg16",
             SSD_INPUT,
         ),
@@ -147,14 +148,14 @@ SOURCES: dict[str, WeightSource] = {
         WeightSource(
             "open-mmlab://detectron/resnet50_gn",
             f"{_OPEN_MMLAB}/resnet50_gn-9186a21c.pth",
-            "r50 (GN)",
+            ("r50",),
             "resnet-gn",
             CAFFE_INPUT,
         ),
         WeightSource(
             "open-mmlab://detectron/resnet101_gn",
             f"{_OPEN_MMLAB}/resnet101_gn-cac0ab98.pth",
-            "r101 (GN)",
+            ("r101",),
             "resnet-gn",
             CAFFE_INPUT,
         ),
@@ -162,7 +163,7 @@ SOURCES: dict[str, WeightSource] = {
         WeightSource(
             "open-mmlab://contrib/resnet50_gn",
             f"{_OPEN_MMLAB}/resnet50_gn_thangvubk-ad1730dd.pth",
-            "r50 (GN)",
+            ("r50",),
             "resnet-gn",
             PYTORCH_INPUT,
         ),
@@ -351,10 +352,10 @@ def _check_layout(entry: WeightSource, backbone: nn.Module) -> None:
         fits = False
     if not fits:
         norm = getattr(backbone, "norm", None)
+        archs = " or ".join(entry.archs) + (" with GN" if entry.layout == "resnet-gn" else "")
         raise WeightsMismatchError(
             f"backbone weights {entry.uri} ({entry.file_name}, layout {entry.layout!r}) are "
-            f"for a {entry.backbone} backbone, not a {type(backbone).__name__} with norm "
-            f"{norm!r}"
+            f"for {archs}, not a {type(backbone).__name__} with norm {norm!r}"
         )
 
 
