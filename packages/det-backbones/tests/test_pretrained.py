@@ -202,8 +202,14 @@ def test_files_that_do_not_fit_are_refused_by_name(tmp_path, folders):
         r"layer3\.1\.bn2\.running_var",
     ):
         load_pretrained(ResNet(18), tmp_path / "partial.pth")
-    with pytest.raises(WeightsMismatchError, match=r"partial\.pth: checkpoint key layer1"):
-        load_pretrained(ResNet(50), tmp_path / "partial.pth")
+    model = ResNet(50)
+    before = model.conv1.weight.clone()
+    with pytest.raises(WeightsMismatchError, match=r"partial\.pth leaves \d+ keys missing"):
+        load_pretrained(model, tmp_path / "partial.pth")
+    assert torch.equal(model.conv1.weight, before)  # refused before anything was copied
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), tmp_path / "r18.pth")
+    with pytest.raises(WeightsMismatchError, match=r"r18\.pth: checkpoint key conv1\.weight"):
+        load_pretrained(ResNet(18, base_channels=32), tmp_path / "r18.pth")
     (tmp_path / "text.pth").write_text("not a checkpoint")
     with pytest.raises(WeightsMismatchError, match="cannot be read"):
         load_pretrained(ResNet(18), tmp_path / "text.pth")

@@ -178,6 +178,7 @@ _OPTIONAL_MISSING = {
     ResNet: re.compile(r"\.conv_offset\."),
     VGG16SSD: re.compile(r"^(extra\.|l2_norm\.|features\.(31|33)\.)"),
 }
+_CLASSIFIER = re.compile(r"^(fc|classifier)\.")
 _GN_NAME = re.compile(r"(^|\.)gn(\d)(?=\.)")
 _URI = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 
@@ -318,27 +319,49 @@ def load_pretrained(
         if path.suffix == ".pkl":
             missing, unexpected = load_detectron(backbone, path)
         else:
-            missing, unexpected = load_torchvision(backbone, _read_state_dict(path, backbone))
+            state = _read_state_dict(path, backbone)
+            # Refused before anything is copied: the keys the file lacks.
+            model_keys = _model_keys(backbone)
+            _refuse_incomplete(
+                path,
+                backbone,
+                [k for k in model_keys if k not in state],
+                sorted(k for k in state if k not in model_keys and not _CLASSIFIER.match(k)),
+            )
+            missing, unexpected = load_torchvision(backbone, state)
+    except WeightsMismatchError:
+        raise
     except ValueError as e:  # a shape that does not fit
         raise WeightsMismatchError(f"backbone weights {path}: {e}") from e
-    optional = _OPTIONAL_MISSING[type(backbone)]
-    required = [key for key in missing if not optional.search(key)]
-    state = backbone.state_dict()
-    counted = [key for key in state if not key.endswith("num_batches_tracked")]
-    loaded = len(counted) - len(missing)
-    if loaded == 0 or required:
-        what = "fits none of" if loaded == 0 else f"leaves {len(required)} keys missing from"
-        raise WeightsMismatchError(
-            f"backbone weights {path} {what} the {type(backbone).__name__} "
-            f"(missing e.g. {required[:5] or missing[:5]}; file keys not used e.g. "
-            f"{unexpected[:5]}); is the file for this backbone (depth, groups, norm)?"
-        )
+    _refuse_incomplete(path, backbone, missing, unexpected)
     return LoadReport(
         source=str(source),
         path=path,
-        loaded=loaded,
+        loaded=len(_model_keys(backbone)) - len(missing),
         missing=tuple(missing),
         unexpected=tuple(unexpected),
+    )
+
+
+def _model_keys(backbone: nn.Module) -> list[str]:
+    return [k for k in backbone.state_dict() if not k.endswith("num_batches_tracked")]
+
+
+def _refuse_incomplete(
+    path: Path, backbone: nn.Module, missing: list[str], unexpected: list[str]
+) -> None:
+    """Raises WeightsMismatchError when the file fits nothing, or leaves model keys other
+    than the optional ones missing."""
+    optional = _OPTIONAL_MISSING[type(backbone)]
+    required = [key for key in missing if not optional.search(key)]
+    total = len(_model_keys(backbone))
+    if len(missing) < total and not required:
+        return
+    what = "fits none of" if len(missing) == total else f"leaves {len(required)} keys missing from"
+    raise WeightsMismatchError(
+        f"backbone weights {path} {what} the {type(backbone).__name__} (missing e.g. "
+        f"{(required or missing)[:5]}; file keys not used e.g. {unexpected[:5]}); is the file "
+        "for this backbone (depth, groups, norm)?"
     )
 
 
@@ -375,7 +398,7 @@ def _read_state_dict(path: Path, backbone: nn.Module) -> dict[str, Tensor]:
         raise WeightsMismatchError(
             f"backbone weights {path} hold a {type(data).__name__}, not a state dict"
         )
-    state = {str(k).removeprefix("module."): v for k, v in data.items()}
+    state = {str(k).removeprefix("module."): v for k, v in data.items() if isinstance(v, Tensor)}
     if any(k.startswith("backbone.") for k in state):  # a detector's checkpoint
         state = {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
     if isinstance(backbone, ResNet):
