@@ -14,10 +14,35 @@ training run then loads the weights its config names, as the 2019 detectors'
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from torch import nn
 
-from det_backbones.pretrained import LoadReport, load_pretrained
+from det_backbones.pretrained import (
+    LoadReport,
+    WeightsMismatchError,
+    WeightsNotFoundError,
+    load_pretrained,
+    resolve,
+)
+
+__all__ = [
+    "LoadReport",
+    "WeightsMismatchError",
+    "WeightsNotFoundError",
+    "find_backbone_weights",
+    "init_backbone",
+]
+
+
+def find_backbone_weights(source: str | os.PathLike, *, download: bool = True) -> Path:
+    """The local file of backbone weights: a path as it is, a URI of det_backbones.SOURCES
+    from $DET_WEIGHTS_DIR, torch.hub's cache, or downloaded there (det_backbones.resolve).
+
+    Raises:
+        WeightsNotFoundError: naming the file, its URL and where to save it.
+    """
+    return resolve(source, download=download)
 
 
 def init_backbone(
