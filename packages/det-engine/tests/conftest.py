@@ -1,2 +1,18 @@
+import urllib.error
+
+import pytest
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: trains a detector on CPU for a few iterations")
+
+
+@pytest.fixture(autouse=True)
+def _no_weight_downloads(monkeypatch):
+    """The tests never fetch backbone weights from the network (in this process)."""
+    from det_backbones import pretrained
+
+    def refuse(url, dst, hash_prefix=None, progress=True):
+        raise urllib.error.URLError(f"the tests download nothing ({url})")
+
+    monkeypatch.setattr(pretrained, "download_url_to_file", refuse)

@@ -14,6 +14,8 @@ from det_engine.apps import train as train_cli
 from det_models.config import from_plain
 
 ROW = ["retinanet", "r50", "1x"]
+# The rows' ImageNet weights are not downloaded in tests; a tiny network fits none of them.
+NO_WEIGHTS = ["--backbone-weights", "none"]
 FAST = ["--device", "cpu", "--workers", "0", "--img-scale", "128", "96", "--batch-size", "1"]
 
 
@@ -31,7 +33,8 @@ def _records(work_dir):
 
 def test_missing_coco_names_where_it_looked(tmp_path, capsys):
     root = tmp_path / "nowhere" / "coco"
-    rc = train_cli.main([*ROW, "--data-root", str(root), "--work-dir", str(tmp_path / "w")])
+    argv = [*ROW, *NO_WEIGHTS, "--data-root", str(root), "--work-dir", str(tmp_path / "w")]
+    rc = train_cli.main(argv)
     err = capsys.readouterr().err
     assert rc == 2
     assert str(root / "annotations" / "instances_train2017.json") in err
@@ -40,7 +43,7 @@ def test_missing_coco_names_where_it_looked(tmp_path, capsys):
 
 
 def test_unknown_annotation_file_is_an_error(tmp_path, capsys):
-    rc = train_cli.main([*ROW, "--data", str(tmp_path / "ann.json")])
+    rc = train_cli.main([*ROW, *NO_WEIGHTS, "--data", str(tmp_path / "ann.json")])
     assert rc == 2
     assert "ann.json" in capsys.readouterr().err
 
@@ -48,7 +51,7 @@ def test_unknown_annotation_file_is_an_error(tmp_path, capsys):
 @pytest.mark.slow
 def test_train_writes_checkpoint_log_eval_then_resume_and_test(shapes_root, tmp_path, capsys):
     work = tmp_path / "work"
-    common = [*ROW, "--data", "shapes", "--data-root", str(shapes_root), *FAST]
+    common = [*ROW, *NO_WEIGHTS, "--data", "shapes", "--data-root", str(shapes_root), *FAST]
     common += ["--work-dir", str(work), "--log-interval", "1"]
     assert train_cli.main([*common, "--max-iters", "1"]) == 0
     out = capsys.readouterr().out
@@ -217,8 +220,8 @@ def _tiny(shapes_root, model: str) -> list[str]:
     """The training arguments of a tiny run of ``model``."""
     sets = [arg for item in _narrow(model) for arg in ("--set", item)]
     if model.startswith("ssd"):
-        return [*_data(shapes_root), *sets]
-    return [*_data(shapes_root), "--img-scale", "96", "64", *sets]
+        return [*_data(shapes_root), *NO_WEIGHTS, *sets]
+    return [*_data(shapes_root), *NO_WEIGHTS, "--img-scale", "96", "64", *sets]
 
 
 @pytest.mark.parametrize("row", FAMILY_ROWS, ids=[row[0] for row in FAMILY_ROWS])

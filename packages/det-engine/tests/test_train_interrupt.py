@@ -30,7 +30,7 @@ def _command(shapes_root, work_dir, *extra):
         "--data", "shapes", "--data-root", str(shapes_root), "--device", "cpu",
         "--workers", "0", "--img-scale", "128", "96", "--batch-size", "1",
         "--max-iters", str(MAX_ITERS), "--log-interval", "1", "--no-eval",
-        "--work-dir", str(work_dir), *extra,
+        "--work-dir", str(work_dir), "--backbone-weights", "none", *extra,
     ]  # fmt: skip
 
 

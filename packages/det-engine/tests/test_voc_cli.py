@@ -106,9 +106,8 @@ def test_voc_metrics_ignore_difficult_objects(voc_root):
 def test_train_and_test_on_voc(voc_root, tmp_path, capsys):
     work = tmp_path / "work"
     common = [*ROW, "--data", "voc", "--data-root", str(voc_root), *FAST[:-2]]
-    rc = train_cli.main(
-        [*common, "--batch-size", "1", "--work-dir", str(work), "--max-iters", "1", "--no-eval"]
-    )
+    argv = [*common, "--batch-size", "1", "--work-dir", str(work), "--max-iters", "1"]
+    rc = train_cli.main([*argv, "--no-eval", "--backbone-weights", "none"])
     assert rc == 0
     assert "training retinanet_r50_1x on voc (3 images" in capsys.readouterr().out
     data = ckpt.load(work / "iter_00000001.pth")
@@ -134,7 +133,8 @@ def test_missing_voc_names_where_it_looked(tmp_path, capsys):
     root = tmp_path / "VOCdevkit"
     (root / "VOC2007" / "ImageSets" / "Main").mkdir(parents=True)
     (root / "VOC2007" / "ImageSets" / "Main" / "trainval.txt").write_text("")
-    rc = train_cli.main([*ROW, "--data", "voc", "--data-root", str(root), "--work-dir", "w"])
+    argv = [*ROW, "--data", "voc", "--data-root", str(root), "--work-dir", "w"]
+    rc = train_cli.main([*argv, "--backbone-weights", "none"])
     assert rc == 2
     err = capsys.readouterr().err
     assert str(root / "VOC2007" / "ImageSets" / "Main" / "test.txt") in err

@@ -89,7 +89,9 @@ def test_get_variants():
     gn = zoo.get("mask_rcnn", "r50", "3x", variant="gn").model
     # Pytorch style (stride on the 3x3 conv), as the v0.6.0 config: the Detectron-converted
     # weights differ only in their caffe-normalised BGR input (the row's DataConfig).
-    assert gn.backbone == BackboneConfig(arch="r50", norm="GN")
+    assert gn.backbone == BackboneConfig(
+        arch="r50", norm="GN", pretrained="open-mmlab://detectron/resnet50_gn"
+    )
     assert gn.neck.norm == "GN"
     assert (gn.roi.num_convs, gn.roi.num_fcs, gn.roi.norm) == (4, 1, "GN")
     assert zoo.get("mask_rcnn", "r50", "2x", variant="gn-contrib").model.backbone.style is None

@@ -168,3 +168,18 @@ def barrier(timeout: timedelta = timedelta(minutes=5)) -> None:
             f"rank {get_rank()}: not every rank reached the barrier within {timeout} "
             f"(a rank died or hangs): {e}"
         ) from e
+
+
+def all_ranks_ok(ok: bool) -> bool:
+    """Whether ``ok`` holds on every rank: a collective every rank must reach, so that one
+    rank's failure ends all of them instead of leaving the others waiting. ``ok`` itself when
+    not distributed.
+
+    Args:
+        ok: this rank's outcome.
+    """
+    if not is_distributed():
+        return ok
+    failures = torch.tensor([0 if ok else 1])
+    dist.all_reduce(failures, group=_cpu_group)
+    return int(failures.item()) == 0

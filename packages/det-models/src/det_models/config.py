@@ -64,6 +64,11 @@ class BackboneConfig:
         deform_groups: offset groups of the deformable convs.
         base_channels: ResNet stem width or VGG conv1 width (64; smaller for a slim network
             trained from scratch).
+        pretrained: the weights the backbone starts training from: a URI of
+            det_backbones.SOURCES as the 2019 config named it ("modelzoo://resnet50",
+            "open-mmlab://resnet50_caffe", ...), a file path, or None (random initialisation,
+            as the recipes that train from scratch). Read by det_models.init_backbone and
+            the train command, never by build_model.
     """
 
     arch: str
@@ -75,6 +80,7 @@ class BackboneConfig:
     stage_with_dcn: tuple[bool, bool, bool, bool] = (False, False, False, False)
     deform_groups: int = 1
     base_channels: int = 64
+    pretrained: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
 """``python -m det_engine.train MODEL BACKBONE SCHEDULE``: train a zoo row, then evaluate it.
 
-Single process, or one process per GPU under ``torchrun`` (DistributedDataParallel).
+Single process, or one process per GPU under ``torchrun`` (DistributedDataParallel). The
+backbone starts from the ImageNet weights the row's 2019 config names (``--backbone-weights``
+to change them), found in $DET_WEIGHTS_DIR or torch.hub's cache, else downloaded.
 """
 
 from __future__ import annotations
@@ -11,7 +13,13 @@ from pathlib import Path
 
 from det_engine.apps.cli import DataError, add_common_arguments, build_dataset, row_data_config
 from det_engine.checkpoint import CheckpointError, checkpoint_path, load_model_weights
-from det_engine.distributed import get_rank, get_world_size, init_from_env, is_main_process
+from det_engine.distributed import (
+    all_ranks_ok,
+    get_rank,
+    get_world_size,
+    init_from_env,
+    is_main_process,
+)
 from det_engine.evaluation.loop import write_metrics
 from det_engine.guard import NonFiniteLossError
 from det_engine.metric_log import tensorboard_writer_class
@@ -45,6 +53,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="CKPT",
         help="start from these model weights (one of our checkpoints or a plain state dict; "
         "strict); unlike --resume, optimizer, schedule and iteration start afresh",
+    )
+    parser.add_argument(
+        "--backbone-weights",
+        default=None,
+        metavar="FILE|URI|none",
+        help="ImageNet weights the backbone starts from: a file, a URI (e.g. "
+        "open-mmlab://resnet50_caffe), or none (random initialisation, with a warning); "
+        "default the row's (model.backbone.pretrained), looked for in $DET_WEIGHTS_DIR and "
+        "torch.hub's cache, else downloaded. Not used with --resume or --load-from, which "
+        "bring whole-model weights",
     )
     parser.add_argument(
         "--amp",
@@ -96,6 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     except OverrideError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    weights = backbone_weights_source(args, cfg)
+    error = resolve_on_every_rank(weights, dist_info.local_rank)
+    if error is not None:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     family = cfg.model.family
     try:
         source, data_cfg = row_data_config(args, cfg)
@@ -111,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     name = "_".join(p for p in (args.model, args.backbone, args.schedule, args.variant) if p)
     work_dir = Path(args.work_dir) if args.work_dir else Path("work_dirs") / name
     model_cfg = cfg.model
+    if args.resume is None and args.load_from is None:
+        model_cfg = replace_path(model_cfg, "backbone.pretrained", weights)
     if family != "rpn":
         model_cfg = replace_path(model_cfg, "num_classes", len(train_set.classes))
     run = RunConfig(
@@ -128,6 +153,11 @@ def main(argv: list[str] | None = None) -> int:
         amp=args.amp,
     )
     model = build_model(run.model)
+    try:
+        init_backbone_weights(args, cfg, model, weights)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     if args.load_from is not None:
         try:
             load_model_weights(model, args.load_from)
@@ -178,6 +208,85 @@ def main(argv: list[str] | None = None) -> int:
             )
     trainer.logger.close()
     return 0
+
+
+def backbone_weights_source(args: argparse.Namespace, cfg) -> str | None:
+    """The weights the backbone starts from: ``--backbone-weights`` (None for "none"), else
+    the row's; None with --resume or --load-from (they bring the whole model's)."""
+    if args.resume is not None or args.load_from is not None:
+        return None
+    if args.backbone_weights is not None:
+        return None if args.backbone_weights.lower() == "none" else args.backbone_weights
+    return cfg.model.backbone.pretrained
+
+
+def resolve_on_every_rank(weights: str | None, local_rank: int) -> str | None:
+    """Finds the backbone's weights file before any training work: first on each machine's
+    first process (which may download it into torch.hub's cache), then on the others (which
+    find it there). Every rank takes part, so one failing ends them all.
+
+    Returns:
+        None, or the error message (naming the file, its URL and where to put it).
+    """
+    from det_models.backbone_weights import WeightsNotFoundError, find_backbone_weights
+
+    def attempt(download: bool) -> str | None:
+        if weights is None:
+            return None
+        try:
+            find_backbone_weights(weights, download=download)
+        except WeightsNotFoundError as e:
+            return str(e)
+        return None
+
+    first = local_rank == 0
+    error = attempt(download=True) if first else None
+    if not all_ranks_ok(error is None):
+        return error or f"backbone weights {weights}: not found by another process"
+    error = None if first else attempt(download=False)
+    if not all_ranks_ok(error is None):
+        return error or f"backbone weights {weights}: not found by another process"
+    return None
+
+
+def init_backbone_weights(args: argparse.Namespace, cfg, model, weights: str | None) -> None:
+    """Loads the backbone's weights (already resolved) and says where they came from; with
+    none, warns that the row's recipe expects them.
+
+    Raises:
+        FileNotFoundError, ValueError: the file is gone or does not fit the backbone.
+    """
+    from det_models import init_backbone
+
+    row = cfg.model.backbone
+    if weights is not None:
+        report = init_backbone(model, weights, download=False)
+        if is_main_process():
+            origin = "" if str(report.path) == weights else f" from {report.path}"
+            print(
+                f"backbone weights: {weights}{origin} ({report.loaded} tensors loaded, "
+                f"{len(report.missing)} left at their initialisation, {len(report.unexpected)} "
+                "in the file unused)",
+                flush=True,
+            )
+        return
+    if not is_main_process():
+        return
+    if args.resume is not None or args.load_from is not None:
+        given = "--resume" if args.resume is not None else "--load-from"
+        print(f"backbone weights: from the whole-model weights of {given}", flush=True)
+        return
+    sched = cfg.schedule
+    why = "--backbone-weights none" if args.backbone_weights else "the config names none"
+    print(
+        f"warning: the backbone starts from random weights ({why}); the "
+        f"row's recipe (backbone norm {row.norm}{' with norm_eval' if row.norm_eval else ''}, "
+        f"frozen_stages {row.frozen_stages}, lr {sched.lr:g} per {sched.batch_size} images for "
+        f"{sched.total_epochs} epochs) expects ImageNet weights "
+        f"({row.pretrained or 'a URI or file'}) and will not reach the zoo's figures",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ GroupNorm in backbone, FPN, a 4conv1fc box head and the mask head (both "gn" row
 style, as their v0.6.0 configs: the Detectron-converted "gn" weights differ only in taking
 caffe-normalised BGR input); the DCN rows
 with (modulated) deformable convs in stages c3-c5, one offset group (also for X-101-32x4d),
-or deformable RoI pooling in the box branch; SSD with VGG16 and no neck.
+or deformable RoI pooling in the box branch; SSD with VGG16 and no neck. Each backbone names
+the ImageNet weights its config started from (`BackboneConfig.pretrained`); building a model
+loads none (det_models.init_backbone does).
 """
 
 from __future__ import annotations
@@ -38,6 +40,32 @@ DCN_VARIANTS = {"dconv-c3-c5": "dconv", "mdconv-c3-c5": "mdconv"}
 POOL_VARIANTS = frozenset({"dpool", "mdpool"})
 # SSD on VOC used larger smallest anchors than on COCO (the ssd*_voc configs).
 SSD_VOC_BASESIZE = {300: (0.2, 0.9), 512: (0.15, 0.9)}
+# The ImageNet weights each row's backbone started from: the v0.6.0 configs' `pretrained`
+# (det_backbones.SOURCES says where each file is and how it loads). Deformable-conv and
+# deformable-pooling rows start from their base backbone's weights.
+PRETRAINED = {
+    "r50": "modelzoo://resnet50",
+    "r101": "modelzoo://resnet101",
+    "r50-caffe": "open-mmlab://resnet50_caffe",
+    "r101-caffe": "open-mmlab://resnet101_caffe",
+    "x101-32x4d": "open-mmlab://resnext101_32x4d",
+    "x101-64x4d": "open-mmlab://resnext101_64x4d",
+    "vgg16": "open-mmlab://vgg16_caffe",
+}
+# The GN rows (configs/gn/): Detectron's GN ResNets ("gn") or a contributed one ("gn-contrib").
+GN_PRETRAINED = {
+    ("gn", "r50"): "open-mmlab://detectron/resnet50_gn",
+    ("gn", "r101"): "open-mmlab://detectron/resnet101_gn",
+    ("gn-contrib", "r50"): "open-mmlab://contrib/resnet50_gn",
+}
+
+
+def pretrained_source(row: ZooEntry) -> str:
+    """The URI of the ImageNet weights a zoo row's backbone starts from (its 2019 config's
+    `pretrained`), e.g. "open-mmlab://resnet50_caffe"."""
+    if row.variant in GN_VARIANTS:
+        return GN_PRETRAINED[(row.variant, row.backbone)]
+    return PRETRAINED[row.backbone]
 
 
 def model_config(row: ZooEntry) -> ModelConfig:
@@ -56,7 +84,7 @@ def model_config(row: ZooEntry) -> ModelConfig:
         return ModelConfig(
             family="ssd",
             num_classes=num_classes,
-            backbone=BackboneConfig(arch=row.backbone_arch),
+            backbone=BackboneConfig(arch=row.backbone_arch, pretrained=pretrained_source(row)),
             neck=None,
             rpn=None,
             dense=DenseHeadConfig(
@@ -71,6 +99,7 @@ def model_config(row: ZooEntry) -> ModelConfig:
         norm="GN" if gn else "FrozenBN",
         dcn=DCN_VARIANTS.get(variant),
         stage_with_dcn=(False, True, True, True) if variant in DCN_VARIANTS else (False,) * 4,
+        pretrained=pretrained_source(row),
     )
     if model == "retinanet":
         return ModelConfig(
