@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pickle
 
+import numpy as np
 import pytest
 import torch
 
@@ -299,19 +300,20 @@ def test_fast_rcnn_trains_on_proposals_the_test_command_writes(shapes_root, tmp_
     assert "python -m det_engine.test rpn r50 1x --ckpt RPN_CKPT --data shapes" in err
     assert not (tmp_path / "none").exists()
 
-    # An RPN, and its proposals of both splits from the test command (pickle and JSON).
+    # An RPN, and its proposals of both splits from the test command (.npz and JSON).
     rpn = ["rpn", "r50", "1x", *_tiny(shapes_root, "rpn")]
     argv = [*rpn, "--max-iters", "1", "--no-eval", "--work-dir", str(tmp_path / "rpn")]
     assert train_cli.main(argv) == 0
     rpn_ckpt = str(tmp_path / "rpn" / "iter_00000001.pth")
-    train_props, val_props = tmp_path / "train.pkl", tmp_path / "val.json"
+    train_props, val_props = tmp_path / "train.npz", tmp_path / "val.json"
     rc = test_cli.main(
         [*rpn_test, "--ckpt", rpn_ckpt, "--split", "train", "--proposals-out", str(train_props)]
     )
     assert rc == 0
     assert test_cli.main([*rpn_test, "--ckpt", rpn_ckpt, "--proposals-out", str(val_props)]) == 0
     assert (tmp_path / "rpn" / "iter_00000001.train.eval.json").is_file()
-    by_id = pickle.loads(train_props.read_bytes())
+    with np.load(train_props, allow_pickle=False) as members:
+        by_id = {int(name): members[name] for name in members.files}
     annotations = json.loads((shapes_root / "annotations" / "instances_train.json").read_text())
     assert set(by_id) == {image["id"] for image in annotations["images"]}
     for image in annotations["images"]:
@@ -336,7 +338,10 @@ def test_fast_rcnn_trains_on_proposals_the_test_command_writes(shapes_root, tmp_
     assert train_cli.main([*argv, "--work-dir", str(tmp_path / "legacy")]) == 0
 
     # Proposals are only written by proposal models, and only read by Fast R-CNN.
-    rc = test_cli.main([*fast_test, "--ckpt", fast_ckpt, "--proposals-out", "x.pkl"])
+    rc = test_cli.main([*fast_test, "--ckpt", fast_ckpt, "--proposals-out", "x.npz"])
     assert rc == 2 and "proposals come from an RPN" in capsys.readouterr().err
+    # No pickle is written any more (a .pkl is only read, through det-io's allow-list).
+    rc = test_cli.main([*rpn_test, "--ckpt", rpn_ckpt, "--proposals-out", "x.pkl"])
+    assert rc == 2 and "name a .npz, .json or .pt file" in capsys.readouterr().err
     rc = train_cli.main([*rpn, "--proposals-train", str(train_props), "--work-dir", "w"])
     assert rc == 2 and "rpn takes no precomputed proposals" in capsys.readouterr().err

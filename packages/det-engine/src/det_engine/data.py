@@ -297,12 +297,12 @@ def proposals_help(model: str, source: str, root: str | None) -> str:
     """How to pass and how to make proposal files, for the error messages."""
     data = f"--data {source}" + (f" --data-root {root}" if root is not None else "")
     return (
-        "pass --proposals-train FILE and --proposals-test FILE (.pkl or .json: per image id "
-        "an array of [x1, y1, x2, y2, score] in original-image pixels; the 2019 zoo's "
-        "proposal .pkl files, a list in dataset order, are read too). Make them with a "
-        "trained RPN: python -m det_engine.test rpn r50 1x --ckpt RPN_CKPT "
-        f"{data} --split train --proposals-out proposals_train.pkl, and again with "
-        f"--split val --proposals-out proposals_val.pkl (an RPN is trained with "
+        "pass --proposals-train FILE and --proposals-test FILE (.npz, .json or .pt: per "
+        "image id an array of [x1, y1, x2, y2, score] in original-image pixels; the 2019 "
+        "zoo's proposal .pkl files, a list in dataset order, are read too, data only). Make "
+        "them with a trained RPN: python -m det_engine.test rpn r50 1x --ckpt RPN_CKPT "
+        f"{data} --split train --proposals-out proposals_train.npz, and again with "
+        f"--split val --proposals-out proposals_val.npz (an RPN is trained with "
         f"python -m det_engine.train rpn r50 1x {data}); {model} then reads them"
     )
 

@@ -59,8 +59,8 @@ def add_common_arguments(parser: argparse.ArgumentParser, row_required: bool = T
         "--proposals-train",
         default=None,
         metavar="FILE",
-        help="Fast R-CNN: proposals of the training images (.pkl/.json per image id, or a "
-        "2019 zoo .pkl); default the row's file under the data root",
+        help="Fast R-CNN: proposals of the training images (.npz/.json/.pt per image id, or "
+        "a 2019 zoo .pkl, read data-only); default the row's file under the data root",
     )
     parser.add_argument(
         "--proposals-test",

@@ -104,7 +104,7 @@ def shapes_datasets(run, root: str | None, proposals: tuple[Path, Path] | None =
 
 @torch.no_grad()
 def write_proposals(rpn_checkpoint: Path, root: str | None, out_dir: Path) -> tuple[Path, Path]:
-    """Runs a quickstart RPN over both shapes splits; writes ``proposals_{train,val}.pkl``.
+    """Runs a quickstart RPN over both shapes splits; writes ``proposals_{train,val}.npz``.
 
     Each file maps image id -> float32 array[K, 5] (x1, y1, x2, y2, score) in original
     pixels, the format of ``python -m det_engine.test rpn ... --proposals-out``.
@@ -123,7 +123,7 @@ def write_proposals(rpn_checkpoint: Path, root: str | None, out_dir: Path) -> tu
             found[dataset.records[index].image_id] = torch.cat(
                 [out["boxes"], out["scores"][:, None]], 1
             )
-        paths.append(save_proposals(out_dir / f"proposals_{split}.pkl", found))
+        paths.append(save_proposals(out_dir / f"proposals_{split}.npz", found))
     return paths[0], paths[1]
 
 

@@ -10,14 +10,15 @@ resize, as the zoo measured it::
 
     python -m det_engine.test faster_rcnn r50 1x --ckpt faster_rcnn_r50_fpn_1x_20181010-3d1b3351.pth
 
-An RPN's proposals can be written for Fast R-CNN (``--proposals-out FILE.pkl`` or ``.json``:
-per image id an array of [x1, y1, x2, y2, score] in original-image pixels, best first), for
-the training images with ``--split train`` and for the test images with ``--split val``::
+An RPN's proposals can be written for Fast R-CNN (``--proposals-out FILE.npz``, ``.json`` or
+``.pt``: per image id an array of [x1, y1, x2, y2, score] in original-image pixels, best
+first), for the training images with ``--split train`` and for the test images with
+``--split val``::
 
     python -m det_engine.test rpn r50 1x --ckpt RPN.pth --split train \\
-        --proposals-out proposals_train.pkl
-    python -m det_engine.train fast_rcnn r50 1x --proposals-train proposals_train.pkl \\
-        --proposals-test proposals_val.pkl
+        --proposals-out proposals_train.npz
+    python -m det_engine.train fast_rcnn r50 1x --proposals-train proposals_train.npz \\
+        --proposals-test proposals_val.npz
 
 Also under ``torchrun``: every rank evaluates a share of the images, rank 0 scores them.
 """
@@ -85,7 +86,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--proposals-out",
         default=None,
         metavar="FILE",
-        help="RPN: also write its proposals of the split's images to FILE (.pkl or .json), "
+        help="RPN: also write its proposals of the split's images to FILE (.npz, .json or "
+        ".pt), "
         "for --proposals-train / --proposals-test of a Fast R-CNN",
     )
     return parser.parse_args(argv)
@@ -101,8 +103,9 @@ def main(argv: list[str] | None = None) -> int:
         message = "--eval names COCO metrics; --data voc is scored with VOC mAP"
         print(f"error: {message}", file=sys.stderr)
         return 2
-    if args.proposals_out is not None and Path(args.proposals_out).suffix not in (".pkl", ".json"):
-        message = f"--proposals-out {args.proposals_out}: name a .pkl or .json file"
+    written = (".npz", ".json", ".pt")  # det_data.save_proposals' formats: no pickles
+    if args.proposals_out is not None and Path(args.proposals_out).suffix not in written:
+        message = f"--proposals-out {args.proposals_out}: name a .npz, .json or .pt file"
         print(f"error: {message}", file=sys.stderr)
         return 2
     try:
