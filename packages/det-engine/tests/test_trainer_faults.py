@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 from datetime import timedelta
@@ -15,6 +16,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
 
 from det_engine import checkpoint as ckpt
+from det_engine.atomic_write import WriteError
 from det_engine.distributed import init_from_env
 from det_engine.guard import NonFiniteLossError
 from det_engine.metric_log import MetricLogger
@@ -188,6 +190,54 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, mid_epoch)
     expected = full.optimizer.state_dict()["state"]
     for i, state in final["optimizer"]["state"].items():
         assert torch.equal(state["momentum_buffer"], expected[i]["momentum_buffer"])
+
+
+def test_full_disk_at_a_checkpoint_keeps_the_last_one_and_resume_reproduces_the_losses(
+    tmp_path, monkeypatch, capsys
+):
+    data = ToyData(4)
+
+    def loader():
+        # 2 iterations per epoch, checkpoints at 2, 4, 6; dropout draws from the global RNG
+        return DataLoader(data, batch_size=2, sampler=EpochSeededSampler(4), collate_fn=collate)
+
+    torch.manual_seed(5)
+    full_model = ToyDetector(dropout=0.5)
+    assert _trainer(full_model, loader(), tmp_path / "full", epochs=3).train() == 6
+
+    real_save = torch.save
+    saves = []
+
+    def disk_fills_at_the_second_checkpoint(obj, f):
+        saves.append(obj["iteration"])
+        if len(saves) == 2:
+            f.write(b"PK\x03\x04 the start of a checkpoint")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_save(obj, f)
+
+    monkeypatch.setattr(ckpt.torch, "save", disk_fills_at_the_second_checkpoint)
+    torch.manual_seed(5)
+    model = ToyDetector(dropout=0.5)
+    work = tmp_path / "part"
+    with pytest.raises(WriteError, match=r"writing the checkpoint .*iter_00000004\.pth failed"):
+        _trainer(model, loader(), work, epochs=3).train()
+    assert saves == [2, 4]
+    err = capsys.readouterr().err
+    assert "training stopped at iteration 4" in err and "No space left on device" in err
+    assert f"Last good checkpoint: {work / 'iter_00000002.pth'}" in err
+    monkeypatch.undo()
+    # the failed write left nothing: no half file, no temp file; the last good one loads
+    assert sorted(p.name for p in work.iterdir() if p.suffix != ".jsonl") == ["iter_00000002.pth"]
+    assert ckpt.load(ckpt.latest(work))["iteration"] == 2
+
+    torch.manual_seed(999)
+    resumed_model = ToyDetector(dropout=0.5, init=1)
+    resumed = _trainer(resumed_model, loader(), work, epochs=3)
+    assert resumed.resume() == work / "iter_00000002.pth"
+    assert resumed.train() == 6
+    assert resumed_model.losses == full_model.losses[2:]
+    for k, v in full_model.state_dict().items():
+        assert torch.equal(resumed_model.state_dict()[k], v), k
 
 
 # ---------------------------------------------------------------------------------- DDP

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Sampler
 
 from det_engine import checkpoint as ckpt
+from det_engine.atomic_write import WriteError
 from det_engine.distributed import is_distributed, is_main_process
 from det_engine.guard import NonFiniteLossError, check_losses
 from det_engine.metric_log import MetricLogger
@@ -205,6 +207,8 @@ class Trainer:
         Raises:
             NonFiniteLossError: a loss became NaN or infinite (no checkpoint is written).
             KeyboardInterrupt: after saving a resumable checkpoint.
+            WriteError: a checkpoint or the log could not be written (a full disk); the
+                earlier checkpoints are intact and the message names the last one.
         """
         self.model.train()
         # Ctrl-C can land in the middle of a step that has already drawn random numbers
@@ -228,6 +232,15 @@ class Trainer:
             if is_main_process():
                 last = ckpt.latest(self.work_dir)
                 print(f"training stopped; last good checkpoint: {last}", flush=True)
+            raise
+        except WriteError as err:
+            last = ckpt.latest(self.work_dir)
+            print(
+                f"training stopped at iteration {self.iteration}: {err}. Last good checkpoint: "
+                f"{last}; make room and continue with --resume",
+                file=sys.stderr,
+                flush=True,
+            )
             raise
         self.logger.flush()
         if ckpt.latest(self.work_dir) != ckpt.checkpoint_path(self.work_dir, self.iteration):

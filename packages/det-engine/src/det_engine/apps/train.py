@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from det_engine.apps.cli import DataError, add_common_arguments, build_dataset, row_data_config
+from det_engine.atomic_write import WriteError
 from det_engine.checkpoint import CheckpointError, checkpoint_path, load_model_weights
 from det_engine.distributed import get_rank, get_world_size, init_from_env, is_main_process
 from det_engine.evaluation.loop import write_metrics
@@ -166,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     except KeyboardInterrupt:
         return 130
+    except WriteError:  # the trainer said what failed and which checkpoint to resume from
+        return 1
     if val_set is not None:
         metrics = evaluate_run(run, trainer.model, val_set, device)
         if metrics is not None:
