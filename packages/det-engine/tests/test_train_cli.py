@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
 import pickle
 
 import numpy as np
 import pytest
 import torch
+import torch.multiprocessing as mp
+from dist_env import free_port, set_torchrun_env
 
 from det_engine import checkpoint as ckpt
 from det_engine.apps import test as test_cli
@@ -44,6 +49,32 @@ def test_unknown_annotation_file_is_an_error(tmp_path, capsys):
     rc = train_cli.main([*ROW, "--data", str(tmp_path / "ann.json")])
     assert rc == 2
     assert "ann.json" in capsys.readouterr().err
+
+
+def _rank_without_data_worker(rank, world_size, port, shapes_root, out_dir):
+    set_torchrun_env(rank, world_size, port)
+    torch.set_num_threads(1)
+    root = shapes_root if rank == 0 else os.path.join(out_dir, "not-mounted")
+    ann = os.path.join(root, "annotations", "instances_train.json")
+    argv = [*ROW, "--data", ann, "--data-root", os.path.join(root, "train"), *FAST, "--no-eval"]
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        rc = train_cli.main([*argv, "--work-dir", os.path.join(out_dir, "work")])
+    with open(os.path.join(out_dir, f"rank{rank}.txt"), "w") as f:
+        f.write(f"{rc}\n{err.getvalue()}")
+    torch.distributed.destroy_process_group()
+
+
+def test_a_rank_that_cannot_see_the_data_stops_every_rank_with_one_message(shapes_root, tmp_path):
+    args = (2, free_port(), str(shapes_root), str(tmp_path))
+    mp.spawn(_rank_without_data_worker, args=args, nprocs=2, join=True)
+    rc0, err0 = (tmp_path / "rank0.txt").read_text().split("\n", 1)
+    rc1, err1 = (tmp_path / "rank1.txt").read_text().split("\n", 1)
+    assert (rc0, rc1) == ("2", "2")  # both stop, rank 0 although its data is there
+    assert err0.startswith("error: rank 1: --data ")
+    assert "not-mounted" in err0 and "rank 0" not in err0
+    assert err1 == ""  # one message, from rank 0
+    assert not (tmp_path / "work").exists()
 
 
 @pytest.mark.slow

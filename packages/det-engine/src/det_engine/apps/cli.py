@@ -1,13 +1,15 @@
-"""What the train and test command lines share: the zoo-row and data arguments, and the
-datasets they name (through det_engine.data)."""
+"""What the train and test command lines share: the zoo-row and data arguments, the
+datasets they name (through det_engine.data), and stopping all ranks on one rank's error."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from det_engine import data
 from det_engine.data import DataError
+from det_engine.distributed import errors_of_all_ranks, is_main_process
 from det_models.config import DataConfig
 
 __all__ = [
@@ -17,6 +19,7 @@ __all__ = [
     "check_checkpoint_row",
     "named_row",
     "row_data_config",
+    "stop_on_errors",
 ]
 
 
@@ -143,3 +146,17 @@ def check_checkpoint_row(args: argparse.Namespace, run: Any, what: str) -> None:
             f"{args.ckpt} is a checkpoint of {run.name} (zoo row {run.key}), not of {named}; "
             f"leave the row out to {what} the checkpoint's own"
         )
+
+
+def stop_on_errors(error: str | None) -> bool:
+    """Whether any rank failed at this point (``error``: this rank's message, or None).
+
+    Every rank calls it at the same point; rank 0 prints all ranks' errors as one message
+    ("error: rank 1: ...") and every rank returns together, instead of the healthy ranks
+    waiting in their first collective for one that has already given up. In a single
+    process it prints ``error: MESSAGE``.
+    """
+    errors = errors_of_all_ranks(error)
+    if errors and is_main_process():
+        print(f"error: {'; '.join(errors)}", file=sys.stderr)
+    return bool(errors)

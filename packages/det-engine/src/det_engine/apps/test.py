@@ -40,6 +40,7 @@ from det_engine.apps.cli import (
     check_checkpoint_row,
     named_row,
     row_data_config,
+    stop_on_errors,
 )
 from det_engine.checkpoint import CheckpointError, resolve
 from det_engine.data import collate_fn, data_config_for
@@ -96,7 +97,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     device = pick_device(args.device)
-    dist_info = init_from_env()
+    dist_info = init_from_env(device=device)  # gloo for --device cpu, NCCL for cuda
     if dist_info.world_size > 1 and device.type == "cuda":
         device = dist_info.device
     if args.data == "voc" and args.eval:
@@ -124,7 +125,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"{len(dataset.classes)}; test on the data it was trained on ({run.dataset})"
             )
     except (DataError, CheckpointError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        error = str(e)
+    else:
+        error = None
+    # A rank that cannot read the checkpoint or the data stops every rank, one message.
+    if stop_on_errors(error):
         return 2
     model.to(device)
     results = predict_dataset(

@@ -9,7 +9,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from det_engine.apps.cli import DataError, add_common_arguments, build_dataset, row_data_config
+from det_engine.apps.cli import (
+    DataError,
+    add_common_arguments,
+    build_dataset,
+    row_data_config,
+    stop_on_errors,
+)
 from det_engine.atomic_write import WriteError
 from det_engine.checkpoint import CheckpointError, checkpoint_path, load_model_weights
 from det_engine.distributed import get_rank, get_world_size, init_from_env, is_main_process
@@ -87,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.amp == "fp16" and device.type != "cuda":
         print("error: --amp fp16 needs --device cuda; on the CPU use --amp bf16", file=sys.stderr)
         return 2
-    dist_info = init_from_env()
+    dist_info = init_from_env(device=device)  # gloo for --device cpu, NCCL for cuda
     if dist_info.world_size > 1 and device.type == "cuda":
         device = dist_info.device
     set_seed(args.seed + get_rank())
@@ -98,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     family = cfg.model.family
+    error = None
     try:
         source, data_cfg = row_data_config(args, cfg)
         train_set = build_dataset(args, source, data_cfg, family, "train", train=True)
@@ -107,7 +114,9 @@ def main(argv: list[str] | None = None) -> int:
             else build_dataset(args, source, data_cfg, family, "val", train=False)
         )
     except (DataError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        error = str(e)
+    # A rank that cannot see the data stops every rank, with one message on rank 0.
+    if stop_on_errors(error):
         return 2
     name = "_".join(p for p in (args.model, args.backbone, args.schedule, args.variant) if p)
     work_dir = Path(args.work_dir) if args.work_dir else Path("work_dirs") / name
@@ -130,10 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     model = build_model(run.model)
     if args.load_from is not None:
+        error = None
         try:
             load_model_weights(model, args.load_from)
         except (CheckpointError, FileNotFoundError) as e:
-            print(f"error: --load-from: {e}", file=sys.stderr)
+            error = f"--load-from: {e}"
+        if stop_on_errors(error):
             return 2
         if is_main_process():
             print(f"loaded model weights from {args.load_from}", flush=True)
@@ -150,7 +161,13 @@ def main(argv: list[str] | None = None) -> int:
         tensorboard=args.tensorboard,
     )
     if args.resume is not None:
-        path = trainer.resume(args.resume or None)
+        error = None
+        try:
+            path = trainer.resume(args.resume or None)
+        except (CheckpointError, FileNotFoundError) as e:
+            error = f"--resume: {e}"
+        if stop_on_errors(error):
+            return 2
         if is_main_process():
             print(f"resumed from {path} at iteration {trainer.iteration}", flush=True)
     if is_main_process():
