@@ -147,15 +147,21 @@ def test_tensorboard_without_the_package_names_it(tmp_path, monkeypatch, capsys)
 
     from det_engine.apps import train
 
-    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
+    monkeypatch.setitem(sys.modules, "tensorboard", None)
     with pytest.raises(ImportError, match=r"pip install tensorboard"):
         MetricLogger(tmp_path, 4, enabled=True, tensorboard=True)
     rc = train.main(["retinanet", "r50", "1x", "--data", "shapes", "--tensorboard"])
     assert rc == 2
-    assert "--tensorboard: TensorBoard logging needs the tensorboard package" in (
-        capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        "error: --tensorboard: TensorBoard logging needs tensorboard, which is not installed: "
+        'pip install tensorboard (or pip install "det-engine[tensorboard]")\n'
     )
     assert not (tmp_path / "tensorboard").exists()
+    # a tensorboard that torch cannot use is reported the same way
+    monkeypatch.setitem(sys.modules, "tensorboard", sys.modules["det_engine"])
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
+    with pytest.raises(ImportError, match=r"needs torch.utils.tensorboard .*pip install tensorb"):
+        MetricLogger(tmp_path, 4, enabled=True, tensorboard=True)
 
 
 def test_trainer_passes_tensorboard_to_its_logger(tmp_path):

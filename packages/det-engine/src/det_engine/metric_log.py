@@ -16,6 +16,7 @@ import torch
 
 from det_engine.atomic_write import write_atomically
 from det_engine.distributed import is_main_process
+from det_engine.optional_deps import MissingPackageError, install_command, require
 
 
 def memory_mb() -> int:
@@ -35,14 +36,17 @@ def tensorboard_writer_class():
     """``torch.utils.tensorboard.SummaryWriter``.
 
     Raises:
-        ImportError: the ``tensorboard`` package is missing; the message says how to install it.
+        MissingPackageError: the ``tensorboard`` package is missing; the message says how to
+            install it.
     """
+    purpose = "TensorBoard logging"
+    require("tensorboard", purpose=purpose)
     try:
         from torch.utils.tensorboard import SummaryWriter
-    except ImportError as e:
-        raise ImportError(
-            "TensorBoard logging needs the tensorboard package: pip install tensorboard "
-            "(or pip install det-engine[tensorboard])"
+    except ImportError as e:  # tensorboard is there but torch cannot use it
+        raise MissingPackageError(
+            f"{purpose} needs torch.utils.tensorboard ({e}): {install_command(['tensorboard'])}",
+            ["tensorboard"],
         ) from e
     return SummaryWriter
 

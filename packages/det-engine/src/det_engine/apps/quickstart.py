@@ -6,7 +6,8 @@ iterations is planned from the measured step time and revised as the run goes), 
 with the COCO metrics, and writes into the work dir:
 
     detections.png  validation images with the detections drawn on them
-    curves.png      the losses, the learning rate and the AP
+    curves.png      the losses, the learning rate and the AP (needs matplotlib; without
+                    it the run says so at its start and skips the picture)
     eval.json       the COCO metrics
     log.jsonl       the training log
     iter_*.pth      the checkpoint (``python -m det_engine.demo IMAGE --ckpt ...`` and
@@ -33,6 +34,7 @@ from det_engine.budget import TimeBudget, parse_duration
 from det_engine.data import build_dataset, collate_fn
 from det_engine.evaluation.loop import write_metrics
 from det_engine.guard import NonFiniteLossError
+from det_engine.optional_deps import install_command, missing
 from det_engine.recipes import QUICKSTART_FAMILIES, quickstart_run
 from det_engine.runtime import pick_device, set_seed
 from det_engine.training import evaluate_run, make_loader, make_trainer
@@ -138,6 +140,15 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    # Checked before any work: nothing after training may stop on a missing package.
+    draw_curves = not missing("matplotlib")
+    if not draw_curves:
+        print(
+            "note: matplotlib is not installed: the run will skip curves.png (the metrics, "
+            f"pictures and checkpoint are written); to draw them: "
+            f"{install_command(['matplotlib'])}",
+            flush=True,
+        )
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
@@ -217,9 +228,12 @@ def main(argv: list[str] | None = None) -> int:
         device,
         collate_fn(run.data),
     )
-    from det_engine.apps.plot import plot_work_dir
+    if draw_curves:
+        from det_engine.apps.plot import plot_work_dir
 
-    curves = plot_work_dir(work_dir)
+        curves = plot_work_dir(work_dir)
+    else:
+        curves = f"skipped (matplotlib is not installed: {install_command(['matplotlib'])})"
     total_s = time.monotonic() - started
     write_metrics(
         work_dir / "eval.json",
