@@ -49,8 +49,8 @@ def test_the_fixture_set_is_clean(tmp_path):
 def test_every_planted_problem_is_reported_at_once(tmp_path, workers):
     ann_file, img_dir = _plant_problems(tmp_path)
     progress = []
-    report = check_coco(ann_file, img_dir, workers=workers, progress=progress.append)
-    assert sum(progress) == 7  # every image decoded once
+    report = check_coco(ann_file, img_dir, workers=workers, progress=lambda *p: progress.append(p))
+    assert progress == [(done, 7) for done in range(1, 8)]  # every image decoded once
     assert report.counts() == {
         "missing image": 1,
         "unreadable image": 1,

@@ -100,6 +100,7 @@ def _cpu_on_a_gpu_machine_worker(rank, world_size, port, out_dir):
     dist.all_reduce(tensor)  # a CPU tensor through the default group
     error = "cannot see data/coco/train2017" if rank == 1 else None
     errors = distributed.errors_of_all_ranks(error)
+    assert distributed.errors_of_all_ranks("the same for all") == ["ranks 0, 1: the same for all"]
     shared = distributed.share_from_main({"bad": [3, 5]} if rank == 0 else None)
     with open(os.path.join(out_dir, f"rank{rank}.txt"), "w") as f:
         f.write(repr((info.backend, dist.get_backend(), tensor.tolist(), errors, shared)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import io
+import json
 import os
 from datetime import timedelta
 
@@ -21,7 +22,7 @@ from det_engine.distributed import init_from_env
 from det_engine.guard import NonFiniteLossError
 from det_engine.metric_log import MetricLogger
 from det_engine.schedule import WarmupStepSchedule
-from det_engine.trainer import Trainer
+from det_engine.trainer import Trainer, UnreadableImagesError
 
 IN, OUT = 4, 2
 
@@ -238,6 +239,35 @@ def test_full_disk_at_a_checkpoint_keeps_the_last_one_and_resume_reproduces_the_
     assert resumed_model.losses == full_model.losses[2:]
     for k, v in full_model.state_dict().items():
         assert torch.equal(resumed_model.state_dict()[k], v), k
+
+
+class SkippingData(ToyData):
+    """ToyData whose samples 1 and 3 say the loader replaced an unreadable image."""
+
+    def __getitem__(self, i: int):
+        x, meta, target = super().__getitem__(i)
+        if i in (1, 3):
+            meta = {**meta, "skipped_images": [f"cannot decode image file {i}.jpg"]}
+        return x, meta, target
+
+
+@pytest.mark.parametrize("limit", [2, 1])
+def test_skipped_images_are_warned_counted_in_the_log_and_limited(tmp_path, capsys, limit):
+    loader = DataLoader(SkippingData(4), batch_size=1, shuffle=False, collate_fn=collate)
+    trainer = _trainer(ToyDetector(), loader, tmp_path, epochs=1)
+    trainer.max_skipped_images = limit
+    if limit == 2:
+        assert trainer.train() == 4
+    else:
+        with pytest.raises(UnreadableImagesError, match=r"2 images could not be read .* 1 allowed"):
+            trainer.train()
+        assert trainer.iteration == 3  # the batch that went over the limit was not trained on
+    err = capsys.readouterr().err
+    assert "warning: iteration 2: skipped an unreadable image (1 of at most" in err
+    assert "iteration 4: skipped an unreadable image (2 of at most" in err
+    records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r.get("skipped_images", 0) for r in records] == [0, 1, 1, 2][: len(records)]
+    assert trainer.logger.counters == {"skipped_images": 2}
 
 
 # ---------------------------------------------------------------------------------- DDP

@@ -223,7 +223,7 @@ def check_coco(
     *,
     workers: int = 0,
     tolerance: float = 1.0,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> CheckReport:
     """Checks a COCO-format annotation file and every image it names (see the module).
 
@@ -232,7 +232,7 @@ def check_coco(
         img_dir: the folder of the images' ``file_name``.
         workers: processes decoding the images (0: in this process).
         tolerance: how far (pixels) a box may reach outside its image.
-        progress: called with the number of images checked since its last call.
+        progress: called after each image with (images checked, images in all).
 
     Returns:
         A :class:`CheckReport` holding every problem found.
@@ -273,20 +273,21 @@ def check_coco(
     return report
 
 
-def _run(jobs: list, workers: int, progress: Callable[[int], None] | None) -> Iterable:
+def _run(jobs: list, workers: int, progress: Callable[[int, int], None] | None) -> Iterable:
     """The image checks of ``jobs``, in worker processes when ``workers`` > 0."""
     if workers <= 0 or len(jobs) < 2 * workers:
-        for job in jobs:
+        for done, job in enumerate(jobs, start=1):
             yield _check_image_job(job)
             if progress is not None:
-                progress(1)
+                progress(done, len(jobs))
         return
     # fork where the platform has it: the workers need nothing but this module
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else None)
     chunk = max(1, min(64, len(jobs) // (workers * 8)))
     with context.Pool(workers) as pool:
-        for result in pool.imap_unordered(_check_image_job, jobs, chunksize=chunk):
+        results = pool.imap_unordered(_check_image_job, jobs, chunksize=chunk)
+        for done, result in enumerate(results, start=1):
             yield result
             if progress is not None:
-                progress(1)
+                progress(done, len(jobs))

@@ -202,14 +202,22 @@ def errors_of_all_ranks(error: str | None) -> list[str]:
         error: this rank's error message, or None.
 
     Returns:
-        The errors of all ranks in rank order, as "rank R: message" when distributed (just
-        ``[error]`` or ``[]`` in a single process); the same list on every rank.
+        The errors in rank order, as "rank R: message" when distributed ("ranks 0, 1:
+        message" for one message of several ranks; just ``[error]`` or ``[]`` in a single
+        process); the same list on every rank.
     """
     if not is_distributed():
         return [error] if error else []
     gathered: list[Any] = [None] * get_world_size()
     dist.all_gather_object(gathered, error, group=_cpu_group)
-    return [f"rank {rank}: {message}" for rank, message in enumerate(gathered) if message]
+    ranks: dict[str, list[int]] = {}
+    for rank, message in enumerate(gathered):
+        if message:
+            ranks.setdefault(message, []).append(rank)
+    return [
+        f"rank{'s' if len(rs) > 1 else ''} {', '.join(map(str, rs))}: {message}"
+        for message, rs in ranks.items()
+    ]
 
 
 def share_from_main(obj: Any) -> Any:

@@ -99,6 +99,7 @@ class MetricLogger:
         self._sums: dict[str, float] = {}
         self._count = 0
         self._last: tuple[int, int, float] = (0, 0, 0.0)  # epoch, iteration, lr last recorded
+        self.counters: dict[str, int] = {}  # run totals (skipped_images), in every record
         self.writer = None
         if tensorboard:
             writer_class = tensorboard_writer_class()
@@ -163,6 +164,7 @@ class MetricLogger:
             "data_time": means["data_time"],
             "memory_mb": memory_mb(),
             "eta": str(eta),
+            **self.counters,
         }
         self._emit(record, self._format_train(record))
         if self.writer is not None:
@@ -189,14 +191,21 @@ class MetricLogger:
             self.writer.close()
             self.writer = None
 
+    def count(self, name: str, n: int = 1) -> int:
+        """Adds ``n`` to the run total ``name`` (e.g. ``skipped_images``), which every later
+        record and console line carries; returns the new total."""
+        self.counters[name] = self.counters.get(name, 0) + n
+        return self.counters[name]
+
     def _format_train(self, r: dict[str, Any]) -> str:
         skip = {"mode", "epoch", "iter", "total_iters", "lr", "time", "data_time"}
-        skip |= {"memory_mb", "eta"}
+        skip |= {"memory_mb", "eta", *self.counters}
         losses = " ".join(f"{k} {v:.4f}" for k, v in r.items() if k not in skip)
+        counters = "".join(f" {k} {v}" for k, v in self.counters.items())
         return (
             f"epoch {r['epoch']} iter {r['iter']}/{r['total_iters']} lr {r['lr']:.6f} {losses} "
             f"time {r['time']:.3f} data_time {r['data_time']:.3f} "
-            f"memory {r['memory_mb']}MB eta {r['eta']}"
+            f"memory {r['memory_mb']}MB eta {r['eta']}{counters}"
         )
 
     def _emit(self, record: dict[str, Any], line: str) -> None:

@@ -21,6 +21,10 @@ from det_engine.metric_log import MetricLogger
 from det_engine.schedule import LRSchedule, clip_gradients
 
 
+class UnreadableImagesError(RuntimeError):
+    """More images failed to load during training than the run allows."""
+
+
 class _SkipBatches(Sampler[list[int]]):
     """A batch sampler that drops its first ``skip`` batches (mid-epoch resume)."""
 
@@ -92,6 +96,10 @@ class Trainer:
             (whose state is not checkpointed: it re-calibrates after a resume).
         on_step: called with the trainer after every optimizer step; it may change
             ``max_iters`` (and the schedule's length), e.g. to fit a wall-clock budget.
+        max_skipped_images: images that may fail to load during the run (a dataset with
+            ``skip_unreadable`` names them in ``meta["skipped_images"]``): each is warned
+            about and counted in the log (``skipped_images``); one more ends the run with
+            :class:`UnreadableImagesError`.
     """
 
     def __init__(
@@ -112,6 +120,7 @@ class Trainer:
         amp: str | None = None,
         tensorboard: bool = False,
         on_step: Callable[[Trainer], None] | None = None,
+        max_skipped_images: int = 10,
     ) -> None:
         if epochs <= 0:
             raise ValueError(f"epochs must be > 0, got {epochs}")
@@ -144,6 +153,9 @@ class Trainer:
         self.iteration = 0  # completed optimizer steps
         self._step_rng: dict[str, Any] | None = None  # RNG states after the last step
         self.on_step = on_step
+        if max_skipped_images < 0:
+            raise ValueError(f"max_skipped_images must be >= 0, got {max_skipped_images}")
+        self.max_skipped_images = max_skipped_images
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, rng: dict[str, Any] | None = None) -> Path | None:
@@ -209,6 +221,7 @@ class Trainer:
             KeyboardInterrupt: after saving a resumable checkpoint.
             WriteError: a checkpoint or the log could not be written (a full disk); the
                 earlier checkpoints are intact and the message names the last one.
+            UnreadableImagesError: more than ``max_skipped_images`` images failed to load.
         """
         self.model.train()
         # Ctrl-C can land in the middle of a step that has already drawn random numbers
@@ -247,6 +260,32 @@ class Trainer:
             self.save_checkpoint()
         return self.iteration
 
+    def _count_skipped(self, metas: Any) -> None:
+        """Warns about and counts the images the loader could not read for this batch."""
+        skipped = [
+            reason
+            for meta in (metas if isinstance(metas, list) else ())
+            if isinstance(meta, dict)
+            for reason in meta.get("skipped_images", ())
+        ]
+        if not skipped:
+            return
+        total = self.logger.count("skipped_images", len(skipped))
+        for reason in skipped:
+            print(
+                f"warning: iteration {self.iteration + 1}: skipped an unreadable image ({total} "
+                f"of at most {self.max_skipped_images}): {reason}",
+                file=sys.stderr,
+                flush=True,
+            )
+        if total > self.max_skipped_images:
+            raise UnreadableImagesError(
+                f"{total} images could not be read during training, more than the "
+                f"{self.max_skipped_images} allowed (--max-skipped-images); the last: "
+                f"{skipped[-1]}. Check the data (python -m det_engine.data check ANN.json "
+                f"--data-root DIR) and continue with --resume"
+            )
+
     def _train_epoch(self, epoch: int, skip: int) -> None:
         end = time.perf_counter()
         batches = self._epoch_batches(epoch, skip)
@@ -263,6 +302,7 @@ class Trainer:
             if self.iteration >= self.max_iters:
                 break
             data_time = time.perf_counter() - end
+            self._count_skipped(metas)
             images = images.to(self.device, non_blocking=True)
             targets = _to_device(targets, self.device)
             lr = self.scheduler.apply(self.optimizer, self.iteration)
@@ -302,4 +342,4 @@ class Trainer:
             end = time.perf_counter()
 
 
-__all__ = ["Trainer", "wrap_distributed"]
+__all__ = ["Trainer", "UnreadableImagesError", "wrap_distributed"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Collection
 from typing import Any
 
 from det_engine import data
@@ -15,6 +16,7 @@ from det_models.config import DataConfig
 __all__ = [
     "DataError",
     "add_common_arguments",
+    "add_data_check_arguments",
     "build_dataset",
     "check_checkpoint_row",
     "named_row",
@@ -95,6 +97,7 @@ def build_dataset(
     family: str,
     split: str,
     train: bool,
+    exclude_ids: Collection[int] = (),
 ):
     """The dataset of ``split`` ("train" or "val") from ``source`` with ``data_config``'s
     transforms, and the proposal files of a Fast R-CNN.
@@ -106,6 +109,7 @@ def build_dataset(
         family: the model family (fast_rcnn reads proposals).
         split: "train" or "val".
         train: training transforms and filters.
+        exclude_ids: image ids left out (the data check's bad images, --skip-bad-images).
 
     Raises:
         DataError: data or a proposals file is missing; the message says what to do.
@@ -121,7 +125,39 @@ def build_dataset(
         split=split,
         given=given,
     )
-    return data.build_dataset(data_config, source, root, split, train=train, proposals=proposals)
+    return data.build_dataset(
+        data_config, source, root, split, train=train, proposals=proposals, exclude_ids=exclude_ids
+    )
+
+
+def add_data_check_arguments(parser: argparse.ArgumentParser) -> None:
+    """The pre-flight data check's flags (train and quickstart)."""
+    parser.add_argument(
+        "--skip-data-check",
+        action="store_true",
+        help="start training without first checking every image and annotation",
+    )
+    parser.add_argument(
+        "--skip-bad-images",
+        action="store_true",
+        help="when the data check finds problems, train without the images concerned "
+        "(and say how many) instead of stopping",
+    )
+    parser.add_argument(
+        "--check-workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="processes decoding images for the data check (default: the CPUs at hand)",
+    )
+    parser.add_argument(
+        "--max-skipped-images",
+        type=int,
+        default=10,
+        metavar="N",
+        help="images that may fail to load during training (changed after the check), each "
+        "skipped with a warning and counted in the log; one more stops the run (default 10)",
+    )
 
 
 def named_row(args: argparse.Namespace) -> tuple[str, str, str] | None:

@@ -12,17 +12,20 @@ from pathlib import Path
 from det_engine.apps.cli import (
     DataError,
     add_common_arguments,
+    add_data_check_arguments,
     build_dataset,
     row_data_config,
     stop_on_errors,
 )
 from det_engine.atomic_write import WriteError
-from det_engine.checkpoint import CheckpointError, checkpoint_path, load_model_weights
+from det_engine.checkpoint import CheckpointError, checkpoint_path, latest, load_model_weights
 from det_engine.distributed import get_rank, get_world_size, init_from_env, is_main_process
 from det_engine.evaluation.loop import write_metrics
 from det_engine.guard import NonFiniteLossError
 from det_engine.metric_log import tensorboard_writer_class
+from det_engine.preflight import check_run_data
 from det_engine.runtime import pick_device, set_seed
+from det_engine.trainer import UnreadableImagesError
 from det_engine.training import evaluate_run, make_loader, make_trainer, run_lr
 
 
@@ -46,6 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--log-interval", type=int, default=50)
     parser.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
+    add_data_check_arguments(parser)
     parser.add_argument(
         "--load-from",
         default=None,
@@ -107,11 +111,26 @@ def main(argv: list[str] | None = None) -> int:
     error = None
     try:
         source, data_cfg = row_data_config(args, cfg)
-        train_set = build_dataset(args, source, data_cfg, family, "train", train=True)
+        splits = ("train",) if args.no_eval else ("train", "val")
+        exclude = {split: set() for split in splits}
+        if not args.skip_data_check:  # every image and annotation, before any work
+            exclude = check_run_data(
+                data_cfg,
+                source,
+                args.data_root,
+                splits,
+                workers=args.check_workers,
+                skip_bad_images=args.skip_bad_images,
+            )
+        train_set = build_dataset(
+            args, source, data_cfg, family, "train", train=True, exclude_ids=exclude["train"]
+        )
         val_set = (
             None
             if args.no_eval
-            else build_dataset(args, source, data_cfg, family, "val", train=False)
+            else build_dataset(
+                args, source, data_cfg, family, "val", train=False, exclude_ids=exclude["val"]
+            )
         )
     except (DataError, ValueError) as e:
         error = str(e)
@@ -159,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         max_iters=args.max_iters,
         log_interval=args.log_interval,
         tensorboard=args.tensorboard,
+        max_skipped_images=args.max_skipped_images,
     )
     if args.resume is not None:
         error = None
@@ -185,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except WriteError:  # the trainer said what failed and which checkpoint to resume from
+        return 1
+    except UnreadableImagesError as e:
+        print(f"error: {e} (last checkpoint: {latest(work_dir)})", file=sys.stderr)
         return 1
     if val_set is not None:
         metrics = evaluate_run(run, trainer.model, val_set, device)
