@@ -15,9 +15,19 @@ TORCH = ("torch==2.14.1", "torchvision==0.29.1")
 # Packages in dependency order: each may only depend on those before it. They are not on
 # PyPI, so the sessions that install them do so in one pip command: a dependency named by
 # a package (det-backbones -> det-ops) then resolves to the local directory given beside it.
-PACKAGES = ("det-ops", "det-backbones", "det-heads", "det-data", "det-models", "det-engine")
+PACKAGES = (
+    "det-io",
+    "det-ops",
+    "det-backbones",
+    "det-heads",
+    "det-data",
+    "det-models",
+    "det-engine",
+)
 # The packages with GPU-marked tests, which gpu_tests runs.
 GPU_PACKAGES = ("det-ops", "det-backbones")
+# What the GPU packages need installed beside them (pure Python, no GPU tests of its own).
+GPU_DEPENDENCIES = ("det-io",)
 
 nox.options.sessions = ("lint", "tests")
 # Reuse an environment when it exists: installing torch is the slow part of setup.
@@ -84,6 +94,7 @@ def gpu_tests(session: nox.Session) -> None:
     gpu_dirs = [f"./packages/{name}" for name in GPU_PACKAGES]
     session.run(
         *("python", "-m", "pip", "install", "--no-build-isolation", "--no-deps", "--no-index"),
+        *(f"./packages/{name}" for name in GPU_DEPENDENCIES),
         *gpu_dirs,
         # Only the architecture of the GPU at hand: a quicker build.
         env={"DET_OPS_CUDA": "ON", "DET_OPS_CUDA_ARCHS": "native"},

@@ -1,14 +1,15 @@
-"""det-backbones imports, of the project's packages, only det-ops (DESIGN.md's table).
+"""det-backbones imports, of the project's packages, only det-io and det-ops (the package
+table of docs/architecture.md).
 
-Its line there: det-backbones  det_backbones  torch, det-ops. det-backbones, det-heads and
-det-data never import each other.
+Its line there: det-backbones  det_backbones  det-io, det-ops (torch). det-backbones,
+det-heads and det-data never import each other; det-io reads its Detectron .pkl files.
 """
 
 import ast
 from pathlib import Path
 
 SRC = Path(__file__).parents[1] / "src" / "det_backbones"
-ALLOWED = {"det_backbones", "det_ops"}
+ALLOWED = {"det_backbones", "det_io", "det_ops"}
 
 
 def project_imports(src: Path) -> dict[str, list[str]]:

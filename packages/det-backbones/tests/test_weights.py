@@ -1,5 +1,9 @@
+import io
+import os
 import pickle
 import re
+import struct
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -8,6 +12,7 @@ import torch.nn.functional as F
 import torchvision
 from backbone_inputs import assert_maps_close, image, randomize_batch_norm
 
+import det_io
 from det_backbones import VGG16SSD, ResNet, load_detectron, load_torchvision
 
 R50_BLOCKS = (3, 4, 6, 3)
@@ -81,10 +86,42 @@ def caffe_reference(blobs, x, norm="bn"):
     return outs
 
 
-def write_pkl(path, blobs, wrap=True):
-    with open(path, "wb") as f:
-        pickle.dump({"blobs": blobs} if wrap else blobs, f)
+class _Python2Pickler(pickle._Pickler):
+    """Pickles as Python 2's cPickle wrote Detectron's files: str and bytes as byte strings
+    (BINSTRING), so arrays carry their data as latin1 text to a Python 3 reader."""
+
+    def save_binstring(self, obj):
+        data = obj.encode("latin1") if isinstance(obj, str) else obj
+        self.write(pickle.BINSTRING + struct.pack("<i", len(data)) + data)
+        self.memoize(obj)
+
+    dispatch: ClassVar[dict] = {
+        **pickle._Pickler.dispatch,
+        str: save_binstring,
+        bytes: save_binstring,
+    }
+
+
+def write_pkl(path, blobs, wrap=True, python2=False):
+    obj = {"blobs": blobs} if wrap else blobs
+    if python2:
+        buffer = io.BytesIO()
+        _Python2Pickler(buffer, protocol=2).dump(obj)
+        data = buffer.getvalue().replace(b"cnumpy._core.", b"cnumpy.core.")
+        assert b"_codecs" not in data  # no Python 3 bytes encoding: a Python 2 stream
+        path.write_bytes(data)
+    else:
+        with open(path, "wb") as f:
+            pickle.dump(obj, f)
     return path
+
+
+class _RunsShell:
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
 
 
 @pytest.mark.parametrize("model_norm", ["FrozenBN", "BN"])
@@ -97,6 +134,30 @@ def test_detectron_caffe_resnet50_matches_the_blobs(tmp_path, model_norm):
     x = image(seed=7)
     with torch.no_grad():
         assert_maps_close(model(x), caffe_reference(blobs, x))
+
+
+def test_detectron_python2_weights_load(tmp_path):
+    # R-50.pkl as Detectron published it: a Python 2, protocol 2 pickle of float32 arrays.
+    blobs = detectron_blobs(seed=3)
+    path = write_pkl(tmp_path / "R-50.pkl", blobs, python2=True)
+    model = ResNet(50, style="caffe").eval()
+    assert load_detectron(model, path) == ([], [])
+    assert torch.equal(model.layer1[0].conv1.weight, torch.from_numpy(blobs["res2_0_branch2a_w"]))
+    assert torch.equal(model.bn1.weight, torch.from_numpy(blobs["res_conv1_bn_s"]))
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 4, 5])
+def test_detectron_pickle_that_runs_code_is_refused(tmp_path, protocol):
+    marker = tmp_path / "ran"
+    blobs = {**detectron_blobs(), "res5_2_branch2c_w_meta": {"hook": [_RunsShell(marker)]}}
+    path = tmp_path / "R-50.pkl"
+    path.write_bytes(pickle.dumps({"blobs": blobs}, protocol=protocol))
+    model = ResNet(50, style="caffe")
+    before = model.conv1.weight.clone()
+    with pytest.raises(det_io.UnsafePickleError, match=r"Detectron weights .*R-50\.pkl.*system"):
+        load_detectron(model, path)
+    assert not marker.exists()
+    assert torch.equal(model.conv1.weight, before)
 
 
 def test_detectron_group_norm_blobs(tmp_path):

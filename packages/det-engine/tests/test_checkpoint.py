@@ -1,3 +1,5 @@
+import errno
+import os
 import random
 import re
 
@@ -7,6 +9,7 @@ import torch
 from torch import nn
 
 from det_engine import checkpoint
+from det_engine.atomic_write import WriteError
 from det_engine.checkpoint import CheckpointError, checkpoint_path, latest, load, restore, save
 from det_engine.schedule import WarmupStepSchedule, build_sgd
 
@@ -75,6 +78,70 @@ def test_crash_mid_write_keeps_old_file(tmp_path, monkeypatch):
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp debris
     assert load(path)["iteration"] == 1
+
+
+@pytest.mark.parametrize("where", ["torch.save", "fsync"])
+def test_full_disk_mid_write_keeps_old_file_and_says_what_failed(tmp_path, monkeypatch, where):
+    model, _ = _trained_model()
+    path = save(tmp_path / "iter_00000001.pth", model=model, epoch=0, iteration=1)
+    before = path.read_bytes()
+    if where == "torch.save":
+
+        def full_disk(obj, f):
+            f.write(b"PK\x03\x04 half a checkpoint")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        monkeypatch.setattr(checkpoint.torch, "save", full_disk)
+    else:
+
+        def failing_fsync(fd):
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+        monkeypatch.setattr(os, "fsync", failing_fsync)
+    code = errno.ENOSPC if where == "torch.save" else errno.EIO
+    with pytest.raises(WriteError) as info:
+        save(path, model=nn.Linear(3, 2), epoch=1, iteration=2)
+    assert info.value.errno == code
+    message = str(info.value)
+    assert f"writing the checkpoint {path} failed (OSError: {os.strerror(code)})" in message
+    assert "its previous content is kept" in message
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp debris
+    assert load(path)["iteration"] == 1
+    # a new file that cannot be written is not left half-written either
+    monkeypatch.setattr(checkpoint.torch, "save", lambda obj, f: f.write(b"PK") and 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        save(tmp_path / "iter_00000002.pth", model=model, epoch=1, iteration=2)
+    assert latest(tmp_path) == path
+
+
+def test_torch_write_failure_inside_torch_save_is_a_write_error(tmp_path, monkeypatch):
+    # torch.save turns a failed file write into RuntimeError; it is reported the same way.
+    model, _ = _trained_model()
+    path = save(tmp_path / "iter_00000001.pth", model=model, epoch=0, iteration=1)
+    real_save = torch.save
+
+    def save_to_a_full_disk(obj, f):
+        class Full:
+            written = 0
+
+            def write(self, data):
+                Full.written += len(data)
+                if Full.written > 100:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                return f.write(data)
+
+            def flush(self):
+                f.flush()
+
+        real_save(obj, Full())
+
+    monkeypatch.setattr(checkpoint.torch, "save", save_to_a_full_disk)
+    with pytest.raises(WriteError, match=rf"writing the checkpoint {re.escape(str(path))} failed"):
+        save(path, model=nn.Linear(3, 2), epoch=1, iteration=2)
+    assert load(path)["iteration"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
 
 
 def test_corrupt_file_error_names_path(tmp_path):

@@ -1,3 +1,4 @@
+import ast
 import os
 import time
 from datetime import timedelta
@@ -9,7 +10,12 @@ import torch.multiprocessing as mp
 from dist_env import free_port, set_torchrun_env
 
 from det_engine import distributed
-from det_engine.distributed import DistributedTimeoutError, gather_results, init_from_env
+from det_engine.distributed import (
+    DistributedTimeoutError,
+    backend_for,
+    gather_results,
+    init_from_env,
+)
 
 DATASET_SIZE = 7
 
@@ -70,6 +76,45 @@ def test_single_process_defaults(monkeypatch):
     assert gather_results(["b", "a"], [1, 0], 2) == ["a", "b"]
     with pytest.raises(ValueError, match=r"indices \[2\]"):
         gather_results(["a", "b"], [0, 1], 3)
+
+
+def test_the_backend_follows_the_device(monkeypatch):
+    assert backend_for("cpu") == "gloo" and backend_for(torch.device("cpu")) == "gloo"
+    assert backend_for("cuda") == "nccl" and backend_for(torch.device("cuda", 1)) == "nccl"
+    # On a machine with GPUs, --device cpu still gets gloo (no process group: one process).
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    info = init_from_env(device="cpu")
+    assert (info.backend, info.device.type) == ("gloo", "cpu")
+    with pytest.raises(ValueError, match="backend 'nccl' carries CUDA tensors; device cpu"):
+        init_from_env(backend="nccl", device="cpu")
+
+
+def _cpu_on_a_gpu_machine_worker(rank, world_size, port, out_dir):
+    # What torchrun ... --device cpu does on a machine with a GPU: CUDA is available, the
+    # tensors are on the CPU, so the group must be gloo (NCCL would fail on them).
+    set_torchrun_env(rank, world_size, port)
+    torch.cuda.is_available = lambda: True
+    info = init_from_env(device=torch.device("cpu"), timeout=timedelta(seconds=60))
+    tensor = torch.full((2,), float(rank + 1))
+    dist.all_reduce(tensor)  # a CPU tensor through the default group
+    error = "cannot see data/coco/train2017" if rank == 1 else None
+    errors = distributed.errors_of_all_ranks(error)
+    assert distributed.errors_of_all_ranks("the same for all") == ["ranks 0, 1: the same for all"]
+    shared = distributed.share_from_main({"bad": [3, 5]} if rank == 0 else None)
+    with open(os.path.join(out_dir, f"rank{rank}.txt"), "w") as f:
+        f.write(repr((info.backend, dist.get_backend(), tensor.tolist(), errors, shared)))
+    dist.destroy_process_group()
+
+
+def test_torchrun_on_cpu_uses_gloo_and_ranks_share_their_errors(tmp_path):
+    mp.spawn(
+        _cpu_on_a_gpu_machine_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True
+    )
+    expected = ("gloo", "gloo", [3.0, 3.0], ["rank 1: cannot see data/coco/train2017"])
+    for rank in (0, 1):
+        got = ast.literal_eval((tmp_path / f"rank{rank}.txt").read_text())
+        assert got == (*expected, {"bad": [3, 5]})
 
 
 def test_world_size_without_torchrun_env(monkeypatch):

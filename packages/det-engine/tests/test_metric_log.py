@@ -1,9 +1,14 @@
+import errno
 import io
 import json
+import os
 
 import pytest
 import torch
 
+from det_engine import atomic_write
+from det_engine.atomic_write import WriteError
+from det_engine.evaluation.loop import write_metrics
 from det_engine.metric_log import MetricLogger, ProgressBar, memory_mb
 
 
@@ -39,6 +44,41 @@ def test_json_lines_and_console(tmp_path):
     assert lines[0].startswith("epoch 1 iter 4/10 lr 0.010000 loss_cls 2.5000 loss_bbox 0.5000")
     assert "memory" in lines[0] and "eta 0:00:01" in lines[0]
     assert "bbox_AP: 0.3750" in lines[3]
+
+
+def test_a_failed_log_write_keeps_the_records_written_before(tmp_path, monkeypatch):
+    logger = MetricLogger(tmp_path, total_iters=3, interval=1, stream=io.StringIO(), enabled=True)
+    step = {"epoch": 1, "lr": 0.1, "losses": {"loss": 1.0}, "time": 0.1, "data_time": 0.0}
+    logger.update(iteration=1, **step)
+    logger.update(iteration=2, **step)
+    before = (tmp_path / "log.jsonl").read_bytes()
+    real_fsync = os.fsync
+
+    def full_disk(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(atomic_write.os, "fsync", full_disk)
+    with pytest.raises(WriteError, match=r"writing the metric log .*log\.jsonl failed") as info:
+        logger.update(iteration=3, **step)
+    assert info.value.errno == errno.ENOSPC
+    monkeypatch.setattr(atomic_write.os, "fsync", real_fsync)
+    assert (tmp_path / "log.jsonl").read_bytes() == before
+    assert [json.loads(line)["iter"] for line in before.decode().splitlines()] == [1, 2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["log.jsonl"]  # no temp debris
+
+
+def test_a_failed_metrics_file_write_keeps_the_previous_one(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "eval.json"
+    write_metrics(path, {"bbox_AP": 0.5}, {"iteration": 1})
+
+    def broken_replace(src, dst):
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(atomic_write.os, "replace", broken_replace)
+    with pytest.raises(WriteError, match=r"writing the metrics file .*eval\.json failed"):
+        write_metrics(path, {"bbox_AP": 0.7}, {"iteration": 2})
+    assert json.loads(path.read_text()) == {"iteration": 1, "metrics": {"bbox_AP": 0.5}}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["eval.json"]
 
 
 def test_flush_reports_what_a_run_ended_early_left(tmp_path):
@@ -107,15 +147,21 @@ def test_tensorboard_without_the_package_names_it(tmp_path, monkeypatch, capsys)
 
     from det_engine.apps import train
 
-    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
+    monkeypatch.setitem(sys.modules, "tensorboard", None)
     with pytest.raises(ImportError, match=r"pip install tensorboard"):
         MetricLogger(tmp_path, 4, enabled=True, tensorboard=True)
     rc = train.main(["retinanet", "r50", "1x", "--data", "shapes", "--tensorboard"])
     assert rc == 2
-    assert "--tensorboard: TensorBoard logging needs the tensorboard package" in (
-        capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        "error: --tensorboard: TensorBoard logging needs tensorboard, which is not installed: "
+        'pip install tensorboard (or pip install "det-engine[tensorboard]")\n'
     )
     assert not (tmp_path / "tensorboard").exists()
+    # a tensorboard that torch cannot use is reported the same way
+    monkeypatch.setitem(sys.modules, "tensorboard", sys.modules["det_engine"])
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
+    with pytest.raises(ImportError, match=r"needs torch.utils.tensorboard .*pip install tensorb"):
+        MetricLogger(tmp_path, 4, enabled=True, tensorboard=True)
 
 
 def test_trainer_passes_tensorboard_to_its_logger(tmp_path):

@@ -85,6 +85,10 @@ def test_missing_empty_or_broken_logs_name_the_file(tmp_path, capsys):
 
 def test_missing_matplotlib_says_what_to_install(tmp_path, monkeypatch, capsys):
     _write_log(tmp_path, [_train(1, 1.0, 0.5, 0.1)])
-    monkeypatch.setitem(__import__("sys").modules, "matplotlib.figure", None)
+    monkeypatch.setitem(__import__("sys").modules, "matplotlib", None)
     assert plot.main([str(tmp_path)]) == 2
-    assert "pip install det-engine[plot]" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        "error: python -m det_engine.plot needs matplotlib, which is not installed: "
+        'pip install matplotlib (or pip install "det-engine[plot]")\n'
+    )
+    assert not (tmp_path / "curves.png").exists()

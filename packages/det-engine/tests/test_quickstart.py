@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -164,6 +165,23 @@ def test_the_test_command_evaluates_the_quickstart_checkpoint(run):
     trained = json.loads((work / "eval.json").read_text())["metrics"]
     assert result["run"] == "quickstart_faster_rcnn" and result["data"] == "shapes"
     assert result["metrics"]["bbox_AP"] == pytest.approx(trained["bbox_AP"])
+
+
+def test_quickstart_without_matplotlib_says_so_first_and_ends_cleanly(
+    run, tmp_path, monkeypatch, capsys
+):
+    root, _ = run
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    work = tmp_path / "work"
+    argv = ["--iters", "1", "--work-dir", str(work), "--data-root", str(root)]
+    assert quickstart.main([*argv, "--workers", "0", "--num-pictures", "1"]) == 0
+    out = capsys.readouterr().out
+    note = "note: matplotlib is not installed: the run will skip curves.png"
+    assert out.startswith(note) and out.index(note) < out.index("training faster_rcnn")
+    assert "curves:     skipped (matplotlib is not installed: pip install matplotlib" in out
+    assert (work / "eval.json").is_file() and (work / "detections.png").is_file()
+    assert not (work / "curves.png").exists()
 
 
 def test_quickstart_rejects_bad_iters_and_budgets(capsys):

@@ -5,6 +5,8 @@ torchrun. Nothing is downloaded (conftest)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import urllib.error
@@ -117,7 +119,9 @@ def test_whole_model_weights_skip_the_backbone_weights(empty_caches, shapes_root
     argv = [*TINY_RPN, "--data", "shapes", "--data-root", str(shapes_root)]
     assert train_cli.main([*argv, "--load-from", str(missing)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: --load-from") and "backbone weights" not in err
+    # (the data check's progress goes to stderr first)
+    last = err.strip().splitlines()[-1].split("\r")[-1]
+    assert last.startswith("error: --load-from") and "backbone weights" not in err
 
 
 def test_a_file_that_does_not_fit_is_an_error(empty_caches, shapes_root, capsys, tmp_path):
@@ -125,7 +129,7 @@ def test_a_file_that_does_not_fit_is_an_error(empty_caches, shapes_root, capsys,
     argv = [*TINY_RPN, "--data", "shapes", "--data-root", str(shapes_root)]
     argv += ["--work-dir", str(tmp_path / "w"), "--backbone-weights", str(tmp_path / "other.pth")]
     assert train_cli.main(argv) == 2
-    err = capsys.readouterr().err
+    err = capsys.readouterr().err.strip().splitlines()[-1].split("\r")[-1]
     assert err.startswith(f"error: backbone weights {tmp_path / 'other.pth'} fits none of")
 
 
@@ -145,8 +149,11 @@ def _resolve_worker(rank, world_size, port, torch_home, fail):
         Path(dst).write_bytes(b"weights")
 
     pretrained.download_url_to_file = download
-    error = train_cli.resolve_on_every_rank("open-mmlab://resnet50_caffe", local_rank=rank)
-    Path(torch_home, f"rank{rank}.json").write_text(json.dumps({"error": error, "calls": calls}))
+    printed = io.StringIO()
+    with contextlib.redirect_stderr(printed):
+        stop = train_cli.find_weights_on_every_rank("open-mmlab://resnet50_caffe", local_rank=rank)
+    record = {"stop": stop, "printed": printed.getvalue(), "calls": calls}
+    Path(torch_home, f"rank{rank}.json").write_text(json.dumps(record))
     dist.destroy_process_group()
 
 
@@ -155,9 +162,11 @@ def test_under_torchrun_the_first_process_fetches_and_all_agree(tmp_path, fail):
     mp.spawn(_resolve_worker, args=(2, free_port(), str(tmp_path), fail), nprocs=2, join=True)
     first, second = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
     assert len(first["calls"]) == 1 and second["calls"] == []
+    assert first["stop"] is fail and second["stop"] is fail  # both stop, or neither
+    assert second["printed"] == ""  # rank 0 speaks for all
     if fail:
-        assert "resnet50_caffe-788b5fa3.pth was not found" in first["error"]
-        assert "not found by another process" in second["error"]
+        assert first["printed"].startswith("error: ")
+        assert "resnet50_caffe-788b5fa3.pth was not found" in first["printed"]
     else:
-        assert first["error"] is None and second["error"] is None
+        assert first["printed"] == ""
         assert (tmp_path / "hub" / "checkpoints" / "resnet50_caffe-788b5fa3.pth").is_file()

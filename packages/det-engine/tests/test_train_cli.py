@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
 import pickle
 
+import numpy as np
 import pytest
 import torch
+import torch.multiprocessing as mp
+from dist_env import free_port, set_torchrun_env
 
 from det_engine import checkpoint as ckpt
 from det_engine.apps import test as test_cli
@@ -46,6 +52,35 @@ def test_unknown_annotation_file_is_an_error(tmp_path, capsys):
     rc = train_cli.main([*ROW, *NO_WEIGHTS, "--data", str(tmp_path / "ann.json")])
     assert rc == 2
     assert "ann.json" in capsys.readouterr().err
+
+
+def _rank_without_data_worker(rank, world_size, port, shapes_root, out_dir):
+    set_torchrun_env(rank, world_size, port)
+    torch.set_num_threads(1)
+    root = shapes_root if rank == 0 else os.path.join(out_dir, "not-mounted")
+    ann = os.path.join(root, "annotations", "instances_train.json")
+    argv = [*ROW, *NO_WEIGHTS, "--data", ann, "--data-root", os.path.join(root, "train"), *FAST]
+    argv.append("--no-eval")
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        rc = train_cli.main([*argv, "--work-dir", os.path.join(out_dir, "work")])
+    with open(os.path.join(out_dir, f"rank{rank}.txt"), "w") as f:
+        f.write(f"{rc}\n{err.getvalue()}")
+    torch.distributed.destroy_process_group()
+
+
+def test_a_rank_that_cannot_see_the_data_stops_every_rank_with_one_message(shapes_root, tmp_path):
+    args = (2, free_port(), str(shapes_root), str(tmp_path))
+    mp.spawn(_rank_without_data_worker, args=args, nprocs=2, join=True)
+    rc0, err0 = (tmp_path / "rank0.txt").read_text().split("\n", 1)
+    rc1, err1 = (tmp_path / "rank1.txt").read_text().split("\n", 1)
+    assert (rc0, rc1) == ("2", "2")  # both stop, rank 0 although its data is there
+    error = err0.splitlines()[-1]  # after the progress of rank 0's data check
+    assert error.startswith("error: rank 1: --data ")
+    assert "not-mounted" in error and "rank 0" not in err0
+    assert err0.count("error:") == 1
+    assert err1 == ""  # one message, from rank 0
+    assert not (tmp_path / "work").exists()
 
 
 @pytest.mark.slow
@@ -302,19 +337,20 @@ def test_fast_rcnn_trains_on_proposals_the_test_command_writes(shapes_root, tmp_
     assert "python -m det_engine.test rpn r50 1x --ckpt RPN_CKPT --data shapes" in err
     assert not (tmp_path / "none").exists()
 
-    # An RPN, and its proposals of both splits from the test command (pickle and JSON).
+    # An RPN, and its proposals of both splits from the test command (.npz and JSON).
     rpn = ["rpn", "r50", "1x", *_tiny(shapes_root, "rpn")]
     argv = [*rpn, "--max-iters", "1", "--no-eval", "--work-dir", str(tmp_path / "rpn")]
     assert train_cli.main(argv) == 0
     rpn_ckpt = str(tmp_path / "rpn" / "iter_00000001.pth")
-    train_props, val_props = tmp_path / "train.pkl", tmp_path / "val.json"
+    train_props, val_props = tmp_path / "train.npz", tmp_path / "val.json"
     rc = test_cli.main(
         [*rpn_test, "--ckpt", rpn_ckpt, "--split", "train", "--proposals-out", str(train_props)]
     )
     assert rc == 0
     assert test_cli.main([*rpn_test, "--ckpt", rpn_ckpt, "--proposals-out", str(val_props)]) == 0
     assert (tmp_path / "rpn" / "iter_00000001.train.eval.json").is_file()
-    by_id = pickle.loads(train_props.read_bytes())
+    with np.load(train_props, allow_pickle=False) as members:
+        by_id = {int(name): members[name] for name in members.files}
     annotations = json.loads((shapes_root / "annotations" / "instances_train.json").read_text())
     assert set(by_id) == {image["id"] for image in annotations["images"]}
     for image in annotations["images"]:
@@ -339,7 +375,10 @@ def test_fast_rcnn_trains_on_proposals_the_test_command_writes(shapes_root, tmp_
     assert train_cli.main([*argv, "--work-dir", str(tmp_path / "legacy")]) == 0
 
     # Proposals are only written by proposal models, and only read by Fast R-CNN.
-    rc = test_cli.main([*fast_test, "--ckpt", fast_ckpt, "--proposals-out", "x.pkl"])
+    rc = test_cli.main([*fast_test, "--ckpt", fast_ckpt, "--proposals-out", "x.npz"])
     assert rc == 2 and "proposals come from an RPN" in capsys.readouterr().err
+    # No pickle is written any more (a .pkl is only read, through det-io's allow-list).
+    rc = test_cli.main([*rpn_test, "--ckpt", rpn_ckpt, "--proposals-out", "x.pkl"])
+    assert rc == 2 and "name a .npz, .json or .pt file" in capsys.readouterr().err
     rc = train_cli.main([*rpn, "--proposals-train", str(train_props), "--work-dir", "w"])
     assert rc == 2 and "rpn takes no precomputed proposals" in capsys.readouterr().err

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import io
+import json
 import os
 from datetime import timedelta
 
@@ -15,11 +17,12 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
 
 from det_engine import checkpoint as ckpt
+from det_engine.atomic_write import WriteError
 from det_engine.distributed import init_from_env
 from det_engine.guard import NonFiniteLossError
 from det_engine.metric_log import MetricLogger
 from det_engine.schedule import WarmupStepSchedule
-from det_engine.trainer import Trainer
+from det_engine.trainer import Trainer, UnreadableImagesError
 
 IN, OUT = 4, 2
 
@@ -188,6 +191,83 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, mid_epoch)
     expected = full.optimizer.state_dict()["state"]
     for i, state in final["optimizer"]["state"].items():
         assert torch.equal(state["momentum_buffer"], expected[i]["momentum_buffer"])
+
+
+def test_full_disk_at_a_checkpoint_keeps_the_last_one_and_resume_reproduces_the_losses(
+    tmp_path, monkeypatch, capsys
+):
+    data = ToyData(4)
+
+    def loader():
+        # 2 iterations per epoch, checkpoints at 2, 4, 6; dropout draws from the global RNG
+        return DataLoader(data, batch_size=2, sampler=EpochSeededSampler(4), collate_fn=collate)
+
+    torch.manual_seed(5)
+    full_model = ToyDetector(dropout=0.5)
+    assert _trainer(full_model, loader(), tmp_path / "full", epochs=3).train() == 6
+
+    real_save = torch.save
+    saves = []
+
+    def disk_fills_at_the_second_checkpoint(obj, f):
+        saves.append(obj["iteration"])
+        if len(saves) == 2:
+            f.write(b"PK\x03\x04 the start of a checkpoint")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_save(obj, f)
+
+    monkeypatch.setattr(ckpt.torch, "save", disk_fills_at_the_second_checkpoint)
+    torch.manual_seed(5)
+    model = ToyDetector(dropout=0.5)
+    work = tmp_path / "part"
+    with pytest.raises(WriteError, match=r"writing the checkpoint .*iter_00000004\.pth failed"):
+        _trainer(model, loader(), work, epochs=3).train()
+    assert saves == [2, 4]
+    err = capsys.readouterr().err
+    assert "training stopped at iteration 4" in err and "No space left on device" in err
+    assert f"Last good checkpoint: {work / 'iter_00000002.pth'}" in err
+    monkeypatch.undo()
+    # the failed write left nothing: no half file, no temp file; the last good one loads
+    assert sorted(p.name for p in work.iterdir() if p.suffix != ".jsonl") == ["iter_00000002.pth"]
+    assert ckpt.load(ckpt.latest(work))["iteration"] == 2
+
+    torch.manual_seed(999)
+    resumed_model = ToyDetector(dropout=0.5, init=1)
+    resumed = _trainer(resumed_model, loader(), work, epochs=3)
+    assert resumed.resume() == work / "iter_00000002.pth"
+    assert resumed.train() == 6
+    assert resumed_model.losses == full_model.losses[2:]
+    for k, v in full_model.state_dict().items():
+        assert torch.equal(resumed_model.state_dict()[k], v), k
+
+
+class SkippingData(ToyData):
+    """ToyData whose samples 1 and 3 say the loader replaced an unreadable image."""
+
+    def __getitem__(self, i: int):
+        x, meta, target = super().__getitem__(i)
+        if i in (1, 3):
+            meta = {**meta, "skipped_images": [f"cannot decode image file {i}.jpg"]}
+        return x, meta, target
+
+
+@pytest.mark.parametrize("limit", [2, 1])
+def test_skipped_images_are_warned_counted_in_the_log_and_limited(tmp_path, capsys, limit):
+    loader = DataLoader(SkippingData(4), batch_size=1, shuffle=False, collate_fn=collate)
+    trainer = _trainer(ToyDetector(), loader, tmp_path, epochs=1)
+    trainer.max_skipped_images = limit
+    if limit == 2:
+        assert trainer.train() == 4
+    else:
+        with pytest.raises(UnreadableImagesError, match=r"2 images could not be read .* 1 allowed"):
+            trainer.train()
+        assert trainer.iteration == 3  # the batch that went over the limit was not trained on
+    err = capsys.readouterr().err
+    assert "warning: iteration 2: skipped an unreadable image (1 of at most" in err
+    assert "iteration 4: skipped an unreadable image (2 of at most" in err
+    records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r.get("skipped_images", 0) for r in records] == [0, 1, 1, 2][: len(records)]
+    assert trainer.logger.counters == {"skipped_images": 2}
 
 
 # ---------------------------------------------------------------------------------- DDP

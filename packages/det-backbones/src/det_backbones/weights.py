@@ -15,7 +15,6 @@ running_var = 1 - eps, so that the layer computes exactly x * s + b.
 from __future__ import annotations
 
 import os
-import pickle
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+import det_io
 from det_backbones.norms import FrozenBatchNorm2d, is_batch_norm
 from det_backbones.resnet import ResNet
 from det_backbones.vgg_ssd import VGG16SSD
@@ -80,17 +80,28 @@ def load_detectron(model: ResNet, path: str | os.PathLike) -> tuple[list[str], l
 
     Args:
         model: a ResNet.
-        path: the .pkl file (a dict of numpy arrays, or one holding them under "blobs").
+        path: the .pkl file (a dict of numpy arrays, or one holding them under "blobs"),
+            read through det-io's allow-list unpickler (no code in the file runs).
 
     Returns:
         (missing, unexpected): model keys not in the file, blob names not used.
+
+    Raises:
+        det_io.UnsafePickleError: the file names a global other than numpy's arrays and
+            builtin containers (a pickle that would run code when opened).
     """
     if not isinstance(model, ResNet):
         raise TypeError(f"load_detectron: model must be a ResNet; got {type(model)}")
     path = Path(path)
     _check_file(path, "Detectron .pkl")
-    with path.open("rb") as f:
-        blobs = pickle.load(f, encoding="latin1")
+    # Through det-io's allow-list: a downloaded .pkl that names anything but arrays and
+    # containers is refused before it can run code (latin1: Detectron wrote Python 2 pickles).
+    blobs = det_io.load(path, what="Detectron weights", encoding="latin1")
+    if not isinstance(blobs, Mapping):
+        raise ValueError(
+            f"Detectron weights {path}: expected a dict of arrays (or one under 'blobs'), "
+            f"got {type(blobs).__name__}"
+        )
     if isinstance(blobs.get("blobs"), Mapping):
         blobs = blobs["blobs"]
     modules = dict(model.named_modules())

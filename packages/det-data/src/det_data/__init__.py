@@ -1,6 +1,7 @@
 """Detection data: COCO and VOC datasets, the zoo's transforms, samplers and collate."""
 
 from det_data import shapes
+from det_data.check import CheckReport, check_coco
 from det_data.coco import CocoDataset
 from det_data.collate import collate
 from det_data.detection_dataset import DetectionDataset, ImageRecord
@@ -29,6 +30,7 @@ from det_data.voc import VOC_CLASSES, VOCDataset
 
 __all__ = [
     "VOC_CLASSES",
+    "CheckReport",
     "CocoDataset",
     "Compose",
     "DetectionDataset",
@@ -45,6 +47,7 @@ __all__ = [
     "Resize",
     "ToFloat",
     "VOCDataset",
+    "check_coco",
     "collate",
     "load_proposals",
     "rasterize",

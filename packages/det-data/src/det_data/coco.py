@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import warnings
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,8 @@ class CocoDataset(DetectionDataset):
             follows the order of the JSON's ``images``).
         with_masks: keep segmentations; None keeps them when every object has one.
         max_proposals: proposals kept per image (the file's first ones), or None for all.
+        exclude_ids: image ids left out before their annotations are read (the images a
+            :func:`det_data.check.check_coco` report found bad).
     """
 
     def __init__(
@@ -76,6 +79,7 @@ class CocoDataset(DetectionDataset):
         proposals: str | Path | None = None,
         with_masks: bool | None = None,
         max_proposals: int | None = None,
+        exclude_ids: Collection[int] = (),
     ) -> None:
         self.ann_file = Path(ann_file)
         self.img_dir = Path(img_dir)
@@ -94,8 +98,8 @@ class CocoDataset(DetectionDataset):
         self.cat_id_to_label = {cat_id: i for i, cat_id in enumerate(self.cat_ids)}
         self.label_to_cat_id = dict(enumerate(self.cat_ids))
 
-        image_ids = sorted(self.coco.imgs)
-        known = set(image_ids)
+        known = set(self.coco.imgs)
+        image_ids = sorted(known - set(exclude_ids))
         for ann in data["annotations"]:
             if ann["image_id"] not in known:
                 raise ValueError(
@@ -103,9 +107,8 @@ class CocoDataset(DetectionDataset):
                     f"image id {ann['image_id']}, which is not under 'images'"
                 )
         if with_masks is None:
-            with_masks = bool(data["annotations"]) and all(
-                ann.get("segmentation") for ann in data["annotations"]
-            )
+            kept = [ann for ann in data["annotations"] if ann["image_id"] not in exclude_ids]
+            with_masks = bool(kept) and all(ann.get("segmentation") for ann in kept)
         self.with_masks = with_masks
         props = None
         if proposals is not None:

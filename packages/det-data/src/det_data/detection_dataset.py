@@ -17,6 +17,8 @@ from det_data.image_io import read_image
 from det_data.masks import InstanceMasks
 
 Sample = tuple[Tensor, dict[str, Any], dict[str, Any]]
+# Images tried in a row for one sample when skip_unreadable is on.
+_MAX_REPLACEMENTS = 16
 Transform = Callable[[Tensor, dict[str, Any], dict[str, Any]], Sample]
 
 
@@ -54,6 +56,11 @@ class DetectionDataset(Dataset):
     records: list[ImageRecord]
     classes: tuple[str, ...]
     transforms: Transform | None
+    # Training sets it: an image that cannot be read (changed after the pre-flight check)
+    # is replaced by the next readable one and its error goes into the sample's
+    # meta["skipped_images"], instead of ending the run; the trainer counts them against
+    # its limit. Evaluation keeps raising.
+    skip_unreadable: bool = False
 
     def __len__(self) -> int:
         return len(self.records)
@@ -86,8 +93,27 @@ class DetectionDataset(Dataset):
         return image
 
     def __getitem__(self, index: int) -> Sample:
-        record = self.records[index]
-        image = self.load_image(record)
+        if not self.skip_unreadable:
+            return self._sample(self.records[index], self.load_image(self.records[index]))
+        skipped = []
+        for offset in range(min(len(self.records), _MAX_REPLACEMENTS)):
+            record = self.records[(index + offset) % len(self.records)]
+            try:
+                image = self.load_image(record)
+            except (FileNotFoundError, ValueError) as err:
+                skipped.append(str(err))
+                continue
+            image, meta, target = self._sample(record, image)
+            if skipped:  # why, for the trainer's count and warning
+                meta["skipped_images"] = skipped
+            return image, meta, target
+        raise ValueError(
+            f"{len(skipped)} images in a row cannot be read from index {index} on "
+            f"({'; '.join(skipped[:2])}; ...); is the image folder still there?"
+        )
+
+    def _sample(self, record: ImageRecord, image: Tensor) -> Sample:
+        """The sample of ``record`` with its decoded ``image``, through the transforms."""
         shape = (record.height, record.width, 3)
         meta = {
             "image_id": record.image_id,

@@ -1,19 +1,25 @@
-"""Precomputed proposal files (for Fast R-CNN): read in the formats in use, written in one.
+"""Precomputed proposal files (for Fast R-CNN): read in the formats in use, written in three
+that hold data only.
 
 A file maps each image to a float array [K, 4 | 5] of proposals (x1, y1, x2, y2[, score],
 pixels of the original image), best first. Formats read:
 
-- a dict image_id -> array, pickled (``.pkl``), as JSON (``.json``, ids as keys), as a
-  numpy object array (``.npy``) or saved by torch (``.pt``); what :func:`save_proposals`
-  and ``python -m det_engine.test rpn ... --proposals-out FILE`` write;
+- a dict image_id -> array as JSON (``.json``, ids as keys), numpy's ``.npz`` (ids as
+  member names) or saved by torch (``.pt``): what :func:`save_proposals` and
+  ``python -m det_engine.test rpn ... --proposals-out FILE`` write;
 - a list of arrays, one per image in the dataset's order (the order of the annotation
-  file's ``images``): the 2019 mmdetection proposal ``.pkl`` files.
+  file's ``images``): the 2019 mmdetection proposal ``.pkl`` files;
+- a dict or list pickled (``.pkl``) or saved as a numpy object array (``.npy``) by older
+  tools.
+
+Pickles and object arrays are read through det-io's allow-list unpickler: numpy arrays and
+builtin containers load, a file naming anything else (a pickle written to run code when
+opened) is refused before it runs. Nothing here writes a pickle.
 """
 
 from __future__ import annotations
 
 import json
-import pickle
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,22 +27,31 @@ from typing import Any
 import numpy as np
 import torch
 
-SUFFIXES = (".pkl", ".pickle", ".json", ".npy", ".pt", ".pth")
+import det_io
+
+SUFFIXES = (".pkl", ".pickle", ".json", ".npy", ".npz", ".pt", ".pth")
+# What save_proposals writes: formats that cannot carry code.
+WRITTEN_SUFFIXES = (".json", ".npz", ".pt")
 
 
 def _read(path: Path) -> Any:
     suffix = path.suffix.lower()
     if suffix in (".pkl", ".pickle"):
-        with open(path, "rb") as f:
-            return pickle.load(f)
+        return det_io.load(path, what="proposals file")
     if suffix == ".json":
         try:
             return json.loads(path.read_text())
         except json.JSONDecodeError as err:
             raise ValueError(f"proposals file {path} is not valid JSON: {err}") from err
     if suffix == ".npy":
-        data = np.load(path, allow_pickle=True)
+        data = det_io.load_npy(path, what="proposals file")
         return data.item() if data.dtype == object and data.shape == () else list(data)
+    if suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as members:
+                return {name: members[name] for name in members.files}
+        except ValueError as err:  # object members, or not an .npz
+            raise ValueError(f"proposals file {path}: unreadable .npz ({err})") from err
     if suffix in (".pt", ".pth"):
         return torch.load(path, map_location="cpu", weights_only=True)
     raise ValueError(
@@ -95,20 +110,31 @@ def load_proposals(path: str | Path, image_ids: Sequence[Any]) -> dict[Any, np.n
 
 
 def save_proposals(path: str | Path, proposals: Mapping[Any, Any]) -> Path:
-    """Writes proposals keyed by image id, as a pickle (``.pkl``) or JSON (``.json``) file.
+    """Writes proposals keyed by image id as JSON (``.json``), numpy ``.npz`` or torch ``.pt``.
+
+    None of these can run code when read (JSON is text, ``.npz`` is read with
+    ``allow_pickle=False``, ``.pt`` with ``weights_only=True``); no pickle is written.
 
     Args:
-        path: the file; its suffix picks the format.
+        path: the file; its suffix picks the format. ``.json`` rounds to 1/1000 pixel;
+            ``.npz`` and ``.pt`` keep float32 exactly.
         proposals: image_id -> array or Tensor[K, 5] (x1, y1, x2, y2, score, original image
             pixels).
 
     Returns:
         The path written (parents created).
+
+    Raises:
+        ValueError: another suffix (``.pkl`` named: pickles are only read), or an array that
+            is not [K, 5].
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in (".pkl", ".pickle", ".json"):
-        raise ValueError(f"proposals file {path}: expected a .pkl or .json name, got '{suffix}'")
+    if suffix not in WRITTEN_SUFFIXES:
+        raise ValueError(
+            f"proposals file {path}: expected a {', '.join(WRITTEN_SUFFIXES)} name, got "
+            f"'{suffix}' (pickles are read, for the 2019 files, but no longer written)"
+        )
     arrays = {}
     for image_id, value in proposals.items():
         arr = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value
@@ -124,7 +150,9 @@ def save_proposals(path: str | Path, proposals: Mapping[Any, Any]) -> Path:
             {str(k): np.round(v.astype(np.float64), 3).tolist() for k, v in arrays.items()}
         )
         path.write_text(text + "\n")
+    elif suffix == ".npz":
+        with open(path, "wb") as f:  # an open file: np.savez would append ".npz" to a name
+            np.savez(f, **{str(k): v for k, v in arrays.items()})
     else:
-        with open(path, "wb") as f:
-            pickle.dump(arrays, f, protocol=pickle.HIGHEST_PROTOCOL)
+        torch.save({k: torch.from_numpy(v) for k, v in arrays.items()}, path)
     return path

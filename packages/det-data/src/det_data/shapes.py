@@ -18,6 +18,7 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +90,7 @@ def dataset(
     proposals: str | Path | None = None,
     with_masks: bool | None = None,
     max_proposals: int | None = None,
+    exclude_ids: Collection[int] = (),
 ) -> CocoDataset:
     """The shapes split as a CocoDataset (generated first when needed).
 
@@ -100,6 +102,7 @@ def dataset(
         proposals: a proposals file for Fast R-CNN (see :mod:`det_data.proposals`).
         with_masks: load the masks; None: yes (every object has one).
         max_proposals: proposals kept per image, or None for all.
+        exclude_ids: image ids left out (see CocoDataset).
     """
     if split not in SPLITS:
         raise ValueError(f"shapes.dataset: split must be one of {sorted(SPLITS)}, got {split!r}")
@@ -112,6 +115,7 @@ def dataset(
         proposals=proposals,
         with_masks=with_masks,
         max_proposals=max_proposals,
+        exclude_ids=exclude_ids,
     )
 
 

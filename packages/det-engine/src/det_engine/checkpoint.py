@@ -7,13 +7,14 @@ from __future__ import annotations
 import os
 import random
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+
+from det_engine.atomic_write import write_atomically
 
 # One error type for checkpoints that cannot be used, here and in det_models.checkpoint.
 from det_models.checkpoint import CheckpointError, read_checkpoint
@@ -116,7 +117,8 @@ def save(
     """Writes a checkpoint atomically: a reader sees the old file or the new one, never half.
 
     The data goes to a temp file in the same directory, is fsync-ed, then renamed over
-    ``path`` with ``os.replace`` (atomic on POSIX and Windows within one file system).
+    ``path`` with ``os.replace`` (atomic on POSIX and Windows within one file system;
+    :func:`det_engine.atomic_write.write_atomically`).
 
     Args:
         path: destination file; its directory is created if missing.
@@ -130,9 +132,12 @@ def save(
 
     Returns:
         The path written.
+
+    Raises:
+        det_engine.atomic_write.WriteError: the write failed (a full disk, an I/O error);
+            ``path`` keeps its previous content and the earlier checkpoints are untouched.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format": FORMAT,
         "version": VERSION,
@@ -144,34 +149,8 @@ def save(
         "rng": rng if rng is not None else rng_state(),
         "run": to_plain(run) if run is not None else None,
     }
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        # Ctrl-C or a full disk: leave the previous checkpoint as it was, and no debris.
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
-    _fsync_dir(path.parent)
-    return path
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable; not possible on every platform (Windows).
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    # Ctrl-C or a full disk leaves the previous checkpoint as it was, and no debris.
+    return write_atomically(path, lambda f: torch.save(payload, f), what="checkpoint")
 
 
 def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:

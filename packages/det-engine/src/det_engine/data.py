@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +174,7 @@ def build_dataset(
     *,
     train: bool,
     proposals: str | Path | None = None,
+    exclude_ids: Collection[int] = (),
 ):
     """The dataset of ``split`` with the row's transforms.
 
@@ -185,6 +186,7 @@ def build_dataset(
         train: training transforms and filters (images without objects are left out),
             else test transforms and every image.
         proposals: a proposals file for the split (Fast R-CNN), see det_data.proposals.
+        exclude_ids: image ids left out of COCO-format data (a data check's bad images).
 
     Returns:
         A det-data dataset (CocoDataset; VOCDataset for voc) with ``classes``.
@@ -196,6 +198,8 @@ def build_dataset(
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     transforms = train_transforms(data) if train else inference_transforms(data)
     extra: dict[str, Any] = {"with_masks": data.with_mask}
+    if exclude_ids:
+        extra["exclude_ids"] = exclude_ids
     if proposals is not None:
         extra |= {"proposals": proposals, "max_proposals": data.num_max_proposals}
     try:
@@ -205,6 +209,8 @@ def build_dataset(
         if source == "voc":
             if proposals is not None:
                 raise DataError("proposal files are read for COCO-format data, not --data voc")
+            if exclude_ids:
+                raise DataError("images are left out of COCO-format data, not --data voc")
             return build_voc(root, _sets(data, source, split), train, transforms)
         if source == "coco":
             datasets = [
@@ -212,16 +218,46 @@ def build_dataset(
                 for name in _sets(data, source, split)
             ]
             return _joined(datasets)
-        ann = Path(source)
-        if not ann.is_file():
-            raise DataError(
-                f"--data {source}: expected coco, voc, shapes or an existing COCO-format JSON "
-                f"file (looked for {ann.resolve()})"
-            )
+        ann = _annotation_json(source)
         img_dir = Path(root) if root is not None else ann.parent
         return CocoDataset(ann, img_dir, train=train, transforms=transforms, **extra)
     except FileNotFoundError as e:
         raise DataError(str(e)) from e
+
+
+def annotation_files(
+    data: DataConfig, source: str, root: str | None, split: str
+) -> list[tuple[Path, Path]] | None:
+    """The (annotation JSON, image folder) pairs :func:`build_dataset` reads for ``split`` of
+    a COCO-format source (what the pre-flight data check reads); None for VOC.
+
+    Raises:
+        DataError: a file or folder is missing (as :func:`build_dataset` would say).
+    """
+    if source == "voc":
+        return None
+    if source == "shapes":
+        base = shapes.prepare(Path(root) if root is not None else None)
+        return [(base / "annotations" / f"instances_{split}.json", base / split)]
+    if source == "coco":
+        return [coco_files(root, name) for name in _sets(data, source, split)]
+    ann = _annotation_json(source)
+    return [(ann, Path(root) if root is not None else ann.parent)]
+
+
+def _annotation_json(source: str) -> Path:
+    """``--data ANN.json``'s file.
+
+    Raises:
+        DataError: it does not exist (or names no known source).
+    """
+    ann = Path(source)
+    if not ann.is_file():
+        raise DataError(
+            f"--data {source}: expected coco, voc, shapes or an existing COCO-format JSON "
+            f"file (looked for {ann.resolve()})"
+        )
+    return ann
 
 
 def coco_files(root: str | None, name: str) -> tuple[Path, Path]:
@@ -297,12 +333,12 @@ def proposals_help(model: str, source: str, root: str | None) -> str:
     """How to pass and how to make proposal files, for the error messages."""
     data = f"--data {source}" + (f" --data-root {root}" if root is not None else "")
     return (
-        "pass --proposals-train FILE and --proposals-test FILE (.pkl or .json: per image id "
-        "an array of [x1, y1, x2, y2, score] in original-image pixels; the 2019 zoo's "
-        "proposal .pkl files, a list in dataset order, are read too). Make them with a "
-        "trained RPN: python -m det_engine.test rpn r50 1x --ckpt RPN_CKPT "
-        f"{data} --split train --proposals-out proposals_train.pkl, and again with "
-        f"--split val --proposals-out proposals_val.pkl (an RPN is trained with "
+        "pass --proposals-train FILE and --proposals-test FILE (.npz, .json or .pt: per "
+        "image id an array of [x1, y1, x2, y2, score] in original-image pixels; the 2019 "
+        "zoo's proposal .pkl files, a list in dataset order, are read too, data only). Make "
+        "them with a trained RPN: python -m det_engine.test rpn r50 1x --ckpt RPN_CKPT "
+        f"{data} --split train --proposals-out proposals_train.npz, and again with "
+        f"--split val --proposals-out proposals_val.npz (an RPN is trained with "
         f"python -m det_engine.train rpn r50 1x {data}); {model} then reads them"
     )
 
@@ -345,3 +381,13 @@ def proposal_file(
         f"{model} trains and tests on precomputed proposals, and for the {split} split no "
         f"{flag} was given and {where}: {proposals_help(model, source, root)}"
     )
+
+
+if __name__ == "__main__":
+    # ``python -m det_engine.data check ANN.json``: the command lives in
+    # det_engine.apps.data_check; this module stays the library it is when imported.
+    import sys
+
+    from det_engine.apps.data_check import main
+
+    sys.exit(main())

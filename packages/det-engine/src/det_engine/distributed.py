@@ -1,4 +1,5 @@
-"""torch.distributed helpers: init from torchrun's environment, ranks, gathering, barriers."""
+"""torch.distributed helpers: init from torchrun's environment (the backend following the
+device), ranks, gathering, barriers, and stopping every rank together on one rank's error."""
 
 from __future__ import annotations
 
@@ -28,11 +29,19 @@ class DistInfo:
     world_size: int
     local_rank: int
     device: torch.device
+    backend: str = "gloo"
+
+
+def backend_for(device: torch.device | str) -> str:
+    """The process-group backend for tensors on ``device``: ``nccl`` for CUDA, else ``gloo``."""
+    return "nccl" if torch.device(device).type == "cuda" else "gloo"
 
 
 def init_from_env(
     backend: str | None = None,
     timeout: timedelta = timedelta(minutes=30),
+    *,
+    device: torch.device | str | None = None,
 ) -> DistInfo:
     """Initialises the default process group from torchrun's environment variables.
 
@@ -40,22 +49,32 @@ def init_from_env(
     Without WORLD_SIZE, or with WORLD_SIZE=1, nothing is initialised: a single process.
 
     Args:
-        backend: ``nccl`` or ``gloo``; default NCCL when CUDA is available, else gloo.
+        backend: ``nccl`` or ``gloo``; default :func:`backend_for` ``device``.
         timeout: how long a collective may wait for the other ranks before failing, so a
             dead rank ends the others with an error instead of a hang.
+        device: where the tensors live (the command's ``--device``): gloo for the CPU even
+            on a machine with GPUs, NCCL for CUDA. Left out: NCCL when CUDA is available.
 
     Returns:
         The process's :class:`DistInfo`; on GPU the current CUDA device is set to
         ``cuda:LOCAL_RANK``.
+
+    Raises:
+        ValueError: an unknown backend, or NCCL asked for CPU tensors.
     """
     global _cpu_group
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", str(rank)))
     if backend is None:
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if device is not None:
+            backend = backend_for(device)
+        else:
+            backend = "nccl" if torch.cuda.is_available() else "gloo"
     if backend not in ("nccl", "gloo"):
         raise ValueError(f"backend must be 'nccl' or 'gloo', got {backend!r}")
+    if backend == "nccl" and device is not None and torch.device(device).type != "cuda":
+        raise ValueError(f"backend 'nccl' carries CUDA tensors; device {device} needs 'gloo'")
     if backend == "nccl":
         torch.cuda.set_device(local_rank)
         device = torch.device("cuda", local_rank)
@@ -69,7 +88,9 @@ def init_from_env(
             )
         dist.init_process_group(backend=backend, timeout=timeout)
         _cpu_group = dist.new_group(backend="gloo", timeout=timeout) if backend == "nccl" else None
-    return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
+    return DistInfo(
+        rank=rank, world_size=world_size, local_rank=local_rank, device=device, backend=backend
+    )
 
 
 def is_distributed() -> bool:
@@ -170,16 +191,40 @@ def barrier(timeout: timedelta = timedelta(minutes=5)) -> None:
         ) from e
 
 
-def all_ranks_ok(ok: bool) -> bool:
-    """Whether ``ok`` holds on every rank: a collective every rank must reach, so that one
-    rank's failure ends all of them instead of leaving the others waiting. ``ok`` itself when
-    not distributed.
+def errors_of_all_ranks(error: str | None) -> list[str]:
+    """Every rank's error at a point all ranks reach, so that they stop together.
+
+    A rank that cannot see the dataset or the weights would otherwise return while the
+    others wait in their first collective until the timeout. Call it on every rank with
+    this rank's error message (None when all went well).
 
     Args:
-        ok: this rank's outcome.
+        error: this rank's error message, or None.
+
+    Returns:
+        The errors in rank order, as "rank R: message" when distributed ("ranks 0, 1:
+        message" for one message of several ranks; just ``[error]`` or ``[]`` in a single
+        process); the same list on every rank.
     """
     if not is_distributed():
-        return ok
-    failures = torch.tensor([0 if ok else 1])
-    dist.all_reduce(failures, group=_cpu_group)
-    return int(failures.item()) == 0
+        return [error] if error else []
+    gathered: list[Any] = [None] * get_world_size()
+    dist.all_gather_object(gathered, error, group=_cpu_group)
+    ranks: dict[str, list[int]] = {}
+    for rank, message in enumerate(gathered):
+        if message:
+            ranks.setdefault(message, []).append(rank)
+    return [
+        f"rank{'s' if len(rs) > 1 else ''} {', '.join(map(str, rs))}: {message}"
+        for message, rs in ranks.items()
+    ]
+
+
+def share_from_main(obj: Any) -> Any:
+    """Rank 0's ``obj`` on every rank (a picklable object, through the CPU group); ``obj``
+    itself when not distributed."""
+    if not is_distributed():
+        return obj
+    box = [obj if is_main_process() else None]
+    dist.broadcast_object_list(box, src=0, group=_cpu_group)
+    return box[0]

@@ -14,7 +14,9 @@ from typing import Any, TextIO
 
 import torch
 
+from det_engine.atomic_write import write_atomically
 from det_engine.distributed import is_main_process
+from det_engine.optional_deps import MissingPackageError, install_command, require
 
 
 def memory_mb() -> int:
@@ -34,14 +36,17 @@ def tensorboard_writer_class():
     """``torch.utils.tensorboard.SummaryWriter``.
 
     Raises:
-        ImportError: the ``tensorboard`` package is missing; the message says how to install it.
+        MissingPackageError: the ``tensorboard`` package is missing; the message says how to
+            install it.
     """
+    purpose = "TensorBoard logging"
+    require("tensorboard", purpose=purpose)
     try:
         from torch.utils.tensorboard import SummaryWriter
-    except ImportError as e:
-        raise ImportError(
-            "TensorBoard logging needs the tensorboard package: pip install tensorboard "
-            "(or pip install det-engine[tensorboard])"
+    except ImportError as e:  # tensorboard is there but torch cannot use it
+        raise MissingPackageError(
+            f"{purpose} needs torch.utils.tensorboard ({e}): {install_command(['tensorboard'])}",
+            ["tensorboard"],
         ) from e
     return SummaryWriter
 
@@ -52,8 +57,9 @@ class MetricLogger:
     Every ``interval`` iterations (and at the last one) it prints a line such as
     ``epoch 1 iter 50/1000 lr 0.006667 loss_cls 0.6931 loss 0.9 time 0.512 data_time
     0.021 memory 3210MB eta 0:08:06`` and appends the same fields as one JSON object to
-    ``work_dir/log.jsonl``. Only rank 0 writes, unless ``enabled`` says otherwise. With
-    ``tensorboard`` the same numbers also go to TensorBoard event files in
+    ``work_dir/log.jsonl`` (atomically: a failed write keeps the lines written before and
+    raises ``det_engine.atomic_write.WriteError``). Only rank 0 writes, unless ``enabled``
+    says otherwise. With ``tensorboard`` the same numbers also go to TensorBoard event files in
     ``work_dir/tensorboard`` (``train/loss_cls``, ``train/lr``, ... and ``val/bbox_AP``, ...
     at the global iteration).
 
@@ -93,6 +99,7 @@ class MetricLogger:
         self._sums: dict[str, float] = {}
         self._count = 0
         self._last: tuple[int, int, float] = (0, 0, 0.0)  # epoch, iteration, lr last recorded
+        self.counters: dict[str, int] = {}  # run totals (skipped_images), in every record
         self.writer = None
         if tensorboard:
             writer_class = tensorboard_writer_class()
@@ -157,6 +164,7 @@ class MetricLogger:
             "data_time": means["data_time"],
             "memory_mb": memory_mb(),
             "eta": str(eta),
+            **self.counters,
         }
         self._emit(record, self._format_train(record))
         if self.writer is not None:
@@ -183,22 +191,33 @@ class MetricLogger:
             self.writer.close()
             self.writer = None
 
+    def count(self, name: str, n: int = 1) -> int:
+        """Adds ``n`` to the run total ``name`` (e.g. ``skipped_images``), which every later
+        record and console line carries; returns the new total."""
+        self.counters[name] = self.counters.get(name, 0) + n
+        return self.counters[name]
+
     def _format_train(self, r: dict[str, Any]) -> str:
         skip = {"mode", "epoch", "iter", "total_iters", "lr", "time", "data_time"}
-        skip |= {"memory_mb", "eta"}
+        skip |= {"memory_mb", "eta", *self.counters}
         losses = " ".join(f"{k} {v:.4f}" for k, v in r.items() if k not in skip)
+        counters = "".join(f" {k} {v}" for k, v in self.counters.items())
         return (
             f"epoch {r['epoch']} iter {r['iter']}/{r['total_iters']} lr {r['lr']:.6f} {losses} "
             f"time {r['time']:.3f} data_time {r['data_time']:.3f} "
-            f"memory {r['memory_mb']}MB eta {r['eta']}"
+            f"memory {r['memory_mb']}MB eta {r['eta']}{counters}"
         )
 
     def _emit(self, record: dict[str, Any], line: str) -> None:
         if not self.enabled:
             return
         print(line, file=self.stream, flush=True)
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        # The whole log is rewritten through a temp file: a full disk or a kill mid-write
+        # leaves the records written so far, never a torn last line. A report comes every
+        # `interval` iterations, so the copy costs little.
+        previous = self.path.read_bytes() if self.path.exists() else b""
+        added = (json.dumps(record) + "\n").encode("utf-8")
+        write_atomically(self.path, lambda f: f.write(previous + added), what="metric log")
 
 
 class ProgressBar:

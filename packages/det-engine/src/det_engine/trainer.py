@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,10 +14,15 @@ from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Sampler
 
 from det_engine import checkpoint as ckpt
+from det_engine.atomic_write import WriteError
 from det_engine.distributed import is_distributed, is_main_process
 from det_engine.guard import NonFiniteLossError, check_losses
 from det_engine.metric_log import MetricLogger
 from det_engine.schedule import LRSchedule, clip_gradients
+
+
+class UnreadableImagesError(RuntimeError):
+    """More images failed to load during training than the run allows."""
 
 
 class _SkipBatches(Sampler[list[int]]):
@@ -90,6 +96,10 @@ class Trainer:
             (whose state is not checkpointed: it re-calibrates after a resume).
         on_step: called with the trainer after every optimizer step; it may change
             ``max_iters`` (and the schedule's length), e.g. to fit a wall-clock budget.
+        max_skipped_images: images that may fail to load during the run (a dataset with
+            ``skip_unreadable`` names them in ``meta["skipped_images"]``): each is warned
+            about and counted in the log (``skipped_images``); one more ends the run with
+            :class:`UnreadableImagesError`.
     """
 
     def __init__(
@@ -110,6 +120,7 @@ class Trainer:
         amp: str | None = None,
         tensorboard: bool = False,
         on_step: Callable[[Trainer], None] | None = None,
+        max_skipped_images: int = 10,
     ) -> None:
         if epochs <= 0:
             raise ValueError(f"epochs must be > 0, got {epochs}")
@@ -142,6 +153,9 @@ class Trainer:
         self.iteration = 0  # completed optimizer steps
         self._step_rng: dict[str, Any] | None = None  # RNG states after the last step
         self.on_step = on_step
+        if max_skipped_images < 0:
+            raise ValueError(f"max_skipped_images must be >= 0, got {max_skipped_images}")
+        self.max_skipped_images = max_skipped_images
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, rng: dict[str, Any] | None = None) -> Path | None:
@@ -205,6 +219,9 @@ class Trainer:
         Raises:
             NonFiniteLossError: a loss became NaN or infinite (no checkpoint is written).
             KeyboardInterrupt: after saving a resumable checkpoint.
+            WriteError: a checkpoint or the log could not be written (a full disk); the
+                earlier checkpoints are intact and the message names the last one.
+            UnreadableImagesError: more than ``max_skipped_images`` images failed to load.
         """
         self.model.train()
         # Ctrl-C can land in the middle of a step that has already drawn random numbers
@@ -229,10 +246,45 @@ class Trainer:
                 last = ckpt.latest(self.work_dir)
                 print(f"training stopped; last good checkpoint: {last}", flush=True)
             raise
+        except WriteError as err:
+            last = ckpt.latest(self.work_dir)
+            print(
+                f"training stopped at iteration {self.iteration}: {err}. Last good checkpoint: "
+                f"{last}; make room and continue with --resume",
+                file=sys.stderr,
+                flush=True,
+            )
+            raise
         self.logger.flush()
         if ckpt.latest(self.work_dir) != ckpt.checkpoint_path(self.work_dir, self.iteration):
             self.save_checkpoint()
         return self.iteration
+
+    def _count_skipped(self, metas: Any) -> None:
+        """Warns about and counts the images the loader could not read for this batch."""
+        skipped = [
+            reason
+            for meta in (metas if isinstance(metas, list) else ())
+            if isinstance(meta, dict)
+            for reason in meta.get("skipped_images", ())
+        ]
+        if not skipped:
+            return
+        total = self.logger.count("skipped_images", len(skipped))
+        for reason in skipped:
+            print(
+                f"warning: iteration {self.iteration + 1}: skipped an unreadable image ({total} "
+                f"of at most {self.max_skipped_images}): {reason}",
+                file=sys.stderr,
+                flush=True,
+            )
+        if total > self.max_skipped_images:
+            raise UnreadableImagesError(
+                f"{total} images could not be read during training, more than the "
+                f"{self.max_skipped_images} allowed (--max-skipped-images); the last: "
+                f"{skipped[-1]}. Check the data (python -m det_engine.data check ANN.json "
+                f"--data-root DIR) and continue with --resume"
+            )
 
     def _train_epoch(self, epoch: int, skip: int) -> None:
         end = time.perf_counter()
@@ -250,6 +302,7 @@ class Trainer:
             if self.iteration >= self.max_iters:
                 break
             data_time = time.perf_counter() - end
+            self._count_skipped(metas)
             images = images.to(self.device, non_blocking=True)
             targets = _to_device(targets, self.device)
             lr = self.scheduler.apply(self.optimizer, self.iteration)
@@ -289,4 +342,4 @@ class Trainer:
             end = time.perf_counter()
 
 
-__all__ = ["Trainer", "wrap_distributed"]
+__all__ = ["Trainer", "UnreadableImagesError", "wrap_distributed"]

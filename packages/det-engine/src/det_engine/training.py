@@ -26,7 +26,8 @@ from det_models.config import RunConfig
 
 def make_loader(run: RunConfig, dataset, *, workers: int = 0) -> DataLoader:
     """The training loader of a run: ``run.batch_per_gpu`` images per batch, grouped by aspect
-    ratio (shared among ``run.world_size`` ranks), padded as the run's data says."""
+    ratio (shared among ``run.world_size`` ranks), padded as the run's data says; the
+    dataset's ``skip_unreadable`` is turned on (the Trainer counts the images skipped)."""
     from det_data import DistributedGroupSampler, GroupSampler
 
     per_gpu = run.batch_per_gpu
@@ -36,6 +37,9 @@ def make_loader(run: RunConfig, dataset, *, workers: int = 0) -> DataLoader:
         )
     else:
         sampler = GroupSampler(dataset, per_gpu, seed=run.seed)
+    # An image that fails to load mid-run (changed after the data check) is replaced and
+    # counted by the Trainer instead of ending the run.
+    dataset.skip_unreadable = True
     return DataLoader(
         dataset,
         batch_size=per_gpu,
@@ -63,6 +67,7 @@ def make_trainer(
     log_interval: int = 50,
     tensorboard: bool = False,
     on_step: Callable[[Trainer], None] | None = None,
+    max_skipped_images: int = 10,
 ) -> Trainer:
     """The Trainer of a run: its optimizer and schedule (``run.schedule``), gradient clipping,
     autocast (``run.amp``); the run record goes into every checkpoint.
@@ -76,6 +81,7 @@ def make_trainer(
         max_iters: stop earlier than the schedule (``--max-iters``), or None.
         log_interval, tensorboard: logging.
         on_step: called after every step (see Trainer).
+        max_skipped_images: images that may fail to load mid-run (see Trainer).
     """
     sched = run.schedule
     lr = run_lr(run)
@@ -99,6 +105,7 @@ def make_trainer(
         amp=run.amp,
         tensorboard=tensorboard,
         on_step=on_step,
+        max_skipped_images=max_skipped_images,
     )
 
 

@@ -49,6 +49,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from det_engine.optional_deps import install_command, missing
+
 MODES = ("train", "infer")
 DATA = ("random", "shapes")
 TORCHVISION_NAMES = {
@@ -157,6 +159,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--compare torchvision needs backbone r50 and no variant")
     if args.runtime and (args.mode, args.device) != ("infer", "cpu"):
         parser.error("--runtime onnxruntime times inference on the CPU: use infer --device cpu")
+    if args.runtime:
+        absent = missing("onnx", "onnxscript", "onnxruntime")
+        if absent:  # before any model is built and timed
+            needs = " and ".join(absent)
+            parser.error(f"--runtime onnxruntime needs {needs}: {install_command(absent)}")
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is available")
     args.img_size = tuple(args.img_size or COMPARE_SIZE)

@@ -1,22 +1,27 @@
-"""What the train and test command lines share: the zoo-row and data arguments, and the
-datasets they name (through det_engine.data)."""
+"""What the train and test command lines share: the zoo-row and data arguments, the
+datasets they name (through det_engine.data), and stopping all ranks on one rank's error."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Collection
 from typing import Any
 
 from det_engine import data
 from det_engine.data import DataError
+from det_engine.distributed import errors_of_all_ranks, is_main_process
 from det_models.config import DataConfig
 
 __all__ = [
     "DataError",
     "add_common_arguments",
+    "add_data_check_arguments",
     "build_dataset",
     "check_checkpoint_row",
     "named_row",
     "row_data_config",
+    "stop_on_errors",
 ]
 
 
@@ -59,8 +64,8 @@ def add_common_arguments(parser: argparse.ArgumentParser, row_required: bool = T
         "--proposals-train",
         default=None,
         metavar="FILE",
-        help="Fast R-CNN: proposals of the training images (.pkl/.json per image id, or a "
-        "2019 zoo .pkl); default the row's file under the data root",
+        help="Fast R-CNN: proposals of the training images (.npz/.json/.pt per image id, or "
+        "a 2019 zoo .pkl, read data-only); default the row's file under the data root",
     )
     parser.add_argument(
         "--proposals-test",
@@ -92,6 +97,7 @@ def build_dataset(
     family: str,
     split: str,
     train: bool,
+    exclude_ids: Collection[int] = (),
 ):
     """The dataset of ``split`` ("train" or "val") from ``source`` with ``data_config``'s
     transforms, and the proposal files of a Fast R-CNN.
@@ -103,6 +109,7 @@ def build_dataset(
         family: the model family (fast_rcnn reads proposals).
         split: "train" or "val".
         train: training transforms and filters.
+        exclude_ids: image ids left out (the data check's bad images, --skip-bad-images).
 
     Raises:
         DataError: data or a proposals file is missing; the message says what to do.
@@ -118,7 +125,39 @@ def build_dataset(
         split=split,
         given=given,
     )
-    return data.build_dataset(data_config, source, root, split, train=train, proposals=proposals)
+    return data.build_dataset(
+        data_config, source, root, split, train=train, proposals=proposals, exclude_ids=exclude_ids
+    )
+
+
+def add_data_check_arguments(parser: argparse.ArgumentParser) -> None:
+    """The pre-flight data check's flags (train and quickstart)."""
+    parser.add_argument(
+        "--skip-data-check",
+        action="store_true",
+        help="start training without first checking every image and annotation",
+    )
+    parser.add_argument(
+        "--skip-bad-images",
+        action="store_true",
+        help="when the data check finds problems, train without the images concerned "
+        "(and say how many) instead of stopping",
+    )
+    parser.add_argument(
+        "--check-workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="processes decoding images for the data check (default: the CPUs at hand)",
+    )
+    parser.add_argument(
+        "--max-skipped-images",
+        type=int,
+        default=10,
+        metavar="N",
+        help="images that may fail to load during training (changed after the check), each "
+        "skipped with a warning and counted in the log; one more stops the run (default 10)",
+    )
 
 
 def named_row(args: argparse.Namespace) -> tuple[str, str, str] | None:
@@ -143,3 +182,17 @@ def check_checkpoint_row(args: argparse.Namespace, run: Any, what: str) -> None:
             f"{args.ckpt} is a checkpoint of {run.name} (zoo row {run.key}), not of {named}; "
             f"leave the row out to {what} the checkpoint's own"
         )
+
+
+def stop_on_errors(error: str | None) -> bool:
+    """Whether any rank failed at this point (``error``: this rank's message, or None).
+
+    Every rank calls it at the same point; rank 0 prints all ranks' errors as one message
+    ("error: rank 1: ...") and every rank returns together, instead of the healthy ranks
+    waiting in their first collective for one that has already given up. In a single
+    process it prints ``error: MESSAGE``.
+    """
+    errors = errors_of_all_ranks(error)
+    if errors and is_main_process():
+        print(f"error: {'; '.join(errors)}", file=sys.stderr)
+    return bool(errors)

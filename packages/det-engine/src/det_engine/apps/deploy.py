@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from det_engine.optional_deps import MissingPackageError, require
 from det_models.config import DataConfig, from_plain
 from det_models.export import paste_mask_probs
 from det_models.predict import preprocess
@@ -42,11 +43,13 @@ class OnnxDetector:
         threads: onnxruntime intra-op threads (None: its default).
 
     Raises:
+        MissingPackageError: onnxruntime is not installed (the message gives the pip command).
         FileNotFoundError: no such file.
         ValueError: the file lacks the metadata det_engine.export writes.
     """
 
     def __init__(self, path: str | os.PathLike, *, threads: int | None = None) -> None:
+        require("onnxruntime", purpose="running an ONNX detector")
         import onnxruntime
 
         path = Path(path)
@@ -130,6 +133,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        require("onnxruntime", purpose="python -m det_engine.deploy")
         detector = OnnxDetector(args.model, threads=args.threads)
         for image in args.images:
             detections = detector(image)
@@ -142,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
                 name = detector.class_names[label] if detector.class_names else str(label)
                 corners = ", ".join(f"{v:.1f}" for v in box)
                 print(f"  {name:<12} {score:.3f}  [{corners}]")
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError, MissingPackageError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

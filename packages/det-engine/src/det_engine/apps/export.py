@@ -37,6 +37,7 @@ import torch
 
 from det_engine.apps.cli import check_checkpoint_row, named_row
 from det_engine.checkpoint import CheckpointError, resolve
+from det_engine.optional_deps import MissingPackageError, require
 from det_models.config import DataConfig, to_plain
 from det_models.export import (
     ExportableDetector,
@@ -95,6 +96,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.format == "onnx":
+        try:  # before the model is loaded and traced
+            require("onnx", "onnxscript", purpose="--format onnx")
+        except MissingPackageError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     try:
         if args.ckpt is not None:
             args.ckpt = str(resolve(args.ckpt))

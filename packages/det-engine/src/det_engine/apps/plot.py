@@ -16,6 +16,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from det_engine.optional_deps import MissingPackageError, install_command, require
+
 # AP-like metrics drawn in the AP panel: COCO's AP, AP50, AP75 of each kind (bbox_AP, ...),
 # VOC's mAP, and the proposal recalls of an RPN (proposal_AR@100, ...).
 _AP_KEY = re.compile(r"^(?:\w+_)?(?:AP|AP50|AP75|mAP)$|^proposal_AR@\d+$")
@@ -111,12 +113,13 @@ def _eval_json(path: Path) -> list[dict]:
 
 
 def _figure(panels: int):
+    require("matplotlib", purpose="drawing the curves")
     try:
         from matplotlib.figure import Figure
-    except ImportError as e:
-        raise ImportError(
-            "drawing the curves needs matplotlib: pip install det-engine[plot] "
-            "(or pip install matplotlib)"
+    except ImportError as e:  # an incomplete matplotlib
+        raise MissingPackageError(
+            f"drawing the curves needs matplotlib.figure ({e}): {install_command(['matplotlib'])}",
+            ["matplotlib"],
         ) from e
     fig = Figure(figsize=(5.0 * panels, 3.8), layout="constrained")
     return fig, fig.subplots(1, panels, squeeze=False)[0]
@@ -173,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="PNG to write (default WORK_DIR/curves.png)")
     args = parser.parse_args(argv)
     try:
+        require("matplotlib", purpose="python -m det_engine.plot")
         path = plot_work_dir(args.work_dir, args.out)
     except (FileNotFoundError, ValueError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -6,7 +6,8 @@ iterations is planned from the measured step time and revised as the run goes), 
 with the COCO metrics, and writes into the work dir:
 
     detections.png  validation images with the detections drawn on them
-    curves.png      the losses, the learning rate and the AP
+    curves.png      the losses, the learning rate and the AP (needs matplotlib; without
+                    it the run says so at its start and skips the picture)
     eval.json       the COCO metrics
     log.jsonl       the training log
     iter_*.pth      the checkpoint (``python -m det_engine.demo IMAGE --ckpt ...`` and
@@ -29,12 +30,17 @@ from pathlib import Path
 import torch
 
 from det_engine import checkpoint as ckpt
+from det_engine.apps.cli import add_data_check_arguments
+from det_engine.atomic_write import WriteError
 from det_engine.budget import TimeBudget, parse_duration
-from det_engine.data import build_dataset, collate_fn
+from det_engine.data import DataError, build_dataset, collate_fn
 from det_engine.evaluation.loop import write_metrics
 from det_engine.guard import NonFiniteLossError
+from det_engine.optional_deps import install_command, missing
+from det_engine.preflight import check_run_data
 from det_engine.recipes import QUICKSTART_FAMILIES, quickstart_run
 from det_engine.runtime import pick_device, set_seed
+from det_engine.trainer import UnreadableImagesError
 from det_engine.training import evaluate_run, make_loader, make_trainer
 from det_models.builder import build_model
 from det_models.checkpoint import model_from_checkpoint
@@ -91,20 +97,44 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="DIR",
         help="fast_rcnn: the work dir of a `--family rpn` run whose proposals it learns from",
     )
+    add_data_check_arguments(parser)
     return parser.parse_args(argv)
 
 
-def shapes_datasets(run, root: str | None, proposals: tuple[Path, Path] | None = None):
-    """(train, val) shapes datasets of a quickstart run (and its proposal files)."""
+def shapes_datasets(
+    run,
+    root: str | None,
+    proposals: tuple[Path, Path] | None = None,
+    exclude: dict[str, set[int]] | None = None,
+):
+    """(train, val) shapes datasets of a quickstart run (its proposal files, and the image
+    ids a data check left out per split)."""
     train_props, val_props = proposals if proposals is not None else (None, None)
-    train = build_dataset(run.data, "shapes", root, "train", train=True, proposals=train_props)
-    val = build_dataset(run.data, "shapes", root, "val", train=False, proposals=val_props)
+    exclude = exclude or {}
+    train = build_dataset(
+        run.data,
+        "shapes",
+        root,
+        "train",
+        train=True,
+        proposals=train_props,
+        exclude_ids=exclude.get("train", ()),
+    )
+    val = build_dataset(
+        run.data,
+        "shapes",
+        root,
+        "val",
+        train=False,
+        proposals=val_props,
+        exclude_ids=exclude.get("val", ()),
+    )
     return train, val
 
 
 @torch.no_grad()
 def write_proposals(rpn_checkpoint: Path, root: str | None, out_dir: Path) -> tuple[Path, Path]:
-    """Runs a quickstart RPN over both shapes splits; writes ``proposals_{train,val}.pkl``.
+    """Runs a quickstart RPN over both shapes splits; writes ``proposals_{train,val}.npz``.
 
     Each file maps image id -> float32 array[K, 5] (x1, y1, x2, y2, score) in original
     pixels, the format of ``python -m det_engine.test rpn ... --proposals-out``.
@@ -123,7 +153,7 @@ def write_proposals(rpn_checkpoint: Path, root: str | None, out_dir: Path) -> tu
             found[dataset.records[index].image_id] = torch.cat(
                 [out["boxes"], out["scores"][:, None]], 1
             )
-        paths.append(save_proposals(out_dir / f"proposals_{split}.pkl", found))
+        paths.append(save_proposals(out_dir / f"proposals_{split}.npz", found))
     return paths[0], paths[1]
 
 
@@ -138,6 +168,15 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    # Checked before any work: nothing after training may stop on a missing package.
+    draw_curves = not missing("matplotlib")
+    if not draw_curves:
+        print(
+            "note: matplotlib is not installed: the run will skip curves.png (the metrics, "
+            f"pictures and checkpoint are written); to draw them: "
+            f"{install_command(['matplotlib'])}",
+            flush=True,
+        )
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
@@ -158,7 +197,21 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(f"computing proposals with {rpn_ckpt}...", flush=True)
         proposals = write_proposals(rpn_ckpt, args.data_root, work_dir)
-    train_set, val_set = shapes_datasets(run, args.data_root, proposals)
+    exclude = None
+    if not args.skip_data_check:
+        try:
+            exclude = check_run_data(
+                run.data,
+                "shapes",
+                args.data_root,
+                ("train", "val"),
+                workers=args.check_workers,
+                skip_bad_images=args.skip_bad_images,
+            )
+        except DataError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    train_set, val_set = shapes_datasets(run, args.data_root, proposals, exclude)
     amp = _amp(args.amp, device)
     run = dataclasses.replace(
         run,
@@ -179,7 +232,14 @@ def main(argv: list[str] | None = None) -> int:
             reserve_s=_evaluation_seconds(model, val_set, run, device) + _AFTER_TRAINING_S,
         )
     trainer = make_trainer(
-        run, model, loader, work_dir, device=device, log_interval=args.log_interval, on_step=budget
+        run,
+        model,
+        loader,
+        work_dir,
+        device=device,
+        log_interval=args.log_interval,
+        on_step=budget,
+        max_skipped_images=args.max_skipped_images,
     )
     if args.resume:
         path = trainer.resume()
@@ -203,6 +263,11 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     except KeyboardInterrupt:  # the trainer saved a checkpoint: --resume continues
         return 130
+    except WriteError:  # the trainer said what failed and which checkpoint to resume from
+        return 1
+    except UnreadableImagesError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     train_s = time.perf_counter() - start
     start = time.perf_counter()
     metrics = evaluate_run(run, trainer.model, val_set, device)
@@ -217,9 +282,12 @@ def main(argv: list[str] | None = None) -> int:
         device,
         collate_fn(run.data),
     )
-    from det_engine.apps.plot import plot_work_dir
+    if draw_curves:
+        from det_engine.apps.plot import plot_work_dir
 
-    curves = plot_work_dir(work_dir)
+        curves = plot_work_dir(work_dir)
+    else:
+        curves = f"skipped (matplotlib is not installed: {install_command(['matplotlib'])})"
     total_s = time.monotonic() - started
     write_metrics(
         work_dir / "eval.json",

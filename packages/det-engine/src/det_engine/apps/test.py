@@ -10,14 +10,15 @@ resize, as the zoo measured it::
 
     python -m det_engine.test faster_rcnn r50 1x --ckpt faster_rcnn_r50_fpn_1x_20181010-3d1b3351.pth
 
-An RPN's proposals can be written for Fast R-CNN (``--proposals-out FILE.pkl`` or ``.json``:
-per image id an array of [x1, y1, x2, y2, score] in original-image pixels, best first), for
-the training images with ``--split train`` and for the test images with ``--split val``::
+An RPN's proposals can be written for Fast R-CNN (``--proposals-out FILE.npz``, ``.json`` or
+``.pt``: per image id an array of [x1, y1, x2, y2, score] in original-image pixels, best
+first), for the training images with ``--split train`` and for the test images with
+``--split val``::
 
     python -m det_engine.test rpn r50 1x --ckpt RPN.pth --split train \\
-        --proposals-out proposals_train.pkl
-    python -m det_engine.train fast_rcnn r50 1x --proposals-train proposals_train.pkl \\
-        --proposals-test proposals_val.pkl
+        --proposals-out proposals_train.npz
+    python -m det_engine.train fast_rcnn r50 1x --proposals-train proposals_train.npz \\
+        --proposals-test proposals_val.npz
 
 Also under ``torchrun``: every rank evaluates a share of the images, rank 0 scores them.
 """
@@ -39,6 +40,7 @@ from det_engine.apps.cli import (
     check_checkpoint_row,
     named_row,
     row_data_config,
+    stop_on_errors,
 )
 from det_engine.checkpoint import CheckpointError, resolve
 from det_engine.data import collate_fn, data_config_for
@@ -85,7 +87,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--proposals-out",
         default=None,
         metavar="FILE",
-        help="RPN: also write its proposals of the split's images to FILE (.pkl or .json), "
+        help="RPN: also write its proposals of the split's images to FILE (.npz, .json or "
+        ".pt), "
         "for --proposals-train / --proposals-test of a Fast R-CNN",
     )
     return parser.parse_args(argv)
@@ -94,15 +97,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     device = pick_device(args.device)
-    dist_info = init_from_env()
+    dist_info = init_from_env(device=device)  # gloo for --device cpu, NCCL for cuda
     if dist_info.world_size > 1 and device.type == "cuda":
         device = dist_info.device
     if args.data == "voc" and args.eval:
         message = "--eval names COCO metrics; --data voc is scored with VOC mAP"
         print(f"error: {message}", file=sys.stderr)
         return 2
-    if args.proposals_out is not None and Path(args.proposals_out).suffix not in (".pkl", ".json"):
-        message = f"--proposals-out {args.proposals_out}: name a .pkl or .json file"
+    written = (".npz", ".json", ".pt")  # det_data.save_proposals' formats: no pickles
+    if args.proposals_out is not None and Path(args.proposals_out).suffix not in written:
+        message = f"--proposals-out {args.proposals_out}: name a .npz, .json or .pt file"
         print(f"error: {message}", file=sys.stderr)
         return 2
     try:
@@ -121,7 +125,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"{len(dataset.classes)}; test on the data it was trained on ({run.dataset})"
             )
     except (DataError, CheckpointError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        error = str(e)
+    else:
+        error = None
+    # A rank that cannot read the checkpoint or the data stops every rank, one message.
+    if stop_on_errors(error):
         return 2
     model.to(device)
     results = predict_dataset(

@@ -11,19 +11,23 @@ import argparse
 import sys
 from pathlib import Path
 
-from det_engine.apps.cli import DataError, add_common_arguments, build_dataset, row_data_config
-from det_engine.checkpoint import CheckpointError, checkpoint_path, load_model_weights
-from det_engine.distributed import (
-    all_ranks_ok,
-    get_rank,
-    get_world_size,
-    init_from_env,
-    is_main_process,
+from det_engine.apps.cli import (
+    DataError,
+    add_common_arguments,
+    add_data_check_arguments,
+    build_dataset,
+    row_data_config,
+    stop_on_errors,
 )
+from det_engine.atomic_write import WriteError
+from det_engine.checkpoint import CheckpointError, checkpoint_path, latest, load_model_weights
+from det_engine.distributed import get_rank, get_world_size, init_from_env, is_main_process
 from det_engine.evaluation.loop import write_metrics
 from det_engine.guard import NonFiniteLossError
 from det_engine.metric_log import tensorboard_writer_class
+from det_engine.preflight import check_run_data
 from det_engine.runtime import pick_device, set_seed
+from det_engine.trainer import UnreadableImagesError
 from det_engine.training import evaluate_run, make_loader, make_trainer, run_lr
 
 
@@ -47,6 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--log-interval", type=int, default=50)
     parser.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
+    add_data_check_arguments(parser)
     parser.add_argument(
         "--load-from",
         default=None,
@@ -104,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.amp == "fp16" and device.type != "cuda":
         print("error: --amp fp16 needs --device cuda; on the CPU use --amp bf16", file=sys.stderr)
         return 2
-    dist_info = init_from_env()
+    dist_info = init_from_env(device=device)  # gloo for --device cpu, NCCL for cuda
     if dist_info.world_size > 1 and device.type == "cuda":
         device = dist_info.device
     set_seed(args.seed + get_rank())
@@ -115,21 +120,37 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     weights = backbone_weights_source(args, cfg)
-    error = resolve_on_every_rank(weights, dist_info.local_rank)
-    if error is not None:
-        print(f"error: {error}", file=sys.stderr)
+    if find_weights_on_every_rank(weights, dist_info.local_rank):
         return 2
     family = cfg.model.family
+    error = None
     try:
         source, data_cfg = row_data_config(args, cfg)
-        train_set = build_dataset(args, source, data_cfg, family, "train", train=True)
+        splits = ("train",) if args.no_eval else ("train", "val")
+        exclude = {split: set() for split in splits}
+        if not args.skip_data_check:  # every image and annotation, before any work
+            exclude = check_run_data(
+                data_cfg,
+                source,
+                args.data_root,
+                splits,
+                workers=args.check_workers,
+                skip_bad_images=args.skip_bad_images,
+            )
+        train_set = build_dataset(
+            args, source, data_cfg, family, "train", train=True, exclude_ids=exclude["train"]
+        )
         val_set = (
             None
             if args.no_eval
-            else build_dataset(args, source, data_cfg, family, "val", train=False)
+            else build_dataset(
+                args, source, data_cfg, family, "val", train=False, exclude_ids=exclude["val"]
+            )
         )
     except (DataError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        error = str(e)
+    # A rank that cannot see the data stops every rank, with one message on rank 0.
+    if stop_on_errors(error):
         return 2
     name = "_".join(p for p in (args.model, args.backbone, args.schedule, args.variant) if p)
     work_dir = Path(args.work_dir) if args.work_dir else Path("work_dirs") / name
@@ -153,16 +174,20 @@ def main(argv: list[str] | None = None) -> int:
         amp=args.amp,
     )
     model = build_model(run.model)
+    error = None
     try:
         init_backbone_weights(args, cfg, model, weights)
     except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        error = str(e)
+    if stop_on_errors(error):
         return 2
     if args.load_from is not None:
+        error = None
         try:
             load_model_weights(model, args.load_from)
         except (CheckpointError, FileNotFoundError) as e:
-            print(f"error: --load-from: {e}", file=sys.stderr)
+            error = f"--load-from: {e}"
+        if stop_on_errors(error):
             return 2
         if is_main_process():
             print(f"loaded model weights from {args.load_from}", flush=True)
@@ -177,9 +202,16 @@ def main(argv: list[str] | None = None) -> int:
         max_iters=args.max_iters,
         log_interval=args.log_interval,
         tensorboard=args.tensorboard,
+        max_skipped_images=args.max_skipped_images,
     )
     if args.resume is not None:
-        path = trainer.resume(args.resume or None)
+        error = None
+        try:
+            path = trainer.resume(args.resume or None)
+        except (CheckpointError, FileNotFoundError) as e:
+            error = f"--resume: {e}"
+        if stop_on_errors(error):
+            return 2
         if is_main_process():
             print(f"resumed from {path} at iteration {trainer.iteration}", flush=True)
     if is_main_process():
@@ -196,6 +228,11 @@ def main(argv: list[str] | None = None) -> int:
         return 3
     except KeyboardInterrupt:
         return 130
+    except WriteError:  # the trainer said what failed and which checkpoint to resume from
+        return 1
+    except UnreadableImagesError as e:
+        print(f"error: {e} (last checkpoint: {latest(work_dir)})", file=sys.stderr)
+        return 1
     if val_set is not None:
         metrics = evaluate_run(run, trainer.model, val_set, device)
         if metrics is not None:
@@ -220,32 +257,31 @@ def backbone_weights_source(args: argparse.Namespace, cfg) -> str | None:
     return cfg.model.backbone.pretrained
 
 
-def resolve_on_every_rank(weights: str | None, local_rank: int) -> str | None:
-    """Finds the backbone's weights file before any training work: first on each machine's
-    first process (which may download it into torch.hub's cache), then on the others (which
-    find it there). Every rank takes part, so one failing ends them all.
+def find_weights_on_every_rank(weights: str | None, local_rank: int) -> bool:
+    """Whether the run must stop because a rank cannot find the backbone's weights file.
 
-    Returns:
-        None, or the error message (naming the file, its URL and where to put it).
+    Each machine's first process looks (and downloads into torch.hub's cache) first, then the
+    others find the file there. Every rank takes part, so one failing stops all of them
+    together, before any training work; rank 0 prints the error (naming the file, its URL
+    and where to put it).
     """
+    first = local_rank == 0
+    if stop_on_errors(find_weights(weights, download=True) if first else None):
+        return True
+    return stop_on_errors(None if first else find_weights(weights, download=False))
+
+
+def find_weights(weights: str | None, *, download: bool) -> str | None:
+    """None when the backbone's weights file is found (or there are none to find), else the
+    error message naming the file, its URL and where to put it."""
     from det_models.backbone_weights import WeightsNotFoundError, find_backbone_weights
 
-    def attempt(download: bool) -> str | None:
-        if weights is None:
-            return None
-        try:
-            find_backbone_weights(weights, download=download)
-        except WeightsNotFoundError as e:
-            return str(e)
+    if weights is None:
         return None
-
-    first = local_rank == 0
-    error = attempt(download=True) if first else None
-    if not all_ranks_ok(error is None):
-        return error or f"backbone weights {weights}: not found by another process"
-    error = None if first else attempt(download=False)
-    if not all_ranks_ok(error is None):
-        return error or f"backbone weights {weights}: not found by another process"
+    try:
+        find_backbone_weights(weights, download=download)
+    except WeightsNotFoundError as e:
+        return str(e)
     return None
 
 

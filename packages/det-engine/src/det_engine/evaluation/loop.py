@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
+from det_engine.atomic_write import write_atomically
 from det_engine.distributed import gather_results, get_rank, get_world_size, is_main_process
 from det_engine.evaluation.coco import coco_evaluate
 from det_engine.evaluation.voc import voc_map
@@ -145,9 +146,10 @@ def voc_metrics(results: list[dict[str, Any]], dataset) -> dict[str, float]:
 
 
 def write_metrics(path: Path, metrics: dict[str, float], extra: dict[str, Any]) -> None:
-    """Writes ``{**extra, "metrics": metrics}`` as JSON and prints one line per metric."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({**extra, "metrics": metrics}, indent=2) + "\n")
+    """Writes ``{**extra, "metrics": metrics}`` as JSON (atomically) and prints one line per
+    metric."""
+    text = json.dumps({**extra, "metrics": metrics}, indent=2) + "\n"
+    write_atomically(path, lambda f: f.write(text.encode("utf-8")), what="metrics file")
     for name, value in metrics.items():
         print(f"{name}: {value:.4f}")
     print(f"metrics written to {path}", flush=True)
