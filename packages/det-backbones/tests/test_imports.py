@@ -35,4 +35,6 @@ def test_imports_only_what_design_allows():
     found = project_imports(SRC)
     assert "det_backbones" in found  # the scan sees the package's own imports
     forbidden = {package: where for package, where in found.items() if package not in ALLOWED}
-    assert not forbidden, f"det_backbones imports packages DESIGN.md does not allow: {forbidden}"
+    assert not forbidden, (
+        f"det_backbones imports packages docs/design.md does not allow: {forbidden}"
+    )

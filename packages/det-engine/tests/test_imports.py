@@ -1,5 +1,5 @@
 """det-engine imports, of the project's packages, only det-models and det-data
-(DESIGN.md's table): det-heads, det-backbones and det-ops reach it through det-models.
+(docs/design.md's table): det-heads, det-backbones and det-ops reach it through det-models.
 
 Its line there: det-engine  det_engine  det-models, det-data
 """
@@ -34,4 +34,4 @@ def test_imports_only_what_design_allows():
     found = project_imports(SRC)
     assert "det_engine" in found  # the scan sees the package's own imports
     forbidden = {package: where for package, where in found.items() if package not in ALLOWED}
-    assert not forbidden, f"det_engine imports packages DESIGN.md does not allow: {forbidden}"
+    assert not forbidden, f"det_engine imports packages docs/design.md does not allow: {forbidden}"

@@ -1,4 +1,4 @@
-"""det-heads imports, of the project's packages, only det-ops (DESIGN.md's table).
+"""det-heads imports, of the project's packages, only det-ops (docs/design.md's table).
 
 Its line there: det-heads  det_heads  torch, det-ops. det-backbones, det-heads and det-data
 never import each other.
@@ -34,4 +34,4 @@ def test_imports_only_what_design_allows():
     found = project_imports(SRC)
     assert "det_heads" in found  # the scan sees the package's own imports
     forbidden = {package: where for package, where in found.items() if package not in ALLOWED}
-    assert not forbidden, f"det_heads imports packages DESIGN.md does not allow: {forbidden}"
+    assert not forbidden, f"det_heads imports packages docs/design.md does not allow: {forbidden}"

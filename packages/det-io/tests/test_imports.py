@@ -1,4 +1,4 @@
-"""det-io imports no project package (DESIGN.md's table): every other package may use it.
+"""det-io imports no project package (docs/design.md's table): every other package may use it.
 
 Its line there: det-io  det_io  numpy.
 """

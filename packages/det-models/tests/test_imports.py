@@ -1,5 +1,5 @@
 """det-models imports, of the project's packages, only det-backbones and det-heads
-(DESIGN.md's table): the kernels of det-ops reach it through those two.
+(docs/design.md's table): the kernels of det-ops reach it through those two.
 
 Its line there: det-models  det_models  det-backbones, det-heads
 """
@@ -34,4 +34,4 @@ def test_imports_only_what_design_allows():
     found = project_imports(SRC)
     assert "det_models" in found  # the scan sees the package's own imports
     forbidden = {package: where for package, where in found.items() if package not in ALLOWED}
-    assert not forbidden, f"det_models imports packages DESIGN.md does not allow: {forbidden}"
+    assert not forbidden, f"det_models imports packages docs/design.md does not allow: {forbidden}"

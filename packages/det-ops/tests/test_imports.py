@@ -1,4 +1,4 @@
-"""det-ops imports no other package of the project (DESIGN.md's table).
+"""det-ops imports no other package of the project (docs/design.md's table).
 
 Its line there: det-ops  det_ops  numpy (torch optional); test_packaging.py checks that the
 numpy path imports no torch.
@@ -34,4 +34,4 @@ def test_imports_only_what_design_allows():
     found = project_imports(SRC)
     assert "det_ops" in found  # the scan sees the package's own imports
     forbidden = {package: where for package, where in found.items() if package not in ALLOWED}
-    assert not forbidden, f"det_ops imports packages DESIGN.md does not allow: {forbidden}"
+    assert not forbidden, f"det_ops imports packages docs/design.md does not allow: {forbidden}"

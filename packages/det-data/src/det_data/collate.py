@@ -1,4 +1,4 @@
-"""Batching samples into the padded tensors and lists of DESIGN.md's data contract."""
+"""Batching samples into the padded tensors and lists of docs/design.md's data contract."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The part every detection dataset shares: records in memory, image decoding, the
-sample contract of DESIGN.md, transforms and the aspect-ratio groups for the samplers."""
+sample contract of docs/design.md, transforms and the aspect-ratio groups for the samplers."""
 
 from __future__ import annotations
 

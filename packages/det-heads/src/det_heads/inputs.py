@@ -1,6 +1,6 @@
 """Checks and readers for the targets, metas and feature lists that cross into the heads.
 
-The data contract is in shared/DESIGN.md: targets are dicts of boxes float[N, 4]
+The data contract is in docs/design.md: targets are dicts of boxes float[N, 4]
 (x1, y1, x2, y2, input pixels) and labels int64[N] in 0..C-1, optionally ignore_boxes
 float[M, 4] and masks; metas are dicts with img_shape (h, w[, c]) and scale_factor.
 
