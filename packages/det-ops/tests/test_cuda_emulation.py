@@ -112,3 +112,10 @@ def test_bad_launch_configuration_is_a_launch_error(emulated):
 def test_grid_cap_is_checked(emulated):
     with pytest.raises(ValueError, match=r"blocks must be in \[1, 2\*\*31 - 1\], got 0"):
         emulated.module.set_max_grid_blocks(0)
+
+
+def test_index_width_limit_is_checked(emulated):
+    with pytest.raises(ValueError, match=r"elements must be in \[0, 2\*\*30\], got -1"):
+        emulated.module.set_max_index32_elements(-1)
+    with pytest.raises(ValueError, match=r"elements must be in \[0, 2\*\*30\], got 1073741825"):
+        emulated.module.set_max_index32_elements(2**30 + 1)

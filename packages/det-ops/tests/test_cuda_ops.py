@@ -10,7 +10,8 @@ One file for both, so that the two cannot drift apart.
 
 Sizes are chosen so that grids end in partial blocks (not multiples of 256 or 64), and the
 `grid` fixture also runs the grid-stride kernels with a one-block grid, so that every
-thread loops over several items.
+thread loops over several items, and with 64-bit indices (which the kernels take only for
+tensors of more than 2**30 elements, too large for the tests otherwise).
 """
 
 import pytest
@@ -30,14 +31,18 @@ def device(request):
     return Device(request.param)
 
 
-@pytest.fixture(params=["full grid", "one block"])
+@pytest.fixture(params=["full grid", "one block", "64-bit indices"])
 def grid(request, device):
-    """The grid-stride kernels with their usual grid, or with one block of 256 threads."""
+    """The grid-stride kernels with their usual grid and 32-bit indices, with one block of
+    256 threads, or with their usual grid and 64-bit indices."""
     if request.param == "full grid":
         yield
-        return
-    with device.max_grid_blocks(1):
-        yield
+    elif request.param == "one block":
+        with device.max_grid_blocks(1):
+            yield
+    else:
+        with device.max_index32_elements(0):
+            yield
 
 
 def clustered(n, dtype, seed):

@@ -47,8 +47,9 @@ def demangle(names: list[str]) -> dict[str, str]:
 
 
 def _last_name(head: str) -> str:
-    base = head[: head.index("<")]
-    return base.split("::")[-1] + head[head.index("<") :]
+    base, args = head[: head.index("<")], head[head.index("<") :]
+    args = re.sub(r"\blong\b", "int64", re.sub(r"\bint\b", "int32", args))  # index types
+    return base.split("::")[-1] + args
 
 
 def report(source: Path, arch: str) -> list[tuple[str, str, int, int, int, int, int]]:

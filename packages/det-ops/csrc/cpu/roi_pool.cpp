@@ -19,14 +19,14 @@ void roi_pool_forward(const T* input, const T* rois, const RoIPoolShape& s, T* o
   const T scale = static_cast<T>(s.spatial_scale);
   // Bin edges of every RoI, computed once: rows [pooled_h], then columns [pooled_w].
   std::vector<int64_t> batch(s.num_rois);
-  std::vector<PoolBin> edges(s.num_rois * (s.pooled_h + s.pooled_w));
+  std::vector<PoolBin<>> edges(s.num_rois * (s.pooled_h + s.pooled_w));
   for (int64_t k = 0; k < s.num_rois; ++k) {
     const T* roi = rois + 5 * k;
     batch[k] = pool_roi_batch(roi, s.batch);
     if (batch[k] < 0) continue;
     const int64_t x1 = round_coordinate(roi[1] * scale), y1 = round_coordinate(roi[2] * scale);
     const int64_t x2 = round_coordinate(roi[3] * scale), y2 = round_coordinate(roi[4] * scale);
-    PoolBin* e = &edges[k * (s.pooled_h + s.pooled_w)];
+    PoolBin<>* e = &edges[k * (s.pooled_h + s.pooled_w)];
     for (int64_t ph = 0; ph < s.pooled_h; ++ph) e[ph] = pool_bin<T>(y1, y2, s.pooled_h, ph, s.height);
     for (int64_t pw = 0; pw < s.pooled_w; ++pw) {
       e[s.pooled_h + pw] = pool_bin<T>(x1, x2, s.pooled_w, pw, s.width);
@@ -44,11 +44,11 @@ void roi_pool_forward(const T* input, const T* rois, const RoIPoolShape& s, T* o
           continue;
         }
         const T* data = input + (batch[k] * s.channels + c) * plane;
-        const PoolBin* e = &edges[k * (s.pooled_h + s.pooled_w)];
+        const PoolBin<>* e = &edges[k * (s.pooled_h + s.pooled_w)];
         for (int64_t ph = 0; ph < s.pooled_h; ++ph) {
-          const PoolBin rows = e[ph];
+          const PoolBin<> rows = e[ph];
           for (int64_t pw = 0; pw < s.pooled_w; ++pw) {
-            const PoolBin cols = e[s.pooled_h + pw];
+            const PoolBin<> cols = e[s.pooled_h + pw];
             const bool empty = rows.end <= rows.start || cols.end <= cols.start;
             T best = empty ? T(0) : T(-FLT_MAX);
             int64_t best_index = -1;

@@ -1,6 +1,7 @@
 // Deformable RoI pooling on the GPU: one thread per output element (forward,
 // and the input gradient with atomicAdd), one per (RoI, bin) for the offset
-// and mask gradients. Geometry, shifts, taps and divisors come from
+// and mask gradients. Indices are 32-bit where the tensors allow
+// (with_index_type); only the offset gradient computes the taps' derivatives. Geometry, shifts, taps and divisors come from
 // csrc/common, for both modes (RoIAlign's and the 2019 kernel's).
 #include "common/bilinear.h"
 #include "common/deform_roi_pool.h"
@@ -10,111 +11,124 @@
 namespace det_ops::cuda {
 namespace {
 
-template <typename T>
-__device__ __forceinline__ BinShift<T> bin_shift(const DeformRoI<T>& g, const T* offset,
-                                                 int64_t k, int64_t bin,
-                                                 const DeformRoIPoolShape& s) {
-  const int64_t bins = s.pooled_h * s.pooled_w;
+// The sizes of a DeformRoIPoolShape in the kernel's index type.
+template <typename I>
+struct Sizes {
+  I channels, height, width, pooled_w, bins;
+
+  explicit __device__ Sizes(const DeformRoIPoolShape& s)
+      : channels(static_cast<I>(s.channels)),
+        height(static_cast<I>(s.height)),
+        width(static_cast<I>(s.width)),
+        pooled_w(static_cast<I>(s.pooled_w)),
+        bins(static_cast<I>(s.pooled_h) * static_cast<I>(s.pooled_w)) {}
+};
+
+template <typename T, typename I>
+__device__ __forceinline__ BinShift<T> bin_shift(const DeformRoI<T, I>& g, const T* offset, I k,
+                                                 I bin, I bins, const DeformRoIPoolShape& s) {
   return g.shift(static_cast<T>(s.gamma), offset == nullptr ? nullptr : offset + k * 2 * bins,
                  bins, bin);
 }
 
-template <typename T>
+template <typename T, typename I>
 __global__ void deform_roi_pool_forward_kernel(const T* input, const T* rois, const T* offset,
                                                const T* mask, DeformRoIPoolShape s, T* output) {
-  const int64_t bins = s.pooled_h * s.pooled_w;
-  DET_CUDA_LOOP(index, s.num_rois * s.channels * bins) {
-    const int64_t bin = index % bins, c = (index / bins) % s.channels, k = index / (bins * s.channels);
-    const DeformRoI<T> g = deform_roi(rois + 5 * k, s);
+  const Sizes<I> z(s);
+  DET_CUDA_INDEX_LOOP(I, index, static_cast<I>(s.num_rois) * z.channels * z.bins) {
+    const I bin = index % z.bins, c = (index / z.bins) % z.channels;
+    const I k = index / (z.bins * z.channels);
+    const DeformRoI<T, I> g = deform_roi<I>(rois + 5 * k, s);
     if (g.r.batch < 0) {
       output[index] = T(0);
       continue;
     }
-    const int64_t ph = bin / s.pooled_w, pw = bin % s.pooled_w;
-    const BinShift<T> shift = bin_shift(g, offset, k, bin, s);
-    const T* plane = input + (g.r.batch * s.channels + c) * s.height * s.width;
-    BilinearTaps<T> t;
+    const I ph = bin / z.pooled_w, pw = bin % z.pooled_w;
+    const BinShift<T> shift = bin_shift(g, offset, k, bin, z.bins, s);
+    const T* plane = input + (g.r.batch * z.channels + c) * z.height * z.width;
+    ForwardTaps<T, I> t;  // the forward needs no derivative
     T sum = T(0);
-    int64_t inside = 0;
-    for (int64_t iy = 0; iy < g.r.grid_h; ++iy) {
+    I inside = 0;
+    for (I iy = 0; iy < g.r.grid_h; ++iy) {
       const T y = g.point_y(ph, iy, shift.dy);
-      for (int64_t ix = 0; ix < g.r.grid_w; ++ix) {
-        if (!g.taps(s.height, s.width, y, g.point_x(pw, ix, shift.dx), t)) continue;
+      for (I ix = 0; ix < g.r.grid_w; ++ix) {
+        if (!g.taps(z.height, z.width, y, g.point_x(pw, ix, shift.dx), t)) continue;
         sum += t.sample(plane);
         ++inside;
       }
     }
     output[index] =
-        bin_value(sum, g.divisor(inside), mask == nullptr ? T(1) : mask[k * bins + bin]);
+        bin_value(sum, g.divisor(inside), mask == nullptr ? T(1) : mask[k * z.bins + bin]);
   }
 }
 
 // The divisor of bin (ph, pw) of RoI g shifted by `shift`: one pass over its
 // points before the pass that uses it.
-template <typename T>
-__device__ __forceinline__ T bin_divisor(const DeformRoI<T>& g, int64_t ph, int64_t pw,
-                                         const BinShift<T>& shift, const DeformRoIPoolShape& s) {
+template <typename T, typename I>
+__device__ __forceinline__ T bin_divisor(const DeformRoI<T, I>& g, I ph, I pw,
+                                         const BinShift<T>& shift, const Sizes<I>& z) {
   if (!g.legacy) return g.r.count;
-  BilinearTaps<T> t;
-  int64_t inside = 0;
-  for (int64_t iy = 0; iy < g.r.grid_h; ++iy) {
+  ForwardTaps<T, I> t;
+  I inside = 0;
+  for (I iy = 0; iy < g.r.grid_h; ++iy) {
     const T y = g.point_y(ph, iy, shift.dy);
-    for (int64_t ix = 0; ix < g.r.grid_w; ++ix) {
-      inside += g.taps(s.height, s.width, y, g.point_x(pw, ix, shift.dx), t) ? 1 : 0;
+    for (I ix = 0; ix < g.r.grid_w; ++ix) {
+      inside += g.taps(z.height, z.width, y, g.point_x(pw, ix, shift.dx), t) ? 1 : 0;
     }
   }
   return g.divisor(inside);
 }
 
-template <typename T>
+template <typename T, typename I>
 __global__ void deform_roi_pool_grad_input_kernel(const T* grad_output, const T* rois,
                                                   const T* offset, const T* mask,
                                                   DeformRoIPoolShape s, T* grad_input) {
-  const int64_t bins = s.pooled_h * s.pooled_w;
-  DET_CUDA_LOOP(index, s.num_rois * s.channels * bins) {
-    const int64_t bin = index % bins, c = (index / bins) % s.channels, k = index / (bins * s.channels);
-    const DeformRoI<T> g = deform_roi(rois + 5 * k, s);
+  const Sizes<I> z(s);
+  DET_CUDA_INDEX_LOOP(I, index, static_cast<I>(s.num_rois) * z.channels * z.bins) {
+    const I bin = index % z.bins, c = (index / z.bins) % z.channels;
+    const I k = index / (z.bins * z.channels);
+    const DeformRoI<T, I> g = deform_roi<I>(rois + 5 * k, s);
     if (g.r.batch < 0) continue;
-    const int64_t ph = bin / s.pooled_w, pw = bin % s.pooled_w;
-    const BinShift<T> shift = bin_shift(g, offset, k, bin, s);
-    const T grad_bin = bin_value(grad_output[index], bin_divisor(g, ph, pw, shift, s),
-                                 mask == nullptr ? T(1) : mask[k * bins + bin]);
-    T* grad = grad_input + (g.r.batch * s.channels + c) * s.height * s.width;
-    BilinearTaps<T> t;
-    for (int64_t iy = 0; iy < g.r.grid_h; ++iy) {
+    const I ph = bin / z.pooled_w, pw = bin % z.pooled_w;
+    const BinShift<T> shift = bin_shift(g, offset, k, bin, z.bins, s);
+    const T grad_bin = bin_value(grad_output[index], bin_divisor(g, ph, pw, shift, z),
+                                 mask == nullptr ? T(1) : mask[k * z.bins + bin]);
+    T* grad = grad_input + (g.r.batch * z.channels + c) * z.height * z.width;
+    ForwardTaps<T, I> t;
+    for (I iy = 0; iy < g.r.grid_h; ++iy) {
       const T y = g.point_y(ph, iy, shift.dy);
-      for (int64_t ix = 0; ix < g.r.grid_w; ++ix) {
-        if (!g.taps(s.height, s.width, y, g.point_x(pw, ix, shift.dx), t)) continue;
+      for (I ix = 0; ix < g.r.grid_w; ++ix) {
+        if (!g.taps(z.height, z.width, y, g.point_x(pw, ix, shift.dx), t)) continue;
         for (int i = 0; i < 4; ++i) atomicAdd(grad + t.offset[i], t.weight[i] * grad_bin);
       }
     }
   }
 }
 
-template <typename T>
+template <typename T, typename I>
 __global__ void deform_roi_pool_grad_offset_mask_kernel(const T* grad_output, const T* input,
                                                         const T* rois, const T* offset,
                                                         const T* mask, DeformRoIPoolShape s,
                                                         T* grad_offset, T* grad_mask) {
-  const int64_t bins = s.pooled_h * s.pooled_w;
-  const int64_t plane = s.height * s.width;
-  DET_CUDA_LOOP(index, s.num_rois * bins) {
-    const int64_t bin = index % bins, k = index / bins;
-    const DeformRoI<T> g = deform_roi(rois + 5 * k, s);
+  const Sizes<I> z(s);
+  const I bins = z.bins, plane = z.height * z.width;
+  DET_CUDA_INDEX_LOOP(I, index, static_cast<I>(s.num_rois) * bins) {
+    const I bin = index % bins, k = index / bins;
+    const DeformRoI<T, I> g = deform_roi<I>(rois + 5 * k, s);
     T value = T(0), dy = T(0), dx = T(0);
-    int64_t inside = 0;
+    I inside = 0;
     if (g.r.batch >= 0 && plane > 0) {
-      const int64_t ph = bin / s.pooled_w, pw = bin % s.pooled_w;
-      const BinShift<T> shift = bin_shift(g, offset, k, bin, s);
-      BilinearTaps<T> t;
-      for (int64_t iy = 0; iy < g.r.grid_h; ++iy) {
+      const I ph = bin / z.pooled_w, pw = bin % z.pooled_w;
+      const BinShift<T> shift = bin_shift(g, offset, k, bin, bins, s);
+      BilinearTaps<T, I> t;
+      for (I iy = 0; iy < g.r.grid_h; ++iy) {
         const T y = g.point_y(ph, iy, shift.dy);
-        for (int64_t ix = 0; ix < g.r.grid_w; ++ix) {
-          if (!g.taps(s.height, s.width, y, g.point_x(pw, ix, shift.dx), t)) continue;
+        for (I ix = 0; ix < g.r.grid_w; ++ix) {
+          if (!g.taps(z.height, z.width, y, g.point_x(pw, ix, shift.dx), t)) continue;
           ++inside;
-          for (int64_t c = 0; c < s.channels; ++c) {
-            const T go = grad_output[(k * s.channels + c) * bins + bin];
-            const T* data = input + (g.r.batch * s.channels + c) * plane;
+          for (I c = 0; c < z.channels; ++c) {
+            const T go = grad_output[(k * z.channels + c) * bins + bin];
+            const T* data = input + (g.r.batch * z.channels + c) * plane;
             value += go * t.sample(data);
             dy += go * sample_dy(t, data);
             dx += go * sample_dx(t, data);
@@ -146,8 +160,13 @@ void deform_roi_pool_forward(const T* input, const T* rois, const T* offset, con
     check(cudaMemsetAsync(output, 0, total * sizeof(T), as_stream(stream)), "deform_roi_pool");
     return;
   }
-  launch("deform_roi_pool_forward_kernel", deform_roi_pool_forward_kernel<T>, blocks_for(total),
-         kThreads, stream, input, rois, offset, mask, s, output);
+  with_index_type({total, 5 * s.num_rois, s.batch * s.channels * s.height * s.width},
+                  [&](auto index) {
+                    using I = decltype(index);
+                    launch("deform_roi_pool_forward_kernel", deform_roi_pool_forward_kernel<T, I>,
+                           blocks_for(total), kThreads, stream, input, rois, offset, mask, s,
+                           output);
+                  });
 }
 
 template <typename T>
@@ -157,15 +176,20 @@ void deform_roi_pool_backward(const T* grad_output, const T* input, const T* roi
                               std::uintptr_t stream) {
   const int64_t bins = s.pooled_h * s.pooled_w;
   const int64_t total = s.num_rois * s.channels * bins;
-  if (grad_input != nullptr && total > 0 && s.height * s.width > 0) {
-    launch("deform_roi_pool_grad_input_kernel", deform_roi_pool_grad_input_kernel<T>,
-           blocks_for(total), kThreads, stream, grad_output, rois, offset, mask, s, grad_input);
-  }
-  if ((grad_offset != nullptr || grad_mask != nullptr) && s.num_rois * bins > 0) {
-    launch("deform_roi_pool_grad_offset_mask_kernel", deform_roi_pool_grad_offset_mask_kernel<T>,
-           blocks_for(s.num_rois * bins), kThreads, stream, grad_output, input, rois, offset, mask,
-           s, grad_offset, grad_mask);
-  }
+  with_index_type({total, 5 * s.num_rois, 2 * s.num_rois * bins,
+                   s.batch * s.channels * s.height * s.width},
+                  [&](auto index) {
+    using I = decltype(index);
+    if (grad_input != nullptr && total > 0 && s.height * s.width > 0) {
+      launch("deform_roi_pool_grad_input_kernel", deform_roi_pool_grad_input_kernel<T, I>,
+             blocks_for(total), kThreads, stream, grad_output, rois, offset, mask, s, grad_input);
+    }
+    if ((grad_offset != nullptr || grad_mask != nullptr) && s.num_rois * bins > 0) {
+      launch("deform_roi_pool_grad_offset_mask_kernel",
+             deform_roi_pool_grad_offset_mask_kernel<T, I>, blocks_for(s.num_rois * bins),
+             kThreads, stream, grad_output, input, rois, offset, mask, s, grad_offset, grad_mask);
+    }
+  });
 }
 
 #define DET_OPS_INSTANTIATE(T)                                                                  \

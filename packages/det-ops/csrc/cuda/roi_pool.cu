@@ -1,5 +1,6 @@
 // RoIPool on the GPU: one thread per output element; the backward scatters
-// through the saved argmax with atomicAdd.
+// through the saved argmax with atomicAdd. Indices are 32-bit where the tensors
+// allow (with_index_type).
 #include <cfloat>
 
 #include "common/roi_geometry.h"
@@ -9,33 +10,36 @@
 namespace det_ops::cuda {
 namespace {
 
-template <typename T>
+template <typename T, typename I>
 __global__ void roi_pool_forward_kernel(const T* input, const T* rois, RoIPoolShape s, T* output,
                                         int64_t* argmax) {
-  const int64_t total = s.num_rois * s.channels * s.pooled_h * s.pooled_w;
+  const I channels = static_cast<I>(s.channels), height = static_cast<I>(s.height);
+  const I width = static_cast<I>(s.width);
+  const I pooled_h = static_cast<I>(s.pooled_h), pooled_w = static_cast<I>(s.pooled_w);
+  const I total = static_cast<I>(s.num_rois) * channels * pooled_h * pooled_w;
   const T scale = static_cast<T>(s.spatial_scale);
-  DET_CUDA_LOOP(index, total) {
-    const int64_t pw = index % s.pooled_w, ph = (index / s.pooled_w) % s.pooled_h;
-    const int64_t c = (index / (s.pooled_w * s.pooled_h)) % s.channels;
-    const int64_t k = index / (s.pooled_w * s.pooled_h * s.channels);
+  DET_CUDA_INDEX_LOOP(I, index, total) {
+    const I pw = index % pooled_w, ph = (index / pooled_w) % pooled_h;
+    const I c = (index / (pooled_w * pooled_h)) % channels;
+    const I k = index / (pooled_w * pooled_h * channels);
     const T* roi = rois + 5 * k;
-    const int64_t b = pool_roi_batch(roi, s.batch);
+    const I b = pool_roi_batch(roi, static_cast<I>(s.batch));
     if (b < 0) {
       output[index] = T(0);
       argmax[index] = -1;
       continue;
     }
-    const PoolBin rows = pool_bin<T>(round_coordinate(roi[2] * scale),
-                                     round_coordinate(roi[4] * scale), s.pooled_h, ph, s.height);
-    const PoolBin cols = pool_bin<T>(round_coordinate(roi[1] * scale),
-                                     round_coordinate(roi[3] * scale), s.pooled_w, pw, s.width);
+    const PoolBin<I> rows = pool_bin<T>(round_coordinate(roi[2] * scale),
+                                        round_coordinate(roi[4] * scale), pooled_h, ph, height);
+    const PoolBin<I> cols = pool_bin<T>(round_coordinate(roi[1] * scale),
+                                        round_coordinate(roi[3] * scale), pooled_w, pw, width);
     const bool empty = rows.end <= rows.start || cols.end <= cols.start;
-    const T* data = input + (b * s.channels + c) * s.height * s.width;
+    const T* data = input + (b * channels + c) * height * width;
     T best = empty ? T(0) : T(-FLT_MAX);
-    int64_t best_index = -1;
-    for (int64_t y = rows.start; y < rows.end; ++y) {
-      for (int64_t x = cols.start; x < cols.end; ++x) {
-        const int64_t i = y * s.width + x;
+    I best_index = -1;
+    for (I y = rows.start; y < rows.end; ++y) {
+      for (I x = cols.start; x < cols.end; ++x) {
+        const I i = y * width + x;
         if (data[i] > best) {
           best = data[i];
           best_index = i;
@@ -47,18 +51,20 @@ __global__ void roi_pool_forward_kernel(const T* input, const T* rois, RoIPoolSh
   }
 }
 
-template <typename T>
+template <typename T, typename I>
 __global__ void roi_pool_backward_kernel(const T* grad_output, const T* rois,
                                          const int64_t* argmax, RoIPoolShape s, T* grad_input) {
-  const int64_t total = s.num_rois * s.channels * s.pooled_h * s.pooled_w;
-  DET_CUDA_LOOP(index, total) {
-    if (argmax[index] < 0) continue;
-    const int64_t c = (index / (s.pooled_w * s.pooled_h)) % s.channels;
-    const int64_t k = index / (s.pooled_w * s.pooled_h * s.channels);
-    const int64_t b = pool_roi_batch(rois + 5 * k, s.batch);
+  const I channels = static_cast<I>(s.channels);
+  const I plane = static_cast<I>(s.height) * static_cast<I>(s.width);
+  const I bins = static_cast<I>(s.pooled_h) * static_cast<I>(s.pooled_w);
+  const I total = static_cast<I>(s.num_rois) * channels * bins;
+  DET_CUDA_INDEX_LOOP(I, index, total) {
+    const I arg = static_cast<I>(argmax[index]);
+    if (arg < 0) continue;
+    const I c = (index / bins) % channels, k = index / (bins * channels);
+    const I b = pool_roi_batch(rois + 5 * k, static_cast<I>(s.batch));
     if (b < 0) continue;
-    atomicAdd(grad_input + (b * s.channels + c) * s.height * s.width + argmax[index],
-              grad_output[index]);
+    atomicAdd(grad_input + (b * channels + c) * plane + arg, grad_output[index]);
   }
 }
 
@@ -69,8 +75,11 @@ void roi_pool_forward(const T* input, const T* rois, const RoIPoolShape& s, T* o
                       int64_t* argmax, std::uintptr_t stream) {
   const int64_t total = s.num_rois * s.channels * s.pooled_h * s.pooled_w;
   if (total == 0) return;
-  launch("roi_pool_forward_kernel", roi_pool_forward_kernel<T>, blocks_for(total), kThreads,
-         stream, input, rois, s, output, argmax);
+  with_index_type({total, 5 * s.num_rois, s.batch * s.channels * s.height * s.width}, [&](auto index) {
+    using I = decltype(index);
+    launch("roi_pool_forward_kernel", roi_pool_forward_kernel<T, I>, blocks_for(total), kThreads,
+           stream, input, rois, s, output, argmax);
+  });
 }
 
 template <typename T>
@@ -78,8 +87,11 @@ void roi_pool_backward(const T* grad_output, const T* rois, const int64_t* argma
                        const RoIPoolShape& s, T* grad_input, std::uintptr_t stream) {
   const int64_t total = s.num_rois * s.channels * s.pooled_h * s.pooled_w;
   if (total == 0) return;
-  launch("roi_pool_backward_kernel", roi_pool_backward_kernel<T>, blocks_for(total), kThreads,
-         stream, grad_output, rois, argmax, s, grad_input);
+  with_index_type({total, 5 * s.num_rois, s.batch * s.channels * s.height * s.width}, [&](auto index) {
+    using I = decltype(index);
+    launch("roi_pool_backward_kernel", roi_pool_backward_kernel<T, I>, blocks_for(total),
+           kThreads, stream, grad_output, rois, argmax, s, grad_input);
+  });
 }
 
 template void roi_pool_forward<float>(const float*, const float*, const RoIPoolShape&, float*,
