@@ -19,14 +19,14 @@ void bind_roi_pool(py::module_& m, py::module_& cpu, py::module_& cuda) {
       .field("pooled_w", &RoIPoolShape::pooled_w)
       .field("spatial_scale", &RoIPoolShape::spatial_scale);
 
-  // argmax: the flat y * width + x of each output's maximum, -1 if its bin is empty.
+  // argmax (int32): the flat y * width + x of each output's maximum, -1 if its bin is empty.
   def_kernel<void(Ptr, Ptr, const RoIPoolShape&, Ptr, Ptr)>(
       cpu, cuda, "roi_pool_forward", DET_OPS_LAUNCHERS(roi_pool_forward),
       [](auto launch, auto tag, Ptr input, Ptr rois, const RoIPoolShape& s, Ptr output,
          Ptr argmax) {
         using T = decltype(tag);
         launch(as_ptr<const T>(input), as_ptr<const T>(rois), s, as_ptr<T>(output),
-               as_ptr<int64_t>(argmax));
+               as_ptr<int32_t>(argmax));
       });
   // grad_input must be zero-filled by the caller.
   def_kernel<void(Ptr, Ptr, Ptr, const RoIPoolShape&, Ptr)>(
@@ -34,7 +34,7 @@ void bind_roi_pool(py::module_& m, py::module_& cpu, py::module_& cuda) {
       [](auto launch, auto tag, Ptr grad_output, Ptr rois, Ptr argmax, const RoIPoolShape& s,
          Ptr grad_input) {
         using T = decltype(tag);
-        launch(as_ptr<const T>(grad_output), as_ptr<const T>(rois), as_ptr<const int64_t>(argmax),
+        launch(as_ptr<const T>(grad_output), as_ptr<const T>(rois), as_ptr<const int32_t>(argmax),
                s, as_ptr<T>(grad_input));
       });
 }

@@ -13,7 +13,7 @@ namespace det_ops::cpu {
 
 template <typename T>
 void roi_pool_forward(const T* input, const T* rois, const RoIPoolShape& s, T* output,
-                      int64_t* argmax) {
+                      int32_t* argmax) {
   const int64_t bins = s.pooled_h * s.pooled_w;
   const int64_t plane = s.height * s.width;
   const T scale = static_cast<T>(s.spatial_scale);
@@ -37,10 +37,10 @@ void roi_pool_forward(const T* input, const T* rois, const RoIPoolShape& s, T* o
     for (int64_t c = c_begin; c < c_end; ++c) {
       for (int64_t k = 0; k < s.num_rois; ++k) {
         T* out = output + (k * s.channels + c) * bins;
-        int64_t* arg = argmax + (k * s.channels + c) * bins;
+        int32_t* arg = argmax + (k * s.channels + c) * bins;
         if (batch[k] < 0) {
           std::fill(out, out + bins, T(0));
-          std::fill(arg, arg + bins, int64_t(-1));
+          std::fill(arg, arg + bins, int32_t(-1));
           continue;
         }
         const T* data = input + (batch[k] * s.channels + c) * plane;
@@ -51,10 +51,10 @@ void roi_pool_forward(const T* input, const T* rois, const RoIPoolShape& s, T* o
             const PoolBin<> cols = e[s.pooled_h + pw];
             const bool empty = rows.end <= rows.start || cols.end <= cols.start;
             T best = empty ? T(0) : T(-FLT_MAX);
-            int64_t best_index = -1;
+            int32_t best_index = -1;  // a plane fits int32 (the Python side checks)
             for (int64_t y = rows.start; y < rows.end; ++y) {
               for (int64_t x = cols.start; x < cols.end; ++x) {
-                const int64_t index = y * s.width + x;
+                const int32_t index = static_cast<int32_t>(y * s.width + x);
                 if (data[index] > best) {
                   best = data[index];
                   best_index = index;
@@ -71,7 +71,7 @@ void roi_pool_forward(const T* input, const T* rois, const RoIPoolShape& s, T* o
 }
 
 template <typename T>
-void roi_pool_backward(const T* grad_output, const T* rois, const int64_t* argmax,
+void roi_pool_backward(const T* grad_output, const T* rois, const int32_t* argmax,
                        const RoIPoolShape& s, T* grad_input) {
   const int64_t bins = s.pooled_h * s.pooled_w;
   const int64_t plane = s.height * s.width;
@@ -82,7 +82,7 @@ void roi_pool_backward(const T* grad_output, const T* rois, const int64_t* argma
       for (int64_t c = c_begin; c < c_end; ++c) {
         T* grad = grad_input + (b * s.channels + c) * plane;
         const T* g_out = grad_output + (k * s.channels + c) * bins;
-        const int64_t* arg = argmax + (k * s.channels + c) * bins;
+        const int32_t* arg = argmax + (k * s.channels + c) * bins;
         for (int64_t bin = 0; bin < bins; ++bin) {
           if (arg[bin] >= 0) grad[arg[bin]] += g_out[bin];
         }
@@ -92,12 +92,12 @@ void roi_pool_backward(const T* grad_output, const T* rois, const int64_t* argma
 }
 
 template void roi_pool_forward<float>(const float*, const float*, const RoIPoolShape&, float*,
-                                      int64_t*);
+                                      int32_t*);
 template void roi_pool_forward<double>(const double*, const double*, const RoIPoolShape&,
-                                       double*, int64_t*);
-template void roi_pool_backward<float>(const float*, const float*, const int64_t*,
+                                       double*, int32_t*);
+template void roi_pool_backward<float>(const float*, const float*, const int32_t*,
                                        const RoIPoolShape&, float*);
-template void roi_pool_backward<double>(const double*, const double*, const int64_t*,
+template void roi_pool_backward<double>(const double*, const double*, const int32_t*,
                                         const RoIPoolShape&, double*);
 
 }  // namespace det_ops::cpu

@@ -12,7 +12,7 @@ namespace {
 
 template <typename T, typename I>
 __global__ void roi_pool_forward_kernel(const T* input, const T* rois, RoIPoolShape s, T* output,
-                                        int64_t* argmax) {
+                                        int32_t* argmax) {
   const I channels = static_cast<I>(s.channels), height = static_cast<I>(s.height);
   const I width = static_cast<I>(s.width);
   const I pooled_h = static_cast<I>(s.pooled_h), pooled_w = static_cast<I>(s.pooled_w);
@@ -47,19 +47,19 @@ __global__ void roi_pool_forward_kernel(const T* input, const T* rois, RoIPoolSh
       }
     }
     output[index] = best;
-    argmax[index] = best_index;
+    argmax[index] = static_cast<int32_t>(best_index);
   }
 }
 
 template <typename T, typename I>
 __global__ void roi_pool_backward_kernel(const T* grad_output, const T* rois,
-                                         const int64_t* argmax, RoIPoolShape s, T* grad_input) {
+                                         const int32_t* argmax, RoIPoolShape s, T* grad_input) {
   const I channels = static_cast<I>(s.channels);
   const I plane = static_cast<I>(s.height) * static_cast<I>(s.width);
   const I bins = static_cast<I>(s.pooled_h) * static_cast<I>(s.pooled_w);
   const I total = static_cast<I>(s.num_rois) * channels * bins;
   DET_CUDA_INDEX_LOOP(I, index, total) {
-    const I arg = static_cast<I>(argmax[index]);
+    const I arg = argmax[index];
     if (arg < 0) continue;
     const I c = (index / bins) % channels, k = index / (bins * channels);
     const I b = pool_roi_batch(rois + 5 * k, static_cast<I>(s.batch));
@@ -72,7 +72,7 @@ __global__ void roi_pool_backward_kernel(const T* grad_output, const T* rois,
 
 template <typename T>
 void roi_pool_forward(const T* input, const T* rois, const RoIPoolShape& s, T* output,
-                      int64_t* argmax, std::uintptr_t stream) {
+                      int32_t* argmax, std::uintptr_t stream) {
   const int64_t total = s.num_rois * s.channels * s.pooled_h * s.pooled_w;
   if (total == 0) return;
   with_index_type({total, 5 * s.num_rois, s.batch * s.channels * s.height * s.width}, [&](auto index) {
@@ -83,7 +83,7 @@ void roi_pool_forward(const T* input, const T* rois, const RoIPoolShape& s, T* o
 }
 
 template <typename T>
-void roi_pool_backward(const T* grad_output, const T* rois, const int64_t* argmax,
+void roi_pool_backward(const T* grad_output, const T* rois, const int32_t* argmax,
                        const RoIPoolShape& s, T* grad_input, std::uintptr_t stream) {
   const int64_t total = s.num_rois * s.channels * s.pooled_h * s.pooled_w;
   if (total == 0) return;
@@ -95,12 +95,12 @@ void roi_pool_backward(const T* grad_output, const T* rois, const int64_t* argma
 }
 
 template void roi_pool_forward<float>(const float*, const float*, const RoIPoolShape&, float*,
-                                      int64_t*, std::uintptr_t);
+                                      int32_t*, std::uintptr_t);
 template void roi_pool_forward<double>(const double*, const double*, const RoIPoolShape&, double*,
-                                       int64_t*, std::uintptr_t);
-template void roi_pool_backward<float>(const float*, const float*, const int64_t*,
+                                       int32_t*, std::uintptr_t);
+template void roi_pool_backward<float>(const float*, const float*, const int32_t*,
                                        const RoIPoolShape&, float*, std::uintptr_t);
-template void roi_pool_backward<double>(const double*, const double*, const int64_t*,
+template void roi_pool_backward<double>(const double*, const double*, const int32_t*,
                                         const RoIPoolShape&, double*, std::uintptr_t);
 
 }  // namespace det_ops::cuda

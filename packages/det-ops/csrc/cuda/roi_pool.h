@@ -11,11 +11,11 @@ namespace det_ops::cuda {
 
 template <typename T>
 void roi_pool_forward(const T* input, const T* rois, const RoIPoolShape& s, T* output,
-                      int64_t* argmax, std::uintptr_t stream);
+                      int32_t* argmax, std::uintptr_t stream);
 
 // grad_input must be zero-filled by the caller.
 template <typename T>
-void roi_pool_backward(const T* grad_output, const T* rois, const int64_t* argmax,
+void roi_pool_backward(const T* grad_output, const T* rois, const int32_t* argmax,
                        const RoIPoolShape& s, T* grad_input, std::uintptr_t stream);
 
 }  // namespace det_ops::cuda

@@ -9,6 +9,9 @@ from det_ops._arrays import NUMPY, dtype_name, is_torch, kernels
 from det_ops._fx import traced_call
 from det_ops.roi_align import _roi_inputs
 
+# The largest plane (height * width) whose flat indices the int32 argmax holds.
+ARGMAX_LIMIT = 2**31 - 1
+
 
 def roi_pool(
     input: Any, boxes: Any, output_size: int | tuple[int, int], spatial_scale: float = 1.0
@@ -36,6 +39,11 @@ def roi_pool(
     input, rois, (out_h, out_w), spatial_scale, dtype = _roi_inputs(
         op, input, boxes, output_size, spatial_scale, rois_name="boxes"
     )
+    if input.shape[2] * input.shape[3] > ARGMAX_LIMIT:
+        raise ValueError(
+            f"{op}: input planes of at most 2**31 - 1 pixels are supported (the saved argmax "
+            f"is int32), got {input.shape[2]} x {input.shape[3]}"
+        )
     if is_torch(input):
         import torch
 
@@ -67,10 +75,11 @@ def roi_pool_shape(
 def roi_pool_forward_kernel(
     xp: Any, input: Any, rois: Any, spatial_scale: float, out_h: int, out_w: int
 ) -> tuple[Any, Any]:
-    """Returns (output, argmax): argmax is the flat y * W + x of each maximum, -1 if none."""
+    """Returns (output, argmax): argmax (int32) is the flat y * W + x of each maximum, -1 if
+    its bin is empty."""
     num_rois, channels = rois.shape[0], input.shape[1]
     output = xp.empty((num_rois, channels, out_h, out_w), dtype_name(input), like=input)
-    argmax = xp.empty((num_rois, channels, out_h, out_w), "int64", like=input)
+    argmax = xp.empty((num_rois, channels, out_h, out_w), "int32", like=input)
     kernels("roi_pool", input).roi_pool_forward(
         xp.code(input),
         xp.ptr(input),

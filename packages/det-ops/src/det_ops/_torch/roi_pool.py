@@ -19,7 +19,7 @@ def roi_pool(
 @roi_pool.register_fake
 def _(input, rois, spatial_scale, out_h, out_w):
     shape = (rois.shape[0], input.shape[1], out_h, out_w)
-    return input.new_empty(shape), input.new_empty(shape, dtype=torch.int64)
+    return input.new_empty(shape), input.new_empty(shape, dtype=torch.int32)
 
 
 @torch.library.custom_op("det_ops::roi_pool_backward", mutates_args=())
