@@ -211,6 +211,50 @@ def test_roi_align(device, grid, dtype, aligned, sampling_ratio):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("aligned", [False, True, "legacy"])
+@pytest.mark.parametrize("sampling_ratio", [0, 2])
+def test_roi_align_channels_last(device, grid, dtype, aligned, sampling_ratio):
+    # The channels-last kernels read the map in place, threads over channels; 67 channels
+    # end each RoI's run of outputs inside a block.
+    g = torch.Generator().manual_seed(14)
+    x = torch.randn(2, 67, 23, 37, generator=g, dtype=dtype)
+    rois = random_rois(37, 2, 23, 37, 0.5, dtype, generator=g)
+    rois[11, 3] = float("nan")
+    x = x.contiguous(memory_format=torch.channels_last)
+
+    def fn(x, rois):
+        out, grad = grads(
+            lambda x: det_ops.roi_align(x, rois, (7, 6), 0.5, sampling_ratio, aligned), x
+        )
+        assert grad.is_contiguous(memory_format=torch.channels_last)
+        return out, grad
+
+    expected = fn(x, rois)
+    assert_close(device.run(fn, x, rois), expected, **tolerance(device, dtype))
+    nchw = grads(
+        lambda x: det_ops.roi_align(x, rois, (7, 6), 0.5, sampling_ratio, aligned),
+        x.contiguous(),
+    )
+    assert_close(expected, nchw, **tolerance(device, dtype))
+
+
+def test_roi_align_with_more_taps_than_shared_memory_holds(device, grid):
+    # Adaptive sampling of RoIs much larger than the output: a 7 x 7 output of a 300-pixel
+    # RoI takes 43 points per bin and axis, more row taps than a block keeps in shared
+    # memory, so its taps are computed per output element.
+    g = torch.Generator().manual_seed(15)
+    x = torch.randn(1, 3, 40, 330, generator=g, dtype=torch.float64)
+    rois = torch.tensor([[0, 2.0, 1.0, 310.0, 38.0], [0, 5.0, 3.0, 60.0, 20.0]], dtype=x.dtype)
+
+    def fn(x, rois):
+        return grads(lambda x: det_ops.roi_align(x, rois, 7, 1.0, 0, True), x)
+
+    assert_close(device.run(fn, x, rois), fn(x, rois))
+    nhwc = x.contiguous(memory_format=torch.channels_last)
+    assert_close(device.run(fn, nhwc, rois), fn(x, rois))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_roi_pool(device, grid, dtype):
     x, rois = feature_map_and_rois(dtype, 7)
 

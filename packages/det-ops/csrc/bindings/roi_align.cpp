@@ -24,7 +24,7 @@ void bind_roi_align(py::module_& m, py::module_& cpu, py::module_& cuda) {
 
   // Every RoIAlign kernel takes (in, rois, shape, out): forward reads the input and
   // writes the output, backward reads grad_output and adds into grad_input (zero-filled
-  // by the caller). The _nhwc kernels (CPU only) read and write channels-last maps.
+  // by the caller). The _nhwc kernels read and write channels-last maps.
   auto call = [](auto launch, auto tag, Ptr in, Ptr rois, const RoIAlignShape& s, Ptr out) {
     using T = decltype(tag);
     launch(as_ptr<const T>(in), as_ptr<const T>(rois), s, as_ptr<T>(out));
@@ -35,9 +35,9 @@ void bind_roi_align(py::module_& m, py::module_& cpu, py::module_& cuda) {
   def_kernel<Signature>(cpu, cuda, "roi_align_backward", DET_OPS_LAUNCHERS(roi_align_backward),
                         call);
   def_kernel<Signature>(cpu, cuda, "roi_align_forward_nhwc",
-                        DET_OPS_CPU_LAUNCHER(roi_align_forward_nhwc), call);
+                        DET_OPS_LAUNCHERS(roi_align_forward_nhwc), call);
   def_kernel<Signature>(cpu, cuda, "roi_align_backward_nhwc",
-                        DET_OPS_CPU_LAUNCHER(roi_align_backward_nhwc), call);
+                        DET_OPS_LAUNCHERS(roi_align_backward_nhwc), call);
 }
 
 DET_OPS_BIND_OP(roi_align);

@@ -24,13 +24,16 @@ namespace det_ops::cuda {
 
 constexpr int kThreads = 256;
 
-// Blocks for a grid-stride loop over n items, capped at max_grid_blocks()
-// (each thread then loops over several items).
-inline unsigned int blocks_for(int64_t n) {
-  const int64_t blocks = (n + kThreads - 1) / kThreads;
+// A grid of `blocks` blocks, capped at max_grid_blocks() (the kernel's blocks
+// then loop over several of its items).
+inline unsigned int grid_blocks(int64_t blocks) {
   const int64_t cap = max_grid_blocks();
   return static_cast<unsigned int>(blocks < cap ? (blocks > 0 ? blocks : 1) : cap);
 }
+
+// Blocks for a grid-stride loop over n items, capped at max_grid_blocks()
+// (each thread then loops over several items).
+inline unsigned int blocks_for(int64_t n) { return grid_blocks((n + kThreads - 1) / kThreads); }
 
 // Calls fn(I{}) with the index type of a kernel over tensors of these element counts:
 // int32_t where each is at most max_index32_elements(), else int64_t. A launcher

@@ -13,9 +13,20 @@ template <typename T>
 void roi_align_forward(const T* input, const T* rois, const RoIAlignShape& s, T* output,
                        std::uintptr_t stream);
 
+// The same for a channels-last input (memory laid out [B, H, W, C]); output as above.
+template <typename T>
+void roi_align_forward_nhwc(const T* input, const T* rois, const RoIAlignShape& s, T* output,
+                            std::uintptr_t stream);
+
 // grad_input must be zero-filled by the caller.
 template <typename T>
 void roi_align_backward(const T* grad_output, const T* rois, const RoIAlignShape& s,
                         T* grad_input, std::uintptr_t stream);
+
+// The same into a channels-last grad_input (memory [B, H, W, C], zero-filled by the
+// caller); grad_output is [K, C, out_h, out_w] as above.
+template <typename T>
+void roi_align_backward_nhwc(const T* grad_output, const T* rois, const RoIAlignShape& s,
+                             T* grad_input, std::uintptr_t stream);
 
 }  // namespace det_ops::cuda

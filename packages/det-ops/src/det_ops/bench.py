@@ -153,17 +153,17 @@ def roi_rows(device: str, repeat: int) -> list[Row]:
         device,
         repeat,
     )
-    if device == "cpu":  # the CPU kernels that read and write channels-last maps in place
-        nhwc = feature.detach().contiguous(memory_format=torch.channels_last).requires_grad_()
-        rows += forward_backward_rows(
-            "roi_align",
-            case + ", channels-last",
-            lambda: det_ops.roi_align(nhwc, rois, 7, 0.25, 2, True),
-            lambda: torchvision.ops.roi_align(nhwc, rois, 7, 0.25, 2, True),
-            [nhwc],
-            device,
-            repeat,
-        )
+    # The CPU and CUDA kernels that read and write channels-last maps in place.
+    nhwc = feature.detach().contiguous(memory_format=torch.channels_last).requires_grad_()
+    rows += forward_backward_rows(
+        "roi_align",
+        case + ", channels-last",
+        lambda: det_ops.roi_align(nhwc, rois, 7, 0.25, 2, True),
+        lambda: torchvision.ops.roi_align(nhwc, rois, 7, 0.25, 2, True),
+        [nhwc],
+        device,
+        repeat,
+    )
     rows += forward_backward_rows(
         "roi_pool",
         "1000 RoIs, 1x256x200x304, 7x7",

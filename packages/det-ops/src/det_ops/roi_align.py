@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from det_ops import _C, _checks
-from det_ops._arrays import NUMPY, dtype_name, is_cuda, is_torch, kernels
+from det_ops._arrays import NUMPY, dtype_name, is_torch, kernels
 from det_ops._fx import traced_call
 
 # RoI coordinate modes; the kernels' RoIAlignMode (csrc/common/roi_geometry.h).
@@ -90,8 +90,8 @@ def _roi_inputs(
 ) -> tuple[Any, Any, tuple[int, int], float, Any]:
     """Checks shared by the RoI ops; returns contiguous inputs in the compute dtype.
 
-    With keep_channels_last, a channels-last CPU tensor stays channels-last (the kernel
-    that reads it needs no transposed copy). rois_name names the RoIs in messages.
+    With keep_channels_last, a channels-last tensor stays channels-last (the kernel that
+    reads it needs no transposed copy). rois_name names the RoIs in messages.
     """
     input = _checks.feature_map(op, "input", _checks.array(op, "input", input))
     rois = _checks.rois(op, rois, like=input, name=rois_name)
@@ -114,9 +114,9 @@ def _roi_inputs(
 
 
 def is_channels_last(x: Any) -> bool:
-    """Whether x is a CPU torch Tensor[B, C, H, W] stored channels-last and not also NCHW
-    (and runs the CPU kernels: the CUDA ones read NCHW only)."""
-    if not is_torch(x) or x.device.type != "cpu" or is_cuda(x) or x.dim() != 4:
+    """Whether x is a torch Tensor[B, C, H, W] stored channels-last and not also NCHW; the
+    CPU and CUDA kernels of RoIAlign read such a map in place."""
+    if not is_torch(x) or x.dim() != 4:
         return False
     import torch
 
@@ -182,8 +182,8 @@ def roi_align_backward_kernel(
     aligned: int,
     channels_last: bool = False,
 ) -> Any:
-    """The gradient of the input; with channels_last (CPU torch tensors only) it is
-    computed and returned channels-last, the layout of the forward's input."""
+    """The gradient of the input; with channels_last (torch tensors only) it is computed
+    and returned channels-last, the layout of the forward's input."""
     shape = roi_align_shape(
         input_shape, rois.shape[0], spatial_scale, out_h, out_w, sampling_ratio, aligned
     )

@@ -56,7 +56,7 @@ def roi_align_backward(
         out_w,
         sampling_ratio,
         aligned,
-        channels_last and grad_output.device.type == "cpu",
+        channels_last,
     )
 
 
@@ -73,7 +73,7 @@ def _(
     channels_last=False,
 ):
     grad = grad_output.new_empty(input_shape)
-    if channels_last and grad_output.device.type == "cpu":
+    if channels_last:
         return grad.contiguous(memory_format=torch.channels_last)
     return grad
 
