@@ -264,6 +264,23 @@ def test_roi_pool(device, grid, dtype):
     assert_close(device.run(fn, x, rois), fn(x, rois))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_roi_pool_channels_last(device, grid, dtype):
+    # The CUDA kernels read a channels-last map in place; the CPU ones read its NCHW copy.
+    g = torch.Generator().manual_seed(16)
+    x = torch.randn(2, 67, 23, 37, generator=g, dtype=dtype)
+    rois = random_rois(37, 2, 23, 37, 0.5, dtype, generator=g)
+    rois[11, 3] = float("nan")
+    x = x.contiguous(memory_format=torch.channels_last)
+
+    def fn(x, rois):
+        return grads(lambda x: det_ops.roi_pool(x, rois, (3, 4), 0.5), x)
+
+    got = device.run(fn, x, rois)
+    assert got[1].is_contiguous(memory_format=torch.channels_last)
+    assert_close(got, fn(x, rois))
+
+
 def test_roi_align_non_contiguous_input(device):
     g = torch.Generator().manual_seed(6)
     x = torch.randn(1, 16, 21, 30, generator=g).permute(0, 1, 3, 2)

@@ -13,9 +13,21 @@ template <typename T>
 void roi_pool_forward(const T* input, const T* rois, const RoIPoolShape& s, T* output,
                       int32_t* argmax, std::uintptr_t stream);
 
+// The same for a channels-last input (memory laid out [B, H, W, C]); output and
+// argmax as above.
+template <typename T>
+void roi_pool_forward_nhwc(const T* input, const T* rois, const RoIPoolShape& s, T* output,
+                           int32_t* argmax, std::uintptr_t stream);
+
 // grad_input must be zero-filled by the caller.
 template <typename T>
 void roi_pool_backward(const T* grad_output, const T* rois, const int32_t* argmax,
                        const RoIPoolShape& s, T* grad_input, std::uintptr_t stream);
+
+// The same into a channels-last grad_input (memory [B, H, W, C], zero-filled by the
+// caller).
+template <typename T>
+void roi_pool_backward_nhwc(const T* grad_output, const T* rois, const int32_t* argmax,
+                            const RoIPoolShape& s, T* grad_input, std::uintptr_t stream);
 
 }  // namespace det_ops::cuda
