@@ -1,6 +1,6 @@
 // Deformable RoI pooling on the GPU: one thread per output element (forward,
-// and the input gradient with atomicAdd), one per (RoI, bin) for the offset
-// and mask gradients. Indices are 32-bit where the tensors allow
+// and the input gradient with atomicAdd), a group of 32 per (RoI, bin) for the
+// offset and mask gradients. Indices are 32-bit where the tensors allow
 // (with_index_type); only the offset gradient computes the taps' derivatives. Geometry, shifts, taps and divisors come from
 // csrc/common, for both modes (RoIAlign's and the 2019 kernel's).
 #include "common/bilinear.h"
@@ -105,19 +105,36 @@ __global__ void deform_roi_pool_grad_input_kernel(const T* grad_output, const T*
   }
 }
 
+// The offset and mask gradients of a (RoI, bin) sum over its points and all
+// channels: a group of kLanes threads takes one, its lanes splitting the
+// channels, and adds up their partial sums in shared memory.
+constexpr int kLanes = 32;
+constexpr int kGroups = kThreads / kLanes;
+
 template <typename T, typename I>
 __global__ void deform_roi_pool_grad_offset_mask_kernel(const T* grad_output, const T* input,
                                                         const T* rois, const T* offset,
                                                         const T* mask, DeformRoIPoolShape s,
                                                         T* grad_offset, T* grad_mask) {
+  __shared__ T partial[3][kThreads];  // value, dy, dx of each thread
   const Sizes<I> z(s);
   const I bins = z.bins, plane = z.height * z.width;
-  DET_CUDA_INDEX_LOOP(I, index, static_cast<I>(s.num_rois) * bins) {
+  const I items = static_cast<I>(s.num_rois) * bins;
+  const I lane = static_cast<I>(threadIdx.x) % kLanes, group = static_cast<I>(threadIdx.x) / kLanes;
+  // Every thread runs every round (the barriers need the whole block).
+  for (I base = static_cast<I>(blockIdx.x) * kGroups; base < items;
+       base += static_cast<I>(gridDim.x) * kGroups) {
+    const I index = base + group;
     const I bin = index % bins, k = index / bins;
-    const DeformRoI<T, I> g = deform_roi<I>(rois + 5 * k, s);
+    DeformRoI<T, I> g{};
     T value = T(0), dy = T(0), dx = T(0);
     I inside = 0;
-    if (g.r.batch >= 0 && plane > 0) {
+    bool usable = false;  // else the RoI's size may be NaN
+    if (index < items) {
+      g = deform_roi<I>(rois + 5 * k, s);
+      usable = g.r.batch >= 0 && plane > 0;
+    }
+    if (usable) {
       const I ph = bin / z.pooled_w, pw = bin % z.pooled_w;
       const BinShift<T> shift = bin_shift(g, offset, k, bin, bins, s);
       BilinearTaps<T, I> t;
@@ -126,7 +143,7 @@ __global__ void deform_roi_pool_grad_offset_mask_kernel(const T* grad_output, co
         for (I ix = 0; ix < g.r.grid_w; ++ix) {
           if (!g.taps(z.height, z.width, y, g.point_x(pw, ix, shift.dx), t)) continue;
           ++inside;
-          for (I c = 0; c < z.channels; ++c) {
+          for (I c = lane; c < z.channels; c += kLanes) {
             const T go = grad_output[(k * z.channels + c) * bins + bin];
             const T* data = input + (g.r.batch * z.channels + c) * plane;
             value += go * t.sample(data);
@@ -136,15 +153,29 @@ __global__ void deform_roi_pool_grad_offset_mask_kernel(const T* grad_output, co
         }
       }
     }
-    const bool usable = g.r.batch >= 0 && plane > 0;  // else the RoI's size may be NaN
+    partial[0][threadIdx.x] = value;
+    partial[1][threadIdx.x] = dy;
+    partial[2][threadIdx.x] = dx;
+    __syncthreads();
+    for (int step = kLanes / 2; step > 0; step /= 2) {
+      if (lane < step) {
+        for (int j = 0; j < 3; ++j) partial[j][threadIdx.x] += partial[j][threadIdx.x + step];
+      }
+      __syncthreads();
+    }
+    // Lane 0 reads only its own slots, which no other thread writes next round.
+    if (index >= items || lane != 0) continue;
     const T divisor = usable ? g.divisor(inside) : T(0);
     const T m = mask == nullptr ? T(1) : mask[k * bins + bin];
     const T gamma = static_cast<T>(s.gamma);
-    if (grad_mask != nullptr) grad_mask[k * bins + bin] = bin_value(value, divisor, T(1));
+    if (grad_mask != nullptr) {
+      grad_mask[k * bins + bin] = bin_value(partial[0][threadIdx.x], divisor, T(1));
+    }
     if (grad_offset != nullptr) {
-      grad_offset[k * 2 * bins + bin] = dx * deform_offset_scale(gamma, g.r.roi_w, m, divisor);
+      grad_offset[k * 2 * bins + bin] =
+          partial[2][threadIdx.x] * deform_offset_scale(gamma, g.r.roi_w, m, divisor);
       grad_offset[k * 2 * bins + bins + bin] =
-          dy * deform_offset_scale(gamma, g.r.roi_h, m, divisor);
+          partial[1][threadIdx.x] * deform_offset_scale(gamma, g.r.roi_h, m, divisor);
     }
   }
 }
@@ -186,8 +217,8 @@ void deform_roi_pool_backward(const T* grad_output, const T* input, const T* roi
     }
     if ((grad_offset != nullptr || grad_mask != nullptr) && s.num_rois * bins > 0) {
       launch("deform_roi_pool_grad_offset_mask_kernel",
-             deform_roi_pool_grad_offset_mask_kernel<T, I>, blocks_for(s.num_rois * bins),
-             kThreads, stream, grad_output, input, rois, offset, mask, s, grad_offset, grad_mask);
+             deform_roi_pool_grad_offset_mask_kernel<T, I>,
+             grid_blocks((s.num_rois * bins + kGroups - 1) / kGroups), kThreads, stream, grad_output, input, rois, offset, mask, s, grad_offset, grad_mask);
     }
   });
 }
