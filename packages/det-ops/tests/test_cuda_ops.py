@@ -359,6 +359,28 @@ def test_deform_roi_pool(device, grid, dtype, aligned, modulated):
     assert_close(device.run(fn, *inputs), fn(*inputs), **tolerance(device, dtype))
 
 
+@pytest.mark.parametrize("aligned", [True, "legacy"])
+def test_deform_roi_pool_with_more_bins_than_shared_memory_holds(device, aligned):
+    # 17 x 17 = 289 bins, more than a block keeps shifts and divisors of in shared memory,
+    # so they are computed per output element.
+    g = torch.Generator().manual_seed(17)
+    x = torch.randn(1, 3, 30, 31, generator=g, dtype=torch.float64)
+    rois = random_rois(3, 1, 30, 31, 1.0, torch.float64, generator=g)
+    offset = torch.randn(3, 2, 17, 17, generator=g, dtype=torch.float64) * 0.1
+    mask = torch.rand(3, 1, 17, 17, generator=g, dtype=torch.float64)
+    args = (17, 1.0, 2, 0.1, aligned)
+
+    def fn(x, rois, offset, mask):
+        return grads(
+            lambda x, offset, mask: det_ops.modulated_deform_roi_pool(x, rois, offset, mask, *args),
+            x,
+            offset,
+            mask,
+        )
+
+    assert_close(device.run(fn, x, rois, offset, mask), fn(x, rois, offset, mask))
+
+
 # ---- Empty inputs ---------------------------------------------------------------------
 
 

@@ -1,8 +1,12 @@
-// Deformable RoI pooling on the GPU: one thread per output element (forward,
-// and the input gradient with atomicAdd), a group of 32 per (RoI, bin) for the
-// offset and mask gradients. Indices are 32-bit where the tensors allow
-// (with_index_type); only the offset gradient computes the taps' derivatives. Geometry, shifts, taps and divisors come from
-// csrc/common, for both modes (RoIAlign's and the 2019 kernel's).
+// Deformable RoI pooling on the GPU. Forward and input gradient: a block takes
+// a part of one RoI's outputs (at most kOutputsPerBlock of its channels x bins),
+// computes the RoI's geometry and each bin's shift (and, for the gradient, its
+// divisor) once into shared memory, and pools or scatters one output element
+// per thread (the gradient with atomicAdd). Offset and mask gradients: a group
+// of 32 threads per (RoI, bin). Indices are 32-bit where the tensors allow
+// (with_index_type); only the offset gradient computes the taps' derivatives.
+// Geometry, shifts, taps and divisors come from csrc/common, for both modes
+// (RoIAlign's and the 2019 kernel's).
 #include "common/bilinear.h"
 #include "common/deform_roi_pool.h"
 #include "cuda/launch.cuh"
@@ -11,17 +15,27 @@
 namespace det_ops::cuda {
 namespace {
 
-// The sizes of a DeformRoIPoolShape in the kernel's index type.
+// Outputs a block pools (4 per thread): enough to amortise the RoI's geometry.
+constexpr int64_t kOutputsPerBlock = 4 * kThreads;
+// Bins whose shifts and divisors a block keeps in shared memory; a RoI with
+// more has them computed per output element instead.
+constexpr int kSharedBins = 256;
+
+// The sizes of a DeformRoIPoolShape in the kernel's index type, and the parts
+// (blocks) of each RoI's outputs.
 template <typename I>
 struct Sizes {
-  I channels, height, width, pooled_w, bins;
+  I channels, height, width, pooled_w, bins, per_roi, parts, blocks;
 
   explicit __device__ Sizes(const DeformRoIPoolShape& s)
       : channels(static_cast<I>(s.channels)),
         height(static_cast<I>(s.height)),
         width(static_cast<I>(s.width)),
         pooled_w(static_cast<I>(s.pooled_w)),
-        bins(static_cast<I>(s.pooled_h) * static_cast<I>(s.pooled_w)) {}
+        bins(static_cast<I>(s.pooled_h) * static_cast<I>(s.pooled_w)),
+        per_roi(channels * bins),
+        parts((per_roi + static_cast<I>(kOutputsPerBlock) - 1) / static_cast<I>(kOutputsPerBlock)),
+        blocks(static_cast<I>(s.num_rois) * parts) {}
 };
 
 template <typename T, typename I>
@@ -29,37 +43,6 @@ __device__ __forceinline__ BinShift<T> bin_shift(const DeformRoI<T, I>& g, const
                                                  I bin, I bins, const DeformRoIPoolShape& s) {
   return g.shift(static_cast<T>(s.gamma), offset == nullptr ? nullptr : offset + k * 2 * bins,
                  bins, bin);
-}
-
-template <typename T, typename I>
-__global__ void deform_roi_pool_forward_kernel(const T* input, const T* rois, const T* offset,
-                                               const T* mask, DeformRoIPoolShape s, T* output) {
-  const Sizes<I> z(s);
-  DET_CUDA_INDEX_LOOP(I, index, static_cast<I>(s.num_rois) * z.channels * z.bins) {
-    const I bin = index % z.bins, c = (index / z.bins) % z.channels;
-    const I k = index / (z.bins * z.channels);
-    const DeformRoI<T, I> g = deform_roi<I>(rois + 5 * k, s);
-    if (g.r.batch < 0) {
-      output[index] = T(0);
-      continue;
-    }
-    const I ph = bin / z.pooled_w, pw = bin % z.pooled_w;
-    const BinShift<T> shift = bin_shift(g, offset, k, bin, z.bins, s);
-    const T* plane = input + (g.r.batch * z.channels + c) * z.height * z.width;
-    ForwardTaps<T, I> t;  // the forward needs no derivative
-    T sum = T(0);
-    I inside = 0;
-    for (I iy = 0; iy < g.r.grid_h; ++iy) {
-      const T y = g.point_y(ph, iy, shift.dy);
-      for (I ix = 0; ix < g.r.grid_w; ++ix) {
-        if (!g.taps(z.height, z.width, y, g.point_x(pw, ix, shift.dx), t)) continue;
-        sum += t.sample(plane);
-        ++inside;
-      }
-    }
-    output[index] =
-        bin_value(sum, g.divisor(inside), mask == nullptr ? T(1) : mask[k * z.bins + bin]);
-  }
 }
 
 // The divisor of bin (ph, pw) of RoI g shifted by `shift`: one pass over its
@@ -79,27 +62,102 @@ __device__ __forceinline__ T bin_divisor(const DeformRoI<T, I>& g, I ph, I pw,
   return g.divisor(inside);
 }
 
+// One RoI's geometry and, where they fit, its bins' shifts and divisors.
+template <typename T, typename I>
+struct RoIBins {
+  DeformRoI<T, I> g;
+  bool shared;  // whether shift (and divisor) hold the RoI's bins
+  BinShift<T> shift[kSharedBins];
+  T divisor[kSharedBins];
+};
+
+// Fills `rb` with RoI k (divisors too with_divisors); every thread of the block
+// calls it, and reads `rb` after it returns.
+template <typename T, typename I>
+__device__ __forceinline__ void load_roi(const T* rois, const T* offset, I k,
+                                         const DeformRoIPoolShape& s, const Sizes<I>& z,
+                                         bool with_divisors, RoIBins<T, I>& rb) {
+  __syncthreads();  // the block's previous RoI is done with `rb`
+  if (threadIdx.x == 0) {
+    rb.g = deform_roi<I>(rois + 5 * k, s);
+    rb.shared = z.bins <= kSharedBins;
+  }
+  __syncthreads();
+  if (rb.g.r.batch >= 0 && rb.shared) {
+    const DeformRoI<T, I> g = rb.g;
+    for (I bin = static_cast<I>(threadIdx.x); bin < z.bins; bin += blockDim.x) {
+      rb.shift[bin] = bin_shift(g, offset, k, bin, z.bins, s);
+      if (with_divisors) {
+        rb.divisor[bin] = bin_divisor(g, bin / z.pooled_w, bin % z.pooled_w, rb.shift[bin], z);
+      }
+    }
+  }
+  __syncthreads();
+}
+
+template <typename T, typename I>
+__global__ void deform_roi_pool_forward_kernel(const T* input, const T* rois, const T* offset,
+                                               const T* mask, DeformRoIPoolShape s, T* output) {
+  __shared__ RoIBins<T, I> rb;
+  const Sizes<I> z(s);
+  for (I block = blockIdx.x; block < z.blocks; block += gridDim.x) {
+    const I k = block / z.parts, begin = (block % z.parts) * static_cast<I>(kOutputsPerBlock);
+    load_roi(rois, offset, k, s, z, false, rb);
+    const DeformRoI<T, I> g = rb.g;
+    const I end = min_of(begin + static_cast<I>(kOutputsPerBlock), z.per_roi);
+    for (I e = begin + static_cast<I>(threadIdx.x); e < end; e += blockDim.x) {
+      const I c = e / z.bins, bin = e % z.bins;
+      T* out = output + k * z.per_roi + e;
+      if (g.r.batch < 0) {
+        *out = T(0);
+        continue;
+      }
+      const I ph = bin / z.pooled_w, pw = bin % z.pooled_w;
+      const BinShift<T> shift = rb.shared ? rb.shift[bin] : bin_shift(g, offset, k, bin, z.bins, s);
+      const T* plane = input + (g.r.batch * z.channels + c) * z.height * z.width;
+      ForwardTaps<T, I> t;  // the forward needs no derivative
+      T sum = T(0);
+      I inside = 0;
+      for (I iy = 0; iy < g.r.grid_h; ++iy) {
+        const T y = g.point_y(ph, iy, shift.dy);
+        for (I ix = 0; ix < g.r.grid_w; ++ix) {
+          if (!g.taps(z.height, z.width, y, g.point_x(pw, ix, shift.dx), t)) continue;
+          sum += t.sample(plane);
+          ++inside;
+        }
+      }
+      *out = bin_value(sum, g.divisor(inside), mask == nullptr ? T(1) : mask[k * z.bins + bin]);
+    }
+  }
+}
+
 template <typename T, typename I>
 __global__ void deform_roi_pool_grad_input_kernel(const T* grad_output, const T* rois,
                                                   const T* offset, const T* mask,
                                                   DeformRoIPoolShape s, T* grad_input) {
+  __shared__ RoIBins<T, I> rb;
   const Sizes<I> z(s);
-  DET_CUDA_INDEX_LOOP(I, index, static_cast<I>(s.num_rois) * z.channels * z.bins) {
-    const I bin = index % z.bins, c = (index / z.bins) % z.channels;
-    const I k = index / (z.bins * z.channels);
-    const DeformRoI<T, I> g = deform_roi<I>(rois + 5 * k, s);
-    if (g.r.batch < 0) continue;
-    const I ph = bin / z.pooled_w, pw = bin % z.pooled_w;
-    const BinShift<T> shift = bin_shift(g, offset, k, bin, z.bins, s);
-    const T grad_bin = bin_value(grad_output[index], bin_divisor(g, ph, pw, shift, z),
-                                 mask == nullptr ? T(1) : mask[k * z.bins + bin]);
-    T* grad = grad_input + (g.r.batch * z.channels + c) * z.height * z.width;
-    ForwardTaps<T, I> t;
-    for (I iy = 0; iy < g.r.grid_h; ++iy) {
-      const T y = g.point_y(ph, iy, shift.dy);
-      for (I ix = 0; ix < g.r.grid_w; ++ix) {
-        if (!g.taps(z.height, z.width, y, g.point_x(pw, ix, shift.dx), t)) continue;
-        for (int i = 0; i < 4; ++i) atomicAdd(grad + t.offset[i], t.weight[i] * grad_bin);
+  for (I block = blockIdx.x; block < z.blocks; block += gridDim.x) {
+    const I k = block / z.parts, begin = (block % z.parts) * static_cast<I>(kOutputsPerBlock);
+    load_roi(rois, offset, k, s, z, true, rb);
+    const DeformRoI<T, I> g = rb.g;
+    if (g.r.batch < 0) continue;  // the same for the whole block
+    const I end = min_of(begin + static_cast<I>(kOutputsPerBlock), z.per_roi);
+    for (I e = begin + static_cast<I>(threadIdx.x); e < end; e += blockDim.x) {
+      const I c = e / z.bins, bin = e % z.bins;
+      const I ph = bin / z.pooled_w, pw = bin % z.pooled_w;
+      const BinShift<T> shift = rb.shared ? rb.shift[bin] : bin_shift(g, offset, k, bin, z.bins, s);
+      const T divisor = rb.shared ? rb.divisor[bin] : bin_divisor(g, ph, pw, shift, z);
+      const T grad_bin = bin_value(grad_output[k * z.per_roi + e], divisor,
+                                   mask == nullptr ? T(1) : mask[k * z.bins + bin]);
+      T* grad = grad_input + (g.r.batch * z.channels + c) * z.height * z.width;
+      ForwardTaps<T, I> t;
+      for (I iy = 0; iy < g.r.grid_h; ++iy) {
+        const T y = g.point_y(ph, iy, shift.dy);
+        for (I ix = 0; ix < g.r.grid_w; ++ix) {
+          if (!g.taps(z.height, z.width, y, g.point_x(pw, ix, shift.dx), t)) continue;
+          for (int i = 0; i < 4; ++i) atomicAdd(grad + t.offset[i], t.weight[i] * grad_bin);
+        }
       }
     }
   }
@@ -180,6 +238,13 @@ __global__ void deform_roi_pool_grad_offset_mask_kernel(const T* grad_output, co
   }
 }
 
+// The blocks of the forward and input-gradient kernels: one per part of a RoI's
+// outputs (capped: the blocks then loop).
+unsigned int roi_part_blocks(const DeformRoIPoolShape& s) {
+  const int64_t per_roi = s.channels * s.pooled_h * s.pooled_w;
+  return grid_blocks(s.num_rois * ((per_roi + kOutputsPerBlock - 1) / kOutputsPerBlock));
+}
+
 }  // namespace
 
 template <typename T>
@@ -195,7 +260,7 @@ void deform_roi_pool_forward(const T* input, const T* rois, const T* offset, con
                   [&](auto index) {
                     using I = decltype(index);
                     launch("deform_roi_pool_forward_kernel", deform_roi_pool_forward_kernel<T, I>,
-                           blocks_for(total), kThreads, stream, input, rois, offset, mask, s,
+                           roi_part_blocks(s), kThreads, stream, input, rois, offset, mask, s,
                            output);
                   });
 }
@@ -213,7 +278,8 @@ void deform_roi_pool_backward(const T* grad_output, const T* input, const T* roi
     using I = decltype(index);
     if (grad_input != nullptr && total > 0 && s.height * s.width > 0) {
       launch("deform_roi_pool_grad_input_kernel", deform_roi_pool_grad_input_kernel<T, I>,
-             blocks_for(total), kThreads, stream, grad_output, rois, offset, mask, s, grad_input);
+             roi_part_blocks(s), kThreads, stream, grad_output, rois, offset, mask, s,
+             grad_input);
     }
     if ((grad_offset != nullptr || grad_mask != nullptr) && s.num_rois * bins > 0) {
       launch("deform_roi_pool_grad_offset_mask_kernel",
