@@ -146,8 +146,18 @@ DET_HD bool clamped_bilinear(I height, I width, T y, T x, ForwardTaps<T, I>& tap
 
 // Deformable-convolution convention: zero padding outside the map. Returns
 // false (all weights zero) when no neighbour is inside or the point is not finite.
+// Taps: BilinearTaps, or ForwardTaps for the weights alone.
 template <typename T, typename I>
-DET_HD bool zero_padded_bilinear(I height, I width, T y, T x, BilinearTaps<T, I>& taps) {
+DET_HD void set_derivatives(BilinearTaps<T, I>& taps, int i, T dy, T dx) {
+  taps.dweight_dy[i] = dy;
+  taps.dweight_dx[i] = dx;
+}
+
+template <typename T, typename I>
+DET_HD void set_derivatives(ForwardTaps<T, I>&, int, T, T) {}
+
+template <typename T, typename I, typename Taps>
+DET_HD bool zero_padded_bilinear(I height, I width, T y, T x, Taps& taps) {
   clear_taps(taps);
   if (!(y > T(-1) && y < T(height) && x > T(-1) && x < T(width))) return false;
   const T y_floor = floor(y), x_floor = floor(x);
@@ -160,7 +170,7 @@ DET_HD bool zero_padded_bilinear(I height, I width, T y, T x, BilinearTaps<T, I>
   const bool used[4] = {y_low_in && x_low_in, y_low_in && x_high_in,
                         y_high_in && x_low_in, y_high_in && x_high_in};
   const I offset[4] = {y_low * width + x_low, y_low * width + x_high,
-                             y_high * width + x_low, y_high * width + x_high};
+                       y_high * width + x_low, y_high * width + x_high};
   const T weight[4] = {hy * hx, hy * lx, ly * hx, ly * lx};
   const T dweight_dy[4] = {-hx, -lx, hx, lx};
   const T dweight_dx[4] = {-hy, hy, -ly, ly};
@@ -168,8 +178,7 @@ DET_HD bool zero_padded_bilinear(I height, I width, T y, T x, BilinearTaps<T, I>
     if (!used[i]) continue;
     taps.offset[i] = offset[i];
     taps.weight[i] = weight[i];
-    taps.dweight_dy[i] = dweight_dy[i];
-    taps.dweight_dx[i] = dweight_dx[i];
+    set_derivatives(taps, i, dweight_dy[i], dweight_dx[i]);
   }
   return true;
 }
