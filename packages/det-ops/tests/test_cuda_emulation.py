@@ -31,6 +31,7 @@ def every_op_forward_and_backward():
     outputs = [
         det_ops.roi_align(x, rois, 3, 1.0, 2, True),
         det_ops.roi_align(x.contiguous(memory_format=torch.channels_last), rois, 3, 1.0, 2, True),
+        det_ops.roi_align(x.to(torch.bfloat16), rois.float(), 3, 1.0, 2, True).double(),
         det_ops.roi_pool(x, rois, 3),
         det_ops.roi_pool(x.contiguous(memory_format=torch.channels_last), rois, 3),
         det_ops.modulated_deform_roi_pool(x, rois, pool_offset, pool_mask, 3, 1.0, 2),

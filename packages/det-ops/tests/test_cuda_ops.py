@@ -238,6 +238,45 @@ def test_roi_align_channels_last(device, grid, dtype, aligned, sampling_ratio):
     assert_close(expected, nchw, **tolerance(device, dtype))
 
 
+# One rounding of the format (2**-11 float16, 2**-8 bfloat16) on values of size ~3, and the
+# float32 sums of the gradient rounded once.
+HALF_TOLERANCE = {
+    torch.float16: {"rtol": 2e-3, "atol": 4e-3},
+    torch.bfloat16: {"rtol": 1e-2, "atol": 3e-2},
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("layout", ["nchw", "channels-last"])
+def test_roi_align_half(device, grid, dtype, layout):
+    # 16-bit maps are read natively and computed in float32 (RoIs float32, the gradient
+    # summed in a float32 buffer): the result is the float32 one within the format's
+    # rounding. The CPU computes on a float32 copy.
+    g = torch.Generator().manual_seed(18)
+    x = torch.randn(2, 67, 23, 37, generator=g).to(dtype)
+    rois = random_rois(37, 2, 23, 37, 0.5, torch.float32, generator=g)
+    if layout == "channels-last":
+        x = x.contiguous(memory_format=torch.channels_last)
+
+    # The same output gradient in both (a float16 or bfloat16 one, as autograd passes).
+    weight = torch.randn(37, 67, 7, 6, generator=g).to(dtype).float()
+
+    def fn(x, rois, weight):
+        x = x.detach().requires_grad_()
+        out = det_ops.roi_align(x, rois, (7, 6), 0.5, 2, True)
+        return out, torch.autograd.grad((out.float() * weight).sum(), x)[0]
+
+    out, grad = device.run(fn, x, rois, weight)
+    assert out.dtype == dtype and grad.dtype == dtype
+    assert grad.is_contiguous(
+        memory_format=torch.channels_last if layout == "channels-last" else torch.contiguous_format
+    )
+    expected_out, expected_grad = fn(x.float(), rois, weight)
+    tol = HALF_TOLERANCE[dtype]
+    torch.testing.assert_close(out.float(), expected_out, **tol)
+    torch.testing.assert_close(grad.float(), expected_grad, **tol)
+
+
 def test_roi_align_with_more_taps_than_shared_memory_holds(device, grid):
     # Adaptive sampling of RoIs much larger than the output: a 7 x 7 output of a 300-pixel
     # RoI takes 43 points per bin and axis, more row taps than a block keeps in shared

@@ -84,7 +84,7 @@ struct KernelDefinition;
 
 template <typename... Args>
 struct KernelDefinition<void(Args...)> {
-  template <typename CpuLaunch, typename CudaLaunch, typename Call>
+  template <bool kHalf, typename CpuLaunch, typename CudaLaunch, typename Call>
   static void define(py::module_& cpu, py::module_& cuda, const char* name,
                      Launchers<CpuLaunch, CudaLaunch> launchers, Call call) {
     if constexpr (!std::is_same_v<CpuLaunch, std::nullptr_t>) {
@@ -102,7 +102,12 @@ struct KernelDefinition<void(Args...)> {
           [name, launchers, call](int device, std::uintptr_t stream, int dtype, Args... args) {
             det_ops::cuda::DeviceGuard guard(device);
             auto launch = [&](auto... typed) { launchers.cuda(stream, typed...); };
-            dispatch_float(dtype, name, [&](auto tag) { call(launch, tag, args...); });
+            auto typed_call = [&](auto tag) { call(launch, tag, args...); };
+            if constexpr (kHalf) {
+              dispatch_float_or_half(dtype, name, typed_call);
+            } else {
+              dispatch_float(dtype, name, typed_call);
+            }
           },
           py::call_guard<py::gil_scoped_release>());
     }
@@ -113,11 +118,14 @@ struct KernelDefinition<void(Args...)> {
 };
 
 // Signature is void(the Python-side arguments after dtype), e.g.
-// void(Ptr, Ptr, const RoIPoolShape&, Ptr, Ptr).
-template <typename Signature, typename CpuLaunch, typename CudaLaunch, typename Call>
+// void(Ptr, Ptr, const RoIPoolShape&, Ptr, Ptr). With kHalf, the CUDA function also takes
+// dtype codes 2 (float16) and 3 (bfloat16): the tag is then Float16 or BFloat16
+// (common/precision.h) and the CUDA launcher must be instantiated for them.
+template <typename Signature, bool kHalf = false, typename CpuLaunch, typename CudaLaunch,
+          typename Call>
 void def_kernel(py::module_& cpu, py::module_& cuda, const char* name,
                 Launchers<CpuLaunch, CudaLaunch> launchers, Call call) {
-  KernelDefinition<Signature>::define(cpu, cuda, name, launchers, call);
+  KernelDefinition<Signature>::template define<kHalf>(cpu, cuda, name, launchers, call);
 }
 
 }  // namespace det_ops::bindings

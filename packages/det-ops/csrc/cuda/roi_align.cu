@@ -10,9 +10,14 @@
 // channels, so that a warp reads a tap's channels from contiguous memory); the
 // output and grad_output are [K, C, out_h, out_w] in both. Indices are 32-bit
 // where the tensors allow (with_index_type).
+//
+// Element types: float and double, and float16 and bfloat16 maps (S below),
+// which are read and written natively and computed in float (A = Compute<S>):
+// the RoIs are float, and the backward adds into a float grad_input buffer.
 #include "common/bilinear.h"
 #include "common/roi_geometry.h"
 #include "cuda/launch.cuh"
+#include "cuda/precision.cuh"
 #include "cuda/roi_align.h"
 
 namespace det_ops::cuda {
@@ -127,9 +132,9 @@ __device__ __forceinline__ void for_each_point(const RoITaps<T, I>& taps, const 
   }
 }
 
-template <typename T, typename I, bool kChannelsLast>
-__device__ __forceinline__ void roi_align_forward_blocks(const T* input, const T* rois,
-                                                         const RoIAlignShape& s, T* output) {
+template <typename S, typename I, bool kChannelsLast, typename T = Compute<S>>
+__device__ __forceinline__ void roi_align_forward_blocks(const S* input, const T* rois,
+                                                         const RoIAlignShape& s, S* output) {
   __shared__ RoITaps<T, I> taps;
   const Sizes<I> z(s);
   for (I block = blockIdx.x; block < z.blocks; block += gridDim.x) {
@@ -142,37 +147,39 @@ __device__ __forceinline__ void roi_align_forward_blocks(const T* input, const T
     for (I e = begin + static_cast<I>(threadIdx.x); e < end; e += blockDim.x) {
       I c, bin;
       split_element<I, kChannelsLast>(e, z, c, bin);
-      T* out = output + (k * z.channels + c) * z.bins + bin;
+      S* out = output + (k * z.channels + c) * z.bins + bin;
       if (batch < 0) {
-        *out = T(0);
+        store(out, T(0));
         continue;
       }
       T sum = T(0);
       if (kChannelsLast) {
-        const T* data = input + batch * z.height * z.width * z.channels + c;
+        const S* data = input + batch * z.height * z.width * z.channels + c;
         const I C = z.channels;
         for_each_point(taps, z, bin / z.pooled_w, bin % z.pooled_w,
                        [&](const AxisTap<T, I>& y, const AxisTap<T, I>& x) {
-                         sum += y.h * x.h * data[(y.low + x.low) * C] +
-                                y.h * x.l * data[(y.low + x.high) * C] +
-                                y.l * x.h * data[(y.high + x.low) * C] +
-                                y.l * x.l * data[(y.high + x.high) * C];
+                         sum += y.h * x.h * load(data[(y.low + x.low) * C]) +
+                                y.h * x.l * load(data[(y.low + x.high) * C]) +
+                                y.l * x.h * load(data[(y.high + x.low) * C]) +
+                                y.l * x.l * load(data[(y.high + x.high) * C]);
                        });
       } else {
-        const T* data = input + (batch * z.channels + c) * z.height * z.width;
+        const S* data = input + (batch * z.channels + c) * z.height * z.width;
         for_each_point(taps, z, bin / z.pooled_w, bin % z.pooled_w,
                        [&](const AxisTap<T, I>& y, const AxisTap<T, I>& x) {
-                         sum += y.h * x.h * data[y.low + x.low] + y.h * x.l * data[y.low + x.high] +
-                                y.l * x.h * data[y.high + x.low] + y.l * x.l * data[y.high + x.high];
+                         sum += y.h * x.h * load(data[y.low + x.low]) +
+                                y.h * x.l * load(data[y.low + x.high]) +
+                                y.l * x.h * load(data[y.high + x.low]) +
+                                y.l * x.l * load(data[y.high + x.high]);
                        });
       }
-      *out = sum / count;
+      store(out, sum / count);
     }
   }
 }
 
-template <typename T, typename I, bool kChannelsLast>
-__device__ __forceinline__ void roi_align_backward_blocks(const T* grad_output, const T* rois,
+template <typename S, typename I, bool kChannelsLast, typename T = Compute<S>>
+__device__ __forceinline__ void roi_align_backward_blocks(const S* grad_output, const T* rois,
                                                           const RoIAlignShape& s, T* grad_input) {
   __shared__ RoITaps<T, I> taps;
   const Sizes<I> z(s);
@@ -187,7 +194,7 @@ __device__ __forceinline__ void roi_align_backward_blocks(const T* grad_output, 
     for (I e = begin + static_cast<I>(threadIdx.x); e < end; e += blockDim.x) {
       I c, bin;
       split_element<I, kChannelsLast>(e, z, c, bin);
-      const T go = grad_output[(k * z.channels + c) * z.bins + bin] / count;
+      const T go = load(grad_output[(k * z.channels + c) * z.bins + bin]) / count;
       // Channels-last: the channel is the innermost index, `stride` apart per pixel.
       T* grad = kChannelsLast ? grad_input + batch * z.height * z.width * z.channels + c
                               : grad_input + (batch * z.channels + c) * z.height * z.width;
@@ -203,28 +210,28 @@ __device__ __forceinline__ void roi_align_backward_blocks(const T* grad_output, 
   }
 }
 
-template <typename T, typename I>
-__global__ void roi_align_forward_kernel(const T* input, const T* rois, RoIAlignShape s,
-                                         T* output) {
-  roi_align_forward_blocks<T, I, false>(input, rois, s, output);
+template <typename S, typename I>
+__global__ void roi_align_forward_kernel(const S* input, const Compute<S>* rois, RoIAlignShape s,
+                                         S* output) {
+  roi_align_forward_blocks<S, I, false>(input, rois, s, output);
 }
 
-template <typename T, typename I>
-__global__ void roi_align_forward_nhwc_kernel(const T* input, const T* rois, RoIAlignShape s,
-                                              T* output) {
-  roi_align_forward_blocks<T, I, true>(input, rois, s, output);
+template <typename S, typename I>
+__global__ void roi_align_forward_nhwc_kernel(const S* input, const Compute<S>* rois,
+                                              RoIAlignShape s, S* output) {
+  roi_align_forward_blocks<S, I, true>(input, rois, s, output);
 }
 
-template <typename T, typename I>
-__global__ void roi_align_backward_kernel(const T* grad_output, const T* rois, RoIAlignShape s,
-                                          T* grad_input) {
-  roi_align_backward_blocks<T, I, false>(grad_output, rois, s, grad_input);
+template <typename S, typename I>
+__global__ void roi_align_backward_kernel(const S* grad_output, const Compute<S>* rois,
+                                          RoIAlignShape s, Compute<S>* grad_input) {
+  roi_align_backward_blocks<S, I, false>(grad_output, rois, s, grad_input);
 }
 
-template <typename T, typename I>
-__global__ void roi_align_backward_nhwc_kernel(const T* grad_output, const T* rois,
-                                               RoIAlignShape s, T* grad_input) {
-  roi_align_backward_blocks<T, I, true>(grad_output, rois, s, grad_input);
+template <typename S, typename I>
+__global__ void roi_align_backward_nhwc_kernel(const S* grad_output, const Compute<S>* rois,
+                                               RoIAlignShape s, Compute<S>* grad_input) {
+  roi_align_backward_blocks<S, I, true>(grad_output, rois, s, grad_input);
 }
 
 // The blocks of a launch (one per part of a RoI's outputs, capped: the blocks
@@ -241,7 +248,7 @@ Launch launch_size(const RoIAlignShape& s) {
 }
 
 template <typename T>
-void launch_forward(const T* input, const T* rois, const RoIAlignShape& s, T* output,
+void launch_forward(const T* input, const Compute<T>* rois, const RoIAlignShape& s, T* output,
                     std::uintptr_t stream, bool channels_last) {
   const Launch l = launch_size(s);
   if (l.total == 0) return;
@@ -263,8 +270,8 @@ void launch_forward(const T* input, const T* rois, const RoIAlignShape& s, T* ou
 }
 
 template <typename T>
-void launch_backward(const T* grad_output, const T* rois, const RoIAlignShape& s, T* grad_input,
-                     std::uintptr_t stream, bool channels_last) {
+void launch_backward(const T* grad_output, const Compute<T>* rois, const RoIAlignShape& s,
+                     Compute<T>* grad_input, std::uintptr_t stream, bool channels_last) {
   const Launch l = launch_size(s);
   if (l.total == 0 || s.height * s.width == 0) return;
   with_index_type({l.total, 5 * s.num_rois, s.batch * s.channels * s.height * s.width},
@@ -283,40 +290,43 @@ void launch_backward(const T* grad_output, const T* rois, const RoIAlignShape& s
 }  // namespace
 
 template <typename T>
-void roi_align_forward(const T* input, const T* rois, const RoIAlignShape& s, T* output,
+void roi_align_forward(const T* input, const Compute<T>* rois, const RoIAlignShape& s, T* output,
                        std::uintptr_t stream) {
   launch_forward(input, rois, s, output, stream, false);
 }
 
 template <typename T>
-void roi_align_forward_nhwc(const T* input, const T* rois, const RoIAlignShape& s, T* output,
-                            std::uintptr_t stream) {
+void roi_align_forward_nhwc(const T* input, const Compute<T>* rois, const RoIAlignShape& s,
+                            T* output, std::uintptr_t stream) {
   launch_forward(input, rois, s, output, stream, true);
 }
 
 template <typename T>
-void roi_align_backward(const T* grad_output, const T* rois, const RoIAlignShape& s,
-                        T* grad_input, std::uintptr_t stream) {
+void roi_align_backward(const T* grad_output, const Compute<T>* rois, const RoIAlignShape& s,
+                        Compute<T>* grad_input, std::uintptr_t stream) {
   launch_backward(grad_output, rois, s, grad_input, stream, false);
 }
 
 template <typename T>
-void roi_align_backward_nhwc(const T* grad_output, const T* rois, const RoIAlignShape& s,
-                             T* grad_input, std::uintptr_t stream) {
+void roi_align_backward_nhwc(const T* grad_output, const Compute<T>* rois,
+                             const RoIAlignShape& s, Compute<T>* grad_input,
+                             std::uintptr_t stream) {
   launch_backward(grad_output, rois, s, grad_input, stream, true);
 }
 
 #define DET_OPS_INSTANTIATE(T)                                                                  \
-  template void roi_align_forward<T>(const T*, const T*, const RoIAlignShape&, T*,              \
+  template void roi_align_forward<T>(const T*, const Compute<T>*, const RoIAlignShape&, T*,     \
                                      std::uintptr_t);                                          \
-  template void roi_align_forward_nhwc<T>(const T*, const T*, const RoIAlignShape&, T*,         \
-                                          std::uintptr_t);                                     \
-  template void roi_align_backward<T>(const T*, const T*, const RoIAlignShape&, T*,             \
-                                      std::uintptr_t);                                         \
-  template void roi_align_backward_nhwc<T>(const T*, const T*, const RoIAlignShape&, T*,        \
-                                           std::uintptr_t);
+  template void roi_align_forward_nhwc<T>(const T*, const Compute<T>*, const RoIAlignShape&,    \
+                                          T*, std::uintptr_t);                                 \
+  template void roi_align_backward<T>(const T*, const Compute<T>*, const RoIAlignShape&,        \
+                                      Compute<T>*, std::uintptr_t);                            \
+  template void roi_align_backward_nhwc<T>(const T*, const Compute<T>*, const RoIAlignShape&,   \
+                                           Compute<T>*, std::uintptr_t);
 DET_OPS_INSTANTIATE(float)
 DET_OPS_INSTANTIATE(double)
+DET_OPS_INSTANTIATE(Float16)
+DET_OPS_INSTANTIATE(BFloat16)
 #undef DET_OPS_INSTANTIATE
 
 }  // namespace det_ops::cuda

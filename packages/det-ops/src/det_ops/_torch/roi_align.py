@@ -17,6 +17,8 @@ def roi_align(
     sampling_ratio: int,
     aligned: int,
 ) -> Tensor:
+    if input.dtype in (torch.float16, torch.bfloat16):  # the kernels' RoIs are float32
+        rois = rois.float()
     return roi_align_forward_kernel(
         TORCH,
         input if is_channels_last(input) else input.contiguous(),
