@@ -320,6 +320,30 @@ def test_roi_pool_channels_last(device, grid, dtype):
     assert_close(got, fn(x, rois))
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("layout", ["nchw", "channels-last"])
+def test_roi_pool_half(device, grid, dtype, layout):
+    # 16-bit maps are read natively: the maxima are the float32 ones exactly; the gradient
+    # is summed in a float32 buffer and rounded once.
+    g = torch.Generator().manual_seed(19)
+    x = torch.randn(2, 67, 23, 37, generator=g).to(dtype)
+    rois = random_rois(37, 2, 23, 37, 0.5, torch.float32, generator=g)
+    if layout == "channels-last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    weight = torch.randn(37, 67, 3, 4, generator=g).to(dtype).float()
+
+    def fn(x, rois, weight):
+        x = x.detach().requires_grad_()
+        out = det_ops.roi_pool(x, rois, (3, 4), 0.5)
+        return out, torch.autograd.grad((out.float() * weight).sum(), x)[0]
+
+    out, grad = device.run(fn, x, rois, weight)
+    assert out.dtype == dtype and grad.dtype == dtype
+    expected_out, expected_grad = fn(x.float(), rois, weight)
+    assert torch.equal(out.float(), expected_out)
+    torch.testing.assert_close(grad.float(), expected_grad, **HALF_TOLERANCE[dtype])
+
+
 def test_roi_align_non_contiguous_input(device):
     g = torch.Generator().manual_seed(6)
     x = torch.randn(1, 16, 21, 30, generator=g).permute(0, 1, 3, 2)

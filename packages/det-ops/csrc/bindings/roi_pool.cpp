@@ -23,27 +23,31 @@ void bind_roi_pool(py::module_& m, py::module_& cpu, py::module_& cuda) {
   auto forward = [](auto launch, auto tag, Ptr input, Ptr rois, const RoIPoolShape& s,
                     Ptr output, Ptr argmax) {
     using T = decltype(tag);
-    launch(as_ptr<const T>(input), as_ptr<const T>(rois), s, as_ptr<T>(output),
+    launch(as_ptr<const T>(input), as_ptr<const Compute<T>>(rois), s, as_ptr<T>(output),
            as_ptr<int32_t>(argmax));
   };
   // grad_input must be zero-filled by the caller.
   auto backward = [](auto launch, auto tag, Ptr grad_output, Ptr rois, Ptr argmax,
                      const RoIPoolShape& s, Ptr grad_input) {
     using T = decltype(tag);
-    launch(as_ptr<const T>(grad_output), as_ptr<const T>(rois), as_ptr<const int32_t>(argmax), s,
-           as_ptr<T>(grad_input));
+    launch(as_ptr<const T>(grad_output), as_ptr<const Compute<T>>(rois),
+           as_ptr<const int32_t>(argmax), s, as_ptr<Compute<T>>(grad_input));
   };
   using Forward = void(Ptr, Ptr, const RoIPoolShape&, Ptr, Ptr);
   using Backward = void(Ptr, Ptr, Ptr, const RoIPoolShape&, Ptr);
-  def_kernel<Forward>(cpu, cuda, "roi_pool_forward", DET_OPS_LAUNCHERS(roi_pool_forward), forward);
-  def_kernel<Backward>(cpu, cuda, "roi_pool_backward", DET_OPS_LAUNCHERS(roi_pool_backward),
-                       backward);
+  // The CUDA kernels also take float16 and bfloat16 maps (dtype codes 2, 3), with float32
+  // RoIs and a float32 grad_input (Compute<T>).
+  constexpr bool kHalf = true;
+  def_kernel<Forward, kHalf>(cpu, cuda, "roi_pool_forward", DET_OPS_LAUNCHERS(roi_pool_forward),
+                             forward);
+  def_kernel<Backward, kHalf>(cpu, cuda, "roi_pool_backward",
+                              DET_OPS_LAUNCHERS(roi_pool_backward), backward);
   // The channels-last kernels (CUDA only; a channels-last CPU map is copied to NCHW)
   // read and write [B, H, W, C] maps in place; output, argmax and grad_output as above.
-  def_kernel<Forward>(cpu, cuda, "roi_pool_forward_nhwc",
-                      DET_OPS_CUDA_LAUNCHER(roi_pool_forward_nhwc), forward);
-  def_kernel<Backward>(cpu, cuda, "roi_pool_backward_nhwc",
-                       DET_OPS_CUDA_LAUNCHER(roi_pool_backward_nhwc), backward);
+  def_kernel<Forward, kHalf>(cpu, cuda, "roi_pool_forward_nhwc",
+                             DET_OPS_CUDA_LAUNCHER(roi_pool_forward_nhwc), forward);
+  def_kernel<Backward, kHalf>(cpu, cuda, "roi_pool_backward_nhwc",
+                              DET_OPS_CUDA_LAUNCHER(roi_pool_backward_nhwc), backward);
 }
 
 DET_OPS_BIND_OP(roi_pool);

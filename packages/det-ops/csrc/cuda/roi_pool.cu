@@ -1,11 +1,14 @@
 // RoIPool on the GPU: one thread per output element; the backward scatters
 // through the saved argmax (int32, a pixel of the plane) with atomicAdd. NCHW
 // and channels-last (NHWC) maps, each read in place; indices are 32-bit where
-// the tensors allow (with_index_type).
+// the tensors allow (with_index_type). Float16 and bfloat16 maps (S below) are
+// read and written natively, compared in float (T = Compute<S>) with float RoIs;
+// the backward adds into a float grad_input buffer.
 #include <cfloat>
 
 #include "common/roi_geometry.h"
 #include "cuda/launch.cuh"
+#include "cuda/precision.cuh"
 #include "cuda/roi_pool.h"
 
 namespace det_ops::cuda {
@@ -60,9 +63,9 @@ __device__ __forceinline__ T* channel_plane(T* map, I b, I c, const Sizes<I>& z,
                        : map + (b * z.channels + c) * z.height * z.width;
 }
 
-template <typename T, typename I, bool kChannelsLast>
-__device__ __forceinline__ void roi_pool_forward_elements(const T* input, const T* rois,
-                                                          const RoIPoolShape& s, T* output,
+template <typename S, typename I, bool kChannelsLast, typename T = Compute<S>>
+__device__ __forceinline__ void roi_pool_forward_elements(const S* input, const T* rois,
+                                                          const RoIPoolShape& s, S* output,
                                                           int32_t* argmax) {
   const Sizes<I> z(s);
   const T scale = static_cast<T>(s.spatial_scale);
@@ -71,7 +74,7 @@ __device__ __forceinline__ void roi_pool_forward_elements(const T* input, const 
     const T* roi = rois + 5 * e.k;
     const I b = pool_roi_batch(roi, static_cast<I>(s.batch));
     if (b < 0) {
-      output[e.out] = T(0);
+      store(output + e.out, T(0));
       argmax[e.out] = -1;
       continue;
     }
@@ -83,26 +86,26 @@ __device__ __forceinline__ void roi_pool_forward_elements(const T* input, const 
                                         e.bin % z.pooled_w, z.width);
     const bool empty = rows.end <= rows.start || cols.end <= cols.start;
     I step;
-    const T* data = channel_plane<const T, I, kChannelsLast>(input, b, e.c, z, step);
+    const S* data = channel_plane<const S, I, kChannelsLast>(input, b, e.c, z, step);
     T best = empty ? T(0) : T(-FLT_MAX);
     I best_index = -1;
     for (I y = rows.start; y < rows.end; ++y) {
       for (I x = cols.start; x < cols.end; ++x) {
         const I i = y * z.width + x;
-        const T v = data[i * step];
+        const T v = load(data[i * step]);
         if (v > best) {
           best = v;
           best_index = i;
         }
       }
     }
-    output[e.out] = best;
+    store(output + e.out, best);
     argmax[e.out] = static_cast<int32_t>(best_index);
   }
 }
 
-template <typename T, typename I, bool kChannelsLast>
-__device__ __forceinline__ void roi_pool_backward_elements(const T* grad_output, const T* rois,
+template <typename S, typename I, bool kChannelsLast, typename T = Compute<S>>
+__device__ __forceinline__ void roi_pool_backward_elements(const S* grad_output, const T* rois,
                                                            const int32_t* argmax,
                                                            const RoIPoolShape& s,
                                                            T* grad_input) {
@@ -115,37 +118,38 @@ __device__ __forceinline__ void roi_pool_backward_elements(const T* grad_output,
     if (b < 0) continue;
     I step;
     T* grad = channel_plane<T, I, kChannelsLast>(grad_input, b, e.c, z, step);
-    atomicAdd(grad + arg * step, grad_output[e.out]);
+    atomicAdd(grad + arg * step, load(grad_output[e.out]));
   }
 }
 
-template <typename T, typename I>
-__global__ void roi_pool_forward_kernel(const T* input, const T* rois, RoIPoolShape s, T* output,
-                                        int32_t* argmax) {
-  roi_pool_forward_elements<T, I, false>(input, rois, s, output, argmax);
+template <typename S, typename I>
+__global__ void roi_pool_forward_kernel(const S* input, const Compute<S>* rois, RoIPoolShape s,
+                                        S* output, int32_t* argmax) {
+  roi_pool_forward_elements<S, I, false>(input, rois, s, output, argmax);
 }
 
-template <typename T, typename I>
-__global__ void roi_pool_forward_nhwc_kernel(const T* input, const T* rois, RoIPoolShape s,
-                                             T* output, int32_t* argmax) {
-  roi_pool_forward_elements<T, I, true>(input, rois, s, output, argmax);
+template <typename S, typename I>
+__global__ void roi_pool_forward_nhwc_kernel(const S* input, const Compute<S>* rois,
+                                             RoIPoolShape s, S* output, int32_t* argmax) {
+  roi_pool_forward_elements<S, I, true>(input, rois, s, output, argmax);
 }
 
-template <typename T, typename I>
-__global__ void roi_pool_backward_kernel(const T* grad_output, const T* rois,
-                                         const int32_t* argmax, RoIPoolShape s, T* grad_input) {
-  roi_pool_backward_elements<T, I, false>(grad_output, rois, argmax, s, grad_input);
+template <typename S, typename I>
+__global__ void roi_pool_backward_kernel(const S* grad_output, const Compute<S>* rois,
+                                         const int32_t* argmax, RoIPoolShape s,
+                                         Compute<S>* grad_input) {
+  roi_pool_backward_elements<S, I, false>(grad_output, rois, argmax, s, grad_input);
 }
 
-template <typename T, typename I>
-__global__ void roi_pool_backward_nhwc_kernel(const T* grad_output, const T* rois,
+template <typename S, typename I>
+__global__ void roi_pool_backward_nhwc_kernel(const S* grad_output, const Compute<S>* rois,
                                               const int32_t* argmax, RoIPoolShape s,
-                                              T* grad_input) {
-  roi_pool_backward_elements<T, I, true>(grad_output, rois, argmax, s, grad_input);
+                                              Compute<S>* grad_input) {
+  roi_pool_backward_elements<S, I, true>(grad_output, rois, argmax, s, grad_input);
 }
 
 template <typename T>
-void launch_forward(const T* input, const T* rois, const RoIPoolShape& s, T* output,
+void launch_forward(const T* input, const Compute<T>* rois, const RoIPoolShape& s, T* output,
                     int32_t* argmax, std::uintptr_t stream, bool channels_last) {
   const int64_t total = s.num_rois * s.channels * s.pooled_h * s.pooled_w;
   if (total == 0) return;
@@ -163,8 +167,8 @@ void launch_forward(const T* input, const T* rois, const RoIPoolShape& s, T* out
 }
 
 template <typename T>
-void launch_backward(const T* grad_output, const T* rois, const int32_t* argmax,
-                     const RoIPoolShape& s, T* grad_input, std::uintptr_t stream,
+void launch_backward(const T* grad_output, const Compute<T>* rois, const int32_t* argmax,
+                     const RoIPoolShape& s, Compute<T>* grad_input, std::uintptr_t stream,
                      bool channels_last) {
   const int64_t total = s.num_rois * s.channels * s.pooled_h * s.pooled_w;
   if (total == 0) return;
@@ -184,40 +188,43 @@ void launch_backward(const T* grad_output, const T* rois, const int32_t* argmax,
 }  // namespace
 
 template <typename T>
-void roi_pool_forward(const T* input, const T* rois, const RoIPoolShape& s, T* output,
+void roi_pool_forward(const T* input, const Compute<T>* rois, const RoIPoolShape& s, T* output,
                       int32_t* argmax, std::uintptr_t stream) {
   launch_forward(input, rois, s, output, argmax, stream, false);
 }
 
 template <typename T>
-void roi_pool_forward_nhwc(const T* input, const T* rois, const RoIPoolShape& s, T* output,
-                           int32_t* argmax, std::uintptr_t stream) {
+void roi_pool_forward_nhwc(const T* input, const Compute<T>* rois, const RoIPoolShape& s,
+                           T* output, int32_t* argmax, std::uintptr_t stream) {
   launch_forward(input, rois, s, output, argmax, stream, true);
 }
 
 template <typename T>
-void roi_pool_backward(const T* grad_output, const T* rois, const int32_t* argmax,
-                       const RoIPoolShape& s, T* grad_input, std::uintptr_t stream) {
+void roi_pool_backward(const T* grad_output, const Compute<T>* rois, const int32_t* argmax,
+                       const RoIPoolShape& s, Compute<T>* grad_input, std::uintptr_t stream) {
   launch_backward(grad_output, rois, argmax, s, grad_input, stream, false);
 }
 
 template <typename T>
-void roi_pool_backward_nhwc(const T* grad_output, const T* rois, const int32_t* argmax,
-                            const RoIPoolShape& s, T* grad_input, std::uintptr_t stream) {
+void roi_pool_backward_nhwc(const T* grad_output, const Compute<T>* rois, const int32_t* argmax,
+                            const RoIPoolShape& s, Compute<T>* grad_input,
+                            std::uintptr_t stream) {
   launch_backward(grad_output, rois, argmax, s, grad_input, stream, true);
 }
 
 #define DET_OPS_INSTANTIATE(T)                                                                  \
-  template void roi_pool_forward<T>(const T*, const T*, const RoIPoolShape&, T*, int32_t*,      \
-                                    std::uintptr_t);                                           \
-  template void roi_pool_forward_nhwc<T>(const T*, const T*, const RoIPoolShape&, T*, int32_t*, \
-                                         std::uintptr_t);                                      \
-  template void roi_pool_backward<T>(const T*, const T*, const int32_t*, const RoIPoolShape&,   \
-                                     T*, std::uintptr_t);                                      \
-  template void roi_pool_backward_nhwc<T>(const T*, const T*, const int32_t*,                   \
-                                          const RoIPoolShape&, T*, std::uintptr_t);
+  template void roi_pool_forward<T>(const T*, const Compute<T>*, const RoIPoolShape&, T*,       \
+                                    int32_t*, std::uintptr_t);                                 \
+  template void roi_pool_forward_nhwc<T>(const T*, const Compute<T>*, const RoIPoolShape&, T*,  \
+                                         int32_t*, std::uintptr_t);                            \
+  template void roi_pool_backward<T>(const T*, const Compute<T>*, const int32_t*,               \
+                                     const RoIPoolShape&, Compute<T>*, std::uintptr_t);        \
+  template void roi_pool_backward_nhwc<T>(const T*, const Compute<T>*, const int32_t*,          \
+                                          const RoIPoolShape&, Compute<T>*, std::uintptr_t);
 DET_OPS_INSTANTIATE(float)
 DET_OPS_INSTANTIATE(double)
+DET_OPS_INSTANTIATE(Float16)
+DET_OPS_INSTANTIATE(BFloat16)
 #undef DET_OPS_INSTANTIATE
 
 }  // namespace det_ops::cuda

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from det_ops import _C
-from det_ops._arrays import NUMPY, dtype_name, is_cuda, is_torch, kernels
+from det_ops._arrays import HALF_DTYPES, NUMPY, dtype_name, is_cuda, is_torch, kernels
 from det_ops._fx import traced_call
 from det_ops.roi_align import _roi_inputs, is_channels_last
 
@@ -43,6 +43,7 @@ def roi_pool(
         output_size,
         spatial_scale,
         keep_channels_last=is_cuda(input),
+        keep_half=True,
         rois_name="boxes",
     )
     if input.shape[2] * input.shape[3] > ARGMAX_LIMIT:
@@ -115,19 +116,20 @@ def roi_pool_backward_kernel(
     spatial_scale: float,
     channels_last: bool = False,
 ) -> Any:
-    """The gradient of the input; with channels_last (CUDA torch tensors only) it is
-    computed and returned channels-last, the layout of the forward's input."""
+    """The gradient of the input, in grad_output's dtype; with channels_last (CUDA torch
+    tensors only) it is computed and returned channels-last, the layout of the forward's
+    input. A float16 or bfloat16 gradient (CUDA) is summed in a float32 buffer."""
     out_h, out_w = grad_output.shape[2], grad_output.shape[3]
     shape = roi_pool_shape(input_shape, rois.shape[0], spatial_scale, out_h, out_w)
     ops = kernels("roi_pool", grad_output)
+    half = dtype_name(grad_output) in HALF_DTYPES
+    summed_in = "float32" if half else dtype_name(grad_output)
     if channels_last:
         batch, channels, height, width = (int(v) for v in input_shape)
-        grad_input = xp.zeros(
-            (batch, height, width, channels), dtype_name(grad_output), like=grad_output
-        )
+        grad_input = xp.zeros((batch, height, width, channels), summed_in, like=grad_output)
         backward = ops.roi_pool_backward_nhwc
     else:
-        grad_input = xp.zeros(tuple(input_shape), dtype_name(grad_output), like=grad_output)
+        grad_input = xp.zeros(tuple(input_shape), summed_in, like=grad_output)
         backward = ops.roi_pool_backward
     backward(
         xp.code(grad_output),
@@ -137,4 +139,6 @@ def roi_pool_backward_kernel(
         shape,
         xp.ptr(grad_input),
     )
-    return grad_input.permute(0, 3, 1, 2) if channels_last else grad_input
+    if channels_last:
+        grad_input = grad_input.permute(0, 3, 1, 2)
+    return grad_input.to(grad_output.dtype) if half else grad_input

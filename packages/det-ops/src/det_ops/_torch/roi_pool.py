@@ -15,6 +15,8 @@ from det_ops.roi_pool import (
 def roi_pool(
     input: Tensor, rois: Tensor, spatial_scale: float, out_h: int, out_w: int
 ) -> tuple[Tensor, Tensor]:
+    if input.dtype in (torch.float16, torch.bfloat16):  # the kernels' RoIs are float32
+        rois = rois.float()
     return roi_pool_forward_kernel(
         TORCH,
         input if reads_channels_last(input) else input.contiguous(),
