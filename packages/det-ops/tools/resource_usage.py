@@ -49,6 +49,7 @@ def demangle(names: list[str]) -> dict[str, str]:
 def _last_name(head: str) -> str:
     base, args = head[: head.index("<")], head[head.index("<") :]
     args = re.sub(r"\blong\b", "int64", re.sub(r"\bint\b", "int32", args))  # index types
+    args = args.replace("det_ops::", "")  # Float16, BFloat16
     return base.split("::")[-1] + args
 
 
