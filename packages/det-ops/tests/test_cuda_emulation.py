@@ -36,6 +36,9 @@ def every_op_forward_and_backward():
         det_ops.roi_pool(x.contiguous(memory_format=torch.channels_last), rois, 3),
         det_ops.roi_pool(x.to(torch.float16), rois.float(), 3).double(),
         det_ops.modulated_deform_roi_pool(x, rois, pool_offset, pool_mask, 3, 1.0, 2),
+        det_ops.modulated_deform_roi_pool(
+            x.contiguous(memory_format=torch.channels_last), rois, pool_offset, pool_mask, 3, 1.0, 2
+        ),
         det_ops.deform_conv2d(x, conv_offset, weight, None, 1, 1, 1, conv_mask),
         det_ops.sigmoid_focal_loss(logits, targets, reduction="none"),
     ]

@@ -422,6 +422,34 @@ def test_deform_roi_pool(device, grid, dtype, aligned, modulated):
     assert_close(device.run(fn, *inputs), fn(*inputs), **tolerance(device, dtype))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("aligned", [True, "legacy"])
+def test_deform_roi_pool_channels_last(device, grid, dtype, aligned):
+    # The CUDA kernels read a channels-last map in place (threads, and the offset
+    # gradient's lanes, over channels) and return a channels-last input gradient; the CPU
+    # ones read an NCHW copy. 67 channels: a lane group's last round is partial.
+    g = torch.Generator().manual_seed(20)
+    x = torch.randn(2, 67, 23, 37, generator=g, dtype=dtype)
+    rois = random_rois(37, 2, 23, 37, 0.5, dtype, generator=g)
+    rois[11, 3] = float("nan")
+    x = x.contiguous(memory_format=torch.channels_last)
+    offset = torch.randn(37, 2, 7, 7, generator=g, dtype=dtype) * 0.1
+    mask = torch.rand(37, 1, 7, 7, generator=g, dtype=dtype)
+    args = (7, 0.5, 4 if aligned == "legacy" else 0, 0.1, aligned)
+
+    def fn(x, rois, offset, mask):
+        return grads(
+            lambda x, offset, mask: det_ops.modulated_deform_roi_pool(x, rois, offset, mask, *args),
+            x,
+            offset,
+            mask,
+        )
+
+    got = device.run(fn, x, rois, offset, mask)
+    assert got[1].is_contiguous(memory_format=torch.channels_last)
+    assert_close(got, fn(x, rois, offset, mask), **tolerance(device, dtype))
+
+
 @pytest.mark.parametrize("aligned", [True, "legacy"])
 def test_deform_roi_pool_with_more_bins_than_shared_memory_holds(device, aligned):
     # 17 x 17 = 289 bins, more than a block keeps shifts and divisors of in shared memory,

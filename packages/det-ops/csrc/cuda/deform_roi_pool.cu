@@ -95,9 +95,36 @@ __device__ __forceinline__ void load_roi(const T* rois, const T* offset, I k,
   __syncthreads();
 }
 
-template <typename T, typename I>
-__global__ void deform_roi_pool_forward_kernel(const T* input, const T* rois, const T* offset,
-                                               const T* mask, DeformRoIPoolShape s, T* output) {
+// Element e of a RoI's outputs: its channel and bin in the kernel's layout
+// (channels-last: the channel moves fastest).
+template <typename I, bool kChannelsLast>
+__device__ __forceinline__ void split_element(I e, const Sizes<I>& z, I& c, I& bin) {
+  c = kChannelsLast ? e % z.channels : e / z.bins;
+  bin = kChannelsLast ? e / z.channels : e % z.bins;
+}
+
+// Channel c of image b of a map: its first element; the taps' offsets (pixels of
+// the plane) are then scaled by pixel_step(): 1 for NCHW, channels for NHWC.
+template <typename T, typename I, bool kChannelsLast>
+__device__ __forceinline__ T* channel_of(T* map, I b, I c, const Sizes<I>& z) {
+  return kChannelsLast ? map + b * z.height * z.width * z.channels + c
+                       : map + (b * z.channels + c) * z.height * z.width;
+}
+
+template <typename I, bool kChannelsLast>
+__device__ __forceinline__ I pixel_step(const Sizes<I>& z) {
+  return kChannelsLast ? z.channels : I(1);
+}
+
+template <typename Taps, typename I>
+__device__ __forceinline__ void scale_offsets(Taps& t, I step) {
+  for (int i = 0; i < 4; ++i) t.offset[i] *= step;
+}
+
+template <typename T, typename I, bool kChannelsLast>
+__device__ __forceinline__ void forward_blocks(const T* input, const T* rois, const T* offset,
+                                               const T* mask, const DeformRoIPoolShape& s,
+                                               T* output) {
   __shared__ RoIBins<T, I> rb;
   const Sizes<I> z(s);
   for (I block = blockIdx.x; block < z.blocks; block += gridDim.x) {
@@ -106,15 +133,16 @@ __global__ void deform_roi_pool_forward_kernel(const T* input, const T* rois, co
     const DeformRoI<T, I> g = rb.g;
     const I end = min_of(begin + static_cast<I>(kOutputsPerBlock), z.per_roi);
     for (I e = begin + static_cast<I>(threadIdx.x); e < end; e += blockDim.x) {
-      const I c = e / z.bins, bin = e % z.bins;
-      T* out = output + k * z.per_roi + e;
+      I c, bin;
+      split_element<I, kChannelsLast>(e, z, c, bin);
+      T* out = output + k * z.per_roi + c * z.bins + bin;
       if (g.r.batch < 0) {
         *out = T(0);
         continue;
       }
       const I ph = bin / z.pooled_w, pw = bin % z.pooled_w;
       const BinShift<T> shift = rb.shared ? rb.shift[bin] : bin_shift(g, offset, k, bin, z.bins, s);
-      const T* plane = input + (g.r.batch * z.channels + c) * z.height * z.width;
+      const T* plane = channel_of<const T, I, kChannelsLast>(input, g.r.batch, c, z);
       ForwardTaps<T, I> t;  // the forward needs no derivative
       T sum = T(0);
       I inside = 0;
@@ -122,6 +150,7 @@ __global__ void deform_roi_pool_forward_kernel(const T* input, const T* rois, co
         const T y = g.point_y(ph, iy, shift.dy);
         for (I ix = 0; ix < g.r.grid_w; ++ix) {
           if (!g.taps(z.height, z.width, y, g.point_x(pw, ix, shift.dx), t)) continue;
+          scale_offsets(t, pixel_step<I, kChannelsLast>(z));
           sum += t.sample(plane);
           ++inside;
         }
@@ -131,10 +160,10 @@ __global__ void deform_roi_pool_forward_kernel(const T* input, const T* rois, co
   }
 }
 
-template <typename T, typename I>
-__global__ void deform_roi_pool_grad_input_kernel(const T* grad_output, const T* rois,
+template <typename T, typename I, bool kChannelsLast>
+__device__ __forceinline__ void grad_input_blocks(const T* grad_output, const T* rois,
                                                   const T* offset, const T* mask,
-                                                  DeformRoIPoolShape s, T* grad_input) {
+                                                  const DeformRoIPoolShape& s, T* grad_input) {
   __shared__ RoIBins<T, I> rb;
   const Sizes<I> z(s);
   for (I block = blockIdx.x; block < z.blocks; block += gridDim.x) {
@@ -144,19 +173,23 @@ __global__ void deform_roi_pool_grad_input_kernel(const T* grad_output, const T*
     if (g.r.batch < 0) continue;  // the same for the whole block
     const I end = min_of(begin + static_cast<I>(kOutputsPerBlock), z.per_roi);
     for (I e = begin + static_cast<I>(threadIdx.x); e < end; e += blockDim.x) {
-      const I c = e / z.bins, bin = e % z.bins;
+      I c, bin;
+      split_element<I, kChannelsLast>(e, z, c, bin);
       const I ph = bin / z.pooled_w, pw = bin % z.pooled_w;
       const BinShift<T> shift = rb.shared ? rb.shift[bin] : bin_shift(g, offset, k, bin, z.bins, s);
       const T divisor = rb.shared ? rb.divisor[bin] : bin_divisor(g, ph, pw, shift, z);
-      const T grad_bin = bin_value(grad_output[k * z.per_roi + e], divisor,
+      const T grad_bin = bin_value(grad_output[k * z.per_roi + c * z.bins + bin], divisor,
                                    mask == nullptr ? T(1) : mask[k * z.bins + bin]);
-      T* grad = grad_input + (g.r.batch * z.channels + c) * z.height * z.width;
+      T* grad = channel_of<T, I, kChannelsLast>(grad_input, g.r.batch, c, z);
+      const I step = pixel_step<I, kChannelsLast>(z);
       ForwardTaps<T, I> t;
       for (I iy = 0; iy < g.r.grid_h; ++iy) {
         const T y = g.point_y(ph, iy, shift.dy);
         for (I ix = 0; ix < g.r.grid_w; ++ix) {
           if (!g.taps(z.height, z.width, y, g.point_x(pw, ix, shift.dx), t)) continue;
-          for (int i = 0; i < 4; ++i) atomicAdd(grad + t.offset[i], t.weight[i] * grad_bin);
+          for (int i = 0; i < 4; ++i) {
+            atomicAdd(grad + t.offset[i] * step, t.weight[i] * grad_bin);
+          }
         }
       }
     }
@@ -169,10 +202,10 @@ __global__ void deform_roi_pool_grad_input_kernel(const T* grad_output, const T*
 constexpr int kLanes = 32;
 constexpr int kGroups = kThreads / kLanes;
 
-template <typename T, typename I>
-__global__ void deform_roi_pool_grad_offset_mask_kernel(const T* grad_output, const T* input,
+template <typename T, typename I, bool kChannelsLast>
+__device__ __forceinline__ void grad_offset_mask_groups(const T* grad_output, const T* input,
                                                         const T* rois, const T* offset,
-                                                        const T* mask, DeformRoIPoolShape s,
+                                                        const T* mask, const DeformRoIPoolShape& s,
                                                         T* grad_offset, T* grad_mask) {
   __shared__ T partial[3][kThreads];  // value, dy, dx of each thread
   const Sizes<I> z(s);
@@ -201,9 +234,10 @@ __global__ void deform_roi_pool_grad_offset_mask_kernel(const T* grad_output, co
         for (I ix = 0; ix < g.r.grid_w; ++ix) {
           if (!g.taps(z.height, z.width, y, g.point_x(pw, ix, shift.dx), t)) continue;
           ++inside;
+          scale_offsets(t, pixel_step<I, kChannelsLast>(z));
           for (I c = lane; c < z.channels; c += kLanes) {
             const T go = grad_output[(k * z.channels + c) * bins + bin];
-            const T* data = input + (g.r.batch * z.channels + c) * plane;
+            const T* data = channel_of<const T, I, kChannelsLast>(input, g.r.batch, c, z);
             value += go * t.sample(data);
             dy += go * sample_dy(t, data);
             dx += go * sample_dx(t, data);
@@ -238,6 +272,52 @@ __global__ void deform_roi_pool_grad_offset_mask_kernel(const T* grad_output, co
   }
 }
 
+template <typename T, typename I>
+__global__ void deform_roi_pool_forward_kernel(const T* input, const T* rois, const T* offset,
+                                               const T* mask, DeformRoIPoolShape s, T* output) {
+  forward_blocks<T, I, false>(input, rois, offset, mask, s, output);
+}
+
+template <typename T, typename I>
+__global__ void deform_roi_pool_forward_nhwc_kernel(const T* input, const T* rois,
+                                                    const T* offset, const T* mask,
+                                                    DeformRoIPoolShape s, T* output) {
+  forward_blocks<T, I, true>(input, rois, offset, mask, s, output);
+}
+
+template <typename T, typename I>
+__global__ void deform_roi_pool_grad_input_kernel(const T* grad_output, const T* rois,
+                                                  const T* offset, const T* mask,
+                                                  DeformRoIPoolShape s, T* grad_input) {
+  grad_input_blocks<T, I, false>(grad_output, rois, offset, mask, s, grad_input);
+}
+
+template <typename T, typename I>
+__global__ void deform_roi_pool_grad_input_nhwc_kernel(const T* grad_output, const T* rois,
+                                                       const T* offset, const T* mask,
+                                                       DeformRoIPoolShape s, T* grad_input) {
+  grad_input_blocks<T, I, true>(grad_output, rois, offset, mask, s, grad_input);
+}
+
+template <typename T, typename I>
+__global__ void deform_roi_pool_grad_offset_mask_kernel(const T* grad_output, const T* input,
+                                                        const T* rois, const T* offset,
+                                                        const T* mask, DeformRoIPoolShape s,
+                                                        T* grad_offset, T* grad_mask) {
+  grad_offset_mask_groups<T, I, false>(grad_output, input, rois, offset, mask, s, grad_offset,
+                                       grad_mask);
+}
+
+template <typename T, typename I>
+__global__ void deform_roi_pool_grad_offset_mask_nhwc_kernel(const T* grad_output,
+                                                             const T* input, const T* rois,
+                                                             const T* offset, const T* mask,
+                                                             DeformRoIPoolShape s,
+                                                             T* grad_offset, T* grad_mask) {
+  grad_offset_mask_groups<T, I, true>(grad_output, input, rois, offset, mask, s, grad_offset,
+                                      grad_mask);
+}
+
 // The blocks of the forward and input-gradient kernels: one per part of a RoI's
 // outputs (capped: the blocks then loop).
 unsigned int roi_part_blocks(const DeformRoIPoolShape& s) {
@@ -245,11 +325,10 @@ unsigned int roi_part_blocks(const DeformRoIPoolShape& s) {
   return grid_blocks(s.num_rois * ((per_roi + kOutputsPerBlock - 1) / kOutputsPerBlock));
 }
 
-}  // namespace
-
 template <typename T>
-void deform_roi_pool_forward(const T* input, const T* rois, const T* offset, const T* mask,
-                             const DeformRoIPoolShape& s, T* output, std::uintptr_t stream) {
+void launch_forward(const T* input, const T* rois, const T* offset, const T* mask,
+                    const DeformRoIPoolShape& s, T* output, std::uintptr_t stream,
+                    bool channels_last) {
   const int64_t total = s.num_rois * s.channels * s.pooled_h * s.pooled_w;
   if (total == 0) return;
   if (s.height * s.width == 0) {  // an empty feature map pools to zeros
@@ -258,18 +337,21 @@ void deform_roi_pool_forward(const T* input, const T* rois, const T* offset, con
   }
   with_index_type({total, 5 * s.num_rois, s.batch * s.channels * s.height * s.width},
                   [&](auto index) {
-                    using I = decltype(index);
-                    launch("deform_roi_pool_forward_kernel", deform_roi_pool_forward_kernel<T, I>,
-                           roi_part_blocks(s), kThreads, stream, input, rois, offset, mask, s,
-                           output);
-                  });
+    using I = decltype(index);
+    if (channels_last) {
+      launch("deform_roi_pool_forward_nhwc_kernel", deform_roi_pool_forward_nhwc_kernel<T, I>,
+             roi_part_blocks(s), kThreads, stream, input, rois, offset, mask, s, output);
+    } else {
+      launch("deform_roi_pool_forward_kernel", deform_roi_pool_forward_kernel<T, I>,
+             roi_part_blocks(s), kThreads, stream, input, rois, offset, mask, s, output);
+    }
+  });
 }
 
 template <typename T>
-void deform_roi_pool_backward(const T* grad_output, const T* input, const T* rois,
-                              const T* offset, const T* mask, const DeformRoIPoolShape& s,
-                              T* grad_input, T* grad_offset, T* grad_mask,
-                              std::uintptr_t stream) {
+void launch_backward(const T* grad_output, const T* input, const T* rois, const T* offset,
+                     const T* mask, const DeformRoIPoolShape& s, T* grad_input, T* grad_offset,
+                     T* grad_mask, std::uintptr_t stream, bool channels_last) {
   const int64_t bins = s.pooled_h * s.pooled_w;
   const int64_t total = s.num_rois * s.channels * bins;
   with_index_type({total, 5 * s.num_rois, 2 * s.num_rois * bins,
@@ -277,24 +359,75 @@ void deform_roi_pool_backward(const T* grad_output, const T* input, const T* roi
                   [&](auto index) {
     using I = decltype(index);
     if (grad_input != nullptr && total > 0 && s.height * s.width > 0) {
-      launch("deform_roi_pool_grad_input_kernel", deform_roi_pool_grad_input_kernel<T, I>,
-             roi_part_blocks(s), kThreads, stream, grad_output, rois, offset, mask, s,
-             grad_input);
+      if (channels_last) {
+        launch("deform_roi_pool_grad_input_nhwc_kernel",
+               deform_roi_pool_grad_input_nhwc_kernel<T, I>, roi_part_blocks(s), kThreads, stream,
+               grad_output, rois, offset, mask, s, grad_input);
+      } else {
+        launch("deform_roi_pool_grad_input_kernel", deform_roi_pool_grad_input_kernel<T, I>,
+               roi_part_blocks(s), kThreads, stream, grad_output, rois, offset, mask, s,
+               grad_input);
+      }
     }
     if ((grad_offset != nullptr || grad_mask != nullptr) && s.num_rois * bins > 0) {
-      launch("deform_roi_pool_grad_offset_mask_kernel",
-             deform_roi_pool_grad_offset_mask_kernel<T, I>,
-             grid_blocks((s.num_rois * bins + kGroups - 1) / kGroups), kThreads, stream, grad_output, input, rois, offset, mask, s, grad_offset, grad_mask);
+      const unsigned int blocks = grid_blocks((s.num_rois * bins + kGroups - 1) / kGroups);
+      if (channels_last) {
+        launch("deform_roi_pool_grad_offset_mask_nhwc_kernel",
+               deform_roi_pool_grad_offset_mask_nhwc_kernel<T, I>, blocks, kThreads, stream,
+               grad_output, input, rois, offset, mask, s, grad_offset, grad_mask);
+      } else {
+        launch("deform_roi_pool_grad_offset_mask_kernel",
+               deform_roi_pool_grad_offset_mask_kernel<T, I>, blocks, kThreads, stream,
+               grad_output, input, rois, offset, mask, s, grad_offset, grad_mask);
+      }
     }
   });
+}
+
+}  // namespace
+
+template <typename T>
+void deform_roi_pool_forward(const T* input, const T* rois, const T* offset, const T* mask,
+                             const DeformRoIPoolShape& s, T* output, std::uintptr_t stream) {
+  launch_forward(input, rois, offset, mask, s, output, stream, false);
+}
+
+template <typename T>
+void deform_roi_pool_forward_nhwc(const T* input, const T* rois, const T* offset, const T* mask,
+                                  const DeformRoIPoolShape& s, T* output,
+                                  std::uintptr_t stream) {
+  launch_forward(input, rois, offset, mask, s, output, stream, true);
+}
+
+template <typename T>
+void deform_roi_pool_backward(const T* grad_output, const T* input, const T* rois,
+                              const T* offset, const T* mask, const DeformRoIPoolShape& s,
+                              T* grad_input, T* grad_offset, T* grad_mask,
+                              std::uintptr_t stream) {
+  launch_backward(grad_output, input, rois, offset, mask, s, grad_input, grad_offset, grad_mask,
+                  stream, false);
+}
+
+template <typename T>
+void deform_roi_pool_backward_nhwc(const T* grad_output, const T* input, const T* rois,
+                                   const T* offset, const T* mask, const DeformRoIPoolShape& s,
+                                   T* grad_input, T* grad_offset, T* grad_mask,
+                                   std::uintptr_t stream) {
+  launch_backward(grad_output, input, rois, offset, mask, s, grad_input, grad_offset, grad_mask,
+                  stream, true);
 }
 
 #define DET_OPS_INSTANTIATE(T)                                                                  \
   template void deform_roi_pool_forward<T>(const T*, const T*, const T*, const T*,              \
                                            const DeformRoIPoolShape&, T*, std::uintptr_t);      \
+  template void deform_roi_pool_forward_nhwc<T>(const T*, const T*, const T*, const T*,         \
+                                                const DeformRoIPoolShape&, T*, std::uintptr_t); \
   template void deform_roi_pool_backward<T>(const T*, const T*, const T*, const T*, const T*,   \
                                             const DeformRoIPoolShape&, T*, T*, T*,              \
-                                            std::uintptr_t);
+                                            std::uintptr_t);                                   \
+  template void deform_roi_pool_backward_nhwc<T>(const T*, const T*, const T*, const T*,        \
+                                                 const T*, const DeformRoIPoolShape&, T*, T*,   \
+                                                 T*, std::uintptr_t);
 DET_OPS_INSTANTIATE(float)
 DET_OPS_INSTANTIATE(double)
 #undef DET_OPS_INSTANTIATE
