@@ -12,7 +12,7 @@
 // where the tensors allow (with_index_type).
 //
 // Element types: float and double, and float16 and bfloat16 maps (S below),
-// which are read and written natively and computed in float (A = Compute<S>):
+// which are read and written natively and computed in float (T = Compute<S>):
 // the RoIs are float, and the backward adds into a float grad_input buffer.
 #include "common/bilinear.h"
 #include "common/roi_geometry.h"
