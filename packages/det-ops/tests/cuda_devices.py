@@ -84,3 +84,12 @@ class Device:
             yield
         finally:
             self.module.set_max_grid_blocks(previous)
+
+    @contextmanager
+    def max_index32_elements(self, elements: int) -> Iterator[None]:
+        """Caps the tensor sizes that the kernels index in 32 bits (0: 64-bit indices)."""
+        previous = self.module.set_max_index32_elements(elements)
+        try:
+            yield
+        finally:
+            self.module.set_max_index32_elements(previous)

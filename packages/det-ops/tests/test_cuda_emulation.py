@@ -30,8 +30,15 @@ def every_op_forward_and_backward():
     targets = torch.randint(0, 4, (7,), generator=g)
     outputs = [
         det_ops.roi_align(x, rois, 3, 1.0, 2, True),
+        det_ops.roi_align(x.contiguous(memory_format=torch.channels_last), rois, 3, 1.0, 2, True),
+        det_ops.roi_align(x.to(torch.bfloat16), rois.float(), 3, 1.0, 2, True).double(),
         det_ops.roi_pool(x, rois, 3),
+        det_ops.roi_pool(x.contiguous(memory_format=torch.channels_last), rois, 3),
+        det_ops.roi_pool(x.to(torch.float16), rois.float(), 3).double(),
         det_ops.modulated_deform_roi_pool(x, rois, pool_offset, pool_mask, 3, 1.0, 2),
+        det_ops.modulated_deform_roi_pool(
+            x.contiguous(memory_format=torch.channels_last), rois, pool_offset, pool_mask, 3, 1.0, 2
+        ),
         det_ops.deform_conv2d(x, conv_offset, weight, None, 1, 1, 1, conv_mask),
         det_ops.sigmoid_focal_loss(logits, targets, reduction="none"),
     ]
@@ -112,3 +119,10 @@ def test_bad_launch_configuration_is_a_launch_error(emulated):
 def test_grid_cap_is_checked(emulated):
     with pytest.raises(ValueError, match=r"blocks must be in \[1, 2\*\*31 - 1\], got 0"):
         emulated.module.set_max_grid_blocks(0)
+
+
+def test_index_width_limit_is_checked(emulated):
+    with pytest.raises(ValueError, match=r"elements must be in \[0, 2\*\*30\], got -1"):
+        emulated.module.set_max_index32_elements(-1)
+    with pytest.raises(ValueError, match=r"elements must be in \[0, 2\*\*30\], got 1073741825"):
+        emulated.module.set_max_index32_elements(2**30 + 1)

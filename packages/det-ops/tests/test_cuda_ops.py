@@ -10,7 +10,8 @@ One file for both, so that the two cannot drift apart.
 
 Sizes are chosen so that grids end in partial blocks (not multiples of 256 or 64), and the
 `grid` fixture also runs the grid-stride kernels with a one-block grid, so that every
-thread loops over several items.
+thread loops over several items, and with 64-bit indices (which the kernels take only for
+tensors of more than 2**30 elements, too large for the tests otherwise).
 """
 
 import pytest
@@ -30,14 +31,18 @@ def device(request):
     return Device(request.param)
 
 
-@pytest.fixture(params=["full grid", "one block"])
+@pytest.fixture(params=["full grid", "one block", "64-bit indices"])
 def grid(request, device):
-    """The grid-stride kernels with their usual grid, or with one block of 256 threads."""
+    """The grid-stride kernels with their usual grid and 32-bit indices, with one block of
+    256 threads, or with their usual grid and 64-bit indices."""
     if request.param == "full grid":
         yield
-        return
-    with device.max_grid_blocks(1):
-        yield
+    elif request.param == "one block":
+        with device.max_grid_blocks(1):
+            yield
+    else:
+        with device.max_index32_elements(0):
+            yield
 
 
 def clustered(n, dtype, seed):
@@ -206,6 +211,89 @@ def test_roi_align(device, grid, dtype, aligned, sampling_ratio):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("aligned", [False, True, "legacy"])
+@pytest.mark.parametrize("sampling_ratio", [0, 2])
+def test_roi_align_channels_last(device, grid, dtype, aligned, sampling_ratio):
+    # The channels-last kernels read the map in place, threads over channels; 67 channels
+    # end each RoI's run of outputs inside a block.
+    g = torch.Generator().manual_seed(14)
+    x = torch.randn(2, 67, 23, 37, generator=g, dtype=dtype)
+    rois = random_rois(37, 2, 23, 37, 0.5, dtype, generator=g)
+    rois[11, 3] = float("nan")
+    x = x.contiguous(memory_format=torch.channels_last)
+
+    def fn(x, rois):
+        out, grad = grads(
+            lambda x: det_ops.roi_align(x, rois, (7, 6), 0.5, sampling_ratio, aligned), x
+        )
+        assert grad.is_contiguous(memory_format=torch.channels_last)
+        return out, grad
+
+    expected = fn(x, rois)
+    assert_close(device.run(fn, x, rois), expected, **tolerance(device, dtype))
+    nchw = grads(
+        lambda x: det_ops.roi_align(x, rois, (7, 6), 0.5, sampling_ratio, aligned),
+        x.contiguous(),
+    )
+    assert_close(expected, nchw, **tolerance(device, dtype))
+
+
+# One rounding of the format (2**-11 float16, 2**-8 bfloat16) on values of size ~3, and the
+# float32 sums of the gradient rounded once.
+HALF_TOLERANCE = {
+    torch.float16: {"rtol": 2e-3, "atol": 4e-3},
+    torch.bfloat16: {"rtol": 1e-2, "atol": 3e-2},
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("layout", ["nchw", "channels-last"])
+def test_roi_align_half(device, grid, dtype, layout):
+    # 16-bit maps are read natively and computed in float32 (RoIs float32, the gradient
+    # summed in a float32 buffer): the result is the float32 one within the format's
+    # rounding. The CPU computes on a float32 copy.
+    g = torch.Generator().manual_seed(18)
+    x = torch.randn(2, 67, 23, 37, generator=g).to(dtype)
+    rois = random_rois(37, 2, 23, 37, 0.5, torch.float32, generator=g)
+    if layout == "channels-last":
+        x = x.contiguous(memory_format=torch.channels_last)
+
+    # The same output gradient in both (a float16 or bfloat16 one, as autograd passes).
+    weight = torch.randn(37, 67, 7, 6, generator=g).to(dtype).float()
+
+    def fn(x, rois, weight):
+        x = x.detach().requires_grad_()
+        out = det_ops.roi_align(x, rois, (7, 6), 0.5, 2, True)
+        return out, torch.autograd.grad((out.float() * weight).sum(), x)[0]
+
+    out, grad = device.run(fn, x, rois, weight)
+    assert out.dtype == dtype and grad.dtype == dtype
+    assert grad.is_contiguous(
+        memory_format=torch.channels_last if layout == "channels-last" else torch.contiguous_format
+    )
+    expected_out, expected_grad = fn(x.float(), rois, weight)
+    tol = HALF_TOLERANCE[dtype]
+    torch.testing.assert_close(out.float(), expected_out, **tol)
+    torch.testing.assert_close(grad.float(), expected_grad, **tol)
+
+
+def test_roi_align_with_more_taps_than_shared_memory_holds(device, grid):
+    # Adaptive sampling of RoIs much larger than the output: a 7 x 7 output of a 300-pixel
+    # RoI takes 43 points per bin and axis, more row taps than a block keeps in shared
+    # memory, so its taps are computed per output element.
+    g = torch.Generator().manual_seed(15)
+    x = torch.randn(1, 3, 40, 330, generator=g, dtype=torch.float64)
+    rois = torch.tensor([[0, 2.0, 1.0, 310.0, 38.0], [0, 5.0, 3.0, 60.0, 20.0]], dtype=x.dtype)
+
+    def fn(x, rois):
+        return grads(lambda x: det_ops.roi_align(x, rois, 7, 1.0, 0, True), x)
+
+    assert_close(device.run(fn, x, rois), fn(x, rois))
+    nhwc = x.contiguous(memory_format=torch.channels_last)
+    assert_close(device.run(fn, nhwc, rois), fn(x, rois))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_roi_pool(device, grid, dtype):
     x, rois = feature_map_and_rois(dtype, 7)
 
@@ -213,6 +301,47 @@ def test_roi_pool(device, grid, dtype):
         return grads(lambda x: det_ops.roi_pool(x, rois, (3, 4), 0.5), x)
 
     assert_close(device.run(fn, x, rois), fn(x, rois))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_roi_pool_channels_last(device, grid, dtype):
+    # The CUDA kernels read a channels-last map in place; the CPU ones read its NCHW copy.
+    g = torch.Generator().manual_seed(16)
+    x = torch.randn(2, 67, 23, 37, generator=g, dtype=dtype)
+    rois = random_rois(37, 2, 23, 37, 0.5, dtype, generator=g)
+    rois[11, 3] = float("nan")
+    x = x.contiguous(memory_format=torch.channels_last)
+
+    def fn(x, rois):
+        return grads(lambda x: det_ops.roi_pool(x, rois, (3, 4), 0.5), x)
+
+    got = device.run(fn, x, rois)
+    assert got[1].is_contiguous(memory_format=torch.channels_last)
+    assert_close(got, fn(x, rois))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("layout", ["nchw", "channels-last"])
+def test_roi_pool_half(device, grid, dtype, layout):
+    # 16-bit maps are read natively: the maxima are the float32 ones exactly; the gradient
+    # is summed in a float32 buffer and rounded once.
+    g = torch.Generator().manual_seed(19)
+    x = torch.randn(2, 67, 23, 37, generator=g).to(dtype)
+    rois = random_rois(37, 2, 23, 37, 0.5, torch.float32, generator=g)
+    if layout == "channels-last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    weight = torch.randn(37, 67, 3, 4, generator=g).to(dtype).float()
+
+    def fn(x, rois, weight):
+        x = x.detach().requires_grad_()
+        out = det_ops.roi_pool(x, rois, (3, 4), 0.5)
+        return out, torch.autograd.grad((out.float() * weight).sum(), x)[0]
+
+    out, grad = device.run(fn, x, rois, weight)
+    assert out.dtype == dtype and grad.dtype == dtype
+    expected_out, expected_grad = fn(x.float(), rois, weight)
+    assert torch.equal(out.float(), expected_out)
+    torch.testing.assert_close(grad.float(), expected_grad, **HALF_TOLERANCE[dtype])
 
 
 def test_roi_align_non_contiguous_input(device):
@@ -291,6 +420,56 @@ def test_deform_roi_pool(device, grid, dtype, aligned, modulated):
 
     inputs = [x, rois, offset] + ([mask] if modulated else [])
     assert_close(device.run(fn, *inputs), fn(*inputs), **tolerance(device, dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("aligned", [True, "legacy"])
+def test_deform_roi_pool_channels_last(device, grid, dtype, aligned):
+    # The CUDA kernels read a channels-last map in place (threads, and the offset
+    # gradient's lanes, over channels) and return a channels-last input gradient; the CPU
+    # ones read an NCHW copy. 67 channels: a lane group's last round is partial.
+    g = torch.Generator().manual_seed(20)
+    x = torch.randn(2, 67, 23, 37, generator=g, dtype=dtype)
+    rois = random_rois(37, 2, 23, 37, 0.5, dtype, generator=g)
+    rois[11, 3] = float("nan")
+    x = x.contiguous(memory_format=torch.channels_last)
+    offset = torch.randn(37, 2, 7, 7, generator=g, dtype=dtype) * 0.1
+    mask = torch.rand(37, 1, 7, 7, generator=g, dtype=dtype)
+    args = (7, 0.5, 4 if aligned == "legacy" else 0, 0.1, aligned)
+
+    def fn(x, rois, offset, mask):
+        return grads(
+            lambda x, offset, mask: det_ops.modulated_deform_roi_pool(x, rois, offset, mask, *args),
+            x,
+            offset,
+            mask,
+        )
+
+    got = device.run(fn, x, rois, offset, mask)
+    assert got[1].is_contiguous(memory_format=torch.channels_last)
+    assert_close(got, fn(x, rois, offset, mask), **tolerance(device, dtype))
+
+
+@pytest.mark.parametrize("aligned", [True, "legacy"])
+def test_deform_roi_pool_with_more_bins_than_shared_memory_holds(device, aligned):
+    # 17 x 17 = 289 bins, more than a block keeps shifts and divisors of in shared memory,
+    # so they are computed per output element.
+    g = torch.Generator().manual_seed(17)
+    x = torch.randn(1, 3, 30, 31, generator=g, dtype=torch.float64)
+    rois = random_rois(3, 1, 30, 31, 1.0, torch.float64, generator=g)
+    offset = torch.randn(3, 2, 17, 17, generator=g, dtype=torch.float64) * 0.1
+    mask = torch.rand(3, 1, 17, 17, generator=g, dtype=torch.float64)
+    args = (17, 1.0, 2, 0.1, aligned)
+
+    def fn(x, rois, offset, mask):
+        return grads(
+            lambda x, offset, mask: det_ops.modulated_deform_roi_pool(x, rois, offset, mask, *args),
+            x,
+            offset,
+            mask,
+        )
+
+    assert_close(device.run(fn, x, rois, offset, mask), fn(x, rois, offset, mask))
 
 
 # ---- Empty inputs ---------------------------------------------------------------------

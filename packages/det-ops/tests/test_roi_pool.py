@@ -1,3 +1,5 @@
+import importlib
+
 import numpy as np
 import pytest
 import torch
@@ -63,6 +65,25 @@ def test_roi_pool_empty_and_non_finite():
     assert torch.equal(
         det_ops.roi_pool(torch.zeros(1, 2, 0, 0), rois[1:], 2), torch.zeros(1, 2, 2, 2)
     )
+
+
+def test_roi_pool_saves_an_int32_argmax():
+    # int32 halves what the backward keeps (1000 RoIs x 256 x 7 x 7: 50 MB, not 100 MB).
+    x = torch.randn(1, 3, 9, 10)
+    rois = torch.tensor([[0, 1.0, 2.0, 8.0, 7.0], [0, 50.0, 50.0, 60.0, 60.0]])
+    out, argmax = torch.ops.det_ops.roi_pool(x, rois, 1.0, 2, 2)
+    assert argmax.dtype == torch.int32
+    assert torch.equal(argmax[1], torch.full((3, 2, 2), -1, dtype=torch.int32))  # empty bins
+    planes = x[0].flatten(1)
+    assert torch.equal(out[0].flatten(1), planes.gather(1, argmax[0].flatten(1).long()))
+    fake = torch.ops.det_ops.roi_pool(x.to("meta"), rois.to("meta"), 1.0, 2, 2)
+    assert fake[1].dtype == torch.int32
+
+
+def test_roi_pool_rejects_planes_beyond_the_int32_argmax(monkeypatch):
+    monkeypatch.setattr(importlib.import_module("det_ops.roi_pool"), "ARGMAX_LIMIT", 63)
+    with pytest.raises(ValueError, match=r"planes of at most 2\*\*31 - 1 pixels.*got 8 x 8"):
+        det_ops.roi_pool(torch.zeros(1, 1, 8, 8), torch.zeros(0, 5), 2)
 
 
 def test_roi_pool_module_and_errors():

@@ -38,7 +38,8 @@ namespace py = pybind11;
 using Ptr = std::uintptr_t;
 
 // The launchers of one kernel: `cpu(args...)` and `cuda(stream, args...)`; cuda is
-// nullptr for a CPU-only kernel. Made by DET_OPS_LAUNCHERS / DET_OPS_CPU_LAUNCHER.
+// nullptr for a CPU-only kernel, cpu for a CUDA-only one. Made by DET_OPS_LAUNCHERS /
+// DET_OPS_CPU_LAUNCHER / DET_OPS_CUDA_LAUNCHER.
 template <typename CpuLaunch, typename CudaLaunch>
 struct Launchers {
   CpuLaunch cpu;
@@ -66,21 +67,34 @@ Launchers(CpuLaunch, CudaLaunch) -> Launchers<CpuLaunch, CudaLaunch>;
     [](auto... args) { ::det_ops::cpu::fn(args...); }, nullptr                         \
   }
 
+// The launcher cuda::fn alone, for a kernel whose CPU twin is the CPU kernel of another
+// layout (the Python side then runs that one on the CPU); without CUDA, nothing.
+#if defined(DET_OPS_WITH_CUDA)
+#define DET_OPS_CUDA_LAUNCHER(fn)                                                      \
+  ::det_ops::bindings::Launchers {                                                     \
+    nullptr, [](std::uintptr_t stream, auto... args) { ::det_ops::cuda::fn(args..., stream); } \
+  }
+#else
+#define DET_OPS_CUDA_LAUNCHER(fn) ::det_ops::bindings::Launchers { nullptr, nullptr }
+#endif
+
 // The work of def_kernel, for a signature void(Args...).
 template <typename Signature>
 struct KernelDefinition;
 
 template <typename... Args>
 struct KernelDefinition<void(Args...)> {
-  template <typename CpuLaunch, typename CudaLaunch, typename Call>
+  template <bool kHalf, typename CpuLaunch, typename CudaLaunch, typename Call>
   static void define(py::module_& cpu, py::module_& cuda, const char* name,
                      Launchers<CpuLaunch, CudaLaunch> launchers, Call call) {
-    cpu.def(
-        name,
-        [name, launchers, call](int dtype, Args... args) {
-          dispatch_float(dtype, name, [&](auto tag) { call(launchers.cpu, tag, args...); });
-        },
-        py::call_guard<py::gil_scoped_release>());
+    if constexpr (!std::is_same_v<CpuLaunch, std::nullptr_t>) {
+      cpu.def(
+          name,
+          [name, launchers, call](int dtype, Args... args) {
+            dispatch_float(dtype, name, [&](auto tag) { call(launchers.cpu, tag, args...); });
+          },
+          py::call_guard<py::gil_scoped_release>());
+    }
 #if defined(DET_OPS_WITH_CUDA)
     if constexpr (!std::is_same_v<CudaLaunch, std::nullptr_t>) {
       cuda.def(
@@ -88,7 +102,12 @@ struct KernelDefinition<void(Args...)> {
           [name, launchers, call](int device, std::uintptr_t stream, int dtype, Args... args) {
             det_ops::cuda::DeviceGuard guard(device);
             auto launch = [&](auto... typed) { launchers.cuda(stream, typed...); };
-            dispatch_float(dtype, name, [&](auto tag) { call(launch, tag, args...); });
+            auto typed_call = [&](auto tag) { call(launch, tag, args...); };
+            if constexpr (kHalf) {
+              dispatch_float_or_half(dtype, name, typed_call);
+            } else {
+              dispatch_float(dtype, name, typed_call);
+            }
           },
           py::call_guard<py::gil_scoped_release>());
     }
@@ -99,11 +118,14 @@ struct KernelDefinition<void(Args...)> {
 };
 
 // Signature is void(the Python-side arguments after dtype), e.g.
-// void(Ptr, Ptr, const RoIPoolShape&, Ptr, Ptr).
-template <typename Signature, typename CpuLaunch, typename CudaLaunch, typename Call>
+// void(Ptr, Ptr, const RoIPoolShape&, Ptr, Ptr). With kHalf, the CUDA function also takes
+// dtype codes 2 (float16) and 3 (bfloat16): the tag is then Float16 or BFloat16
+// (common/precision.h) and the CUDA launcher must be instantiated for them.
+template <typename Signature, bool kHalf = false, typename CpuLaunch, typename CudaLaunch,
+          typename Call>
 void def_kernel(py::module_& cpu, py::module_& cuda, const char* name,
                 Launchers<CpuLaunch, CudaLaunch> launchers, Call call) {
-  KernelDefinition<Signature>::define(cpu, cuda, name, launchers, call);
+  KernelDefinition<Signature>::template define<kHalf>(cpu, cuda, name, launchers, call);
 }
 
 }  // namespace det_ops::bindings

@@ -24,20 +24,27 @@ void bind_roi_align(py::module_& m, py::module_& cpu, py::module_& cuda) {
 
   // Every RoIAlign kernel takes (in, rois, shape, out): forward reads the input and
   // writes the output, backward reads grad_output and adds into grad_input (zero-filled
-  // by the caller). The _nhwc kernels (CPU only) read and write channels-last maps.
-  auto call = [](auto launch, auto tag, Ptr in, Ptr rois, const RoIAlignShape& s, Ptr out) {
+  // by the caller). The _nhwc kernels read and write channels-last maps. The CUDA kernels
+  // also take float16 and bfloat16 maps (dtype codes 2, 3), with float32 RoIs and a float32
+  // grad_input (Compute<T>).
+  auto forward = [](auto launch, auto tag, Ptr in, Ptr rois, const RoIAlignShape& s, Ptr out) {
     using T = decltype(tag);
-    launch(as_ptr<const T>(in), as_ptr<const T>(rois), s, as_ptr<T>(out));
+    launch(as_ptr<const T>(in), as_ptr<const Compute<T>>(rois), s, as_ptr<T>(out));
+  };
+  auto backward = [](auto launch, auto tag, Ptr in, Ptr rois, const RoIAlignShape& s, Ptr out) {
+    using T = decltype(tag);
+    launch(as_ptr<const T>(in), as_ptr<const Compute<T>>(rois), s, as_ptr<Compute<T>>(out));
   };
   using Signature = void(Ptr, Ptr, const RoIAlignShape&, Ptr);
-  def_kernel<Signature>(cpu, cuda, "roi_align_forward", DET_OPS_LAUNCHERS(roi_align_forward),
-                        call);
-  def_kernel<Signature>(cpu, cuda, "roi_align_backward", DET_OPS_LAUNCHERS(roi_align_backward),
-                        call);
-  def_kernel<Signature>(cpu, cuda, "roi_align_forward_nhwc",
-                        DET_OPS_CPU_LAUNCHER(roi_align_forward_nhwc), call);
-  def_kernel<Signature>(cpu, cuda, "roi_align_backward_nhwc",
-                        DET_OPS_CPU_LAUNCHER(roi_align_backward_nhwc), call);
+  constexpr bool kHalf = true;
+  def_kernel<Signature, kHalf>(cpu, cuda, "roi_align_forward",
+                               DET_OPS_LAUNCHERS(roi_align_forward), forward);
+  def_kernel<Signature, kHalf>(cpu, cuda, "roi_align_backward",
+                               DET_OPS_LAUNCHERS(roi_align_backward), backward);
+  def_kernel<Signature, kHalf>(cpu, cuda, "roi_align_forward_nhwc",
+                               DET_OPS_LAUNCHERS(roi_align_forward_nhwc), forward);
+  def_kernel<Signature, kHalf>(cpu, cuda, "roi_align_backward_nhwc",
+                               DET_OPS_LAUNCHERS(roi_align_backward_nhwc), backward);
 }
 
 DET_OPS_BIND_OP(roi_align);

@@ -29,6 +29,19 @@ void bind_runtime(py::module_& m) {
       py::arg("blocks"),
       "Caps the blocks of the grid-stride kernels (tests make the loops wrap with a small "
       "cap); returns the previous cap.");
+  m.def(
+      "set_max_index32_elements",
+      [](int64_t elements) {
+        if (elements < 0 || elements > (int64_t(1) << 30)) {
+          throw std::invalid_argument(
+              "set_max_index32_elements: elements must be in [0, 2**30], got " +
+              std::to_string(elements));
+        }
+        return cuda::set_max_index32_elements(elements);
+      },
+      py::arg("elements"),
+      "The most elements for which a kernel indexes in 32 bits (tests set 0 to run the "
+      "64-bit kernels); returns the previous limit.");
 #else
   m.attr("cuda_compiled") = false;
   m.def("cuda_device_count", []() { return 0; }, "Always 0: built without CUDA.");

@@ -10,11 +10,11 @@ namespace det_ops::cpu {
 // flat y * width + x of each maximum, -1 for an empty bin (output 0).
 template <typename T>
 void roi_pool_forward(const T* input, const T* rois, const RoIPoolShape& s, T* output,
-                      int64_t* argmax);
+                      int32_t* argmax);
 
 // grad_input must be zero-filled by the caller.
 template <typename T>
-void roi_pool_backward(const T* grad_output, const T* rois, const int64_t* argmax,
+void roi_pool_backward(const T* grad_output, const T* rois, const int32_t* argmax,
                        const RoIPoolShape& s, T* grad_input);
 
 }  // namespace det_ops::cpu

@@ -1,9 +1,12 @@
-// Deformable convolution's sampling on the GPU, one thread per sample:
-//  * im2col: (image, channel, tap, position) -> one masked bilinear sample;
-//  * col2im: the same samples scattered back with atomicAdd;
+// Deformable convolution's sampling on the GPU:
+//  * im2col: one thread per (image, channel, position), which decomposes its
+//    index once and takes the masked bilinear samples of all kernel taps;
+//  * col2im: one thread per sample (image, channel, tap, position), scattered
+//    back with atomicAdd;
 //  * col2im_coord: (image, offset group, tap, position) -> the offset and
 //    mask gradients, summed over the group's channels.
-// Sampling points and taps come from csrc/common, as on the CPU.
+// Sampling points and taps are those of csrc/common, as on the CPU; indices
+// are 32-bit where the tensors allow (with_index_type).
 #include "common/bilinear.h"
 #include "common/deform_conv.h"
 #include "cuda/launch.cuh"
@@ -12,75 +15,126 @@
 namespace det_ops::cuda {
 namespace {
 
-template <typename T>
-__device__ __forceinline__ void sample_taps(const DeformConvGeometry& s, const T* offset,
-                                            int64_t b, int64_t g, int64_t k, int64_t p,
-                                            BilinearTaps<T>& taps) {
-  T y, x;
-  s.sample_point(offset, b, g, k, p, y, x);
-  zero_padded_bilinear(s.height, s.width, y, x, taps);
+// A DeformConvGeometry's sizes in the kernel's index type.
+template <typename I>
+struct Sizes {
+  I channels, height, width, offset_groups, group_channels, kernel_h, kernel_w, taps, out_w,
+      positions;
+
+  explicit __device__ Sizes(const DeformConvGeometry& s)
+      : channels(static_cast<I>(s.channels)),
+        height(static_cast<I>(s.height)),
+        width(static_cast<I>(s.width)),
+        offset_groups(static_cast<I>(s.offset_groups)),
+        group_channels(static_cast<I>(s.channels_per_group())),
+        kernel_h(static_cast<I>(s.kernel_h)),
+        kernel_w(static_cast<I>(s.kernel_w)),
+        taps(kernel_h * kernel_w),
+        out_w(static_cast<I>(s.out_w)),
+        positions(static_cast<I>(s.positions())) {}
+
+  // The offset map's dy plane of (image b, offset group g, tap k); dx follows.
+  __device__ I offset_plane(I b, I g, I k) const {
+    return ((b * offset_groups + g) * 2 * taps + 2 * k) * positions;
+  }
+  __device__ I mask_plane(I b, I g, I k) const {
+    return ((b * offset_groups + g) * taps + k) * positions;
+  }
+};
+
+// The undeformed sampling point of kernel tap (i, j) at output position p:
+// DeformConvGeometry::base_point in the index type.
+template <typename T, typename I>
+__device__ __forceinline__ void base_point(const DeformConvGeometry& s, const Sizes<I>& z, I i,
+                                           I j, I p, T& y, T& x) {
+  const I oy = p / z.out_w, ox = p - oy * z.out_w;
+  y = static_cast<T>(oy * static_cast<I>(s.stride_h) - static_cast<I>(s.pad_h) +
+                     i * static_cast<I>(s.dilation_h));
+  x = static_cast<T>(ox * static_cast<I>(s.stride_w) - static_cast<I>(s.pad_w) +
+                     j * static_cast<I>(s.dilation_w));
 }
 
-template <typename T>
+// Taps of tap k at position p of image b, offset group g.
+template <typename T, typename I, typename Taps>
+__device__ __forceinline__ void sample_taps(const DeformConvGeometry& s, const Sizes<I>& z,
+                                            const T* offset, I b, I g, I k, I p, Taps& taps) {
+  T y, x;
+  base_point(s, z, k / z.kernel_w, k % z.kernel_w, p, y, x);
+  const T* dy = offset + z.offset_plane(b, g, k);
+  zero_padded_bilinear(z.height, z.width, y + dy[p], x + dy[z.positions + p], taps);
+}
+
+template <typename T, typename I>
 __global__ void deform_im2col_kernel(const T* input, const T* offset, const T* mask,
                                      DeformConvGeometry s, T* columns) {
-  const int64_t positions = s.positions(), taps = s.taps();
-  const int64_t total = s.batch * s.channels * taps * positions;
-  DET_CUDA_LOOP(index, total) {
-    const int64_t p = index % positions;
-    const int64_t k = (index / positions) % taps;
-    const int64_t c = (index / (positions * taps)) % s.channels;
-    const int64_t b = index / (positions * taps * s.channels);
-    const int64_t g = c / s.channels_per_group();
-    BilinearTaps<T> t;
-    sample_taps(s, offset, b, g, k, p, t);
-    const T scale = mask != nullptr ? mask[s.mask_plane(b, g, k) + p] : T(1);
-    columns[index] = t.sample(input + (b * s.channels + c) * s.height * s.width) * scale;
+  const Sizes<I> z(s);
+  const I total = static_cast<I>(s.batch) * z.channels * z.positions;
+  DET_CUDA_INDEX_LOOP(I, index, total) {
+    const I p = index % z.positions;
+    const I c = (index / z.positions) % z.channels;
+    const I b = index / (z.positions * z.channels);
+    const I g = c / z.group_channels;
+    T y0, x0;
+    base_point(s, z, I(0), I(0), p, y0, x0);
+    const T* plane = input + (b * z.channels + c) * z.height * z.width;
+    const T* dy = offset + z.offset_plane(b, g, 0) + p;  // tap k: dy[2k P], dx[(2k + 1) P]
+    const T* m = mask != nullptr ? mask + z.mask_plane(b, g, 0) + p : nullptr;
+    T* column = columns + (b * z.channels + c) * z.taps * z.positions + p;
+    ForwardTaps<T, I> t;  // im2col needs no derivative
+    for (I i = 0, k = 0; i < z.kernel_h; ++i) {
+      const T y = y0 + static_cast<T>(i * static_cast<I>(s.dilation_h));
+      for (I j = 0; j < z.kernel_w; ++j, ++k) {
+        const T x = x0 + static_cast<T>(j * static_cast<I>(s.dilation_w));
+        zero_padded_bilinear(z.height, z.width, y + dy[2 * k * z.positions],
+                             x + dy[(2 * k + 1) * z.positions], t);
+        const T scale = m != nullptr ? m[k * z.positions] : T(1);
+        column[k * z.positions] = t.sample(plane) * scale;
+      }
+    }
   }
 }
 
-template <typename T>
+template <typename T, typename I>
 __global__ void deform_col2im_kernel(const T* grad_columns, const T* offset, const T* mask,
                                      DeformConvGeometry s, T* grad_input) {
-  const int64_t positions = s.positions(), taps = s.taps();
-  const int64_t total = s.batch * s.channels * taps * positions;
-  DET_CUDA_LOOP(index, total) {
-    const int64_t p = index % positions;
-    const int64_t k = (index / positions) % taps;
-    const int64_t c = (index / (positions * taps)) % s.channels;
-    const int64_t b = index / (positions * taps * s.channels);
-    const int64_t g = c / s.channels_per_group();
-    BilinearTaps<T> t;
-    sample_taps(s, offset, b, g, k, p, t);
-    const T scale = mask != nullptr ? mask[s.mask_plane(b, g, k) + p] : T(1);
+  const Sizes<I> z(s);
+  const I total = static_cast<I>(s.batch) * z.channels * z.taps * z.positions;
+  DET_CUDA_INDEX_LOOP(I, index, total) {
+    const I p = index % z.positions;
+    const I k = (index / z.positions) % z.taps;
+    const I c = (index / (z.positions * z.taps)) % z.channels;
+    const I b = index / (z.positions * z.taps * z.channels);
+    const I g = c / z.group_channels;
+    ForwardTaps<T, I> t;
+    sample_taps(s, z, offset, b, g, k, p, t);
+    const T scale = mask != nullptr ? mask[z.mask_plane(b, g, k) + p] : T(1);
     const T v = grad_columns[index] * scale;
-    T* grad = grad_input + (b * s.channels + c) * s.height * s.width;
+    T* grad = grad_input + (b * z.channels + c) * z.height * z.width;
     for (int i = 0; i < 4; ++i) {
       if (t.weight[i] != T(0)) atomicAdd(grad + t.offset[i], t.weight[i] * v);
     }
   }
 }
 
-template <typename T>
+template <typename T, typename I>
 __global__ void deform_col2im_coord_kernel(const T* grad_columns, const T* input,
                                            const T* offset, const T* mask, DeformConvGeometry s,
                                            T* grad_offset, T* grad_mask) {
-  const int64_t positions = s.positions(), taps = s.taps();
-  const int64_t plane = s.height * s.width;
-  const int64_t group_channels = s.channels_per_group();
-  const int64_t total = s.batch * s.offset_groups * taps * positions;
-  DET_CUDA_LOOP(index, total) {
-    const int64_t p = index % positions;
-    const int64_t k = (index / positions) % taps;
-    const int64_t g = (index / (positions * taps)) % s.offset_groups;
-    const int64_t b = index / (positions * taps * s.offset_groups);
-    BilinearTaps<T> t;
-    sample_taps(s, offset, b, g, k, p, t);
+  const Sizes<I> z(s);
+  const I plane = z.height * z.width;
+  const I total = static_cast<I>(s.batch) * z.offset_groups * z.taps * z.positions;
+  DET_CUDA_INDEX_LOOP(I, index, total) {
+    const I p = index % z.positions;
+    const I k = (index / z.positions) % z.taps;
+    const I g = (index / (z.positions * z.taps)) % z.offset_groups;
+    const I b = index / (z.positions * z.taps * z.offset_groups);
+    BilinearTaps<T, I> t;
+    sample_taps(s, z, offset, b, g, k, p, t);
     T sum_dy = T(0), sum_dx = T(0), sum_value = T(0);
     if (plane > 0) {
-      for (int64_t c = g * group_channels; c < (g + 1) * group_channels; ++c) {
-        const T* data = input + (b * s.channels + c) * plane;
-        const T gc = grad_columns[((b * s.channels + c) * taps + k) * positions + p];
+      for (I c = g * z.group_channels; c < (g + 1) * z.group_channels; ++c) {
+        const T* data = input + (b * z.channels + c) * plane;
+        const T gc = grad_columns[((b * z.channels + c) * z.taps + k) * z.positions + p];
         const T v0 = data[t.offset[0]], v1 = data[t.offset[1]];
         const T v2 = data[t.offset[2]], v3 = data[t.offset[3]];
         sum_dy += gc * (t.dweight_dy[0] * v0 + t.dweight_dy[1] * v1 + t.dweight_dy[2] * v2 +
@@ -91,11 +145,16 @@ __global__ void deform_col2im_coord_kernel(const T* grad_columns, const T* input
                            t.weight[3] * v3);
       }
     }
-    const T scale = mask != nullptr ? mask[s.mask_plane(b, g, k) + p] : T(1);
-    grad_offset[s.offset_plane(b, g, k) + p] = sum_dy * scale;
-    grad_offset[s.offset_plane(b, g, k) + positions + p] = sum_dx * scale;
-    if (grad_mask != nullptr) grad_mask[s.mask_plane(b, g, k) + p] = sum_value;
+    const T scale = mask != nullptr ? mask[z.mask_plane(b, g, k) + p] : T(1);
+    grad_offset[z.offset_plane(b, g, k) + p] = sum_dy * scale;
+    grad_offset[z.offset_plane(b, g, k) + z.positions + p] = sum_dx * scale;
+    if (grad_mask != nullptr) grad_mask[z.mask_plane(b, g, k) + p] = sum_value;
   }
+}
+
+// Elements of the columns buffer [batch, channels, taps, positions].
+int64_t columns_size(const DeformConvGeometry& s) {
+  return s.batch * s.channels * s.taps() * s.positions();
 }
 
 }  // namespace
@@ -109,8 +168,15 @@ void deform_im2col(const T* input, const T* offset, const T* mask, const DeformC
     check(cudaMemsetAsync(columns, 0, total * sizeof(T), as_stream(stream)), "deform_im2col");
     return;
   }
-  launch("deform_im2col_kernel", deform_im2col_kernel<T>, blocks_for(total), kThreads, stream,
-         input, offset, mask, s, columns);
+  with_index_type({total, s.batch * s.channels * s.height * s.width,
+                   s.batch * s.offset_groups * 2 * s.taps() * s.positions()},
+                  [&](auto index) {
+                    using I = decltype(index);
+                    // One thread per (image, channel, position), for all taps.
+                    launch("deform_im2col_kernel", deform_im2col_kernel<T, I>,
+                           blocks_for(total / s.taps()), kThreads, stream, input, offset, mask, s,
+                           columns);
+                  });
 }
 
 template <typename T>
@@ -122,8 +188,12 @@ void deform_col2im(const T* grad_columns, const T* offset, const T* mask,
         "deform_col2im");
   const int64_t total = s.batch * s.channels * s.taps() * s.positions();
   if (total == 0) return;
-  launch("deform_col2im_kernel", deform_col2im_kernel<T>, blocks_for(total), kThreads, stream,
-         grad_columns, offset, mask, s, grad_input);
+  with_index_type({total, input_size, s.batch * s.offset_groups * 2 * s.taps() * s.positions()},
+                  [&](auto index) {
+                    using I = decltype(index);
+                    launch("deform_col2im_kernel", deform_col2im_kernel<T, I>, blocks_for(total),
+                           kThreads, stream, grad_columns, offset, mask, s, grad_input);
+                  });
 }
 
 template <typename T>
@@ -132,8 +202,13 @@ void deform_col2im_coord(const T* grad_columns, const T* input, const T* offset,
                          std::uintptr_t stream) {
   const int64_t total = s.batch * s.offset_groups * s.taps() * s.positions();
   if (total == 0) return;
-  launch("deform_col2im_coord_kernel", deform_col2im_coord_kernel<T>, blocks_for(total),
-         kThreads, stream, grad_columns, input, offset, mask, s, grad_offset, grad_mask);
+  with_index_type({2 * total, columns_size(s), s.batch * s.channels * s.height * s.width},
+                  [&](auto index) {
+                    using I = decltype(index);
+                    launch("deform_col2im_coord_kernel", deform_col2im_coord_kernel<T, I>,
+                           blocks_for(total), kThreads, stream, grad_columns, input, offset, mask,
+                           s, grad_offset, grad_mask);
+                  });
 }
 
 #define DET_OPS_INSTANTIATE(T)                                                               \

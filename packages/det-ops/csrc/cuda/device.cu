@@ -7,6 +7,7 @@ namespace det_ops::cuda {
 namespace {
 
 std::atomic<int64_t> grid_cap{65535 * 8};
+std::atomic<int64_t> index32_limit{int64_t(1) << 30};
 
 }  // namespace
 
@@ -22,5 +23,9 @@ int device_count() {
 int64_t max_grid_blocks() { return grid_cap.load(); }
 
 int64_t set_max_grid_blocks(int64_t blocks) { return grid_cap.exchange(blocks); }
+
+int64_t max_index32_elements() { return index32_limit.load(); }
+
+int64_t set_max_index32_elements(int64_t elements) { return index32_limit.exchange(elements); }
 
 }  // namespace det_ops::cuda

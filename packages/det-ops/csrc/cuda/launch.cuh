@@ -14,6 +14,7 @@
 #endif
 
 #include <cstdint>
+#include <initializer_list>
 #include <stdexcept>
 #include <string>
 
@@ -23,12 +24,29 @@ namespace det_ops::cuda {
 
 constexpr int kThreads = 256;
 
-// Blocks for a grid-stride loop over n items, capped at max_grid_blocks()
-// (each thread then loops over several items).
-inline unsigned int blocks_for(int64_t n) {
-  const int64_t blocks = (n + kThreads - 1) / kThreads;
+// A grid of `blocks` blocks, capped at max_grid_blocks() (the kernel's blocks
+// then loop over several of its items).
+inline unsigned int grid_blocks(int64_t blocks) {
   const int64_t cap = max_grid_blocks();
   return static_cast<unsigned int>(blocks < cap ? (blocks > 0 ? blocks : 1) : cap);
+}
+
+// Blocks for a grid-stride loop over n items, capped at max_grid_blocks()
+// (each thread then loops over several items).
+inline unsigned int blocks_for(int64_t n) { return grid_blocks((n + kThreads - 1) / kThreads); }
+
+// Calls fn(I{}) with the index type of a kernel over tensors of these element counts:
+// int32_t where each is at most max_index32_elements(), else int64_t. A launcher
+// instantiates its kernels for both and names both with the kernel's one name.
+template <typename F>
+void with_index_type(std::initializer_list<int64_t> elements, const F& fn) {
+  for (const int64_t n : elements) {
+    if (n > max_index32_elements()) {
+      fn(int64_t{});
+      return;
+    }
+  }
+  fn(int32_t{});
 }
 
 inline void check(cudaError_t status, const char* what) {
@@ -85,3 +103,9 @@ void launch(const char* name, void (*kernel)(Params...), dim3 grid, dim3 block,
 #define DET_CUDA_LOOP(i, n)                                                        \
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
        i += static_cast<int64_t>(blockDim.x) * gridDim.x)
+
+// The same loop with an index of type I (see with_index_type).
+#define DET_CUDA_INDEX_LOOP(I, i, n)                                                      \
+  for (I i = static_cast<I>(blockIdx.x) * static_cast<I>(blockDim.x) +                    \
+             static_cast<I>(threadIdx.x);                                                 \
+       i < (n); i += static_cast<I>(blockDim.x) * static_cast<I>(gridDim.x))

@@ -15,8 +15,10 @@ from typing import Any
 
 import numpy as np
 
-# dtype codes understood by det_ops._C
-DTYPE_CODES = {"float32": 0, "float64": 1}
+# dtype codes understood by det_ops._C; float16 and bfloat16 by the CUDA kernels that read
+# 16-bit maps natively (RoIAlign's), computing in float32.
+DTYPE_CODES = {"float32": 0, "float64": 1, "float16": 2, "bfloat16": 3}
+HALF_DTYPES = ("float16", "bfloat16")
 
 
 def dtype_name(x: Any) -> str:

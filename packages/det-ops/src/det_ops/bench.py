@@ -153,17 +153,38 @@ def roi_rows(device: str, repeat: int) -> list[Row]:
         device,
         repeat,
     )
-    if device == "cpu":  # the CPU kernels that read and write channels-last maps in place
-        nhwc = feature.detach().contiguous(memory_format=torch.channels_last).requires_grad_()
-        rows += forward_backward_rows(
-            "roi_align",
-            case + ", channels-last",
-            lambda: det_ops.roi_align(nhwc, rois, 7, 0.25, 2, True),
-            lambda: torchvision.ops.roi_align(nhwc, rois, 7, 0.25, 2, True),
-            [nhwc],
-            device,
-            repeat,
-        )
+    # The CPU and CUDA kernels that read and write channels-last maps in place.
+    nhwc = feature.detach().contiguous(memory_format=torch.channels_last).requires_grad_()
+    rows += forward_backward_rows(
+        "roi_align",
+        case + ", channels-last",
+        lambda: det_ops.roi_align(nhwc, rois, 7, 0.25, 2, True),
+        lambda: torchvision.ops.roi_align(nhwc, rois, 7, 0.25, 2, True),
+        [nhwc],
+        device,
+        repeat,
+    )
+    if device == "cuda":  # 16-bit maps, read natively by det-ops' CUDA kernels
+        rois16 = rois.to(torch.bfloat16)  # torchvision takes the RoIs in the map's dtype
+        for layout, memory_format in (
+            ("", torch.contiguous_format),
+            (", channels-last", torch.channels_last),
+        ):
+            bf16 = (
+                feature.detach()
+                .to(torch.bfloat16)
+                .contiguous(memory_format=memory_format)
+                .requires_grad_()
+            )
+            rows += forward_backward_rows(
+                "roi_align",
+                case + ", bf16" + layout,
+                partial(det_ops.roi_align, bf16, rois, 7, 0.25, 2, True),
+                partial(torchvision.ops.roi_align, bf16, rois16, 7, 0.25, 2, True),
+                [bf16],
+                device,
+                repeat,
+            )
     rows += forward_backward_rows(
         "roi_pool",
         "1000 RoIs, 1x256x200x304, 7x7",

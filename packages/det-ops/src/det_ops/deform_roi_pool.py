@@ -7,9 +7,10 @@ from typing import Any
 import numpy as np
 
 from det_ops import _C, _checks
-from det_ops._arrays import NUMPY, dtype_name, is_torch, kernels
+from det_ops._arrays import NUMPY, dtype_name, is_cuda, is_torch, kernels
 from det_ops._fx import traced_call
 from det_ops.roi_align import ALIGNED_MODES, _roi_inputs
+from det_ops.roi_pool import reads_channels_last
 
 # Points per bin side of the 2019 pooling (DeformRoIPoolingPack's sample_per_part).
 LEGACY_SAMPLES_PER_BIN = 4
@@ -167,7 +168,7 @@ def _deform_roi_pool(
     aligned: Any,
 ) -> Any:
     input, rois, (out_h, out_w), spatial_scale, dtype = _roi_inputs(
-        op, input, rois, output_size, spatial_scale
+        op, input, rois, output_size, spatial_scale, keep_channels_last=is_cuda(input)
     )
     sampling_ratio = _checks.integer_value(op, "sampling_ratio", sampling_ratio)
     gamma = _checks.real(op, "gamma", gamma)
@@ -184,7 +185,13 @@ def _deform_roi_pool(
     mask = _bin_array(op, "mask", mask, input, (num_rois, 1, out_h, out_w), "[K, 1, out_h, out_w]")
     _checks.same_device(op, input=input, rois=rois, offset=offset, mask=mask)
     compute = _checks.compute_dtype(input, rois, offset, mask)
-    input, rois = _checks.cast(input, compute), _checks.cast(rois, compute)
+    if reads_channels_last(input):  # the CUDA kernels read it in place
+        import torch
+
+        input = input.to(getattr(torch, compute))
+    else:
+        input = _checks.cast(input, compute)
+    rois = _checks.cast(rois, compute)
     offset, mask = _checks.cast(offset, compute), _checks.cast(mask, compute)
     if is_torch(input):
         import torch
@@ -265,7 +272,14 @@ def deform_roi_pool_forward_kernel(
     shape = deform_roi_pool_shape(
         input.shape, num_rois, spatial_scale, out_h, out_w, sampling_ratio, gamma, aligned
     )
-    kernels("deform_roi_pool", input).deform_roi_pool_forward(
+    ops = kernels("deform_roi_pool", input)
+    # A channels-last tensor's pointer addresses [B, H, W, C] memory.
+    forward = (
+        ops.deform_roi_pool_forward_nhwc
+        if reads_channels_last(input)
+        else ops.deform_roi_pool_forward
+    )
+    forward(
         xp.code(input),
         xp.ptr(input),
         xp.ptr(rois),
@@ -294,10 +308,16 @@ def deform_roi_pool_backward_kernel(
     mask_grad: bool,
 ) -> tuple[Any, Any, Any]:
     """Returns (grad_input, grad_offset, grad_mask); a gradient not asked for
-    (or whose tensor is None) comes back as an empty [0] array."""
+    (or whose tensor is None) comes back as an empty [0] array. A channels-last input
+    (CUDA) gets a channels-last grad_input."""
     dtype = dtype_name(grad_output)
     num_rois = rois.shape[0]
-    grad_input = xp.zeros(tuple(input.shape), dtype, like=grad_output)
+    channels_last = reads_channels_last(input)
+    if channels_last:
+        batch, channels, height, width = (int(v) for v in input.shape)
+        grad_input = xp.zeros((batch, height, width, channels), dtype, like=grad_output)
+    else:
+        grad_input = xp.zeros(tuple(input.shape), dtype, like=grad_output)
     offset_grad = offset_grad and offset is not None
     mask_grad = mask_grad and mask is not None
     grad_offset = xp.empty(
@@ -309,7 +329,9 @@ def deform_roi_pool_backward_kernel(
     shape = deform_roi_pool_shape(
         input.shape, num_rois, spatial_scale, out_h, out_w, sampling_ratio, gamma, aligned
     )
-    kernels("deform_roi_pool", grad_output).deform_roi_pool_backward(
+    ops = kernels("deform_roi_pool", grad_output)
+    backward = ops.deform_roi_pool_backward_nhwc if channels_last else ops.deform_roi_pool_backward
+    backward(
         xp.code(grad_output),
         xp.ptr(grad_output),
         xp.ptr(input),
@@ -321,4 +343,6 @@ def deform_roi_pool_backward_kernel(
         xp.ptr(grad_offset if offset_grad else None),
         xp.ptr(grad_mask if mask_grad else None),
     )
+    if channels_last:
+        grad_input = grad_input.permute(0, 3, 1, 2)
     return grad_input, grad_offset, grad_mask

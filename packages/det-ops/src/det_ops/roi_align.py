@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from det_ops import _C, _checks
-from det_ops._arrays import NUMPY, dtype_name, is_cuda, is_torch, kernels
+from det_ops._arrays import HALF_DTYPES, NUMPY, dtype_name, is_cuda, is_torch, kernels
 from det_ops._fx import traced_call
 
 # RoI coordinate modes; the kernels' RoIAlignMode (csrc/common/roi_geometry.h).
@@ -60,7 +60,14 @@ def roi_align(
         return traced
     op = "roi_align"
     input, rois, (out_h, out_w), spatial_scale, dtype = _roi_inputs(
-        op, input, boxes, output_size, spatial_scale, keep_channels_last=True, rois_name="boxes"
+        op,
+        input,
+        boxes,
+        output_size,
+        spatial_scale,
+        keep_channels_last=True,
+        keep_half=True,
+        rois_name="boxes",
     )
     sampling_ratio = _checks.integer_value(op, "sampling_ratio", sampling_ratio)
     aligned = aligned_mode(op, aligned)
@@ -86,12 +93,15 @@ def _roi_inputs(
     output_size: Any,
     spatial_scale: Any,
     keep_channels_last: bool = False,
+    keep_half: bool = False,
     rois_name: str = "rois",
 ) -> tuple[Any, Any, tuple[int, int], float, Any]:
     """Checks shared by the RoI ops; returns contiguous inputs in the compute dtype.
 
-    With keep_channels_last, a channels-last CPU tensor stays channels-last (the kernel
-    that reads it needs no transposed copy). rois_name names the RoIs in messages.
+    With keep_channels_last, a channels-last tensor stays channels-last (the kernel that
+    reads it needs no transposed copy). With keep_half, a float16 or bfloat16 map on CUDA
+    stays in its dtype (the CUDA kernels read it natively; the RoIs are float32).
+    rois_name names the RoIs in messages.
     """
     input = _checks.feature_map(op, "input", _checks.array(op, "input", input))
     rois = _checks.rois(op, rois, like=input, name=rois_name)
@@ -104,19 +114,22 @@ def _roi_inputs(
     _checks.batch_indices(op, rois, input.shape[0], name=rois_name)
     dtype = input.dtype
     compute = _checks.compute_dtype(input, rois)
+    read_as = compute
+    if keep_half and is_cuda(input) and dtype_name(input) in HALF_DTYPES and compute == "float32":
+        read_as = dtype_name(input)
     if keep_channels_last and is_channels_last(input):
         import torch
 
-        input = input.to(getattr(torch, compute)).contiguous(memory_format=torch.channels_last)
+        input = input.to(getattr(torch, read_as)).contiguous(memory_format=torch.channels_last)
     else:
-        input = _checks.cast(input, compute)
+        input = _checks.cast(input, read_as)
     return input, _checks.cast(rois, compute), size, spatial_scale, dtype
 
 
 def is_channels_last(x: Any) -> bool:
-    """Whether x is a CPU torch Tensor[B, C, H, W] stored channels-last and not also NCHW
-    (and runs the CPU kernels: the CUDA ones read NCHW only)."""
-    if not is_torch(x) or x.device.type != "cpu" or is_cuda(x) or x.dim() != 4:
+    """Whether x is a torch Tensor[B, C, H, W] stored channels-last and not also NCHW; the
+    CPU and CUDA kernels of RoIAlign read such a map in place."""
+    if not is_torch(x) or x.dim() != 4:
         return False
     import torch
 
@@ -182,23 +195,23 @@ def roi_align_backward_kernel(
     aligned: int,
     channels_last: bool = False,
 ) -> Any:
-    """The gradient of the input; with channels_last (CPU torch tensors only) it is
-    computed and returned channels-last, the layout of the forward's input."""
+    """The gradient of the input, in grad_output's dtype; with channels_last (torch tensors
+    only) it is computed and returned channels-last, the layout of the forward's input. A
+    float16 or bfloat16 gradient (CUDA) is summed in a float32 buffer, rounded once."""
     shape = roi_align_shape(
         input_shape, rois.shape[0], spatial_scale, out_h, out_w, sampling_ratio, aligned
     )
     ops = kernels("roi_align", grad_output)
+    half = dtype_name(grad_output) in HALF_DTYPES
+    summed_in = "float32" if half else dtype_name(grad_output)
     if channels_last:
         batch, channels, height, width = (int(v) for v in input_shape)
-        grad_input = xp.zeros(
-            (batch, height, width, channels), dtype_name(grad_output), like=grad_output
-        )
-        ops.roi_align_backward_nhwc(
-            xp.code(grad_output), xp.ptr(grad_output), xp.ptr(rois), shape, xp.ptr(grad_input)
-        )
-        return grad_input.permute(0, 3, 1, 2)
-    grad_input = xp.zeros(tuple(input_shape), dtype_name(grad_output), like=grad_output)
-    ops.roi_align_backward(
-        xp.code(grad_output), xp.ptr(grad_output), xp.ptr(rois), shape, xp.ptr(grad_input)
-    )
-    return grad_input
+        grad_input = xp.zeros((batch, height, width, channels), summed_in, like=grad_output)
+        backward = ops.roi_align_backward_nhwc
+    else:
+        grad_input = xp.zeros(tuple(input_shape), summed_in, like=grad_output)
+        backward = ops.roi_align_backward
+    backward(xp.code(grad_output), xp.ptr(grad_output), xp.ptr(rois), shape, xp.ptr(grad_input))
+    if channels_last:
+        grad_input = grad_input.permute(0, 3, 1, 2)
+    return grad_input.to(grad_output.dtype) if half else grad_input

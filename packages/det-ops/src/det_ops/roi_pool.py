@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from det_ops import _C
-from det_ops._arrays import NUMPY, dtype_name, is_torch, kernels
+from det_ops._arrays import HALF_DTYPES, NUMPY, dtype_name, is_cuda, is_torch, kernels
 from det_ops._fx import traced_call
-from det_ops.roi_align import _roi_inputs
+from det_ops.roi_align import _roi_inputs, is_channels_last
+
+# The largest plane (height * width) whose flat indices the int32 argmax holds.
+ARGMAX_LIMIT = 2**31 - 1
 
 
 def roi_pool(
@@ -34,8 +37,20 @@ def roi_pool(
         return traced
     op = "roi_pool"
     input, rois, (out_h, out_w), spatial_scale, dtype = _roi_inputs(
-        op, input, boxes, output_size, spatial_scale, rois_name="boxes"
+        op,
+        input,
+        boxes,
+        output_size,
+        spatial_scale,
+        keep_channels_last=is_cuda(input),
+        keep_half=True,
+        rois_name="boxes",
     )
+    if input.shape[2] * input.shape[3] > ARGMAX_LIMIT:
+        raise ValueError(
+            f"{op}: input planes of at most 2**31 - 1 pixels are supported (the saved argmax "
+            f"is int32), got {input.shape[2]} x {input.shape[3]}"
+        )
     if is_torch(input):
         import torch
 
@@ -45,6 +60,12 @@ def roi_pool(
         return out.to(dtype)
     out, _ = roi_pool_forward_kernel(NUMPY, input, rois, spatial_scale, out_h, out_w)
     return out.astype(dtype, copy=False)
+
+
+def reads_channels_last(x: Any) -> bool:
+    """Whether the RoIPool kernels read x in place channels-last: the CUDA ones do; the CPU
+    ones read NCHW (a channels-last CPU map is copied)."""
+    return is_channels_last(x) and is_cuda(x)
 
 
 def roi_pool_shape(
@@ -67,11 +88,15 @@ def roi_pool_shape(
 def roi_pool_forward_kernel(
     xp: Any, input: Any, rois: Any, spatial_scale: float, out_h: int, out_w: int
 ) -> tuple[Any, Any]:
-    """Returns (output, argmax): argmax is the flat y * W + x of each maximum, -1 if none."""
+    """Returns (output, argmax): argmax (int32) is the flat y * W + x of each maximum, -1 if
+    its bin is empty."""
     num_rois, channels = rois.shape[0], input.shape[1]
     output = xp.empty((num_rois, channels, out_h, out_w), dtype_name(input), like=input)
-    argmax = xp.empty((num_rois, channels, out_h, out_w), "int64", like=input)
-    kernels("roi_pool", input).roi_pool_forward(
+    argmax = xp.empty((num_rois, channels, out_h, out_w), "int32", like=input)
+    ops = kernels("roi_pool", input)
+    # A channels-last tensor's pointer addresses [B, H, W, C] memory.
+    forward = ops.roi_pool_forward_nhwc if reads_channels_last(input) else ops.roi_pool_forward
+    forward(
         xp.code(input),
         xp.ptr(input),
         xp.ptr(rois),
@@ -83,16 +108,37 @@ def roi_pool_forward_kernel(
 
 
 def roi_pool_backward_kernel(
-    xp: Any, grad_output: Any, rois: Any, argmax: Any, input_shape: Any, spatial_scale: float
+    xp: Any,
+    grad_output: Any,
+    rois: Any,
+    argmax: Any,
+    input_shape: Any,
+    spatial_scale: float,
+    channels_last: bool = False,
 ) -> Any:
-    grad_input = xp.zeros(tuple(input_shape), dtype_name(grad_output), like=grad_output)
+    """The gradient of the input, in grad_output's dtype; with channels_last (CUDA torch
+    tensors only) it is computed and returned channels-last, the layout of the forward's
+    input. A float16 or bfloat16 gradient (CUDA) is summed in a float32 buffer."""
     out_h, out_w = grad_output.shape[2], grad_output.shape[3]
-    kernels("roi_pool", grad_output).roi_pool_backward(
+    shape = roi_pool_shape(input_shape, rois.shape[0], spatial_scale, out_h, out_w)
+    ops = kernels("roi_pool", grad_output)
+    half = dtype_name(grad_output) in HALF_DTYPES
+    summed_in = "float32" if half else dtype_name(grad_output)
+    if channels_last:
+        batch, channels, height, width = (int(v) for v in input_shape)
+        grad_input = xp.zeros((batch, height, width, channels), summed_in, like=grad_output)
+        backward = ops.roi_pool_backward_nhwc
+    else:
+        grad_input = xp.zeros(tuple(input_shape), summed_in, like=grad_output)
+        backward = ops.roi_pool_backward
+    backward(
         xp.code(grad_output),
         xp.ptr(grad_output),
         xp.ptr(rois),
         xp.ptr(argmax),
-        roi_pool_shape(input_shape, rois.shape[0], spatial_scale, out_h, out_w),
+        shape,
         xp.ptr(grad_input),
     )
-    return grad_input
+    if channels_last:
+        grad_input = grad_input.permute(0, 3, 1, 2)
+    return grad_input.to(grad_output.dtype) if half else grad_input

@@ -8,10 +8,16 @@ from det_ops.deform_roi_pool import (
     deform_roi_pool_backward_kernel,
     deform_roi_pool_forward_kernel,
 )
+from det_ops.roi_pool import reads_channels_last
 
 
 def _contiguous(x: Tensor | None) -> Tensor | None:
     return None if x is None else x.contiguous()
+
+
+def _map(input: Tensor) -> Tensor:
+    """The feature map as the kernels read it: channels-last in place on CUDA, else NCHW."""
+    return input if reads_channels_last(input) else input.contiguous()
 
 
 @torch.library.custom_op("det_ops::deform_roi_pool", mutates_args=())
@@ -29,7 +35,7 @@ def deform_roi_pool(
 ) -> Tensor:
     return deform_roi_pool_forward_kernel(
         TORCH,
-        input.contiguous(),
+        _map(input),
         rois.contiguous(),
         _contiguous(offset),
         _contiguous(mask),
@@ -67,7 +73,7 @@ def deform_roi_pool_backward(
     return deform_roi_pool_backward_kernel(
         TORCH,
         grad_output.contiguous(),
-        input.contiguous(),
+        _map(input),
         rois.contiguous(),
         _contiguous(offset),
         _contiguous(mask),
@@ -101,8 +107,11 @@ def _(
     num_rois = rois.shape[0]
     offset_shape = (num_rois, 2, out_h, out_w) if offset_grad and offset is not None else (0,)
     mask_shape = (num_rois, 1, out_h, out_w) if mask_grad and mask is not None else (0,)
+    grad_input = grad_output.new_empty(input.shape)
+    if reads_channels_last(input):
+        grad_input = grad_input.contiguous(memory_format=torch.channels_last)
     return (
-        grad_output.new_empty(input.shape),
+        grad_input,
         grad_output.new_empty(offset_shape),
         grad_output.new_empty(mask_shape),
     )

@@ -17,6 +17,8 @@ def roi_align(
     sampling_ratio: int,
     aligned: int,
 ) -> Tensor:
+    if input.dtype in (torch.float16, torch.bfloat16):  # the kernels' RoIs are float32
+        rois = rois.float()
     return roi_align_forward_kernel(
         TORCH,
         input if is_channels_last(input) else input.contiguous(),
@@ -56,7 +58,7 @@ def roi_align_backward(
         out_w,
         sampling_ratio,
         aligned,
-        channels_last and grad_output.device.type == "cpu",
+        channels_last,
     )
 
 
@@ -73,7 +75,7 @@ def _(
     channels_last=False,
 ):
     grad = grad_output.new_empty(input_shape)
-    if channels_last and grad_output.device.type == "cpu":
+    if channels_last:
         return grad.contiguous(memory_format=torch.channels_last)
     return grad
 
