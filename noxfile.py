@@ -70,6 +70,8 @@ def tests(session: nox.Session) -> None:
     # never in wheels). The same variable tells those tests that the module must be there.
     emulate = {"DET_OPS_CUDA": "EMULATE"}
     session.install(*(f"{path}[test]" for path in _package_dirs()), env=emulate)
+    # The import boundaries of every package against docs/design.md's table, once.
+    session.run("pytest", "tests", "-p", "no:cacheprovider", *session.posargs)
     # One pytest run per package: test modules of different packages may share a name.
     for path in _package_dirs():
         session.run(

@@ -13,20 +13,33 @@ def _rows(out: str) -> list[str]:
     return [line for line in out.splitlines() if line.startswith("| ")]
 
 
-def test_infer_prints_the_zoo_row_and_ours(capsys):
-    assert bench.main(["infer", "retinanet", "r50", "1x", *TINY]) == 0
+class _Clock:
+    """A perf_counter that advances by a fixed step at each reading: a timed step then takes
+    exactly that step."""
+
+    def __init__(self, step: float) -> None:
+        self.now, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def test_infer_prints_the_zoo_row_and_ours(capsys, monkeypatch):
+    monkeypatch.setattr(bench.time, "perf_counter", _Clock(0.25))
+    assert bench.main(["infer", "retinanet", "r50", "1x", *TINY, "--batch-size", "2"]) == 0
     rows = _rows(capsys.readouterr().out)
     assert rows[1].startswith("| zoo 2019") and "| 9.1 |" in rows[1]  # the zoo's fps
-    assert rows[2].startswith("| ours (cpu") and "64x96, batch 1" in rows[2]
-    fps = float(rows[2].split(" | ")[7])
-    assert fps > 0
+    assert rows[2].startswith("| ours (cpu") and "64x96, batch 2" in rows[2]
+    assert float(rows[2].split(" | ")[7]) == pytest.approx(8.0)  # 2 images in 0.25 s
 
 
-def test_train_reports_seconds_per_iteration(capsys):
+def test_train_reports_seconds_per_iteration(capsys, monkeypatch):
+    monkeypatch.setattr(bench.time, "perf_counter", _Clock(0.5))
     argv = ["train", "faster_rcnn", "r50", "1x", *TINY, "--batch-size", "1", "--no-memory"]
     assert bench.main(argv) == 0
     row = _rows(capsys.readouterr().out)[2]
-    assert float(row.split(" | ")[6]) > 0  # train s/iter
+    assert float(row.split(" | ")[6]) == pytest.approx(0.5)  # train s/iter
     assert row.split(" | ")[5] == "-"  # memory skipped
 
 

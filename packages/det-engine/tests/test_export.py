@@ -170,7 +170,7 @@ def test_cli_writes_a_pt2_that_runs_without_the_model_code(tmp_path):
     assert main([*argv, "--out", str(out)]) == 0
     # In a fresh interpreter with the det_ops kernels only: no det_models, no det_heads.
     code = (
-        "import sys, torch, det_ops._torch\n"
+        "import sys, torch, det_ops.torch_ops\n"
         f"graph = torch.export.load({str(out)!r}).module()\n"
         "sizes = torch.tensor([[120, 150]])\n"
         "boxes, scores, image_index = graph(torch.randn(1, 3, 128, 160), sizes)\n"

@@ -38,7 +38,6 @@ print("ok")
 
 def test_version_and_runtime_queries():
     assert det_ops.__version__.count(".") >= 2
-    assert isinstance(det_ops.has_cuda(), bool)
     threads = det_ops.num_threads()
     det_ops.set_num_threads(1)
     assert det_ops.num_threads() == 1

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-import det_ops._torch  # noqa: F401  (registers torch.ops.det_ops)
+import det_ops.torch_ops  # noqa: F401  (registers torch.ops.det_ops)
 from det_ops.roi_align import aligned_mode
 
 

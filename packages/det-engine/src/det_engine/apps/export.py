@@ -8,7 +8,7 @@ image), scores, labels (not for an RPN), 28 x 28 mask_probs (mask models) and im
 
 - ``--format pt2``: ``torch.export`` program, loaded with ``torch.export.load(FILE)`` and run
   with ``.module()(images, image_sizes)``; it calls the det_ops kernels, which
-  ``import det_ops._torch`` registers (no det_models or det_heads needed).
+  ``import det_ops.torch_ops`` registers (no det_models or det_heads needed).
 - ``--format onnx``: the ONNX exporter (``torch.onnx.export(..., dynamo=True)``) with the
   det_ops ops written as standard ONNX operators (NonMaxSuppression, RoiAlign), for
   onnxruntime or any ONNX runtime; ``python -m det_engine.deploy`` runs it on image files.

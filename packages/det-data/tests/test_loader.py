@@ -1,20 +1,7 @@
-import re
-from pathlib import Path
-
 import torch
 from torch.utils.data import DataLoader
 
 from det_data import GroupSampler, collate, shapes, zoo_train_transforms
-
-SRC = Path(__file__).parents[1] / "src" / "det_data"
-
-
-def test_imports_no_other_det_package_but_det_io():
-    # det-io (the allow-list unpickler of proposal .pkl files) is det-data's only project
-    # dependency; det-backbones, det-heads and det-data never import each other.
-    pattern = re.compile(r"^\s*(?:from|import)\s+(det_\w+)", re.MULTILINE)
-    found = {m for f in SRC.rglob("*.py") for m in pattern.findall(f.read_text())}
-    assert found == {"det_data", "det_io"}
 
 
 def test_loader_end_to_end_on_shapes(tmp_path):
