@@ -11,7 +11,6 @@ tests hold the two to that.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -257,42 +256,33 @@ class Detector:
                 missing, unexpected and mis-shaped keys and the row.
         """
         from det_models import zoo
-        from det_models.convert import from_mmdet, is_mmdet_layout
+        from det_models.convert import is_mmdet_layout
         from det_models.convert.common import check_fits, unwrap
 
         data = zoo.get(model, backbone, schedule, variant).data
         net = zoo.build(model, backbone, schedule, variant, num_classes=num_classes)
-        if checkpoint is not None:
-            from det_heads import MMDET_V06
-
-            if isinstance(checkpoint, (str, os.PathLike)):
-                path = Path(checkpoint)
-                if not path.is_file():
-                    raise FileNotFoundError(f"checkpoint: no such file: {path}")
-                checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-            if not isinstance(checkpoint, Mapping):
-                raise TypeError(
-                    f"checkpoint must be a path or a state dict, got {type(checkpoint).__name__}"
-                )
-            state = unwrap(checkpoint)
-            key = zoo.entry(model, backbone, schedule, variant).key
-            if is_mmdet_layout(state):
-                # The row's released 2019 checkpoint: its weights need the 2019 conventions.
-                state = from_mmdet(state, zoo.entry(*key)).state_dict
-                net = zoo.build(
-                    model,
-                    backbone,
-                    schedule,
-                    variant,
-                    num_classes=num_classes,
-                    conventions=MMDET_V06,
-                )
-                data = dataclasses.replace(data, legacy_resize=True)
-                source = f"checkpoint (a 2019 checkpoint converted for zoo row {key})"
-            else:
-                source = f"checkpoint (det_models keys, for zoo row {key})"
-            check_fits(state, net, source)
-            net.load_state_dict(state, strict=True)
+        if checkpoint is None:
+            return cls(net, data, fast=fast)
+        name = "checkpoint"
+        if isinstance(checkpoint, (str, os.PathLike)):
+            path = Path(checkpoint)
+            if not path.is_file():
+                raise FileNotFoundError(f"checkpoint: no such file: {path}")
+            name = f"checkpoint {path}"
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(checkpoint, Mapping):
+            raise TypeError(
+                f"checkpoint must be a path or a state dict, got {type(checkpoint).__name__}"
+            )
+        state = unwrap(checkpoint)
+        if is_mmdet_layout(state):  # the row's released 2019 checkpoint
+            net, config = zoo.load_released(
+                state, model, backbone, schedule, variant, num_classes=num_classes, source=name
+            )
+            return cls(net, config.data, fast=fast)
+        key = zoo.entry(model, backbone, schedule, variant).key
+        check_fits(state, net, f"{name} (det_models keys, for zoo row {key})")
+        net.load_state_dict(state, strict=True)
         return cls(net, data, fast=fast)
 
     @property

@@ -26,7 +26,6 @@ Also under ``torchrun``: every rank evaluates a share of the images, rank 0 scor
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -179,24 +178,13 @@ def _model_and_data(args: argparse.Namespace):
 def _released(args: argparse.Namespace, weights: dict[str, Any]):
     """_model_and_data for a released 2019 zoo checkpoint."""
     from det_models import zoo
-    from det_models.builder import build_model
-    from det_models.config import CONVENTION_PRESETS, RunConfig, replace_path
-    from det_models.convert import from_mmdet
-    from det_models.convert.common import check_fits
+    from det_models.config import RunConfig
 
-    cfg = zoo.get(args.model, args.backbone, args.schedule, args.variant)
     # Its detections need the 2019 box conventions and resize (docs/conventions.md).
-    cfg = dataclasses.replace(
-        cfg,
-        model=replace_path(cfg.model, "conventions", CONVENTION_PRESETS["mmdet_v0.6"]),
-        data=dataclasses.replace(cfg.data, legacy_resize=True),
-    )
+    row = (args.model, args.backbone, args.schedule, args.variant)
+    model, cfg = zoo.load_released(weights, *row, source=str(args.ckpt))
     print(f"{args.ckpt}: a 2019 zoo checkpoint, converted; tested with its conventions")
     source, data_cfg = row_data_config(args, cfg)
-    model = build_model(cfg.model)
-    state = from_mmdet(weights, zoo.entry(*cfg.key)).state_dict
-    check_fits(state, model, f"{args.ckpt} (converted for zoo row {cfg.key})")
-    model.load_state_dict(state)
     name = "_".join(p for p in cfg.key if p)
     run = RunConfig(
         name=name,

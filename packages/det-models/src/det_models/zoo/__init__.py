@@ -18,7 +18,7 @@ from det_models.zoo.configs import build, get, model_config
 from det_models.zoo.entry import MAIN_SITE, MIRROR_SITE, Reference, ZooEntry, mirror_of
 from det_models.zoo.lookup import MODELS, entry, names
 from det_models.zoo.markdown import table
-from det_models.zoo.pretrained import load_pretrained
+from det_models.zoo.pretrained import load_pretrained, load_released, released_config
 
 __all__ = [
     "MAIN_SITE",
@@ -34,8 +34,10 @@ __all__ = [
     "entry",
     "get",
     "load_pretrained",
+    "load_released",
     "mirror_of",
     "model_config",
     "names",
+    "released_config",
     "table",
 ]

@@ -1,9 +1,19 @@
-"""Loading a zoo row's released checkpoint into its model: a local file or the hub cache."""
+"""A zoo row's released 2019 checkpoint: the one place that says how it is run.
+
+Its weights give the 2019 code's detections under the 2019 box conventions (MMDET_V06) and
+the 2019 resize (`DataConfig.legacy_resize`), converted by `convert.from_mmdet` and loaded
+strictly. `released_config` gives the row's config so changed; `load_released` builds the
+model and loads a checkpoint into it (Detector.from_zoo and ``python -m det_engine.test``
+use it); `load_pretrained` loads one into a model the caller built, from a local file or the
+hub cache.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import urllib.error
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -11,9 +21,69 @@ import torch
 from torch import nn
 
 from det_heads import MMDET_V06
-from det_models.convert import Converted, from_mmdet
+from det_models.builder import build_model
+from det_models.config import ZooConfig, replace_path
+from det_models.convert import from_mmdet
 from det_models.convert.common import check_fits
+from det_models.zoo.configs import get
 from det_models.zoo.entry import ZooEntry
+from det_models.zoo.lookup import entry as find_entry
+
+
+def released_config(
+    model: str, backbone: str, schedule: str, variant: str | None = None
+) -> ZooConfig:
+    """The config a row's released 2019 checkpoint runs under: the row's, with the 2019 box
+    conventions and the 2019 resize."""
+    config = get(model, backbone, schedule, variant)
+    return dataclasses.replace(
+        config,
+        model=replace_path(config.model, "conventions", MMDET_V06),
+        data=dataclasses.replace(config.data, legacy_resize=True),
+    )
+
+
+def load_released(
+    checkpoint: Mapping,
+    model: str,
+    backbone: str,
+    schedule: str,
+    variant: str | None = None,
+    *,
+    num_classes: int | None = None,
+    source: str = "checkpoint",
+) -> tuple[nn.Module, ZooConfig]:
+    """The row's detector with its released 2019 checkpoint loaded, and the config it runs
+    under (released_config, with num_classes when given).
+
+    Args:
+        checkpoint: the checkpoint as torch.load returns it (mmdetection v0.6 layout).
+        model, backbone, schedule, variant: the row's key.
+        num_classes: object classes of the checkpoint, if not the row's dataset's.
+        source: how messages name the checkpoint (its path).
+
+    Raises:
+        ValueError: unknown row; a checkpoint that does not fit the model (the message names
+            the first missing, unexpected and mis-shaped keys).
+    """
+    config = released_config(model, backbone, schedule, variant)
+    if num_classes is not None:
+        config = dataclasses.replace(
+            config, model=replace_path(config.model, "num_classes", num_classes)
+        )
+    net = build_model(config.model)
+    _load_converted(net, checkpoint, find_entry(*config.key), source)
+    return net, config
+
+
+def _load_converted(
+    model: nn.Module, checkpoint: Mapping, entry: ZooEntry, source: str
+) -> list[str]:
+    """Converts a 2019 checkpoint for entry's model and loads it strictly; the unused keys."""
+    converted = from_mmdet(checkpoint, entry)
+    check_fits(converted.state_dict, model, f"{source}, converted for zoo row {entry.key},")
+    model.load_state_dict(converted.state_dict, strict=True)
+    return converted.unused
 
 
 def load_pretrained(
@@ -41,7 +111,7 @@ def load_pretrained(
         FileNotFoundError: a local path that does not exist, or a URL whose file is not cached
             and cannot be fetched (download False or offline); the message names the file and
             where to put it.
-        RuntimeError: the converted checkpoint does not fit the model (missing or unexpected
+        ValueError: the converted checkpoint does not fit the model (missing or unexpected
             keys, wrong shapes).
     """
     if not isinstance(entry, ZooEntry):
@@ -61,10 +131,7 @@ def load_pretrained(
         )
     path = _local_file(str(source), download)
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    converted: Converted = from_mmdet(checkpoint, entry)
-    check_fits(converted.state_dict, model, f"{path}, converted for zoo row {entry.key},")
-    model.load_state_dict(converted.state_dict, strict=True)
-    return converted.unused
+    return _load_converted(model, checkpoint, entry, str(path))
 
 
 def _local_file(source: str, download: bool) -> Path:
