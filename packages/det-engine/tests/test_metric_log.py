@@ -6,7 +6,7 @@ import os
 import pytest
 import torch
 
-from det_engine import atomic_write
+from det_engine import atomic_write, metric_log
 from det_engine.atomic_write import WriteError
 from det_engine.evaluation.loop import write_metrics
 from det_engine.metric_log import MetricLogger, ProgressBar, memory_mb
@@ -110,6 +110,20 @@ def test_progress_bar():
     bar.update(3)
     assert out.getvalue().endswith("\n")
     assert "[########] 4/4" in out.getvalue().split("\r")[-1]
+
+
+def test_progress_bar_redraws_at_most_every_min_interval(monkeypatch):
+    ticks = iter(range(10_000))  # the clock moves 1/64 s per reading (exact in binary)
+    monkeypatch.setattr(metric_log.time, "perf_counter", lambda: next(ticks) / 64)
+    out = io.StringIO()
+    bar = ProgressBar(1000, stream=out, enabled=True, min_interval=8 / 64)
+    for _ in range(1000):
+        bar.update()
+    draws = out.getvalue().split("\r")[1:]
+    # Drawn at steps 1, 9, 17, ..., 993 (every 8 steps: 125 of them), then the last, 1000.
+    assert len(draws) == 126
+    assert " 1/1000" in draws[0] and " 9/1000" in draws[1] and " 993/1000" in draws[-2]
+    assert " 1000/1000" in draws[-1] and draws[-1].endswith("\n")
 
 
 def test_memory_is_positive():
