@@ -141,3 +141,22 @@ def is_cuda(x: Any) -> bool:
     if not is_torch(x):
         return False
     return x.device.type == "cuda" or (x.device.type == "cpu" and _emulated is not None)
+
+
+def input_gradient_buffer(xp: Any, input_shape: Any, grad_output: Any, channels_last: bool) -> Any:
+    """The zeroed buffer a RoI op's backward sums the input gradient into: NCHW, or NHWC for
+    a channels-last input; float32 for a float16 / bfloat16 gradient (summed, then rounded
+    once by `input_gradient`)."""
+    dtype = "float32" if dtype_name(grad_output) in HALF_DTYPES else dtype_name(grad_output)
+    if channels_last:
+        batch, channels, height, width = (int(v) for v in input_shape)
+        return xp.zeros((batch, height, width, channels), dtype, like=grad_output)
+    return xp.zeros(tuple(input_shape), dtype, like=grad_output)
+
+
+def input_gradient(buffer: Any, grad_output: Any, channels_last: bool) -> Any:
+    """The input gradient from its buffer: in NCHW order (a channels-last view when summed
+    so) and grad_output's dtype."""
+    if channels_last:
+        buffer = buffer.permute(0, 3, 1, 2)
+    return buffer if buffer.dtype == grad_output.dtype else buffer.to(grad_output.dtype)

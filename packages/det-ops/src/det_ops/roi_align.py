@@ -5,7 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from det_ops import _C, _checks
-from det_ops._arrays import HALF_DTYPES, NUMPY, dtype_name, is_cuda, is_torch, kernels
+from det_ops._arrays import (
+    HALF_DTYPES,
+    NUMPY,
+    dtype_name,
+    input_gradient,
+    input_gradient_buffer,
+    is_cuda,
+    is_torch,
+    kernels,
+)
 from det_ops._fx import traced_call
 
 # RoI coordinate modes; the kernels' RoIAlignMode (csrc/common/roi_geometry.h).
@@ -202,16 +211,7 @@ def roi_align_backward_kernel(
         input_shape, rois.shape[0], spatial_scale, out_h, out_w, sampling_ratio, aligned
     )
     ops = kernels("roi_align", grad_output)
-    half = dtype_name(grad_output) in HALF_DTYPES
-    summed_in = "float32" if half else dtype_name(grad_output)
-    if channels_last:
-        batch, channels, height, width = (int(v) for v in input_shape)
-        grad_input = xp.zeros((batch, height, width, channels), summed_in, like=grad_output)
-        backward = ops.roi_align_backward_nhwc
-    else:
-        grad_input = xp.zeros(tuple(input_shape), summed_in, like=grad_output)
-        backward = ops.roi_align_backward
+    backward = ops.roi_align_backward_nhwc if channels_last else ops.roi_align_backward
+    grad_input = input_gradient_buffer(xp, input_shape, grad_output, channels_last)
     backward(xp.code(grad_output), xp.ptr(grad_output), xp.ptr(rois), shape, xp.ptr(grad_input))
-    if channels_last:
-        grad_input = grad_input.permute(0, 3, 1, 2)
-    return grad_input.to(grad_output.dtype) if half else grad_input
+    return input_gradient(grad_input, grad_output, channels_last)
