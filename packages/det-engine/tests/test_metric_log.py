@@ -65,6 +65,19 @@ def test_a_failed_log_write_keeps_the_records_written_before(tmp_path, monkeypat
     assert (tmp_path / "log.jsonl").read_bytes() == before
     assert [json.loads(line)["iter"] for line in before.decode().splitlines()] == [1, 2]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["log.jsonl"]  # no temp debris
+    # The next report appends after the kept lines.
+    logger.update(iteration=3, **step)
+    lines = (tmp_path / "log.jsonl").read_text().splitlines()
+    assert [json.loads(line)["iter"] for line in lines] == [1, 2, 3]
+
+
+def test_a_line_torn_by_a_kill_is_dropped_before_the_next_record(tmp_path):
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(b'{"iter": 1}\n{"iter": 2}\n{"it')  # the run died mid-append
+    logger = MetricLogger(tmp_path, total_iters=3, interval=1, stream=io.StringIO(), enabled=True)
+    step = {"epoch": 1, "lr": 0.1, "losses": {"loss": 1.0}, "time": 0.1, "data_time": 0.0}
+    logger.update(iteration=3, **step)
+    assert [json.loads(line)["iter"] for line in path.read_text().splitlines()] == [1, 2, 3]
 
 
 def test_a_failed_metrics_file_write_keeps_the_previous_one(tmp_path, monkeypatch, capsys):

@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 import torch
 
-from det_engine.atomic_write import write_atomically
+from det_engine.atomic_write import append_durably
 from det_engine.distributed import is_main_process
 from det_engine.optional_deps import MissingPackageError, install_command, require
 
@@ -57,7 +57,7 @@ class MetricLogger:
     Every ``interval`` iterations (and at the last one) it prints a line such as
     ``epoch 1 iter 50/1000 lr 0.006667 loss_cls 0.6931 loss 0.9 time 0.512 data_time
     0.021 memory 3210MB eta 0:08:06`` and appends the same fields as one JSON object to
-    ``work_dir/log.jsonl`` (atomically: a failed write keeps the lines written before and
+    ``work_dir/log.jsonl`` (durably: a failed write keeps the lines written before and
     raises ``det_engine.atomic_write.WriteError``). Only rank 0 writes, unless ``enabled``
     says otherwise. With ``tensorboard`` the same numbers also go to TensorBoard event files in
     ``work_dir/tensorboard`` (``train/loss_cls``, ``train/lr``, ... and ``val/bbox_AP``, ...
@@ -212,12 +212,9 @@ class MetricLogger:
         if not self.enabled:
             return
         print(line, file=self.stream, flush=True)
-        # The whole log is rewritten through a temp file: a full disk or a kill mid-write
-        # leaves the records written so far, never a torn last line. A report comes every
-        # `interval` iterations, so the copy costs little.
-        previous = self.path.read_bytes() if self.path.exists() else b""
-        added = (json.dumps(record) + "\n").encode("utf-8")
-        write_atomically(self.path, lambda f: f.write(previous + added), what="metric log")
+        # A full disk or a kill mid-write leaves the records written so far, never a torn
+        # last line.
+        append_durably(self.path, (json.dumps(record) + "\n").encode("utf-8"), what="metric log")
 
 
 class ProgressBar:
