@@ -36,7 +36,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
-from torch.hub import download_url_to_file, get_dir
+from torch.hub import download_url_to_file
 
 from det_backbones.resnet import ResNet
 from det_backbones.vgg_ssd import VGG16SSD
@@ -220,7 +220,7 @@ def is_uri(source: str | os.PathLike) -> bool:
 
 def cache_dir() -> Path:
     """torch.hub's checkpoint cache (``$TORCH_HOME/hub/checkpoints``), where downloads go."""
-    return Path(get_dir()) / "checkpoints"
+    return Path(torch.hub.get_dir()) / "checkpoints"
 
 
 def resolve(source: str | os.PathLike, *, download: bool = True) -> Path:
@@ -271,13 +271,33 @@ def resolve(source: str | os.PathLike, *, download: bool = True) -> Path:
         f"backbone weights {source}: {entry.file_name} was not found; download {entry.url} "
         f"and save it as {places}, or pass the file's path"
     )
+    return download_to_cache(
+        entry.url, target, sha256_prefix=entry.sha256_prefix, download=download, advice=advice
+    )
+
+
+def download_to_cache(
+    url: str,
+    target: Path,
+    *,
+    sha256_prefix: str | None = None,
+    download: bool = True,
+    advice: str,
+) -> Path:
+    """Downloads ``url`` to ``target`` (in torch.hub's cache), kept only when its SHA-256
+    starts with ``sha256_prefix`` (when given).
+
+    Raises:
+        WeightsNotFoundError: ``download`` is False or the download failed: ``advice`` (what
+            the file is, where to get it, where to put it) and the reason.
+    """
     if not download:
         raise WeightsNotFoundError(f"{advice} (downloading is off)")
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         # Writes a temporary file beside the target and moves it there only when its
         # SHA-256 starts with the prefix.
-        download_url_to_file(entry.url, str(target), hash_prefix=entry.sha256_prefix)
+        download_url_to_file(url, str(target), hash_prefix=sha256_prefix)
     except (urllib.error.URLError, OSError, RuntimeError, ValueError) as e:
         raise WeightsNotFoundError(f"{advice} (download failed: {e})") from e
     return target

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import urllib.error
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlparse
@@ -20,6 +19,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
+from det_backbones.pretrained import cache_dir, download_to_cache
 from det_heads import MMDET_V06
 from det_models.builder import build_model
 from det_models.config import ZooConfig, replace_path
@@ -141,18 +141,11 @@ def _local_file(source: str, download: bool) -> Path:
             raise FileNotFoundError(f"path_or_url: no checkpoint file at {path}")
         return path
     filename = Path(urlparse(source).path).name
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / filename
+    cached = cache_dir() / filename
     if cached.is_file():
         return cached
     advice = (
         f"checkpoint {filename} is not in torch.hub's cache; download {source} and save it "
         f"as {cached}, or pass the local file's path"
     )
-    if not download:
-        raise FileNotFoundError(advice + " (download=False)")
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        torch.hub.download_url_to_file(source, str(cached), progress=False)
-    except (urllib.error.URLError, OSError) as error:
-        raise FileNotFoundError(f"{advice} (fetching failed: {error})") from error
-    return cached
+    return download_to_cache(source, cached, download=download, advice=advice)
