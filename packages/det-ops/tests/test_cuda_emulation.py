@@ -47,6 +47,10 @@ def every_op_forward_and_backward():
     boxes = random_boxes(70, f64, generator=g)
     det_ops.nms(boxes, torch.rand(70, generator=g, dtype=f64), 0.5)
     det_ops.bbox_overlaps(boxes, boxes)
+    groups = torch.randint(0, 3, (70,), generator=g)
+    det_ops.batched_nms_padded(
+        boxes, torch.rand(70, generator=g, dtype=f64), groups, 0.5, num_groups=3, max_per_group=9
+    )
 
 
 def test_every_kernel_in_csrc_cuda_is_launched(emulated):

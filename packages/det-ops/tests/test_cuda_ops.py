@@ -176,6 +176,67 @@ def test_batched_nms_with_a_non_finite_box(device, bad):
     assert len(device.run(suppress, boxes, scores, idxs)) == 500
 
 
+def padded_nms_inputs(n, num_groups, dtype, seed):
+    """Clustered boxes with tied scores over num_groups - 1 groups (the last stays empty), a
+    tenth masked by a -inf score and a twentieth by a NaN one."""
+    boxes, scores = clustered(n, dtype, seed)
+    g = torch.Generator().manual_seed(seed)
+    scores = (scores * 8).round() / 8
+    scores[torch.rand(n, generator=g) < 0.1] = -float("inf")
+    scores[torch.rand(n, generator=g) < 0.05] = float("nan")
+    groups = torch.randint(0, max(num_groups - 1, 1), (n,), generator=g)
+    return boxes, scores, groups
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n, num_groups", [(0, 2), (1, 1), (65, 3), (700, 5), (3000, 300)])
+@pytest.mark.parametrize("max_per_group", [1, 50, 1000])
+def test_batched_nms_padded(device, grid, dtype, n, num_groups, max_per_group):
+    # 65 boxes: a group's second word of candidates; 300 groups: more than a one-block grid,
+    # whose block then takes group after group.
+    boxes, scores, groups = padded_nms_inputs(n, num_groups, dtype, n + max_per_group)
+
+    def fn(boxes, scores, groups):
+        return det_ops.batched_nms_padded(
+            boxes, scores, groups, 0.5, num_groups=num_groups, max_per_group=max_per_group
+        )
+
+    assert_close(device.run(fn, boxes, scores, groups), fn(boxes, scores, groups), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("offset", [0, 1])
+def test_batched_nms_padded_offset_and_interleavings(device, offset):
+    boxes, scores, groups = padded_nms_inputs(1500, 4, torch.float64, 21)
+    boxes = boxes.round()
+
+    def fn(boxes, scores, groups):
+        return det_ops.batched_nms_padded(
+            boxes, scores, groups, 0.3, num_groups=4, max_per_group=200, offset=offset
+        )
+
+    expected = fn(boxes, scores, groups)
+    for _ in range(4):  # each run shuffles blocks and threads anew
+        assert_close(device.run(fn, boxes, scores, groups), expected, rtol=0, atol=0)
+
+
+@pytest.mark.gpu
+def test_batched_nms_padded_never_waits_for_the_device():
+    boxes, scores, groups = padded_nms_inputs(20000, 10, torch.float32, 22)
+    boxes, scores, groups = boxes.cuda(), scores.cuda(), groups.cuda()
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        keep, counts = det_ops.batched_nms_padded(
+            boxes, scores, groups, 0.7, num_groups=10, max_per_group=1000
+        )
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    expected = det_ops.batched_nms_padded(
+        boxes.cpu(), scores.cpu(), groups.cpu(), 0.7, num_groups=10, max_per_group=1000
+    )
+    assert torch.equal(keep.cpu(), expected[0]) and torch.equal(counts.cpu(), expected[1])
+
+
 # ---- Box overlaps ---------------------------------------------------------------------
 
 
@@ -518,6 +579,14 @@ def test_empty_inputs(device):
         }
         results = {name: grads(op, *leaves) for name, (leaves, op) in differentiable.items()}
         results["nms"] = (det_ops.nms(t["no boxes"], t["no boxes"][:, 0], 0.5),)
+        results["batched_nms_padded"] = det_ops.batched_nms_padded(
+            t["no boxes"],
+            t["no boxes"][:, 0],
+            t["no boxes"][:, 0].long(),
+            0.5,
+            num_groups=2,
+            max_per_group=3,
+        )
         results["bbox_overlaps"] = (det_ops.bbox_overlaps(t["no boxes"], t["boxes"]),)
         return results
 

@@ -21,6 +21,7 @@ def cases():
     yield "nms", ops.nms, (boxes, scores, 0.5)
     yield "batched_nms", ops.batched_nms, (boxes, scores, idxs, 0.5)
     yield "soft_nms", ops.soft_nms, (boxes, scores, 0.3, 0.5, 0.001, "linear")
+    yield "batched_nms_padded", ops.batched_nms_padded, (boxes, scores, idxs, 0.5, 4, 7)
     yield "bbox_overlaps", ops.bbox_overlaps, (boxes, boxes[:7], "iou", False)
     yield "roi_align", ops.roi_align, (x, rois, 0.5, 3, 3, 2, True)
     x_nhwc = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_()

@@ -8,6 +8,7 @@ wrappers (RoIAlign, DeformConv2dPack, ...) need torch and load on first use.
 from importlib import metadata as _metadata
 
 from det_ops import _C
+from det_ops.batched_nms_padded import batched_nms_padded
 from det_ops.bbox_overlaps import bbox_overlaps, box_iou
 from det_ops.deform_conv import deform_conv2d
 from det_ops.deform_roi_pool import deform_roi_pool, modulated_deform_roi_pool
@@ -64,6 +65,7 @@ def __getattr__(name: str):
 __all__ = [
     "__version__",
     "batched_nms",
+    "batched_nms_padded",
     "bbox_overlaps",
     "box_iou",
     "deform_conv2d",

@@ -206,6 +206,26 @@ def batch_indices(op: str, rois: Any, batch: int, name: str = "rois") -> None:
         )
 
 
+def group_indices(op: str, name: str, groups: Any, num_groups: int) -> None:
+    """Checks integer group indices against [0, num_groups), where the values may be read
+    (see `inspectable`); elsewhere the kernels skip boxes of other groups."""
+    if groups.shape[0] == 0 or not inspectable(groups):
+        return
+    low, high = int(groups.min()), int(groups.max())
+    if low < 0 or high >= num_groups:
+        raise ValueError(
+            f"{op}: {name} must be in [0, {num_groups}) (num_groups), got values in [{low}, {high}]"
+        )
+
+
+def count(op: str, name: str, value: Any) -> int:
+    """An int >= 1 (TypeError for another kind, ValueError below 1)."""
+    value = integer_value(op, name, value)
+    if value < 1:
+        raise ValueError(f"{op}: {name} must be >= 1, got {value}")
+    return value
+
+
 def feature_map(op: str, name: str, x: Any) -> Any:
     return shape(op, name, floating(op, name, x), (None, None, None, None), "[B, C, H, W]")
 

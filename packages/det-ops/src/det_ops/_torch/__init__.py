@@ -6,6 +6,7 @@ torch.compile and torch.export, and differentiable ops register their autograd.
 """
 
 from det_ops._torch import (  # noqa: F401
+    batched_nms_padded,
     bbox_overlaps,
     deform_conv,
     deform_roi_pool,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -71,3 +73,24 @@ def soft_nms(
         current[live] *= decay
         live = live[current[live] >= min_score]
     return torch.tensor(keep, dtype=torch.int64), torch.tensor(kept_scores, dtype=scores.dtype)
+
+
+def batched_nms_padded(
+    boxes: Tensor,
+    scores: Tensor,
+    groups: Tensor,
+    iou_threshold: float,
+    num_groups: int,
+    max_per_group: int,
+) -> tuple[Tensor, Tensor]:
+    """NMS of each group's valid boxes (score neither -inf nor NaN): the first max_per_group
+    kept indices of group g in row g of keep [G, M], padded with -1, and counts [G]."""
+    keep = torch.full((num_groups, max_per_group), -1, dtype=torch.int64)
+    counts = torch.zeros(num_groups, dtype=torch.int64)
+    valid = ~torch.isnan(scores) & (scores != -math.inf)
+    for g in range(num_groups):
+        members = torch.nonzero(valid & (groups == g)).flatten()
+        kept = members[nms(boxes[members], scores[members], iou_threshold)][:max_per_group]
+        keep[g, : len(kept)] = kept
+        counts[g] = len(kept)
+    return keep, counts
