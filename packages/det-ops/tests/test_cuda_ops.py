@@ -416,6 +416,88 @@ def test_roi_align_non_contiguous_input(device):
     torch.testing.assert_close(device.run(fn, x, rois), fn(x, rois), rtol=1e-5, atol=1e-5)
 
 
+def feature_pyramid(dtype, channels, seed, layouts):
+    """Maps of two images at strides 4, 8, 16 and 32 of a 92 x 148 image, in the given
+    layouts ("nchw" or "nhwc"), and 61 RoIs over them with their levels (one RoI with a NaN
+    corner, pooled to zeros)."""
+    g = torch.Generator().manual_seed(seed)
+    maps = []
+    for stride, layout in zip((4, 8, 16, 32), layouts, strict=True):
+        x = torch.randn(2, channels, -(-92 // stride), -(-148 // stride), generator=g)
+        x = x.to(dtype)
+        maps.append(x.contiguous(memory_format=torch.channels_last) if layout == "nhwc" else x)
+    rois = random_rois(61, 2, 92, 148, 1.0, dtype, generator=g)
+    rois[11, 3] = float("nan")
+    return maps, rois, torch.randint(0, 4, (61,), generator=g)
+
+
+PYRAMID_SCALES = [1 / 4, 1 / 8, 1 / 16, 1 / 32]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("aligned", [False, True, "legacy"])
+@pytest.mark.parametrize("layouts", [("nchw",) * 4, ("nhwc", "nchw", "nhwc", "nhwc")])
+def test_multi_level_roi_align(device, grid, dtype, aligned, layouts):
+    # 67 channels end each RoI's run of outputs inside a block; the levels mix layouts.
+    maps, rois, levels = feature_pyramid(dtype, 67, 23, layouts)
+
+    def fn(rois, levels, *maps):
+        return grads(
+            lambda *maps: det_ops.multi_level_roi_align(
+                list(maps), rois, levels, (7, 6), PYRAMID_SCALES, 0, aligned
+            ),
+            *maps,
+        )
+
+    got = device.run(fn, rois, levels, *maps)
+    for grad, layout in zip(got[1:], layouts, strict=True):
+        assert grad.is_contiguous(
+            memory_format=torch.channels_last if layout == "nhwc" else torch.contiguous_format
+        )
+    assert_close(got, fn(rois, levels, *maps), **tolerance(device, dtype))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_multi_level_roi_align_half(device, grid, dtype):
+    # 16-bit maps are read natively on CUDA (float32 RoIs and gradient buffers), as roi_align.
+    maps, rois, levels = feature_pyramid(torch.float32, 19, 24, ("nchw", "nhwc", "nchw", "nhwc"))
+    maps = [m.to(dtype) for m in maps]
+    weight = torch.randn(61, 19, 7, 7, generator=torch.Generator().manual_seed(25))
+    weight = weight.to(dtype).float()
+
+    def fn(rois, levels, weight, *maps):
+        maps = [m.detach().requires_grad_() for m in maps]
+        out = det_ops.multi_level_roi_align(maps, rois, levels, 7, PYRAMID_SCALES, 2, True)
+        return out, *torch.autograd.grad((out.float() * weight).sum(), maps)
+
+    out, *grads_ = device.run(fn, rois, levels, weight, *maps)
+    assert out.dtype == dtype and all(g.dtype == dtype for g in grads_)
+    expected = fn(rois, levels, weight, *(m.float() for m in maps))
+    tol = HALF_TOLERANCE[dtype]
+    for g, e in zip((out, *grads_), expected, strict=True):
+        torch.testing.assert_close(g.float(), e, **tol)
+
+
+def test_multi_level_roi_align_out_of_range_levels_pool_to_zeros(device):
+    # The unchecked torch op (what the public function reaches on CUDA): RoIs of no level,
+    # and those of a level whose map is empty, pool to zeros and get no gradient.
+    maps, rois, levels = feature_pyramid(torch.float64, 5, 26, ("nchw",) * 4)
+    maps[2] = maps[2][:, :, :0]
+    levels[:8] = torch.tensor([-1, 4, 9, -5, 2, 2, 2, 2])
+
+    def fn(rois, levels, *maps):
+        return grads(
+            lambda *maps: torch.ops.det_ops.multi_level_roi_align(
+                list(maps), rois, levels, PYRAMID_SCALES, 3, 3, 2, 1
+            ),
+            *maps,
+        )
+
+    got, expected = device.run(fn, rois, levels, *maps), fn(rois, levels, *maps)
+    assert torch.equal(expected[0][:8], torch.zeros_like(expected[0][:8]))
+    assert_close(got, expected)
+
+
 # ---- Sigmoid focal loss ---------------------------------------------------------------
 
 
@@ -560,6 +642,12 @@ def test_empty_inputs(device):
                 lambda x: det_ops.roi_align(x, t["one roi"], 3),
             ),
             "roi_pool": ([t["x"]], lambda x: det_ops.roi_pool(x, t["no rois"], 3)),
+            "multi_level_roi_align": (
+                [t["x"], t["empty map"][:, :, :, :4].expand(2, 4, 0, 4)],
+                lambda x, y: det_ops.multi_level_roi_align(
+                    [x, y], t["no rois"], t["no rois"][:, 0].long(), 3, [1.0, 0.5]
+                ),
+            ),
             "deform_roi_pool": (
                 [t["x"], t["no offsets"]],
                 lambda x, offset: det_ops.deform_roi_pool(x, t["no rois"], offset, 3),

@@ -27,6 +27,21 @@ def cases():
     x_nhwc = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_()
     yield "roi_align_nhwc", ops.roi_align, (x_nhwc, rois, 0.5, 3, 3, 2, True)
     yield "roi_pool", ops.roi_pool, (x, rois, 0.5, 3, 3)
+    small = x.detach()[:, :, ::2, ::2].contiguous(memory_format=torch.channels_last)
+    yield (
+        "multi_level_roi_align",
+        ops.multi_level_roi_align,
+        (
+            [x, small.requires_grad_()],
+            rois,
+            torch.tensor([0, 1, 1, 0]),
+            [0.5, 0.25],
+            3,
+            3,
+            2,
+            1,
+        ),
+    )
     yield (
         "focal",
         ops.sigmoid_focal_loss,

@@ -13,6 +13,7 @@ from det_ops.bbox_overlaps import bbox_overlaps, box_iou
 from det_ops.deform_conv import deform_conv2d
 from det_ops.deform_roi_pool import deform_roi_pool, modulated_deform_roi_pool
 from det_ops.focal_loss import sigmoid_focal_loss
+from det_ops.multi_level_roi_align import multi_level_roi_align
 from det_ops.nms import batched_nms, nms, soft_nms
 from det_ops.roi_align import roi_align
 from det_ops.roi_pool import roi_pool
@@ -72,6 +73,7 @@ __all__ = [
     "deform_roi_pool",
     "has_cuda",
     "modulated_deform_roi_pool",
+    "multi_level_roi_align",
     "nms",
     "num_threads",
     "roi_align",

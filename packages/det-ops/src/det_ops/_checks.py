@@ -206,15 +206,18 @@ def batch_indices(op: str, rois: Any, batch: int, name: str = "rois") -> None:
         )
 
 
-def group_indices(op: str, name: str, groups: Any, num_groups: int) -> None:
-    """Checks integer group indices against [0, num_groups), where the values may be read
-    (see `inspectable`); elsewhere the kernels skip boxes of other groups."""
+def group_indices(
+    op: str, name: str, groups: Any, num_groups: int, what: str = "num_groups"
+) -> None:
+    """Checks integer group (or level) indices against [0, num_groups), where the values may
+    be read (see `inspectable`); elsewhere the kernels skip the items of other groups.
+    `what` names the bound in the message."""
     if groups.shape[0] == 0 or not inspectable(groups):
         return
     low, high = int(groups.min()), int(groups.max())
     if low < 0 or high >= num_groups:
         raise ValueError(
-            f"{op}: {name} must be in [0, {num_groups}) (num_groups), got values in [{low}, {high}]"
+            f"{op}: {name} must be in [0, {num_groups}) ({what}), got values in [{low}, {high}]"
         )
 
 

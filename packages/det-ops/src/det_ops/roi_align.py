@@ -123,16 +123,22 @@ def _roi_inputs(
     _checks.batch_indices(op, rois, input.shape[0], name=rois_name)
     dtype = input.dtype
     compute = _checks.compute_dtype(input, rois)
+    input = map_for_kernels(input, compute, keep_channels_last, keep_half)
+    return input, _checks.cast(rois, compute), size, spatial_scale, dtype
+
+
+def map_for_kernels(input: Any, compute: str, keep_channels_last: bool, keep_half: bool) -> Any:
+    """A feature map in the dtype and layout the kernels read: contiguous in `compute`;
+    with keep_channels_last a channels-last tensor stays channels-last; with keep_half a
+    float16 or bfloat16 map on CUDA stays in its dtype (when compute is float32)."""
     read_as = compute
     if keep_half and is_cuda(input) and dtype_name(input) in HALF_DTYPES and compute == "float32":
         read_as = dtype_name(input)
     if keep_channels_last and is_channels_last(input):
         import torch
 
-        input = input.to(getattr(torch, read_as)).contiguous(memory_format=torch.channels_last)
-    else:
-        input = _checks.cast(input, read_as)
-    return input, _checks.cast(rois, compute), size, spatial_scale, dtype
+        return input.to(getattr(torch, read_as)).contiguous(memory_format=torch.channels_last)
+    return _checks.cast(input, read_as)
 
 
 def is_channels_last(x: Any) -> bool:

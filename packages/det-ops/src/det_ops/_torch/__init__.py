@@ -11,6 +11,7 @@ from det_ops._torch import (  # noqa: F401
     deform_conv,
     deform_roi_pool,
     focal_loss,
+    multi_level_roi_align,
     nms,
     roi_align,
     roi_pool,

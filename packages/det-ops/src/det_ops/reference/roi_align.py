@@ -131,3 +131,24 @@ def roi_pool(
                     region = input[int(roi[0]), :, top:bottom, left:right]
                     output[k, :, ph, pw] = region.amax(dim=(1, 2))
     return output
+
+
+def multi_level_roi_align(
+    features: list[Tensor],
+    rois: Tensor,
+    levels: Tensor,
+    output_size: tuple[int, int],
+    spatial_scales: list[float],
+    sampling_ratio: int = -1,
+    aligned: bool | str = False,
+) -> Tensor:
+    """RoIAlign of each RoI on features[levels[k]] -> [K, C, out_h, out_w]; RoIs of no level
+    pool to zeros."""
+    out_h, out_w = output_size
+    output = features[0].new_zeros((len(rois), features[0].shape[1], out_h, out_w))
+    for level, (feature, scale) in enumerate(zip(features, spatial_scales, strict=True)):
+        members = torch.nonzero(levels == level).flatten()
+        if len(members):
+            pooled = roi_align(feature, rois[members], output_size, scale, sampling_ratio, aligned)
+            output = output.index_put((members,), pooled)
+    return output
