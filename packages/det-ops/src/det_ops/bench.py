@@ -103,6 +103,102 @@ def nms_rows(device: str, repeat: int) -> list[Row]:
     return rows
 
 
+def padded_nms_rows(device: str, repeat: int) -> list[Row]:
+    """batched_nms_padded in its two uses against torchvision's batched_nms per image (which
+    returns what it kept, a size known only after a sync)."""
+    rows = []
+    images, levels, per_level = 2, 5, 2000
+    n = images * levels * per_level
+    boxes, scores = detection_boxes(n, device, seed=6)
+    groups = torch.arange(images * levels, device=device).repeat_interleave(per_level)
+    image_of = torch.arange(images, device=device).repeat_interleave(levels * per_level)
+
+    def per_image(boxes, scores, idxs, image_of, threshold):
+        return [
+            torchvision.ops.batched_nms(boxes[m], scores[m], idxs[m], threshold)
+            for m in (image_of == i for i in range(images))
+        ]
+
+    rows.append(
+        Row(
+            "batched_nms_padded (torchvision: batched_nms per image)",
+            f"RPN: {images} images x {levels} levels x {per_level} boxes, IoU 0.7, 1000 kept",
+            median_ms(
+                lambda: det_ops.batched_nms_padded(
+                    boxes, scores, groups, 0.7, num_groups=images * levels, max_per_group=1000
+                ),
+                repeat,
+                device,
+            ),
+            median_ms(lambda: per_image(boxes, scores, groups, image_of, 0.7), repeat, device),
+        )
+    )
+    classes, per_image_boxes = 80, 1000
+    boxes, scores = detection_boxes(images * per_image_boxes, device, seed=7)
+    boxes = boxes.repeat_interleave(classes, 0)
+    g = torch.Generator().manual_seed(8)
+    scores = torch.rand(len(boxes), generator=g).to(device)
+    scores = scores.masked_fill(scores < 0.95, -float("inf"))  # the score threshold, as a mask
+    labels = torch.arange(classes, device=device).repeat(images * per_image_boxes)
+    image_of = torch.arange(images, device=device).repeat_interleave(per_image_boxes * classes)
+    groups = image_of * classes + labels
+    valid = scores > -float("inf")
+
+    def thresholded_per_image():
+        keep = valid.nonzero().flatten()
+        return per_image(boxes[keep], scores[keep], labels[keep], image_of[keep], 0.5)
+
+    rows.append(
+        Row(
+            "batched_nms_padded (torchvision: batched_nms per image)",
+            f"detections: {images} images x {per_image_boxes} boxes x {classes} classes, "
+            "5% above the score threshold, IoU 0.5, 100 kept",
+            median_ms(
+                lambda: det_ops.batched_nms_padded(
+                    boxes, scores, groups, 0.5, num_groups=images * classes, max_per_group=100
+                ),
+                repeat,
+                device,
+            ),
+            median_ms(thresholded_per_image, repeat, device),
+        )
+    )
+    return rows
+
+
+def multi_level_rows(device: str, repeat: int) -> list[Row]:
+    """multi_level_roi_align against torchvision's roi_align per level (what its
+    MultiScaleRoIAlign runs once the levels are mapped)."""
+    g = torch.Generator().manual_seed(9)
+    scales = [1 / 4, 1 / 8, 1 / 16, 1 / 32]
+    maps = [
+        torch.randn(2, 256, 800 // s, 1216 // s, generator=g).to(device).requires_grad_()
+        for s in (4, 8, 16, 32)
+    ]
+    rois = torch.cat([feature_rois(512, device, seed=10), feature_rois(512, device, seed=11)])
+    rois[512:, 0] = 1
+    areas = (rois[:, 3] - rois[:, 1]) * (rois[:, 4] - rois[:, 2])
+    levels = (torch.floor(4 + torch.log2(areas.sqrt() / 224 + 1e-6)).clamp(2, 5) - 2).long()
+    members = [torch.nonzero(levels == lv).flatten() for lv in range(4)]
+
+    def theirs() -> torch.Tensor:
+        out = maps[0].new_zeros((len(rois), 256, 7, 7))
+        for lv, m in enumerate(members):
+            pooled = torchvision.ops.roi_align(maps[lv], rois[m], 7, scales[lv], 2, True)
+            out = out.index_put((m,), pooled)
+        return out
+
+    return forward_backward_rows(
+        "multi_level_roi_align (torchvision: roi_align per level)",
+        "1024 RoIs, 2x256 P2-P5 of 800x1216, 7x7, sampling 2",
+        lambda: det_ops.multi_level_roi_align(maps, rois, levels, 7, scales, 2, True),
+        theirs,
+        maps,
+        device,
+        repeat,
+    )
+
+
 def forward_backward_rows(
     op: str,
     case: str,
@@ -299,7 +395,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--write", type=Path, help="also write the table to this Markdown file")
     args = parser.parse_args(argv)
     rows: list[Row] = []
-    for section in (nms_rows, roi_rows, deform_conv_rows, focal_rows):
+    for section in (
+        nms_rows,
+        padded_nms_rows,
+        roi_rows,
+        multi_level_rows,
+        deform_conv_rows,
+        focal_rows,
+    ):
         rows += section(args.device, args.repeat)
         print(table(rows), file=sys.stderr, end="\n\n")
     command = "python -m det_ops.bench " + " ".join(argv if argv is not None else sys.argv[1:])
