@@ -65,3 +65,29 @@ def roi_align(
         aligned_mode("roi_align", aligned),
     )
     return pooled.to(feat.dtype)
+
+
+def multi_level_roi_align(
+    feats: list[Tensor],
+    rois: Tensor,
+    levels: Tensor,
+    output_size: int,
+    spatial_scales: list[float],
+    sampling_ratio: int,
+    aligned: bool | str,
+) -> Tensor:
+    """det_ops.multi_level_roi_align: each of the Tensor[K, 5] rois pooled from
+    feats[levels[k]] in one call (one launch on CUDA, no host synchronisation), in the
+    maps' dtype."""
+    computed = [_computed(f) for f in feats]
+    pooled = torch.ops.det_ops.multi_level_roi_align(
+        computed,
+        rois.to(computed[0].dtype).contiguous(),
+        levels.to(torch.int64).contiguous(),
+        list(spatial_scales),
+        output_size,
+        output_size,
+        sampling_ratio,
+        aligned_mode("multi_level_roi_align", aligned),
+    )
+    return pooled.to(feats[0].dtype)

@@ -166,6 +166,19 @@ class RoIExtractor(nn.Module):
             # Keeps the features in the graph so that an empty batch still has gradients.
             return out + 0 * sum(f.sum() for f in feats)
         levels = self.map_levels(rois)
+        if self.pool == "align":
+            # Every level in one call: no per-level selection of RoIs, which would make the
+            # step wait for the device to count them.
+            first = self.layers[0]
+            return kernels.multi_level_roi_align(
+                feats,
+                rois,
+                levels,
+                first.output_size,
+                [layer.spatial_scale for layer in self.layers],
+                first.sampling_ratio,
+                first.aligned,
+            )
         for level, (feat, layer) in enumerate(zip(feats, self.layers, strict=True)):
             inds = (levels == level).nonzero().flatten()
             if guard_or_true(inds.numel() > 0):

@@ -220,6 +220,7 @@ def onnx_translations() -> dict:
         torch.ops.det_ops.nms.default: _onnx_nms,
         torch.ops.det_ops.batched_nms.default: _onnx_batched_nms,
         torch.ops.det_ops.roi_align.default: _onnx_roi_align,
+        torch.ops.det_ops.multi_level_roi_align.default: _onnx_multi_level_roi_align,
     }
 
 
@@ -303,3 +304,35 @@ def _onnx_roi_align(
         sampling_ratio=max(sampling_ratio, 0),
         spatial_scale=spatial_scale,
     )
+
+
+def _onnx_multi_level_roi_align(
+    features,
+    rois,
+    levels,
+    spatial_scales: list[float],
+    out_h: int,
+    out_w: int,
+    sampling_ratio: int,
+    aligned: int,
+):
+    """det_ops::multi_level_roi_align(features [L maps], rois [K, 5], levels [K]): per level,
+    RoiAlign of the RoIs on that level (NonZero + Gather), scattered into their rows."""
+    from onnxscript import opset18 as op
+
+    first = features[0]
+    shape = op.Concat(
+        op.Shape(rois, start=0, end=1),
+        op.Shape(first, start=1, end=2),
+        op.Constant(value_ints=[out_h, out_w]),
+        axis=0,
+    )
+    pooled = op.Expand(op.CastLike(op.Constant(value_float=0.0), first), shape)
+    for level, (feature, scale) in enumerate(zip(features, spatial_scales, strict=True)):
+        rows = op.Transpose(op.NonZero(op.Equal(levels, op.Constant(value_int=level))))  # [k, 1]
+        level_rois = op.Gather(rois, op.Reshape(rows, [-1]))
+        level_pooled = _onnx_roi_align(
+            feature, level_rois, scale, out_h, out_w, sampling_ratio, aligned
+        )
+        pooled = op.ScatterND(pooled, rows, level_pooled)
+    return pooled
