@@ -121,14 +121,14 @@ class DeltaXYWHCoder:
         else:
             out = torch.stack([gx - 0.5 * gw, gy - 0.5 * gh, gx + 0.5 * gw, gy + 0.5 * gh], -1)
         if max_shape is not None:
-            h, w = max_shape[0] - o, max_shape[1] - o
-            out = torch.stack(
-                [
-                    out[..., 0].clamp(0, w),
-                    out[..., 1].clamp(0, h),
-                    out[..., 2].clamp(0, w),
-                    out[..., 3].clamp(0, h),
-                ],
-                dim=-1,
-            )
+            out = clip_boxes(out, max_shape, o)
         return out.reshape(n, width)
+
+
+def clip_boxes(boxes: Tensor, max_shape: tuple[int, int], offset: int = 0) -> Tensor:
+    """Tensor[..., 4] boxes (x1, y1, x2, y2) clipped to x in [0, w - offset] and y in
+    [0, h - offset] for max_shape (h, w); the sizes stay numbers (nothing is copied to the
+    device, and an exported graph keeps them symbolic)."""
+    h, w = max_shape[0] - offset, max_shape[1] - offset
+    x1, y1, x2, y2 = boxes.unbind(dim=-1)
+    return torch.stack([x1.clamp(0, w), y1.clamp(0, h), x2.clamp(0, w), y2.clamp(0, h)], dim=-1)

@@ -91,3 +91,27 @@ def multi_level_roi_align(
         aligned_mode("multi_level_roi_align", aligned),
     )
     return pooled.to(feats[0].dtype)
+
+
+def batched_nms_padded(
+    boxes: Tensor,
+    scores: Tensor,
+    groups: Tensor,
+    iou_threshold: float,
+    *,
+    num_groups: int,
+    max_per_group: int,
+    offset: int = 0,
+) -> tuple[Tensor, Tensor]:
+    """det_ops.batched_nms_padded: NMS per group into (keep int64[G, M] padded with -1,
+    counts int64[G]); scores -inf mark boxes that take no part. No host synchronisation."""
+    boxes = _computed(boxes)
+    scores = _computed(scores).to(boxes.dtype)
+    return torch.ops.det_ops.batched_nms_padded(
+        _with_offset(boxes, offset).contiguous(),
+        scores.contiguous(),
+        groups.to(torch.int64).contiguous(),
+        float(iou_threshold),
+        num_groups,
+        max_per_group,
+    )

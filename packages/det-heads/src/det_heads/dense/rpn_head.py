@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -12,7 +13,7 @@ from torch import Tensor, nn
 from det_heads import kernels
 from det_heads.anchors import AnchorGenerator
 from det_heads.assigners import MaxIoUAssigner
-from det_heads.coders import DeltaXYWHCoder
+from det_heads.coders import DeltaXYWHCoder, clip_boxes
 from det_heads.dense.anchor_targets import anchor_targets, flatten_levels, level_anchors
 from det_heads.inputs import (
     check_features,
@@ -149,6 +150,7 @@ class RPNHead(nn.Module):
         rescale: bool = False,
         *,
         check_inputs: bool = True,
+        padded: bool = False,
     ) -> list[dict[str, Tensor]]:
         """Proposals of each image (train or test ProposalConfig by self.training).
 
@@ -157,14 +159,19 @@ class RPNHead(nn.Module):
             metas: per image dict(img_shape[, scale_factor]).
             rescale: return boxes in original-image pixels instead of input pixels.
             check_inputs: check metas; False when the caller has.
+            padded: keep every image's proposals at the fixed size min(max_num, levels x
+                nms_post) with a "valid" flag (the valid ones first), as an R-CNN head takes
+                them without waiting for the device; False: the valid ones only, the counts
+                read to the host once for the batch.
 
         Returns:
-            Per image dict(boxes Tensor[K, 4] (x1, y1, x2, y2), scores Tensor[K]), by
-            decreasing score, detached.
+            Per image dict(boxes Tensor[K, 4] (x1, y1, x2, y2), scores Tensor[K][, valid
+            bool Tensor[K]]), by decreasing score, detached.
         """
         if check_inputs:
             self._check_inputs("RPNHead.predict", feats, None, metas)
-        return self._proposals(self(feats), feats, metas, rescale)
+        proposals = self._proposals(self(feats), feats, metas, rescale)
+        return proposals if padded else compact(proposals)
 
     def loss_and_predict(
         self,
@@ -174,7 +181,7 @@ class RPNHead(nn.Module):
         *,
         check_inputs: bool = True,
     ) -> tuple[dict[str, Tensor], list[dict[str, Tensor]]]:
-        """loss and predict from one forward pass (two-stage training)."""
+        """loss and predict (padded) from one forward pass (two-stage training)."""
         if check_inputs:
             self._check_inputs("RPNHead.loss_and_predict", feats, targets, metas)
         outputs = self(feats)
@@ -223,35 +230,77 @@ class RPNHead(nn.Module):
 
     @torch.no_grad()
     def _proposals(self, outputs, feats, metas, rescale) -> list[dict[str, Tensor]]:
+        """Padded proposals of every image: one top-k per level, one decode and one NMS call
+        for the whole batch, each (image, level) its own NMS group; no host synchronisation.
+
+        The 2019 order per image and level (top nms_pre scores, decode, min_size, NMS, first
+        nms_post), then the best max_num over the levels. A box below min_size gets the
+        score -inf, which NMS neither keeps nor lets suppress (det_ops.batched_nms_padded).
+        """
         cfg = self.train_proposals if self.training else self.test_proposals
         offset = self.coder.offset  # the box width convention of sizes and NMS
         cls, reg = outputs
+        batch, num_levels = len(metas), len(cls)
         anchors = self.anchor_generator.grid_anchors(
             [tuple(f.shape[-2:]) for f in feats], feats[0].device
         )
+        scores_all, deltas_all, anchors_all, groups_all = [], [], [], []
+        for level, (level_cls, level_reg, level_anchors_) in enumerate(
+            zip(cls, reg, anchors, strict=True)
+        ):
+            scores = level_cls.permute(0, 2, 3, 1).reshape(batch, -1).sigmoid()
+            deltas = level_reg.permute(0, 2, 3, 1).reshape(batch, -1, 4)
+            # sym_min, not an if on the size: an exported graph serves every image size.
+            scores, top = scores.topk(torch.sym_min(cfg.nms_pre, scores.shape[1]), dim=1)
+            scores_all.append(scores)
+            deltas_all.append(deltas.gather(1, top[..., None].expand(-1, -1, 4)))
+            anchors_all.append(level_anchors_[top])
+            groups_all.append(torch.full_like(top, level))
+        scores = torch.cat(scores_all, dim=1)  # [B, K]
+        boxes = self.coder.decode(
+            torch.cat(anchors_all, dim=1).reshape(-1, 4),
+            torch.cat(deltas_all, dim=1).reshape(-1, 4),
+        ).reshape(batch, -1, 4)
+        boxes = torch.stack(
+            [clip_boxes(b, image_size(meta), offset) for b, meta in zip(boxes, metas, strict=True)]
+        )
+        if cfg.min_size > 0:
+            w = boxes[..., 2] - boxes[..., 0] + offset
+            h = boxes[..., 3] - boxes[..., 1] + offset
+            scores = scores.masked_fill((w < cfg.min_size) | (h < cfg.min_size), -math.inf)
+        image = torch.arange(batch, device=scores.device)[:, None] * num_levels
+        groups = image + torch.cat(groups_all, dim=1)
+        keep, _ = kernels.batched_nms_padded(
+            boxes.reshape(-1, 4).float(),
+            scores.reshape(-1).float(),
+            groups.reshape(-1),
+            cfg.nms_thr,
+            num_groups=batch * num_levels,
+            max_per_group=cfg.nms_post,
+            offset=offset,
+        )
+        kept = (keep >= 0).reshape(batch, -1)  # [B, levels * nms_post]
+        rows = keep.clamp(min=0).reshape(batch, -1)
+        flat_scores, flat_boxes = scores.reshape(-1), boxes.reshape(-1, 4)
+        scores = flat_scores[rows].masked_fill(~kept, -math.inf)
+        scores, top = scores.topk(torch.sym_min(cfg.max_num, scores.shape[1]), dim=1)
+        boxes = flat_boxes[rows.gather(1, top)]
+        valid = kept.gather(1, top)
         results = []
-        for i, meta in enumerate(metas):
-            boxes_all, scores_all = [], []
-            for level_cls, level_reg, level_anchors_ in zip(cls, reg, anchors, strict=True):
-                scores = level_cls[i].permute(1, 2, 0).reshape(-1).sigmoid()
-                deltas = level_reg[i].permute(1, 2, 0).reshape(-1, 4)
-                # sym_min, not an if on the size: an exported graph serves every image size.
-                scores, top = scores.topk(torch.sym_min(cfg.nms_pre, scores.numel()))
-                deltas, level_anchors_ = deltas[top], level_anchors_[top]
-                boxes = self.coder.decode(level_anchors_, deltas, image_size(meta))
-                if cfg.min_size > 0:
-                    w = boxes[:, 2] - boxes[:, 0] + offset
-                    h = boxes[:, 3] - boxes[:, 1] + offset
-                    keep = (w >= cfg.min_size) & (h >= cfg.min_size)
-                    boxes, scores = boxes[keep], scores[keep]
-                keep = kernels.nms(boxes.float(), scores.float(), cfg.nms_thr, offset)
-                keep = keep[: cfg.nms_post]
-                boxes_all.append(boxes[keep])
-                scores_all.append(scores[keep])
-            boxes, scores = torch.cat(boxes_all), torch.cat(scores_all)
-            scores, top = scores.topk(torch.sym_min(cfg.max_num, scores.numel()))
-            boxes = boxes[top]
-            if rescale:
-                boxes = to_original(boxes, meta)
-            results.append({"boxes": boxes, "scores": scores})
+        for b, s, v, meta in zip(boxes, scores, valid, metas, strict=True):
+            results.append(
+                {"boxes": to_original(b, meta) if rescale else b, "scores": s, "valid": v}
+            )
         return results
+
+
+def compact(proposals: Sequence[dict[str, Tensor]]) -> list[dict[str, Tensor]]:
+    """Padded proposals (boxes, scores, valid: the valid ones first) -> the valid ones only,
+    with one read of the counts to the host for the whole batch."""
+    if not proposals or "valid" not in proposals[0]:
+        return list(proposals)
+    counts = torch.stack([p["valid"].sum() for p in proposals]).tolist()
+    return [
+        {"boxes": p["boxes"][:n], "scores": p["scores"][:n]}
+        for p, n in zip(proposals, counts, strict=True)
+    ]
