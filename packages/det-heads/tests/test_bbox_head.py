@@ -13,7 +13,7 @@ def _sample():
     boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [0.0, 0.0, 20.0, 10.0], [50.0, 50, 60, 60]])
     gt = torch.tensor([[0.0, 0.0, 20.0, 10.0]])
     a = Assignment(1, torch.tensor([1, 1, 0]), torch.zeros(3), torch.tensor([2, 2, 3]))
-    return SamplingResult(boxes, a, gt, torch.tensor([0, 1]), torch.tensor([2]))
+    return SamplingResult.from_indices(boxes, a, gt, torch.tensor([0, 1]), torch.tensor([2]))
 
 
 def test_defaults_and_shapes():
@@ -32,8 +32,9 @@ def test_defaults_and_shapes():
 
 def test_targets_and_loss_hand_computed():
     head = BBoxHead(3, 4, 2, 8)
-    labels, box_targets, box_weights = head.targets([_sample()])
-    assert labels.tolist() == [2, 2, 3]
+    targets = head.targets([_sample()])
+    labels, box_targets, box_weights = targets.labels, targets.box_targets, targets.box_weights
+    assert labels.tolist() == [2, 2, 3] and int(targets.num_samples) == 3
     # box 0 -> gt: centre 5 -> 10 over width 10 (dx 0.5 / 0.1), width doubles (log 2 / 0.2)
     torch.testing.assert_close(box_targets[0], torch.tensor([5.0, 0.0, math.log(2) / 0.2, 0.0]))
     assert box_targets[1].abs().max() == 0 and box_weights[:, 0].tolist() == [1, 1, 0]
@@ -41,7 +42,7 @@ def test_targets_and_loss_hand_computed():
     deltas = torch.zeros(3, 12)
     deltas[0, 8:12] = box_targets[0]  # class 2's deltas of RoI 0 are exact
     deltas[0, 0:4] = 100.0  # other classes' deltas are not trained
-    losses = head.loss(logits, deltas, labels, box_targets, box_weights)
+    losses = head.loss(logits, deltas, targets)
     assert math.isclose(losses["loss_cls"].item(), math.log(4), rel_tol=1e-6)
     assert losses["loss_box"].item() == 0.0
 
@@ -50,11 +51,11 @@ def test_pos_weight_weighs_the_positives_classification():
     # Two positives and one negative, uniform logits: each term is log 4. With the positives
     # weighted 3, the sum 3 + 3 + 1 terms is still averaged over the 3 sampled RoIs.
     head = BBoxHead(3, 4, 2, 8, pos_weight=3.0)
-    labels, box_targets, box_weights = head.targets([_sample()])
-    losses = head.loss(torch.zeros(3, 4), torch.zeros(3, 12), labels, box_targets, box_weights)
+    targets = head.targets([_sample()])
+    losses = head.loss(torch.zeros(3, 4), torch.zeros(3, 12), targets)
     assert math.isclose(losses["loss_cls"].item(), 7 * math.log(4) / 3, rel_tol=1e-6)
     plain = BBoxHead(3, 4, 2, 8, pos_weight=-1.0)
-    losses = plain.loss(torch.zeros(3, 4), torch.zeros(3, 12), labels, box_targets, box_weights)
+    losses = plain.loss(torch.zeros(3, 4), torch.zeros(3, 12), plain.targets([_sample()]))
     assert math.isclose(losses["loss_cls"].item(), math.log(4), rel_tol=1e-6)
 
 
