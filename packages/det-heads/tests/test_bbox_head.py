@@ -6,7 +6,8 @@ import torch
 from det_heads import ConvGN, RoIGroupNorm
 from det_heads.assigners import Assignment
 from det_heads.roi import BBoxHead
-from det_heads.samplers import SamplingResult
+from det_heads.samplers import RandomSampler, SamplingResult
+from det_heads.sync_audit import SyncAudit
 
 
 def _sample():
@@ -97,3 +98,23 @@ def test_shared_convs_without_norm_have_biases():
     assert head(torch.randn(5, 8, 2, 2))[0].shape == (5, 4)
     with pytest.raises(ValueError, match="norm must be None or 'GN'"):
         BBoxHead(3, 8, 2, 16, num_convs=2, norm="BN")
+
+
+def test_padding_slots_weigh_nothing_and_never_make_nans():
+    # A degenerate gt (zero width) would give inf deltas to the slots that are not its
+    # positives; the targets select zeros there, so no NaN can leak through a 0 weight.
+    boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [0.0, 0.0, 20.0, 10.0], [50.0, 50, 60, 60]])
+    gt = torch.tensor([[5.0, 5.0, 5.0, 9.0]])
+    a = Assignment(1, torch.tensor([0, 0, -1]), torch.zeros(3), torch.tensor([3, 3, 3]))
+    sampler = RandomSampler(4, 0.25, add_gt_as_proposals=False)
+    head = BBoxHead(3, 4, 2, 8)
+    with SyncAudit(where=True) as audit:
+        sample = sampler(a, boxes, gt)
+        targets = head.targets([sample])
+        losses = head.loss(torch.zeros(3, 4), torch.zeros(3, 12), targets)
+    assert audit.counts() == {}, audit.where
+    assert sample.valid.tolist() == [True, True, False]
+    assert targets.label_weights.tolist() == [1.0, 1.0, 0.0] and int(targets.num_samples) == 2
+    assert torch.isfinite(targets.box_targets).all()
+    assert math.isclose(losses["loss_cls"].item(), math.log(4), rel_tol=1e-6)
+    assert losses["loss_box"].item() == 0.0

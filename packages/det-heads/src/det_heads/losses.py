@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-import det_ops
+from det_heads import kernels
 
 AvgFactor = float | Tensor | None
 
@@ -105,7 +105,7 @@ def focal_loss(
     weight: Tensor | None = None,
     avg_factor: AvgFactor = None,
 ) -> Tensor:
-    """Sigmoid focal loss (det_ops.sigmoid_focal_loss) summed over classes.
+    """Sigmoid focal loss (det_ops.sigmoid_focal_loss, unchecked) summed over classes.
 
     Args:
         logits: Tensor[N, C].
@@ -117,7 +117,7 @@ def focal_loss(
     Returns:
         Scalar Tensor.
     """
-    loss = det_ops.sigmoid_focal_loss(logits, labels, alpha=alpha, gamma=gamma)
+    loss = kernels.sigmoid_focal_loss(logits, labels, alpha, gamma)
     return _reduce(loss, weight, avg_factor)
 
 

@@ -306,8 +306,7 @@ def paste_masks(
     n = masks.shape[0]
     out = torch.zeros(n, h, w, dtype=torch.uint8, device=masks.device)
     m_h, m_w = masks.shape[-2:]
-    for i in range(n):
-        x1, y1, x2, y2 = (float(v) for v in boxes[i])
+    for i, (x1, y1, x2, y2) in enumerate(boxes.tolist()):  # one copy to the host
         bw, bh = max(x2 - x1, 1e-6), max(y2 - y1, 1e-6)
         # Pixels up to half a map cell beyond the box still get some bilinear weight.
         mx, my = 0.5 * bw / m_w + 1, 0.5 * bh / m_h + 1
