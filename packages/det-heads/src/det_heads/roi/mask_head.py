@@ -190,10 +190,12 @@ def mask_targets(
                 f"mask_targets: bitmap masks must be Tensor[G, H, W], got {list(gt_masks.shape)}"
             )
         return _aligned_targets(boxes, gt_inds, gt_masks, size, style)
-    # The host paths: the RoIs that are used, and their gts, read once.
-    keep = torch.ones(p, dtype=torch.bool) if valid is None else valid.cpu()
-    host_boxes = boxes.detach().float().cpu()[keep]
-    host_inds = gt_inds.cpu()[keep]
+    # The host paths: the RoIs, their gts and which are used, in one copy.
+    keep = torch.ones_like(gt_inds, dtype=torch.bool) if valid is None else valid
+    host = torch.cat([boxes.detach(), gt_inds[:, None].to(boxes), keep[:, None].to(boxes)], 1)
+    host = host.cpu()
+    keep = host[:, 5] > 0
+    host_boxes, host_inds = host[keep, :4], host[keep, 4].long()
     out = torch.zeros(p, size, size)
     if host_boxes.shape[0]:
         out[keep] = _host_targets(host_boxes, host_inds, gt_masks, size, style)
@@ -215,7 +217,8 @@ def _aligned_targets(
 
 
 def _host_targets(boxes: Tensor, gt_inds: Tensor, gt_masks: Any, size: int, style: str) -> Tensor:
-    """Targets of CPU boxes and gt indices: polygons drawn, or the "mmdet" crop-and-resize."""
+    """Targets of CPU boxes and gt indices: polygons drawn (at the boxes' precision), or
+    from bitmaps (boxes in float32)."""
     if not isinstance(gt_masks, Tensor):
         if style == "det":
             out = [
@@ -224,6 +227,7 @@ def _host_targets(boxes: Tensor, gt_inds: Tensor, gt_masks: Any, size: int, styl
             ]
             return torch.stack(out).float()
         gt_masks = _polygon_bitmaps(gt_masks, boxes, gt_inds)
+    boxes = boxes.float()
     if gt_masks.dim() != 3:
         raise ValueError(
             f"mask_targets: bitmap masks must be Tensor[G, H, W], got {list(gt_masks.shape)}"
