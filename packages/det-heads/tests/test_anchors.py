@@ -1,3 +1,4 @@
+import copy
 import math
 
 import pytest
@@ -91,3 +92,16 @@ def test_valid_flags_padding_and_border():
 def test_wrong_number_of_levels_raises():
     with pytest.raises(ValueError, match="feature sizes"):
         AnchorGenerator().grid_anchors([(4, 4)])
+
+
+def test_anchors_and_flags_are_made_once_per_feature_size():
+    gen = AnchorGenerator(strides=(4, 8))
+    first = gen.grid_anchors([(4, 6), (2, 3)])
+    again = gen.grid_anchors([(4, 6), (2, 3)])
+    assert all(a is b for a, b in zip(first, again, strict=True))
+    other = gen.grid_anchors([(5, 6), (3, 3)])
+    assert other[0].shape[0] == 5 * 6 * 3
+    flags = gen.valid_flags([(4, 6), (2, 3)], (16, 24), (16, 20), 0)
+    assert flags[0] is gen.valid_flags([(4, 6), (2, 3)], (16, 24), (16, 20), 0)[0]
+    copied = copy.deepcopy(gen)  # a copy starts with nothing cached
+    assert torch.equal(copied.grid_anchors([(4, 6), (2, 3)])[0], first[0])

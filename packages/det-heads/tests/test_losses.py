@@ -12,6 +12,7 @@ from det_heads.losses import (
     hard_negative_cross_entropy,
     smooth_l1,
 )
+from det_heads.sync_audit import SyncAudit
 
 
 def test_smooth_l1_formula():
@@ -79,3 +80,25 @@ def test_hard_negative_mining_three_to_one():
     assert math.isclose(float(loss), expected, rel_tol=1e-6)
     no_pos = hard_negative_cross_entropy(logits, torch.full((20,), 3), valid, 3.0)
     assert float(no_pos) == 0.0
+
+
+def test_losses_with_counted_normalisers_never_wait_on_the_host():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(20, 4, generator=g, requires_grad=True)
+    labels = torch.full((20,), 3)
+    labels[[2, 5]] = torch.tensor([0, 1])
+    weight = (torch.rand(20, generator=g) > 0.3).float()
+    count = (weight > 0).sum().clamp(min=1)  # a count made on the device, kept there
+    deltas = torch.randn(20, 4, generator=g)
+    with SyncAudit(where=True) as audit:
+        losses = [
+            CrossEntropyLoss()(logits, labels, weight, count),
+            CrossEntropyLoss(use_sigmoid=True)(logits[:, :3], labels, weight, count),
+            FocalLoss()(logits[:, :3], labels, weight, count),
+            SmoothL1Loss(beta=1 / 9)(deltas, torch.zeros(20, 4), weight, count),
+            hard_negative_cross_entropy(logits, labels, weight > 0, 3.0),
+        ]
+        sum(losses).backward()
+    assert audit.counts() == {}, audit.where
+    plain = CrossEntropyLoss()(logits, labels, weight, float(count))
+    torch.testing.assert_close(losses[0], plain)

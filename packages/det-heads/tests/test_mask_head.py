@@ -3,8 +3,10 @@ import math
 import pytest
 import torch
 
+import det_ops
 from det_heads import ConvGN, RoIGroupNorm
 from det_heads.roi import MaskHead, mask_targets, paste_masks
+from det_heads.sync_audit import SyncAudit
 
 
 def _slow_paste(mask, box, h, w, threshold=0.5):
@@ -141,3 +143,36 @@ def test_polygon_masks_give_the_bitmap_targets_in_every_style():
         torch.testing.assert_close(from_polygon, from_bitmap, msg=style)
     with pytest.raises(ValueError, match="style must be one of"):
         mask_targets(boxes, inds, bitmap, 7, style="detectron")
+
+
+@pytest.mark.parametrize("style", ["det", "torchvision"])
+def test_bitmap_mask_targets_never_wait_on_the_host(style):
+    g = torch.Generator().manual_seed(0)
+    masks = (torch.rand(3, 40, 50, generator=g) > 0.5).to(torch.uint8)
+    xy = torch.rand(6, 2, generator=g) * 30
+    boxes = torch.cat([xy, xy + 3 + torch.rand(6, 2, generator=g) * 20], dim=1)
+    gt_inds = torch.tensor([0, 2, 1, 1, 0, 2])
+    with SyncAudit(where=True) as audit:
+        out = mask_targets(boxes, gt_inds, masks, 7, style=style)
+    assert audit.counts() == {}, audit.where
+    # Each RoI cut from its own gt's map, as RoIAlign of that map alone.
+    own = masks[gt_inds].float()[:, None]
+    rois = torch.cat([torch.arange(6.0)[:, None], boxes], dim=1)
+    expected = det_ops.roi_align(own, rois, 7, 1.0, 0, aligned=style == "det")[:, 0]
+    if style == "det":
+        expected = (expected >= 0.5).float()
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+
+
+def test_mask_loss_weights_count_only_the_positives():
+    head = MaskHead(2, 4, 4, num_convs=0)
+    logits = torch.randn(3, 2, 5, 5)
+    targets = (torch.rand(3, 5, 5) > 0.5).float()
+    labels = torch.tensor([1, 0, 1])
+    weights = torch.tensor([True, False, True])
+    with SyncAudit() as audit:
+        weighted = head.loss(logits, targets, labels, weights)
+    assert audit.counts() == {}
+    plain = head.loss(logits[weights], targets[weights], labels[weights])
+    torch.testing.assert_close(weighted, plain)
+    assert float(head.loss(logits, targets, labels, torch.zeros(3, dtype=torch.bool))) == 0.0

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from det_heads.conventions import ANCHOR_STYLES
+from det_heads.tracing import DeviceCache
 
 
 class AnchorGenerator:
@@ -105,6 +106,20 @@ class AnchorGenerator:
             raise ValueError(
                 f"AnchorGenerator: expected {self.num_levels} feature sizes, got {len(feat_sizes)}"
             )
+        sizes = tuple((h, w) for h, w in feat_sizes)
+        device = torch.device(device)
+        return list(self._cache.get(("grid", sizes, device), lambda: self._grid(sizes, device)))
+
+    @property
+    def _cache(self) -> DeviceCache:
+        """Grid anchors and valid flags of the latest feature sizes (each made once, not
+        at every call: a step asks for them per image and per head call)."""
+        cache = self.__dict__.get("_anchor_cache")
+        if cache is None:
+            cache = self.__dict__["_anchor_cache"] = DeviceCache(capacity=16)
+        return cache
+
+    def _grid(self, feat_sizes: Sequence[tuple[int, int]], device: torch.device) -> list[Tensor]:
         out = []
         strides = self.level_strides(feat_sizes)
         for (h, w), (stride_y, stride_x), base in zip(
@@ -143,6 +158,15 @@ class AnchorGenerator:
         Returns:
             Per level bool Tensor[H_l * W_l * A_l].
         """
+        sizes = tuple((h, w) for h, w in feat_sizes)
+        pad, img = tuple(pad_shape[:2]), tuple(img_shape[:2])
+        device = torch.device(device)
+        key = ("valid", sizes, pad, img, float(allowed_border), device)
+        return list(
+            self._cache.get(key, lambda: self._valid_flags(sizes, pad, img, allowed_border, device))
+        )
+
+    def _valid_flags(self, feat_sizes, pad_shape, img_shape, allowed_border, device):
         anchors = self.grid_anchors(feat_sizes, device)
         flags = []
         for (h, w), stride, a, level in zip(

@@ -93,6 +93,7 @@ class MaxIoUAssigner:
         gt_labels: Tensor | None = None,
         ignore_boxes: Tensor | None = None,
         num_classes: int | None = None,
+        valid: Tensor | None = None,
     ) -> Assignment:
         """Matches boxes to gt_boxes.
 
@@ -102,14 +103,19 @@ class MaxIoUAssigner:
             gt_labels: int64 Tensor[G] in 0..C-1, or None.
             ignore_boxes: Tensor[M, 4] crowd regions, or None.
             num_classes: C, needed with gt_labels (background label).
+            valid: bool Tensor[N], the boxes that may be matched (anchors inside the image),
+                or None for all; the others are ignored (-1) and take no part in the
+                low-quality matches, as if they were not candidates.
 
         Returns:
-            An Assignment of the N boxes.
+            An Assignment of the N boxes (max_overlaps -1 where invalid or ignored).
+
+        Every step is an elementwise select or a reduction: no host synchronisation.
 
         Steps (the order matters: later steps overwrite earlier ones):
             1. IoU of every gt with every box, Tensor[G, N].
-            2. Boxes covered by an ignore box (IoF > ignore_iof_thr) get IoU -1 with every
-               gt, so that they can be neither positive nor negative.
+            2. Invalid boxes, and boxes covered by an ignore box (IoF > ignore_iof_thr), get
+               IoU -1 with every gt, so that they can be neither positive nor negative.
             3. Every box starts ignored (-1); boxes whose best IoU is in the negative range
                become negative (0).
             4. Boxes whose best IoU >= pos_iou_thr are matched to that gt.
@@ -120,18 +126,22 @@ class MaxIoUAssigner:
         device = boxes.device
         gt_inds = torch.full((n,), -1, dtype=torch.int64, device=device)
         if g == 0 or n == 0:
-            gt_inds.zero_()
+            gt_inds = gt_inds.zero_() if valid is None else torch.where(valid.to(device), 0, -1)
             return self._with_labels(
                 Assignment(g, gt_inds, boxes.new_zeros(n)), gt_labels, num_classes
             )
         # Step 1.
         overlaps = det_ops.bbox_overlaps(gt_boxes.to(boxes.dtype), boxes, offset=self.offset)
         # Step 2.
+        excluded = None if valid is None else ~valid.to(device)
         if self.ignore_iof_thr > 0 and ignore_boxes is not None and ignore_boxes.numel():
             iof = det_ops.bbox_overlaps(
                 boxes, ignore_boxes.to(boxes.dtype), mode="iof", offset=self.offset
             )
-            overlaps[:, iof.max(dim=1).values > self.ignore_iof_thr] = -1
+            covered = iof.max(dim=1).values > self.ignore_iof_thr
+            excluded = covered if excluded is None else excluded | covered
+        if excluded is not None:
+            overlaps = torch.where(excluded[None, :], -1.0, overlaps)
         # Step 3.
         max_overlaps, argmax = overlaps.max(dim=0)
         if isinstance(self.neg_iou_thr, tuple):
@@ -139,10 +149,9 @@ class MaxIoUAssigner:
             negative = (max_overlaps >= lo) & (max_overlaps < hi)
         else:
             negative = (max_overlaps >= 0) & (max_overlaps < self.neg_iou_thr)
-        gt_inds[negative] = 0
+        gt_inds = torch.where(negative, 0, gt_inds)
         # Step 4.
-        positive = max_overlaps >= self.pos_iou_thr
-        gt_inds[positive] = argmax[positive] + 1
+        gt_inds = torch.where(max_overlaps >= self.pos_iou_thr, argmax + 1, gt_inds)
         # Step 5, for all gts at once: where several gts take the same box, the last in gt
         # order wins (as a loop over the gts would leave it), hence the max of their numbers.
         gt_max, gt_argmax = overlaps.max(dim=1)
@@ -151,9 +160,9 @@ class MaxIoUAssigner:
         if self.gt_max_assign_all:
             takes = (overlaps == gt_max[:, None]) & eligible[:, None]  # [G, N]
             winner = (takes * numbers[:, None]).max(dim=0).values
-        else:
+        else:  # an ineligible gt scatters 0, which changes no maximum
             winner = torch.zeros_like(gt_inds).scatter_reduce(
-                0, gt_argmax[eligible], numbers[eligible], "amax"
+                0, gt_argmax, numbers * eligible, "amax"
             )
         gt_inds = torch.where(winner > 0, winner, gt_inds)
         return self._with_labels(Assignment(g, gt_inds, max_overlaps), gt_labels, num_classes)
@@ -166,8 +175,10 @@ class MaxIoUAssigner:
             return assignment
         if num_classes is None:
             raise ValueError("MaxIoUAssigner: num_classes is needed with gt_labels")
-        labels = torch.full_like(assignment.gt_inds, num_classes)
-        pos = assignment.gt_inds > 0
-        labels[pos] = gt_labels.to(labels)[assignment.gt_inds[pos] - 1]
-        assignment.labels = labels
+        gt_inds = assignment.gt_inds
+        if assignment.num_gts == 0:
+            assignment.labels = torch.full_like(gt_inds, num_classes)
+            return assignment
+        matched = gt_labels.to(gt_inds)[(gt_inds - 1).clamp(min=0)]
+        assignment.labels = torch.where(gt_inds > 0, matched, num_classes)
         return assignment

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from det_heads.tracing import DeviceCache
+
 
 class DeltaXYWHCoder:
     """(dx, dy, dw, dh) deltas of a box from a reference box, normalised by means and stds.
@@ -54,6 +56,16 @@ class DeltaXYWHCoder:
         self.max_ratio = abs(math.log(clip_ratio))
         self.offset = int(offset)
         self.clamp = clamp
+        self._constants = DeviceCache()
+
+    def _means_stds(self, like: Tensor) -> tuple[Tensor, Tensor]:
+        """(means, stds) Tensor[4] on like's device and dtype, made once per pair of them."""
+
+        def make() -> tuple[Tensor, Tensor]:
+            values = torch.tensor([self.means, self.stds], dtype=like.dtype)
+            return tuple(values.to(like.device).unbind(0))
+
+        return self._constants.get((like.device, like.dtype), make)
 
     def encode(self, boxes: Tensor, gt_boxes: Tensor) -> Tensor:
         """Regression targets that move boxes onto gt_boxes.
@@ -80,7 +92,8 @@ class DeltaXYWHCoder:
         deltas = torch.stack(
             [(gx - px) / pw, (gy - py) / ph, torch.log(gw / pw), torch.log(gh / ph)], dim=1
         )
-        return (deltas - deltas.new_tensor(self.means)) / deltas.new_tensor(self.stds)
+        means, stds = self._means_stds(deltas)
+        return (deltas - means) / stds
 
     def decode(
         self, boxes: Tensor, deltas: Tensor, max_shape: tuple[int, int] | None = None
@@ -97,8 +110,9 @@ class DeltaXYWHCoder:
         """
         # Explicit sizes: with N = 0 a -1 in the reshapes would be ambiguous.
         n, width = deltas.shape[0], deltas.shape[1]
-        d = deltas.reshape(n, width // 4, 4) * deltas.new_tensor(self.stds)
-        d = d + deltas.new_tensor(self.means)
+        means, stds = self._means_stds(deltas)
+        d = deltas.reshape(n, width // 4, 4) * stds
+        d = d + means
         low = None if self.clamp == "max" else -self.max_ratio
         dw = d[..., 2].clamp(low, self.max_ratio)
         dh = d[..., 3].clamp(low, self.max_ratio)

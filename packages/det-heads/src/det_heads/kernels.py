@@ -44,6 +44,18 @@ def batched_nms(
     return torch.ops.det_ops.batched_nms(_with_offset(boxes, offset), scores, idxs, iou_threshold)
 
 
+def sigmoid_focal_loss(logits: Tensor, labels: Tensor, alpha: float, gamma: float) -> Tensor:
+    """det_ops.sigmoid_focal_loss of Tensor[N, C] logits and int64 Tensor[N] labels in 0..C
+    (C: background), unreduced, in logits' dtype: without the public function's label range
+    check, which reads the labels on the host."""
+    computed = _computed(logits)
+    with_grad = logits.requires_grad and torch.is_grad_enabled()
+    loss = torch.ops.det_ops.sigmoid_focal_loss_labels(
+        computed, labels.to(torch.int64), alpha, gamma, with_grad
+    )[0]
+    return loss.to(logits.dtype)
+
+
 def roi_align(
     feat: Tensor,
     rois: Tensor,

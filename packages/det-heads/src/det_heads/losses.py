@@ -3,6 +3,9 @@
 Every loss takes optional per-sample weights and an avg_factor: the sum of the weighted
 element losses is divided by avg_factor (by the number of elements when it is None), then
 multiplied by the loss weight. Class labels are 0..C-1 with C meaning background.
+
+An avg_factor counted from the targets (positives, sampled boxes) stays a tensor on the
+device: reading it as a Python number would make the host wait for the device.
 """
 
 from __future__ import annotations
@@ -11,10 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-import det_ops
+from det_heads import kernels
+
+AvgFactor = float | Tensor | None
 
 
-def _reduce(loss: Tensor, weight: Tensor | None, avg_factor: float | None) -> Tensor:
+def _reduce(loss: Tensor, weight: Tensor | None, avg_factor: AvgFactor) -> Tensor:
     if weight is not None:
         loss = loss * (weight if weight.dim() == loss.dim() else weight[:, None])
     total = loss.sum()
@@ -24,7 +29,7 @@ def _reduce(loss: Tensor, weight: Tensor | None, avg_factor: float | None) -> Te
 
 
 def cross_entropy(
-    logits: Tensor, labels: Tensor, weight: Tensor | None = None, avg_factor: float | None = None
+    logits: Tensor, labels: Tensor, weight: Tensor | None = None, avg_factor: AvgFactor = None
 ) -> Tensor:
     """Softmax cross entropy.
 
@@ -48,7 +53,7 @@ def one_hot_without_background(labels: Tensor, num_classes: int, dtype: torch.dt
 
 
 def binary_cross_entropy(
-    logits: Tensor, labels: Tensor, weight: Tensor | None = None, avg_factor: float | None = None
+    logits: Tensor, labels: Tensor, weight: Tensor | None = None, avg_factor: AvgFactor = None
 ) -> Tensor:
     """Sigmoid cross entropy, one binary problem per class.
 
@@ -71,7 +76,7 @@ def smooth_l1(
     target: Tensor,
     beta: float = 1.0,
     weight: Tensor | None = None,
-    avg_factor: float | None = None,
+    avg_factor: AvgFactor = None,
 ) -> Tensor:
     """Smooth L1: 0.5 x^2 / beta where |x| < beta, else |x| - 0.5 beta (L1 when beta = 0).
 
@@ -98,9 +103,9 @@ def focal_loss(
     gamma: float = 2.0,
     alpha: float = 0.25,
     weight: Tensor | None = None,
-    avg_factor: float | None = None,
+    avg_factor: AvgFactor = None,
 ) -> Tensor:
-    """Sigmoid focal loss (det_ops.sigmoid_focal_loss) summed over classes.
+    """Sigmoid focal loss (det_ops.sigmoid_focal_loss, unchecked) summed over classes.
 
     Args:
         logits: Tensor[N, C].
@@ -112,7 +117,7 @@ def focal_loss(
     Returns:
         Scalar Tensor.
     """
-    loss = det_ops.sigmoid_focal_loss(logits, labels, alpha=alpha, gamma=gamma)
+    loss = kernels.sigmoid_focal_loss(logits, labels, alpha, gamma)
     return _reduce(loss, weight, avg_factor)
 
 
@@ -137,9 +142,13 @@ def hard_negative_cross_entropy(
     loss = F.cross_entropy(logits, labels, reduction="none")
     pos = valid & (labels < background)
     neg = valid & (labels == background)
-    num_neg = min(int(neg_pos_ratio * int(pos.sum())), int(neg.sum()))
-    hardest = loss.masked_fill(~neg, float("-inf")).topk(num_neg).values if num_neg else loss[:0]
-    return loss[pos].sum() + hardest.sum()
+    # The count of negatives stays on the device: the hardest are the first num_neg of the
+    # negatives' losses sorted in decreasing order.
+    num_neg = torch.minimum((pos.sum().double() * neg_pos_ratio).floor().long(), neg.sum())
+    ranked = loss.masked_fill(~neg, float("-inf")).sort(descending=True).values
+    rank = torch.arange(loss.shape[0], device=loss.device)
+    hardest = torch.where(rank < num_neg, ranked, 0.0)
+    return torch.where(pos, loss, 0.0).sum() + hardest.sum()
 
 
 class CrossEntropyLoss:
@@ -159,7 +168,7 @@ class CrossEntropyLoss:
         logits: Tensor,
         labels: Tensor,
         weight: Tensor | None = None,
-        avg_factor: float | None = None,
+        avg_factor: AvgFactor = None,
     ) -> Tensor:
         fn = binary_cross_entropy if self.use_sigmoid else cross_entropy
         return self.loss_weight * fn(logits, labels, weight, avg_factor)
@@ -180,7 +189,7 @@ class FocalLoss:
         logits: Tensor,
         labels: Tensor,
         weight: Tensor | None = None,
-        avg_factor: float | None = None,
+        avg_factor: AvgFactor = None,
     ) -> Tensor:
         return self.loss_weight * focal_loss(
             logits, labels, self.gamma, self.alpha, weight, avg_factor
@@ -199,6 +208,6 @@ class SmoothL1Loss:
         pred: Tensor,
         target: Tensor,
         weight: Tensor | None = None,
-        avg_factor: float | None = None,
+        avg_factor: AvgFactor = None,
     ) -> Tensor:
         return self.loss_weight * smooth_l1(pred, target, self.beta, weight, avg_factor)

@@ -16,23 +16,127 @@ Hardness = Callable[[Tensor, Tensor], Tensor]
 
 @dataclass
 class SamplingResult:
-    """The sampled boxes of one image.
+    """The sampled boxes of one image, in a fixed number of slots.
+
+    The number of slots K is known from the shapes alone (RandomSampler: min(num, N)), so
+    that the heads computing on them never wait for the device to tell them how many boxes
+    were sampled. Slots hold the positives first, then the negatives, each in increasing
+    candidate order; the rest are padding, which points at a real candidate (its numbers
+    stay finite) and which every loss weighs 0.
 
     Attributes:
         boxes: Tensor[N, 4] all candidates (gt boxes first when they were added).
         assignment: the candidates' Assignment.
         gt_boxes: Tensor[G, 4] the image's ground truth.
-        pos_inds: int64 Tensor[P] indices into boxes of the positives.
-        neg_inds: int64 Tensor[Q] indices into boxes of the negatives.
+        inds: int64 Tensor[K] the candidate of each slot.
+        is_pos: bool Tensor[K] slots holding a sampled positive.
+        is_neg: bool Tensor[K] slots holding a sampled negative.
         num_added_gt: how many gt boxes were prepended to boxes.
+        pos_capacity: slots at or after this index never hold a positive (a mask head
+            computes on the first pos_capacity slots); None: K.
     """
 
     boxes: Tensor
     assignment: Assignment
     gt_boxes: Tensor
-    pos_inds: Tensor
-    neg_inds: Tensor
+    inds: Tensor
+    is_pos: Tensor
+    is_neg: Tensor
     num_added_gt: int = 0
+    pos_capacity: int | None = None
+
+    @classmethod
+    def from_indices(
+        cls,
+        boxes: Tensor,
+        assignment: Assignment,
+        gt_boxes: Tensor,
+        pos_inds: Tensor,
+        neg_inds: Tensor,
+        num_added_gt: int = 0,
+    ) -> SamplingResult:
+        """A result whose slots are exactly the given positives then negatives."""
+        p, q = pos_inds.shape[0], neg_inds.shape[0]
+        slot = torch.arange(p + q, device=boxes.device)
+        return cls(
+            boxes,
+            assignment,
+            gt_boxes,
+            torch.cat([pos_inds, neg_inds]).to(boxes.device, torch.int64),
+            slot < p,
+            slot >= p,
+            num_added_gt,
+            p,
+        )
+
+    @property
+    def num_slots(self) -> int:
+        return self.inds.shape[0]
+
+    @property
+    def valid(self) -> Tensor:
+        """bool Tensor[K]: the slots holding a sampled box."""
+        return self.is_pos | self.is_neg
+
+    @property
+    def num_pos(self) -> Tensor:
+        """int64 scalar Tensor, on the boxes' device."""
+        return self.is_pos.sum()
+
+    @property
+    def num_neg(self) -> Tensor:
+        """int64 scalar Tensor, on the boxes' device."""
+        return self.is_neg.sum()
+
+    @property
+    def slot_boxes(self) -> Tensor:
+        """Tensor[K, 4]: the box of each slot."""
+        return self.boxes[self.inds]
+
+    @property
+    def gt_inds(self) -> Tensor:
+        """int64 Tensor[K]: index into gt_boxes of each slot's gt (0 where not positive)."""
+        return (self.assignment.gt_inds[self.inds] - 1).clamp(min=0)
+
+    @property
+    def slot_gt_boxes(self) -> Tensor:
+        """Tensor[K, 4]: the gt box of each slot (meaningful at positives; zeros without gt)."""
+        if self.gt_boxes.shape[0] == 0:
+            return self.boxes.new_zeros(self.num_slots, 4)
+        return self.gt_boxes.to(self.boxes)[self.gt_inds]
+
+    def labels(self, background: int) -> Tensor:
+        """int64 Tensor[K]: each positive slot's class, background elsewhere."""
+        if self.assignment.labels is None:
+            raise ValueError("SamplingResult: the assignment carries no labels")
+        return torch.where(self.is_pos, self.assignment.labels[self.inds], background)
+
+    @property
+    def is_gt(self) -> Tensor:
+        """bool Tensor[K]: positive slots holding one of the added gt boxes."""
+        return self.is_pos & (self.inds < self.num_added_gt)
+
+    def candidate_masks(self) -> tuple[Tensor, Tensor]:
+        """(sampled positive, sampled negative) bool Tensor[N] over the candidates."""
+        n = self.boxes.shape[0]
+        pos = torch.zeros(n, dtype=torch.int32, device=self.inds.device)
+        neg = torch.zeros_like(pos)
+        pos.scatter_add_(0, self.inds, self.is_pos.int())
+        neg.scatter_add_(0, self.inds, self.is_neg.int())
+        return pos > 0, neg > 0
+
+    # The sampled boxes as variable-size tensors: each reads the slot masks on the host
+    # (a synchronisation), for inspection and tests; the heads use the slots.
+
+    @property
+    def pos_inds(self) -> Tensor:
+        """int64 Tensor[P]: indices into boxes of the positives."""
+        return self.inds[self.is_pos]
+
+    @property
+    def neg_inds(self) -> Tensor:
+        """int64 Tensor[Q]: indices into boxes of the negatives."""
+        return self.inds[self.is_neg]
 
     @property
     def pos_boxes(self) -> Tensor:
@@ -45,11 +149,11 @@ class SamplingResult:
     @property
     def pos_assigned_gt_inds(self) -> Tensor:
         """int64 Tensor[P]: index into gt_boxes of each positive."""
-        return self.assignment.gt_inds[self.pos_inds] - 1
+        return self.gt_inds[self.is_pos]
 
     @property
     def pos_gt_boxes(self) -> Tensor:
-        return self.gt_boxes[self.pos_assigned_gt_inds].reshape(-1, 4)
+        return self.slot_gt_boxes[self.is_pos].reshape(-1, 4)
 
     @property
     def pos_labels(self) -> Tensor:
@@ -83,18 +187,75 @@ def _check_fraction(name: str, num: int, pos_fraction: float) -> None:
         raise ValueError(f"{name}: pos_fraction must be in [0, 1], got {pos_fraction}")
 
 
+def _fixed_sample(
+    assignment: Assignment,
+    boxes: Tensor,
+    gt_boxes: Tensor,
+    added: int,
+    keys: Tensor,
+    num: int,
+    pos_fraction: float,
+    neg_pos_ub: float,
+) -> SamplingResult:
+    """The positives and negatives of largest key, in min(num, N) slots.
+
+    Steps (device tensors throughout; the slot counts come from the shapes):
+        1. P' = min(int(num * pos_fraction), P) positives; Q' = min(num - P', Q) negatives,
+           and with neg_pos_ub >= 0 at most int(neg_pos_ub * max(1, P')).
+        2. The P' positives and Q' negatives of largest key: top-k over the keys of each
+           kind (the others' keys -inf) with k the slots each may take.
+        3. Each kind's chosen candidates in increasing index order, positives in the first
+           slots, negatives after them, padding last.
+    """
+    gt_inds = assignment.gt_inds
+    n, device = gt_inds.shape[0], gt_inds.device
+    max_pos = int(num * pos_fraction)
+    slots, pos_slots = min(num, n), min(max_pos, num, n)
+    positive, negative = gt_inds > 0, gt_inds == 0
+    # Step 1.
+    num_pos = positive.sum().clamp(max=max_pos)
+    num_neg = num - num_pos
+    if neg_pos_ub >= 0:
+        bound = (num_pos.clamp(min=1).double() * float(neg_pos_ub)).floor().long()
+        num_neg = torch.minimum(num_neg, bound)
+    num_neg = torch.minimum(num_neg, negative.sum())
+    # Step 2.
+    low = torch.finfo(keys.dtype).min
+    pos_order = torch.where(positive, keys, low).topk(pos_slots).indices
+    neg_order = torch.where(negative, keys, low).topk(slots).indices
+    # Step 3: the chosen in index order, then n (sorted last) for the rest.
+    pos_sel = torch.where(torch.arange(pos_slots, device=device) < num_pos, pos_order, n)
+    neg_sel = torch.where(torch.arange(slots, device=device) < num_neg, neg_order, n)
+    pos_sel, neg_sel = pos_sel.sort().values, neg_sel.sort().values
+    slot = torch.arange(slots, device=device)
+    is_pos = slot < num_pos
+    is_neg = ~is_pos & (slot < num_pos + num_neg)
+    from_neg = neg_sel[(slot - num_pos).clamp(min=0)]
+    if pos_slots:
+        inds = torch.where(is_pos, pos_sel[slot.clamp(max=pos_slots - 1)], from_neg)
+    else:
+        inds = from_neg
+    inds = torch.where(is_pos | is_neg, inds, 0)  # padding: any real candidate
+    return SamplingResult(boxes, assignment, gt_boxes, inds, is_pos, is_neg, added, pos_slots)
+
+
 class RandomSampler:
     """Up to num boxes, at most num * pos_fraction of them positive, chosen at random.
 
     Negatives fill the rest, at most neg_pos_ub times the positives (at least one) when
     neg_pos_ub >= 0. Zoo settings (2019): RPN 256 @ 0.5 without gt, R-CNN 512 @ 0.25 with gt.
 
+    The draw is a top-k of uniform random keys made on the boxes' device, into min(num, N)
+    slots (SamplingResult): no host synchronisation. Fewer candidates of a kind than it may
+    take are all taken.
+
     Args:
         num: boxes per image.
         pos_fraction: largest share of positives.
         neg_pos_ub: upper bound of negatives per positive; < 0: none.
         add_gt_as_proposals: make the gt boxes candidates (R-CNN stages).
-        generator: random generator (CPU), for reproducible draws.
+        generator: random generator, for reproducible draws; the keys are drawn on its
+            device (a CPU generator with boxes on a GPU costs a copy of N keys).
     """
 
     def __init__(
@@ -131,30 +292,28 @@ class RandomSampler:
             hardness: unused (OHEMSampler's argument).
 
         Returns:
-            The SamplingResult.
+            The SamplingResult, min(num, N) slots (N counting added gt boxes).
         """
         assignment, boxes, added = _candidates(
             assignment, boxes, gt_boxes, gt_labels, self.add_gt_as_proposals
         )
-        pos = (assignment.gt_inds > 0).nonzero().flatten()
-        neg = (assignment.gt_inds == 0).nonzero().flatten()
-        num_pos = min(int(self.num * self.pos_fraction), pos.numel())
-        pos = self._choose(pos, num_pos)
-        num_neg = self.num - pos.numel()
-        if self.neg_pos_ub >= 0:
-            num_neg = min(num_neg, int(self.neg_pos_ub * max(1, pos.numel())))
-        neg = self._choose(neg, min(num_neg, neg.numel()))
-        return SamplingResult(boxes, assignment, gt_boxes, pos, neg, added)
+        keys = self._keys(boxes.shape[0], boxes.device)
+        return _fixed_sample(
+            assignment, boxes, gt_boxes, added, keys, self.num, self.pos_fraction, self.neg_pos_ub
+        )
 
-    def _choose(self, inds: Tensor, k: int) -> Tensor:
-        if inds.numel() <= k:
-            return inds
-        order = torch.randperm(inds.numel(), generator=self.generator)[:k]
-        return inds[order.to(inds.device)]
+    def _keys(self, n: int, device: torch.device) -> Tensor:
+        if self.generator is None:
+            return torch.rand(n, device=device)
+        keys = torch.rand(n, generator=self.generator, device=self.generator.device)
+        return keys.to(device)
 
 
 class PseudoSampler:
-    """Takes every positive and every negative (dense heads whose loss weighs them itself)."""
+    """Takes every positive and every negative (dense heads whose loss weighs them itself).
+
+    Its slots are the candidates themselves, in their order (not positives first).
+    """
 
     def __call__(
         self,
@@ -164,10 +323,10 @@ class PseudoSampler:
         gt_labels: Tensor | None = None,
         hardness: Hardness | None = None,
     ) -> SamplingResult:
-        """Args and Returns as RandomSampler.__call__."""
-        pos = (assignment.gt_inds > 0).nonzero().flatten()
-        neg = (assignment.gt_inds == 0).nonzero().flatten()
-        return SamplingResult(boxes, assignment, gt_boxes, pos, neg, 0)
+        """Args and Returns as RandomSampler.__call__; N slots."""
+        gt_inds = assignment.gt_inds
+        inds = torch.arange(gt_inds.shape[0], device=gt_inds.device)
+        return SamplingResult(boxes, assignment, gt_boxes, inds, gt_inds > 0, gt_inds == 0, 0)
 
 
 class OHEMSampler(RandomSampler):
@@ -199,17 +358,6 @@ class OHEMSampler(RandomSampler):
             raise ValueError("OHEMSampler: the assignment needs labels (pass gt_labels)")
         with torch.no_grad():
             loss = hardness(boxes, assignment.labels)
-        pos = (assignment.gt_inds > 0).nonzero().flatten()
-        neg = (assignment.gt_inds == 0).nonzero().flatten()
-        pos = _hardest(pos, loss, min(int(self.num * self.pos_fraction), pos.numel()))
-        num_neg = self.num - pos.numel()
-        if self.neg_pos_ub >= 0:
-            num_neg = min(num_neg, int(self.neg_pos_ub * max(1, pos.numel())))
-        neg = _hardest(neg, loss, min(num_neg, neg.numel()))
-        return SamplingResult(boxes, assignment, gt_boxes, pos, neg, added)
-
-
-def _hardest(inds: Tensor, loss: Tensor, k: int) -> Tensor:
-    if inds.numel() <= k:
-        return inds
-    return inds[loss[inds].topk(k).indices]
+        return _fixed_sample(
+            assignment, boxes, gt_boxes, added, loss, self.num, self.pos_fraction, self.neg_pos_ub
+        )

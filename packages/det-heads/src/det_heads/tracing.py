@@ -28,4 +28,49 @@ def is_exporting() -> bool:
     return bool(check and check())
 
 
-__all__ = ["guard_or_false", "guard_or_true", "is_exporting"]
+def is_tracing() -> bool:
+    """Whether torch.export or torch.compile is tracing the code that asks: tensors made
+    now are a graph's, not values to keep for later calls."""
+    compiling = getattr(torch.compiler, "is_compiling", None)
+    return is_exporting() or bool(compiling and compiling())
+
+
+class DeviceCache:
+    """Tensors made once per key (sizes, device, dtype ...) and reused by later calls: the
+    constants and anchors of a step, so that it copies nothing from the host each time.
+
+    The newest ``capacity`` keys are kept. Nothing is kept while tracing (``is_tracing``)
+    or for keys holding a symbolic size.
+    """
+
+    def __init__(self, capacity: int = 8) -> None:
+        self.capacity = capacity
+        self._items: dict = {}
+
+    def get(self, key, make):
+        """The value cached under key, else make() (cached when allowed)."""
+        if is_tracing() or _symbolic(key):
+            return make()
+        if key in self._items:
+            value = self._items.pop(key)
+        else:
+            value = make()
+            if len(self._items) >= self.capacity:
+                self._items.pop(next(iter(self._items)))
+        self._items[key] = value  # newest last
+        return value
+
+    def __getstate__(self) -> dict:
+        return {"capacity": self.capacity, "_items": {}}  # copies start empty
+
+    def __deepcopy__(self, memo) -> DeviceCache:
+        return DeviceCache(self.capacity)
+
+
+def _symbolic(key) -> bool:
+    if isinstance(key, tuple):
+        return any(_symbolic(k) for k in key)
+    return isinstance(key, (torch.SymInt, torch.SymFloat))
+
+
+__all__ = ["DeviceCache", "guard_or_false", "guard_or_true", "is_exporting", "is_tracing"]

@@ -25,16 +25,16 @@ class DenseTargets:
             positives, else 0.
         box_targets: Tensor[B, N, 4] encoded deltas (zeros except at positives).
         box_weights: Tensor[B, N, 4], 1 at positives.
-        num_pos: list of positives per image.
-        num_neg: list of sampled negatives per image.
+        num_pos: int64 Tensor[B] positives per image, on the anchors' device.
+        num_neg: int64 Tensor[B] sampled negatives per image.
     """
 
     labels: Tensor
     label_weights: Tensor
     box_targets: Tensor
     box_weights: Tensor
-    num_pos: list[int]
-    num_neg: list[int]
+    num_pos: Tensor
+    num_neg: Tensor
 
 
 def flatten_levels(outputs: Sequence[Tensor], channels: int) -> Tensor:
@@ -92,33 +92,42 @@ def anchor_targets(
     Returns:
         DenseTargets; an image without ground truth has every valid anchor negative.
     """
-    batch, n = len(targets), anchors.shape[0]
-    labels = anchors.new_full((batch, n), num_classes, dtype=torch.int64)
-    label_weights = anchors.new_zeros(batch, n)
-    box_targets = anchors.new_zeros(batch, n, 4)
-    box_weights = anchors.new_zeros(batch, n, 4)
-    num_pos, num_neg = [], []
-    for i, (target, flags) in enumerate(zip(targets, valid, strict=True)):
-        inside = flags.nonzero().flatten()
+    labels, label_weights, box_targets, box_weights, num_pos, num_neg = ([] for _ in range(6))
+    for target, flags in zip(targets, valid, strict=True):
         gt_boxes = target["boxes"].to(anchors)
         gt_labels = target["labels"].to(anchors.device)
         if class_agnostic_labels:
             gt_labels = torch.zeros_like(gt_labels)
+        # Anchors outside the image are ignored by the assigner rather than left out: the
+        # shapes stay those of the anchors, whatever the image.
         assignment = assigner(
-            anchors[inside], gt_boxes, gt_labels, target.get("ignore_boxes"), num_classes
+            anchors, gt_boxes, gt_labels, target.get("ignore_boxes"), num_classes, valid=flags
         )
-        result = sampler(assignment, anchors[inside], gt_boxes)
+        result = sampler(assignment, anchors, gt_boxes)
         if result.num_added_gt:
             raise ValueError(
                 "anchor_targets: dense heads need a sampler without add_gt_as_proposals"
             )
-        pos, neg = inside[result.pos_inds], inside[result.neg_inds]
-        labels[i, pos] = result.pos_labels
-        label_weights[i, pos] = pos_weight if pos_weight > 0 else 1.0
-        label_weights[i, neg] = 1.0
-        if pos.numel():
-            box_targets[i, pos] = coder.encode(result.pos_boxes, result.pos_gt_boxes)
-            box_weights[i, pos] = 1.0
-        num_pos.append(pos.numel())
-        num_neg.append(neg.numel())
-    return DenseTargets(labels, label_weights, box_targets, box_weights, num_pos, num_neg)
+        pos, neg = result.candidate_masks()
+        labels.append(torch.where(pos, assignment.labels, num_classes))
+        weight = pos_weight if pos_weight > 0 else 1.0
+        label_weights.append(torch.where(pos, weight, neg.to(anchors.dtype)))
+        if gt_boxes.shape[0]:
+            gt_of_anchor = gt_boxes[(assignment.gt_inds - 1).clamp(min=0)]
+            # where, not a product with the weights: an unmatched anchor's deltas may be
+            # inf, and 0 * inf would leak a NaN.
+            encoded = coder.encode(anchors, gt_of_anchor)
+            box_targets.append(torch.where(pos[:, None], encoded, 0.0))
+        else:
+            box_targets.append(torch.zeros_like(anchors))
+        box_weights.append(pos[:, None].expand(-1, 4).to(anchors.dtype))
+        num_pos.append(pos.sum())
+        num_neg.append(neg.sum())
+    return DenseTargets(
+        torch.stack(labels),
+        torch.stack(label_weights),
+        torch.stack(box_targets),
+        torch.stack(box_weights),
+        torch.stack(num_pos),
+        torch.stack(num_neg),
+    )

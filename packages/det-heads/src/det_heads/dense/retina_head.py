@@ -164,11 +164,11 @@ class RetinaHead(nn.Module):
         )
         # 2019 normalisation: positives of each image, at least one per image.
         label_weights, box_weights = t.label_weights, t.box_weights
+        positives = t.num_pos.clamp(min=1).to(label_weights.dtype)  # counted on the device
         if self.loss_normalizer == "batch":
-            divisor = float(sum(max(n, 1) for n in t.num_pos))
+            divisor = positives.sum()
         else:  # each image's anchors weighted by 1 / (its positives x images)
-            scale = [1.0 / (max(n, 1) * batch) for n in t.num_pos]
-            scale = label_weights.new_tensor(scale)[:, None]
+            scale = (1.0 / (positives * batch))[:, None]
             label_weights, box_weights = label_weights * scale, box_weights * scale[..., None]
             divisor = 1.0
         logits = flatten_levels(cls, self.num_classes).reshape(-1, self.num_classes)

@@ -216,8 +216,8 @@ class RPNHead(nn.Module):
             class_agnostic_labels=True,
             pos_weight=self.pos_weight,
         )
-        # Normalised by the sampled anchors, as the 2019 RPN did.
-        num_samples = max(sum(t.num_pos) + sum(t.num_neg), 1)
+        # Normalised by the sampled anchors, as the 2019 RPN did (counted on the device).
+        num_samples = (t.num_pos.sum() + t.num_neg.sum()).clamp(min=1).to(cls[0].dtype)
         logits = flatten_levels(cls, 1).reshape(-1, 1)
         deltas = flatten_levels(reg, 4).reshape(-1, 4)
         loss_cls = self.cls_loss(

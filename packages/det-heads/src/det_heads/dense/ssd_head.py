@@ -123,7 +123,7 @@ class SSDHead(nn.Module):
             coder=self.coder,
             num_classes=self.num_classes,
         )
-        num_pos = float(sum(max(n, 1) for n in t.num_pos))
+        num_pos = t.num_pos.clamp(min=1).sum().to(t.box_targets.dtype)  # on the device
         logits = flatten_levels(cls, self.num_classes + 1)
         deltas = flatten_levels(reg, 4)
         loss_cls = sum(

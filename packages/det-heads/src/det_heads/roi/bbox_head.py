@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -15,6 +16,27 @@ from det_heads.inputs import image_size, scale_factors
 from det_heads.losses import CrossEntropyLoss, SmoothL1Loss
 from det_heads.postprocess import DEFAULT_NMS, NMSConfig, candidate_nms
 from det_heads.samplers import SamplingResult
+
+
+@dataclass
+class RoITargets:
+    """Training targets of a batch's RoI slots, images one after another.
+
+    Attributes:
+        labels: int64 Tensor[K] in 0..C (C: background, and padding slots).
+        label_weights: Tensor[K] classification weights: 1 (or pos_weight) at sampled
+            RoIs, 0 at padding.
+        box_targets: Tensor[K, 4] encoded deltas, zeros except at positives.
+        box_weights: Tensor[K, 4], 1 at positives.
+        num_samples: int64 scalar Tensor: the sampled RoIs (the losses' divisor), on the
+            device.
+    """
+
+    labels: Tensor
+    label_weights: Tensor
+    box_targets: Tensor
+    box_weights: Tensor
+    num_samples: Tensor
 
 
 class BBoxHead(nn.Module):
@@ -103,55 +125,53 @@ class BBoxHead(nn.Module):
             x = F.relu(fc(x))
         return self.cls(x), self.reg(x)
 
-    def targets(self, samples: Sequence[SamplingResult]) -> tuple[Tensor, Tensor, Tensor]:
-        """Training targets of the sampled RoIs, positives then negatives of each image.
+    def targets(self, samples: Sequence[SamplingResult]) -> RoITargets:
+        """Training targets of every slot of every image (SamplingResult's slot order).
 
-        Returns:
-            (labels int64 Tensor[K] in 0..C, box_targets Tensor[K, 4], box_weights Tensor[K, 4]).
+        Padding slots get weight 0 and zero box targets (a select, so that their deltas,
+        which may not be finite, never reach a loss).
         """
-        labels, box_targets, box_weights = [], [], []
+        labels, label_weights, box_targets, box_weights = [], [], [], []
         for s in samples:
-            p, q = s.pos_inds.numel(), s.neg_inds.numel()
-            labels.append(torch.cat([s.pos_labels, s.pos_labels.new_full((q,), self.num_classes)]))
-            t = s.boxes.new_zeros(p + q, 4)
-            w = s.boxes.new_zeros(p + q, 4)
-            if p:
-                t[:p] = self.coder.encode(s.pos_boxes, s.pos_gt_boxes)
-                w[:p] = 1.0
-            box_targets.append(t)
-            box_weights.append(w)
-        return torch.cat(labels), torch.cat(box_targets), torch.cat(box_weights)
+            pos = s.is_pos
+            labels.append(s.labels(self.num_classes))
+            weight = self.pos_weight if self.pos_weight > 0 else 1.0
+            label_weights.append(torch.where(pos, weight, s.is_neg.to(s.boxes.dtype)))
+            encoded = self.coder.encode(s.slot_boxes, s.slot_gt_boxes)
+            box_targets.append(torch.where(pos[:, None], encoded, 0.0))
+            box_weights.append(pos[:, None].expand(-1, 4).to(s.boxes.dtype))
+        return RoITargets(
+            torch.cat(labels),
+            torch.cat(label_weights),
+            torch.cat(box_targets),
+            torch.cat(box_weights),
+            torch.stack([s.valid.sum() for s in samples]).sum(),
+        )
 
-    def loss(
-        self,
-        logits: Tensor,
-        deltas: Tensor,
-        labels: Tensor,
-        box_targets: Tensor,
-        box_weights: Tensor,
-    ) -> dict[str, Tensor]:
-        """Classification and box losses, both averaged over the K sampled RoIs.
+    def loss(self, logits: Tensor, deltas: Tensor, targets: RoITargets) -> dict[str, Tensor]:
+        """Classification and box losses, both averaged over the sampled RoIs.
 
         Args:
-            logits: Tensor[K, C + 1]; deltas: Tensor[K, 4] or Tensor[K, 4 C].
-            labels: int64 Tensor[K] in 0..C; box_targets, box_weights: Tensor[K, 4].
+            logits: Tensor[K, C + 1]; deltas: Tensor[K, 4] or Tensor[K, 4 C], one row per
+                slot of targets.
+            targets: the slots' RoITargets.
 
         Returns:
             dict(loss_cls, loss_box).
         """
-        k = max(labels.numel(), 1)
-        label_weights = None
-        if self.pos_weight > 0:
-            positive = labels < self.num_classes
-            label_weights = torch.where(positive, self.pos_weight, 1.0).to(logits.dtype)
+        labels = targets.labels
+        # Counted on the device, at least one.
+        k = targets.num_samples.clamp(min=1).to(logits.dtype)
         if not self.class_agnostic:
             # Only the deltas of the RoI's own class are trained; background picks class 0's,
             # which its zero weight then ignores.
             cls = labels.clamp(max=self.num_classes - 1)
-            deltas = deltas.reshape(-1, self.num_classes, 4)[torch.arange(labels.numel()), cls]
+            rows = torch.arange(labels.shape[0], device=labels.device)
+            deltas = deltas.reshape(-1, self.num_classes, 4)[rows, cls]
+        weights = targets.label_weights.to(logits.dtype)
         return {
-            "loss_cls": self.cls_loss(logits, labels, label_weights, float(k)),
-            "loss_box": self.box_loss(deltas, box_targets, box_weights, float(k)),
+            "loss_cls": self.cls_loss(logits, labels, weights, k),
+            "loss_box": self.box_loss(deltas, targets.box_targets, targets.box_weights, k),
         }
 
     def decode(self, boxes: Tensor, deltas: Tensor, meta: dict) -> Tensor:

@@ -19,7 +19,6 @@ from det_heads.roi.standard_roi_head import (
     mask_loss,
     proposal_boxes,
     sample_proposals,
-    sampled_boxes,
 )
 from det_heads.roi_extractor import RoIExtractor, boxes_to_rois
 from det_heads.samplers import RandomSampler
@@ -142,17 +141,20 @@ class CascadeRoIHead(nn.Module):
         if check_inputs:
             check_roi_head_inputs("CascadeRoIHead.loss", self, feats, proposals, targets, metas)
         boxes = proposal_boxes(proposals)
+        valid: list[Tensor | None] = [None] * len(boxes)
         losses: dict[str, Tensor] = {}
         for t in range(self.num_stages):
             head, weight = self.bbox_heads[t], self.stage_weights[t]
             samples = [
-                sample_proposals(b, tg, self.assigners[t], self.samplers[t], self.num_classes)
-                for b, tg in zip(boxes, targets, strict=True)
+                sample_proposals(
+                    b, tg, self.assigners[t], self.samplers[t], self.num_classes, valid=v
+                )
+                for b, tg, v in zip(boxes, targets, valid, strict=True)
             ]
-            per_image = [sampled_boxes(s) for s in samples]
+            per_image = [s.slot_boxes for s in samples]
             rois = boxes_to_rois(per_image).to(feats[0])
             logits, deltas = head(self.bbox_extractors[t](feats, rois))
-            for name, value in head.loss(logits, deltas, *head.targets(samples)).items():
+            for name, value in head.loss(logits, deltas, head.targets(samples)).items():
                 losses[f"s{t}_{name}"] = weight * value
             if self.mask_heads is not None:
                 losses[f"s{t}_loss_mask"] = weight * mask_loss(
@@ -164,13 +166,14 @@ class CascadeRoIHead(nn.Module):
                     self.conventions.mask_targets,
                 )
             if t + 1 < self.num_stages:
-                boxes = self._refine(head, per_image, deltas, samples, metas)
+                boxes, valid = self._refine(head, per_image, deltas, samples, metas)
         return losses
 
     @staticmethod
-    def _refine(head, per_image, deltas, samples, metas) -> list[Tensor]:
-        """The stage's regressed sampled boxes, without the added gt boxes, detached."""
-        out = []
+    def _refine(head, per_image, deltas, samples, metas) -> tuple[list[Tensor], list[Tensor]]:
+        """Every slot's box regressed by the stage (detached), and which of them are the next
+        stage's candidates: the sampled boxes other than the added gt boxes."""
+        boxes, valid = [], []
         for b, d, s, meta in zip(
             per_image,
             deltas.detach().split([x.shape[0] for x in per_image]),
@@ -178,10 +181,9 @@ class CascadeRoIHead(nn.Module):
             metas,
             strict=True,
         ):
-            keep = torch.ones(b.shape[0], dtype=torch.bool, device=b.device)
-            keep[: s.pos_inds.numel()] = ~s.pos_is_gt
-            out.append(head.decode(b[keep], d[keep, :4], meta))
-        return out
+            boxes.append(head.decode(b, d[:, :4], meta))
+            valid.append(s.valid & ~s.is_gt)
+        return boxes, valid
 
     @torch.no_grad()
     def predict(

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-import det_ops
+from det_heads import kernels
 from det_heads.conv_norm import ConvGN, check_norm, conv_with_norm
 from det_heads.conventions import MASK_TARGETS
 
@@ -76,17 +76,32 @@ class MaskHead(nn.Module):
             return mask_logits[:, 0]
         return mask_logits[torch.arange(labels.numel(), device=labels.device), labels]
 
-    def loss(self, mask_logits: Tensor, mask_targets: Tensor, labels: Tensor) -> Tensor:
+    def loss(
+        self,
+        mask_logits: Tensor,
+        mask_targets: Tensor,
+        labels: Tensor,
+        weights: Tensor | None = None,
+    ) -> Tensor:
         """Mean binary cross entropy of each positive RoI's class map against its target.
 
         Args:
-            mask_logits: Tensor[P, C, M, M]; mask_targets: Tensor[P, M, M] in {0, 1};
+            mask_logits: Tensor[P, C, M, M]; mask_targets: Tensor[P, M, M] in [0, 1];
             labels: int64 Tensor[P] in 0..C-1.
+            weights: bool Tensor[P], the RoIs that are positives (the others count for
+                nothing, the mean is over the positives, counted on the device); None: all.
         """
         if labels.numel() == 0:
             return mask_logits.sum() * 0
         chosen = self.select(mask_logits, labels)
-        loss = F.binary_cross_entropy_with_logits(chosen, mask_targets.to(chosen.dtype))
+        targets = mask_targets.to(chosen.dtype)
+        if weights is None:
+            loss = F.binary_cross_entropy_with_logits(chosen, targets)
+        else:
+            pixels = F.binary_cross_entropy_with_logits(chosen, targets, reduction="none")
+            total = torch.where(weights[:, None, None], pixels, 0.0).sum()
+            positives = weights.sum().clamp(min=1).to(chosen.dtype)
+            loss = total / (positives * (chosen.shape[1] * chosen.shape[2]))
         return self.loss_weight * loss
 
 
@@ -126,18 +141,19 @@ def _rasterize_polygons(
 
 
 def mask_targets(
-    pos_boxes: Tensor,
-    pos_gt_inds: Tensor,
+    boxes: Tensor,
+    gt_inds: Tensor,
     gt_masks: Any,
     size: int = 28,
     *,
     style: str = "det",
+    valid: Tensor | None = None,
 ) -> Tensor:
-    """The part of each positive's gt mask under the RoI, resized to size x size.
+    """The part of each RoI's gt mask under the RoI, resized to size x size.
 
     Args:
-        pos_boxes: Tensor[P, 4] positive RoIs (x1, y1, x2, y2), input pixels.
-        pos_gt_inds: int64 Tensor[P] index of each RoI's gt.
+        boxes: Tensor[P, 4] RoIs (x1, y1, x2, y2), input pixels.
+        gt_inds: int64 Tensor[P] index of each RoI's gt.
         gt_masks: the image's masks, either bitmaps Tensor[G, H, W] (bool / uint8 / float,
             input pixels) or a list of G objects, each a list of polygons [x0, y0, x1, ...].
         size: output side (28 in the zoo).
@@ -149,38 +165,76 @@ def mask_targets(
             antialiasing (OpenCV's INTER_LINEAR, pixel centres), then >= 0.5. "torchvision"
             (`roi_heads.py` project_masks_on_boxes): RoIAlign without the shift (adaptive
             samples per bin), not thresholded.
+        valid: bool Tensor[P], the RoIs whose targets are used (the others' are zeros), or
+            None for all. Only the host paths read it.
 
     Returns:
-        Tensor[P, size, size] float, in {0, 1} except for "torchvision" (in [0, 1]).
+        Tensor[P, size, size] of boxes' dtype and device, in {0, 1} except for
+        "torchvision" (in [0, 1]).
+
+    Bitmaps in the "det" and "torchvision" styles are cut on the masks' device by one
+    RoIAlign over the G masks, without a host synchronisation. The "mmdet" style (a resize
+    per RoI to its own integer size) and polygons (drawn on the host) read the RoIs on the
+    host: one copy per image.
     """
     if style not in MASK_TARGETS:
         raise ValueError(
             f"mask_targets: style must be one of {', '.join(MASK_TARGETS)}; got {style!r}"
         )
-    p = pos_boxes.shape[0]
+    p = boxes.shape[0]
     if p == 0:
-        return pos_boxes.new_zeros(0, size, size)
+        return boxes.new_zeros(0, size, size)
+    if isinstance(gt_masks, Tensor) and style != "mmdet":
+        if gt_masks.dim() != 3:
+            raise ValueError(
+                f"mask_targets: bitmap masks must be Tensor[G, H, W], got {list(gt_masks.shape)}"
+            )
+        return _aligned_targets(boxes, gt_inds, gt_masks, size, style)
+    # The host paths: the RoIs, their gts and which are used, in one copy.
+    keep = torch.ones_like(gt_inds, dtype=torch.bool) if valid is None else valid
+    host = torch.cat([boxes.detach(), gt_inds[:, None].to(boxes), keep[:, None].to(boxes)], 1)
+    host = host.cpu()
+    keep = host[:, 5] > 0
+    host_boxes, host_inds = host[keep, :4], host[keep, 4].long()
+    out = torch.zeros(p, size, size)
+    if host_boxes.shape[0]:
+        out[keep] = _host_targets(host_boxes, host_inds, gt_masks, size, style)
+    return out.to(boxes)
+
+
+def _aligned_targets(
+    boxes: Tensor, gt_inds: Tensor, gt_masks: Tensor, size: int, style: str
+) -> Tensor:
+    """The "det" / "torchvision" targets of bitmaps: RoIAlign on the gt masks themselves,
+    each RoI reading its own gt's map (its batch index), on the boxes' device."""
+    device = boxes.device
+    masks = gt_masks.to(device, torch.float32)[:, None]
+    rois = torch.cat([gt_inds.to(device, torch.float32)[:, None], boxes.detach().float()], 1)
+    crops = kernels.roi_align(masks, rois, size, 1.0, 0, style == "det")[:, 0]
+    if style == "torchvision":
+        return crops.to(boxes.dtype)
+    return (crops >= 0.5).to(boxes.dtype)
+
+
+def _host_targets(boxes: Tensor, gt_inds: Tensor, gt_masks: Any, size: int, style: str) -> Tensor:
+    """Targets of CPU boxes and gt indices: polygons drawn (at the boxes' precision), or
+    from bitmaps (boxes in float32)."""
     if not isinstance(gt_masks, Tensor):
         if style == "det":
             out = [
                 _rasterize_polygons(gt_masks[int(i)], box, size)
-                for box, i in zip(pos_boxes.detach().cpu(), pos_gt_inds.cpu(), strict=True)
+                for box, i in zip(boxes, gt_inds, strict=True)
             ]
-            return torch.stack(out).to(pos_boxes)
-        gt_masks = _polygon_bitmaps(gt_masks, pos_boxes, pos_gt_inds)
+            return torch.stack(out).float()
+        gt_masks = _polygon_bitmaps(gt_masks, boxes, gt_inds)
+    boxes = boxes.float()
     if gt_masks.dim() != 3:
         raise ValueError(
             f"mask_targets: bitmap masks must be Tensor[G, H, W], got {list(gt_masks.shape)}"
         )
-    boxes = pos_boxes.detach().float().cpu()
-    masks = gt_masks[pos_gt_inds.to(gt_masks.device)].cpu().to(torch.float32)
     if style == "mmdet":
-        return _cropped_and_resized(masks, boxes, size).to(pos_boxes)
-    rois = torch.cat([torch.arange(p, dtype=torch.float32)[:, None], boxes], 1)
-    crops = det_ops.roi_align(masks[:, None], rois, size, 1.0, 0, aligned=style == "det")[:, 0]
-    if style == "torchvision":
-        return crops.to(pos_boxes)
-    return (crops >= 0.5).to(pos_boxes)
+        return _cropped_and_resized(gt_masks.cpu()[gt_inds].to(torch.float32), boxes, size)
+    return _aligned_targets(boxes, gt_inds, gt_masks.cpu(), size, style).float()
 
 
 def _cropped_and_resized(masks: Tensor, boxes: Tensor, size: int) -> Tensor:
@@ -256,8 +310,7 @@ def paste_masks(
     n = masks.shape[0]
     out = torch.zeros(n, h, w, dtype=torch.uint8, device=masks.device)
     m_h, m_w = masks.shape[-2:]
-    for i in range(n):
-        x1, y1, x2, y2 = (float(v) for v in boxes[i])
+    for i, (x1, y1, x2, y2) in enumerate(boxes.tolist()):  # one copy to the host
         bw, bh = max(x2 - x1, 1e-6), max(y2 - y1, 1e-6)
         # Pixels up to half a map cell beyond the box still get some bilinear weight.
         mx, my = 0.5 * bw / m_w + 1, 0.5 * bh / m_h + 1

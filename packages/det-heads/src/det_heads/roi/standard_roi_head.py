@@ -59,17 +59,16 @@ def sample_proposals(
     sampler: RandomSampler,
     num_classes: int,
     hardness=None,
+    valid: Tensor | None = None,
 ) -> SamplingResult:
-    """Assigns one image's proposals to its ground truth and samples them."""
+    """Assigns one image's proposals to its ground truth and samples them; valid (bool
+    Tensor[K], or None for all) marks the proposals that are candidates at all."""
     gt_boxes = target["boxes"].to(boxes)
     gt_labels = target["labels"].to(boxes.device)
-    assignment = assigner(boxes, gt_boxes, gt_labels, target.get("ignore_boxes"), num_classes)
+    assignment = assigner(
+        boxes, gt_boxes, gt_labels, target.get("ignore_boxes"), num_classes, valid=valid
+    )
     return sampler(assignment, boxes, gt_boxes, gt_labels, hardness)
-
-
-def sampled_boxes(s: SamplingResult) -> Tensor:
-    """Tensor[P + Q, 4]: positives then negatives, the order BBoxHead.targets uses."""
-    return torch.cat([s.pos_boxes, s.neg_boxes])
 
 
 def mask_loss(
@@ -80,21 +79,37 @@ def mask_loss(
     targets: Sequence[dict],
     target_style: str = "det",
 ) -> Tensor:
-    """Mask loss of the positives of every image; target_style: see mask_targets."""
+    """Mask loss of the positives of every image; target_style: see mask_targets.
+
+    The mask head computes on each image's first pos_capacity slots (where the sampler
+    puts its positives), a number known from the shapes; the slots that are not positive
+    weigh 0.
+    """
     for i, t in enumerate(targets):
         if t.get("masks") is None:
             raise ValueError(f"mask loss: targets[{i}] has no 'masks'")
-    rois = boxes_to_rois([s.pos_boxes for s in samples]).to(feats[0])
+    slots = [_positive_slots(s) for s in samples]
+    rois = boxes_to_rois([boxes for boxes, _, _, _ in slots]).to(feats[0])
     logits = head(extractor(feats, rois))
     size = logits.shape[-1]
     gt = torch.cat(
         [
-            mask_targets(s.pos_boxes, s.pos_assigned_gt_inds, t["masks"], size, style=target_style)
-            for s, t in zip(samples, targets, strict=True)
+            mask_targets(boxes, gt_inds, t["masks"], size, style=target_style, valid=pos)
+            for (boxes, gt_inds, _, pos), t in zip(slots, targets, strict=True)
         ]
     )
-    labels = torch.cat([s.pos_labels for s in samples])
-    return head.loss(logits, gt, labels)
+    labels = torch.cat([labels for _, _, labels, _ in slots])
+    weights = torch.cat([pos for _, _, _, pos in slots])
+    return head.loss(logits, gt, labels, weights)
+
+
+def _positive_slots(s: SamplingResult) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(boxes, gt indices, labels in 0..C-1, is positive) of the slots that may be positive."""
+    cap = s.num_slots if s.pos_capacity is None else s.pos_capacity
+    labels = s.assignment.labels[s.inds[:cap]]
+    # Non-positive slots carry the background label C; any class will do at weight 0.
+    labels = torch.where(s.is_pos[:cap], labels, 0)
+    return s.slot_boxes[:cap], s.gt_inds[:cap], labels, s.is_pos[:cap]
 
 
 def finish_detections(
@@ -204,9 +219,9 @@ class StandardRoIHead(nn.Module):
             )
             for i, (b, t) in enumerate(zip(boxes, targets, strict=True))
         ]
-        rois = boxes_to_rois([sampled_boxes(s) for s in samples]).to(feats[0])
+        rois = boxes_to_rois([s.slot_boxes for s in samples]).to(feats[0])
         logits, deltas = self.bbox_head(self.bbox_extractor(feats, rois))
-        losses = self.bbox_head.loss(logits, deltas, *self.bbox_head.targets(samples))
+        losses = self.bbox_head.loss(logits, deltas, self.bbox_head.targets(samples))
         if self.mask_head is not None:
             losses["loss_mask"] = mask_loss(
                 self.mask_extractor,
