@@ -18,6 +18,7 @@ from det_heads.roi.standard_roi_head import (
     finish_detections,
     mask_loss,
     proposal_boxes,
+    proposal_valid,
     sample_proposals,
 )
 from det_heads.roi_extractor import RoIExtractor, boxes_to_rois
@@ -141,7 +142,7 @@ class CascadeRoIHead(nn.Module):
         if check_inputs:
             check_roi_head_inputs("CascadeRoIHead.loss", self, feats, proposals, targets, metas)
         boxes = proposal_boxes(proposals)
-        valid: list[Tensor | None] = [None] * len(boxes)
+        valid: list[Tensor | None] = proposal_valid(proposals)
         losses: dict[str, Tensor] = {}
         for t in range(self.num_stages):
             head, weight = self.bbox_heads[t], self.stage_weights[t]

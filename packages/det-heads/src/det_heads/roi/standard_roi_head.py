@@ -26,8 +26,15 @@ from det_heads.samplers import OHEMSampler, RandomSampler, SamplingResult
 
 
 def proposal_boxes(proposals: Sequence[dict | Tensor]) -> list[Tensor]:
-    """Per image Tensor[K, 4], detached, from proposal dicts (boxes[, scores]) or tensors."""
+    """Per image Tensor[K, 4], detached, from proposal dicts (boxes[, scores][, valid]) or
+    tensors."""
     return [(p["boxes"] if isinstance(p, dict) else p)[:, :4].detach() for p in proposals]
+
+
+def proposal_valid(proposals: Sequence[dict | Tensor]) -> list[Tensor | None]:
+    """Per image the bool Tensor[K] "valid" of padded proposals (RPNHead.predict(padded=True)),
+    or None where every proposal is real."""
+    return [p.get("valid") if isinstance(p, dict) else None for p in proposals]
 
 
 def check_roi_head_inputs(
@@ -212,12 +219,12 @@ class StandardRoIHead(nn.Module):
         """
         if check_inputs:
             check_roi_head_inputs("StandardRoIHead.loss", self, feats, proposals, targets, metas)
-        boxes = proposal_boxes(proposals)
+        boxes, valid = proposal_boxes(proposals), proposal_valid(proposals)
         samples = [
             sample_proposals(
-                b, t, self.assigner, self.sampler, self.num_classes, self._hardness(feats, i)
+                b, t, self.assigner, self.sampler, self.num_classes, self._hardness(feats, i), v
             )
-            for i, (b, t) in enumerate(zip(boxes, targets, strict=True))
+            for i, (b, t, v) in enumerate(zip(boxes, targets, valid, strict=True))
         ]
         rois = boxes_to_rois([s.slot_boxes for s in samples]).to(feats[0])
         logits, deltas = self.bbox_head(self.bbox_extractor(feats, rois))
