@@ -1,4 +1,5 @@
-"""``python -m det_engine.plot WORK_DIR``: loss, lr and AP curves of a training run in one PNG.
+"""A training run's loss, lr and AP curves: read from its work dir (:func:`read_curves`) and
+drawn into one PNG (:func:`plot_work_dir`, what ``python -m det_engine.plot`` runs).
 
 Reads ``WORK_DIR/log.jsonl`` (written by the trainer's MetricLogger): the train records give
 the losses (each ``loss_*`` and the total ``loss``) and the lr per logged iteration, the eval
@@ -8,11 +9,9 @@ final evaluation) is used when present. Drawing needs matplotlib (``det-engine[p
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -170,20 +169,4 @@ def plot_work_dir(work_dir: str | os.PathLike, out: str | os.PathLike | None = N
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m det_engine.plot", description=__doc__)
-    parser.add_argument("work_dir", help="a training run's folder holding log.jsonl")
-    parser.add_argument("--out", default=None, help="PNG to write (default WORK_DIR/curves.png)")
-    args = parser.parse_args(argv)
-    try:
-        require("matplotlib", purpose="python -m det_engine.plot")
-        path = plot_work_dir(args.work_dir, args.out)
-    except (FileNotFoundError, ValueError, ImportError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(path)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+__all__ = ["Curves", "plot_work_dir", "read_curves"]

@@ -1,13 +1,10 @@
-"""``python -m det_engine.deploy MODEL.onnx IMAGE...``: run an exported detector in onnxruntime.
+"""An exported ONNX detector run in onnxruntime on image files: :class:`OnnxDetector`.
 
 The ONNX file of ``python -m det_engine.export --format onnx`` carries its row's test-time
-preprocessing and class names, so an image file is all it needs: the image is resized,
+preprocessing and class names (det_engine.onnx_export.deploy_metadata), so an image is all it
+needs: the image is decoded as evaluation decodes it (det_data.read_image), resized,
 normalised and padded as the row's pipeline does, the graph runs in onnxruntime, and the
 detections come back in the original image's pixels (masks pasted into it)::
-
-    python -m det_engine.deploy quickstart.onnx demo.jpg --score-thr 0.3
-
-From Python::
 
     detector = OnnxDetector("quickstart.onnx")
     detections = detector("demo.jpg")  # dict(boxes, scores, labels[, masks]), numpy arrays
@@ -18,10 +15,8 @@ model does, so the detections are ``det_models.Detector``'s up to float rounding
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +24,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from det_engine.optional_deps import MissingPackageError, require
-from det_models.config import DataConfig, from_plain
-from det_models.export import paste_mask_probs
-from det_models.predict import preprocess
+from det_data import read_image
+from det_engine.optional_deps import require
+from det_models import DataConfig, from_plain, paste_mask_probs, preprocess
 
 
 class OnnxDetector:
@@ -81,6 +75,8 @@ class OnnxDetector:
         """Detections of one image (a file path, an HWC uint8 RGB array or a CHW tensor):
         dict(boxes float32[N, 4] (x1, y1, x2, y2, original-image pixels), scores float32[N],
         labels int64[N][, masks uint8[N, H, W] in the original image])."""
+        if isinstance(image, (str, os.PathLike)):
+            image = read_image(image, torch.uint8)
         images, metas = preprocess([image], self.data_config)
         meta = metas[0]
         images = self._fit_input(images)
@@ -117,36 +113,4 @@ class OnnxDetector:
         return F.pad(images, (0, width - images.shape[3], 0, height - images.shape[2]))
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m det_engine.deploy",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("model", help="the .onnx file of python -m det_engine.export")
-    parser.add_argument("images", nargs="+", help="image files")
-    parser.add_argument("--score-thr", type=float, default=0.3, help="detections to print")
-    parser.add_argument("--threads", type=int, default=None, help="onnxruntime threads")
-    return parser.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        require("onnxruntime", purpose="python -m det_engine.deploy")
-        detector = OnnxDetector(args.model, threads=args.threads)
-        for image in args.images:
-            detections = detector(image)
-            keep = detections["scores"] >= args.score_thr
-            print(f"{image}: {int(keep.sum())} detections with score >= {args.score_thr}")
-            labels = detections.get("labels", np.zeros(len(keep), dtype=np.int64))
-            for box, score, label in zip(
-                detections["boxes"][keep], detections["scores"][keep], labels[keep], strict=True
-            ):
-                name = detector.class_names[label] if detector.class_names else str(label)
-                corners = ", ".join(f"{v:.1f}" for v in box)
-                print(f"  {name:<12} {score:.3f}  [{corners}]")
-    except (FileNotFoundError, ValueError, MissingPackageError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+__all__ = ["OnnxDetector"]
