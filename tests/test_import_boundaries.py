@@ -6,7 +6,10 @@ and this test cannot drift apart. Two rules, checked on the source of every pack
 1. a package imports only the project packages on its line (and itself);
 2. of another package it imports only public modules and names: no dotted part and no
    imported name starting with an underscore (``det_ops._torch`` is det-ops' own business;
-   ``det_ops.torch_ops`` is the public way in).
+   ``det_ops.torch_ops`` is the public way in);
+3. of the packages in ``EXPORTS_ONLY`` it imports only the names their ``__init__.py``
+   exports (``__all__``), never a submodule: ``from det_models import RunConfig``, not
+   ``from det_models.config import RunConfig``.
 
 Run once for the whole repository by ``nox -s tests``.
 """
@@ -21,6 +24,8 @@ import pytest
 
 ROOT = Path(__file__).parents[1]
 DESIGN = ROOT / "docs" / "design.md"
+# Packages used only through their exports (rule 3).
+EXPORTS_ONLY = ("det_models",)
 
 
 def allowed_imports(design: Path = DESIGN) -> dict[str, set[str]]:
@@ -41,9 +46,22 @@ def allowed_imports(design: Path = DESIGN) -> dict[str, set[str]]:
     return allowed
 
 
-def violations(src: Path, package: str, allowed: set[str]) -> list[str]:
-    """The imports under src (the package's source folder) that break either rule, as
-    ``file:line: import``."""
+def exported_names(init: Path) -> set[str]:
+    """The names in the ``__all__`` list of a package's ``__init__.py``."""
+    for node in ast.parse(init.read_text(), str(init)).body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets
+        ):
+            return {ast.literal_eval(e) for e in node.value.elts}
+    return set()
+
+
+def violations(
+    src: Path, package: str, allowed: set[str], exports: dict[str, set[str]] | None = None
+) -> list[str]:
+    """The imports under src (the package's source folder) that break a rule, as
+    ``file:line: import``; ``exports``: {package of EXPORTS_ONLY: the names it exports}."""
+    exports = exports or {}
     found = []
     for path in sorted(src.rglob("*.py")):
         tree = ast.parse(path.read_text(), str(path))
@@ -60,7 +78,10 @@ def violations(src: Path, package: str, allowed: set[str]) -> list[str]:
                     continue
                 parts = [*module.split(".")[1:], *([name] if name else [])]
                 private = [p for p in parts if p.startswith("_")]
-                if top not in allowed or private:
+                unexported = top in exports and (
+                    module != top or (name is not None and name not in exports[top])
+                )
+                if top not in allowed or private or unexported:
                     text = f"from {module} import {name}" if name else f"import {module}"
                     found.append(f"{path.relative_to(src.parent)}:{node.lineno}: {text}")
     return found
@@ -83,9 +104,13 @@ def test_the_design_table_names_every_package():
     assert allowed["det_engine"] == {"det_engine", "det_models", "det_data"}
 
 
+def _exports() -> dict[str, set[str]]:
+    return {name: exported_names(_sources()[name] / "__init__.py") for name in EXPORTS_ONLY}
+
+
 @pytest.mark.parametrize("package", sorted(_sources()))
 def test_imports_keep_to_the_design(package):
-    found = violations(_sources()[package], package, allowed_imports()[package])
+    found = violations(_sources()[package], package, allowed_imports()[package], _exports())
     assert not found, f"{package} breaks docs/design.md's import rules:\n" + "\n".join(found)
 
 
@@ -107,3 +132,22 @@ def test_a_planted_private_or_forbidden_import_is_found(tmp_path):
         "det_heads/bad.py:3: from det_ops._arrays import TORCH",
         "det_heads/bad.py:4: import det_backbones",
     ]
+
+
+def test_a_package_used_through_its_exports_is_not_reached_into(tmp_path):
+    src = tmp_path / "det_engine"
+    src.mkdir()
+    (src / "ok.py").write_text("from det_models import RunConfig, zoo\nimport det_models\n")
+    (src / "bad.py").write_text(
+        "from det_models.config import RunConfig\n"
+        "import det_models.zoo\n"
+        "from det_models import not_exported\n"
+    )
+    exports = {"det_models": {"RunConfig", "zoo"}}
+    found = violations(src, "det_engine", allowed_imports()["det_engine"], exports)
+    assert found == [
+        "det_engine/bad.py:1: from det_models.config import RunConfig",
+        "det_engine/bad.py:2: import det_models.zoo",
+        "det_engine/bad.py:3: from det_models import not_exported",
+    ]
+    assert "RunConfig" in _exports()["det_models"]

@@ -3,6 +3,7 @@ machine slows down, and the cosine schedule retargeted without a jump."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import types
 
@@ -53,15 +54,19 @@ class _Clock:
 
 
 def _trainer(max_iters: int):
+    """What of a Trainer a TimeBudget sees, with the Trainer's own set_length."""
     from det_engine.recipes import quickstart_run
+    from det_engine.trainer import Trainer
 
-    return types.SimpleNamespace(
+    trainer = types.SimpleNamespace(
         iteration=0,
         max_iters=max_iters,
         logger=types.SimpleNamespace(total_iters=max_iters),
         scheduler=WarmupCosineSchedule(1.0, max_iters, warmup_iters=5),
         run=quickstart_run(),
     )
+    trainer.set_length = functools.partial(Trainer.set_length, trainer)
+    return trainer
 
 
 def _run(monkeypatch, step_seconds, deadline=100.0, reserve=10.0):

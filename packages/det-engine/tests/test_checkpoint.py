@@ -26,8 +26,7 @@ def _trained_model():
 def test_round_trip_restores_everything(tmp_path):
     model, opt = _trained_model()
     sched = WarmupStepSchedule(0.02, (8, 11), 100)
-    from det_models import zoo
-    from det_models.config import RunConfig, from_plain
+    from det_models import RunConfig, from_plain, zoo
 
     row = zoo.get("faster_rcnn", "r50", "1x")
     run = RunConfig(

@@ -18,8 +18,7 @@ def _run(model_config, **fields):
     """The run record of a 3-class RetinaNet trained at (96, 64) on shapes."""
     import dataclasses
 
-    from det_models import zoo
-    from det_models.config import RunConfig
+    from det_models import RunConfig, zoo
 
     row = zoo.get("retinanet", "r50", "1x")
     return RunConfig(
@@ -116,7 +115,7 @@ def test_missing_image_or_bad_checkpoint_exit_2_naming_the_file(checkpoint, tmp_
     not_image.write_text("hello")
     rc = demo.main([str(not_image), "--ckpt", str(checkpoint), "--out", str(tmp_path / "o")])
     assert rc == 2
-    assert f"cannot decode the image file {not_image}" in capsys.readouterr().err
+    assert f"cannot decode image file {not_image}" in capsys.readouterr().err
 
 
 def test_checkpoint_without_a_run_record_or_with_other_weights_is_a_clear_error(tmp_path, capsys):

@@ -19,9 +19,13 @@ from torch import nn
 pytest.importorskip("onnxscript")
 ort = pytest.importorskip("onnxruntime")
 
-from det_engine.apps.export import main, write_onnx  # noqa: E402
-from det_models import zoo  # noqa: E402
-from det_models.export import ExportableDetector, export_detector  # noqa: E402
+from det_engine.apps.export import main  # noqa: E402
+from det_engine.onnx_export import write_onnx  # noqa: E402
+from det_models import (  # noqa: E402
+    ExportableDetector,
+    export_detector,
+    zoo,
+)
 
 SIZES = ((128, 192), (192, 160))  # (H, W): two sizes for the graphs exported --dynamic
 
@@ -189,8 +193,7 @@ def test_deploy_runs_the_onnx_of_a_checkpoint_like_the_eager_detector(tmp_path, 
 
     from det_engine import checkpoint as ckpt
     from det_engine.deploy import OnnxDetector
-    from det_models import Detector
-    from det_models.config import RunConfig
+    from det_models import Detector, RunConfig
 
     model = fresh_model(family, "r50", "1x")
     row = zoo.get(family, "r50", "1x")

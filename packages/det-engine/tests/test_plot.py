@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from det_engine.apps import plot
-from det_engine.apps.plot import plot_work_dir, read_curves
+from det_engine.curves import plot_work_dir, read_curves
 from det_engine.metric_log import MetricLogger
 
 pytest.importorskip("matplotlib", reason="the curves need matplotlib (det-engine[plot])")

@@ -20,10 +20,11 @@ import torch.multiprocessing as mp
 from dist_env import free_port, set_torchrun_env
 
 from det_backbones import ResNet
+from det_engine import backbone_init
 from det_engine import checkpoint as ckpt
 from det_engine.apps import train as train_cli
 from det_engine.distributed import init_from_env
-from det_models.config import from_plain
+from det_models import from_plain
 
 TINY_RPN = [
     "rpn", "r50", "1x", "--device", "cpu", "--workers", "0", "--img-scale", "96", "64",
@@ -151,7 +152,9 @@ def _resolve_worker(rank, world_size, port, torch_home, fail):
     pretrained.download_url_to_file = download
     printed = io.StringIO()
     with contextlib.redirect_stderr(printed):
-        stop = train_cli.find_weights_on_every_rank("open-mmlab://resnet50_caffe", local_rank=rank)
+        stop = backbone_init.find_weights_on_every_rank(
+            "open-mmlab://resnet50_caffe", local_rank=rank
+        )
     record = {"stop": stop, "printed": printed.getvalue(), "calls": calls}
     Path(torch_home, f"rank{rank}.json").write_text(json.dumps(record))
     dist.destroy_process_group()

@@ -17,7 +17,7 @@ from dist_env import free_port, set_torchrun_env
 from det_engine import checkpoint as ckpt
 from det_engine.apps import test as test_cli
 from det_engine.apps import train as train_cli
-from det_models.config import from_plain
+from det_models import from_plain
 
 ROW = ["retinanet", "r50", "1x"]
 # The rows' ImageNet weights are not downloaded in tests; a tiny network fits none of them.
@@ -76,7 +76,7 @@ def test_a_rank_that_cannot_see_the_data_stops_every_rank_with_one_message(shape
     rc1, err1 = (tmp_path / "rank1.txt").read_text().split("\n", 1)
     assert (rc0, rc1) == ("2", "2")  # both stop, rank 0 although its data is there
     error = err0.splitlines()[-1]  # after the progress of rank 0's data check
-    assert error.startswith("error: rank 1: --data ")
+    assert error.startswith("error: rank 1: data source ")
     assert "not-mounted" in error and "rank 0" not in err0
     assert err0.count("error:") == 1
     assert err1 == ""  # one message, from rank 0
@@ -301,8 +301,7 @@ def test_the_schedule_config_is_read_whole(shapes_root, tmp_path):
 def test_data_overrides_reach_the_dataset(shapes_root):
     from det_engine.apps.cli import build_dataset, row_data_config
     from det_engine.apps.train import parse_args
-    from det_models import zoo
-    from det_models.config import apply_overrides
+    from det_models import apply_overrides, zoo
 
     def dataset_of(args, cfg, split, train):
         source, data_cfg = row_data_config(args, cfg)

@@ -10,7 +10,7 @@ from det_engine import checkpoint as ckpt
 from det_engine.apps import train as train_cli
 from det_engine.apps.train import parse_args
 from det_engine.checkpoint import CheckpointError, load_model_weights
-from det_models.config import OverrideError, apply_overrides, parse_override
+from det_models import OverrideError, apply_overrides, parse_override
 
 ROW = ["retinanet", "r50", "1x"]
 
@@ -66,7 +66,7 @@ def test_apply_overrides_replaces_nested_fields(cfg):
 
 
 def test_apply_overrides_takes_a_box_convention_by_name(cfg):
-    from det_models.config import CONVENTION_PRESETS
+    from det_models import CONVENTION_PRESETS
 
     out = apply_overrides(cfg, ["model.conventions=mmdet_v0.6"])
     assert out.model.conventions == CONVENTION_PRESETS["mmdet_v0.6"]
@@ -102,7 +102,10 @@ def test_cli_bad_set_is_a_clear_error(tmp_path, capsys):
 
 def test_cli_fp16_on_cpu_is_a_clear_error(capsys):
     assert train_cli.main([*ROW, "--device", "cpu", "--amp", "fp16"]) == 2
-    assert "--amp fp16 needs --device cuda; on the CPU use --amp bf16" in capsys.readouterr().err
+    assert (
+        "--amp fp16: amp 'fp16' needs a CUDA device; on the CPU use 'bf16'"
+        in capsys.readouterr().err
+    )
 
 
 def _model():
@@ -147,8 +150,7 @@ def test_a_named_row_must_be_whole_and_the_checkpoints_own():
     import argparse
 
     from det_engine.apps.cli import check_checkpoint_row, named_row
-    from det_models import zoo
-    from det_models.config import RunConfig
+    from det_models import RunConfig, zoo
 
     def args(*row, variant=None):
         return argparse.Namespace(

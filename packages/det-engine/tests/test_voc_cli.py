@@ -11,12 +11,12 @@ import torch
 from PIL import Image
 
 from det_engine import checkpoint as ckpt
+from det_engine.apps import cli
 from det_engine.apps import test as test_cli
 from det_engine.apps import train as train_cli
 from det_engine.data import VOC_SETS, DataError, build_voc
 from det_engine.evaluation.loop import voc_metrics
-from det_models import zoo
-from det_models.config import from_plain
+from det_models import from_plain, zoo
 
 ROW = ["retinanet", "r50", "1x"]
 FAST = ["--device", "cpu", "--workers", "0", "--img-scale", "96", "64", "--batch-size", "1"]
@@ -142,4 +142,4 @@ def test_missing_voc_names_where_it_looked(tmp_path, capsys):
     args = argparse.Namespace(data="voc", data_root=None, img_scale=None)
     with pytest.raises(DataError, match=r"data/VOCdevkit/VOC2007/ImageSets/Main/trainval\.txt"):
         cfg = zoo.get(*ROW)
-        train_cli.build_dataset(args, "voc", cfg.data, "retinanet", "train", train=True)
+        cli.build_dataset(args, "voc", cfg.data, "retinanet", "train", train=True)

@@ -92,3 +92,42 @@ def test_training_step_on_cuda_never_waits_for_the_device(family):
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert all(torch.isfinite(v).item() for v in losses.values())
+
+
+@pytest.mark.parametrize("family", ["faster_rcnn", "mask_rcnn", "cascade_mask_rcnn"])
+def test_inference_waits_on_the_host_only_for_the_final_detections(family):
+    """Eval forward of a batch: proposals, boxes, NMS and masks stay at fixed sizes on the
+    device; the one read, of the detections' counts (and the boxes masks are pasted on), is
+    a copy of CPU tensors here and does not reach the dispatcher."""
+    config = apply_overrides(zoo.get(family, "r50", "1x"), SMALL).model
+    torch.manual_seed(0)
+    model = build_model(config).eval()
+    images, metas, _ = make_batch(masks=False)
+    with torch.no_grad(), SyncAudit(where=True) as audit:
+        detections = model(images, metas)
+    assert len(detections) == len(metas)
+    assert audit.counts() == {}
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("family", ["faster_rcnn", "mask_rcnn"])
+def test_inference_on_cuda_waits_once_per_batch(family):
+    import warnings
+
+    config = apply_overrides(zoo.get(family, "r50", "1x"), SMALL).model
+    torch.manual_seed(0)
+    model = build_model(config).eval().cuda()
+    images, metas, _ = make_batch(masks=False)
+    images = images.cuda()
+    with torch.no_grad():
+        model(images, metas)  # warm-up: caches fill
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                model(images, metas)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    syncs = [w for w in caught if "synchroniz" in str(w.message)]
+    assert len(syncs) <= 1, [str(w.message) for w in syncs]

@@ -9,7 +9,6 @@ retargeted to the new length without a jump in the learning rate.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import math
 import time
@@ -36,7 +35,7 @@ def parse_duration(text: str) -> float:
         value = math.nan
     if unit not in units or not math.isfinite(value) or value <= 0:
         raise ValueError(
-            f"--budget {text!r}: expected a positive duration such as 10min, 600s or 1.5h"
+            f"duration {text!r}: expected a positive duration such as 10min, 600s or 1.5h"
         )
     return value * units[unit]
 
@@ -98,14 +97,7 @@ class TimeBudget:
         if target == trainer.max_iters:
             return
         self.planned = target
-        trainer.max_iters = target
-        trainer.logger.total_iters = max(target, 1)
-        run = getattr(trainer, "run", None)
-        if run is not None:  # the checkpoints record the length the run now has
-            schedule = dataclasses.replace(run.schedule, max_iters=max(target, 1))
-            trainer.run = dataclasses.replace(run, schedule=schedule)
-        if target > trainer.iteration and hasattr(trainer.scheduler, "retarget"):
-            trainer.scheduler.retarget(target, trainer.iteration)
+        trainer.set_length(target)
         if first and step is not None:
             ends = datetime.datetime.now() + datetime.timedelta(seconds=self.deadline - now)
             self.report(

@@ -17,8 +17,7 @@ from torch import nn
 from det_engine.atomic_write import write_atomically
 
 # One error type for checkpoints that cannot be used, here and in det_models.checkpoint.
-from det_models.checkpoint import CheckpointError, read_checkpoint
-from det_models.config import RunConfig, to_plain
+from det_models import CheckpointError, RunConfig, read_checkpoint, to_plain
 
 FORMAT = "det_engine.checkpoint"
 # 2: the run record ("run") replaced the free-form "config" dict of version 1.

@@ -36,7 +36,7 @@ from det_data import (
     collate,
     shapes,
 )
-from det_models.config import DataConfig
+from det_models import DataConfig
 
 SHAPES_SCALE = (256, 192)  # the shapes dataset's own scale: its images are 256 x 256 at most
 VOC_SCALE = (1000, 600)  # the 2019 zoo's Pascal VOC configs (for keep-ratio rows)
@@ -208,9 +208,11 @@ def build_dataset(
             return shapes.dataset(split, train=train, transforms=transforms, root=path, **extra)
         if source == "voc":
             if proposals is not None:
-                raise DataError("proposal files are read for COCO-format data, not --data voc")
+                raise DataError(
+                    "proposal files are read for COCO-format data, not for the voc source"
+                )
             if exclude_ids:
-                raise DataError("images are left out of COCO-format data, not --data voc")
+                raise DataError("images are left out of COCO-format data, not of voc")
             return build_voc(root, _sets(data, source, split), train, transforms)
         if source == "coco":
             datasets = [
@@ -246,7 +248,7 @@ def annotation_files(
 
 
 def _annotation_json(source: str) -> Path:
-    """``--data ANN.json``'s file.
+    """The annotation file a data source names (a COCO-format JSON).
 
     Raises:
         DataError: it does not exist (or names no known source).
@@ -254,7 +256,7 @@ def _annotation_json(source: str) -> Path:
     ann = Path(source)
     if not ann.is_file():
         raise DataError(
-            f"--data {source}: expected coco, voc, shapes or an existing COCO-format JSON "
+            f"data source {source!r}: expected coco, voc, shapes or an existing COCO-format JSON "
             f"file (looked for {ann.resolve()})"
         )
     return ann

@@ -4,6 +4,7 @@ device), ranks, gathering, barriers, and stopping every rank together on one ran
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -106,6 +107,11 @@ def get_rank() -> int:
 def get_world_size() -> int:
     """Number of processes (1 when not distributed)."""
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def get_local_rank() -> int:
+    """This process's rank on its machine (torchrun's LOCAL_RANK; the rank without it)."""
+    return int(os.environ.get("LOCAL_RANK", str(get_rank())))
 
 
 def is_main_process() -> bool:
@@ -228,3 +234,17 @@ def share_from_main(obj: Any) -> Any:
     box = [obj if is_main_process() else None]
     dist.broadcast_object_list(box, src=0, group=_cpu_group)
     return box[0]
+
+
+def stop_on_errors(error: str | None) -> bool:
+    """Whether any rank failed at this point (``error``: this rank's message, or None).
+
+    Every rank calls it at the same point; rank 0 prints all ranks' errors as one message
+    ("error: rank 1: ...") and every rank returns together, instead of the healthy ranks
+    waiting in their first collective for one that has already given up. In a single
+    process it prints ``error: MESSAGE``.
+    """
+    errors = errors_of_all_ranks(error)
+    if errors and is_main_process():
+        print(f"error: {'; '.join(errors)}", file=sys.stderr)
+    return bool(errors)

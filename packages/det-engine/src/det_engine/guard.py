@@ -28,7 +28,11 @@ class NonFiniteLossError(FloatingPointError):
 
 
 def check_losses(losses: Mapping[str, torch.Tensor | float], iteration: int) -> None:
-    """Raises if any loss is NaN or infinite; one device sync for the whole dict.
+    """Raises if any loss is NaN or infinite.
+
+    The losses are stacked where they are and checked there, so a finite step waits on the
+    device once (one ``bool`` of one tensor), not once per loss; only a failing step copies
+    the values to name the culprit.
 
     Args:
         losses: named scalar losses, as a detector returns them in train mode.
@@ -39,9 +43,12 @@ def check_losses(losses: Mapping[str, torch.Tensor | float], iteration: int) -> 
     """
     if not losses:
         return
+    device = next(
+        (v.device for v in losses.values() if isinstance(v, torch.Tensor)), torch.device("cpu")
+    )
     values = torch.stack(
         [
-            torch.as_tensor(v, dtype=torch.float32).detach().reshape(()).cpu()
+            torch.as_tensor(v, dtype=torch.float32, device=device).detach().reshape(())
             for v in losses.values()
         ]
     )

@@ -17,7 +17,7 @@ from det_data import CheckReport, check_coco
 from det_engine.data import DataError, annotation_files
 from det_engine.distributed import is_main_process, share_from_main
 from det_engine.metric_log import ProgressBar
-from det_models.config import DataConfig
+from det_models import DataConfig
 
 
 class DataCheckError(DataError):

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from det_models import zoo
-from det_models.config import (
+from det_models import (
     CASCADE_STAGES_2019,
     BackboneConfig,
     DataConfig,
@@ -28,6 +27,7 @@ from det_models.config import (
     SamplerConfig,
     ScheduleConfig,
     SSDAugment,
+    zoo,
 )
 
 QUICKSTART_FAMILIES = (
@@ -66,9 +66,7 @@ QUICKSTART_SCHEDULE = ScheduleConfig(
 def quickstart_model(family: str = "faster_rcnn") -> ModelConfig:
     """The from-scratch model of the quickstart ``family`` (one of QUICKSTART_FAMILIES)."""
     if family not in QUICKSTART_FAMILIES:
-        raise ValueError(
-            f"--family must be one of {', '.join(QUICKSTART_FAMILIES)}; got {family!r}"
-        )
+        raise ValueError(f"family must be one of {', '.join(QUICKSTART_FAMILIES)}; got {family!r}")
     channels = 64
     # A half-width ResNet-18 with BatchNorm trained from the start: no pretrained weights
     # exist for it, and frozen statistics would be those of a random network.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -94,8 +95,8 @@ class Trainer:
         amp: None, ``"bf16"`` or ``"fp16"``: the forward pass under ``torch.autocast`` on
             the device with that dtype; fp16 (CUDA only) scales the loss with a GradScaler
             (whose state is not checkpointed: it re-calibrates after a resume).
-        on_step: called with the trainer after every optimizer step; it may change
-            ``max_iters`` (and the schedule's length), e.g. to fit a wall-clock budget.
+        on_step: called with the trainer after every optimizer step; it may change the run's
+            length with :meth:`set_length`, e.g. to fit a wall-clock budget.
         max_skipped_images: images that may fail to load during the run (a dataset with
             ``skip_unreadable`` names them in ``meta["skipped_images"]``): each is warned
             about and counted in the log (``skipped_images``); one more ends the run with
@@ -157,6 +158,29 @@ class Trainer:
             raise ValueError(f"max_skipped_images must be >= 0, got {max_skipped_images}")
         self.max_skipped_images = max_skipped_images
 
+    def set_length(self, iterations: int) -> None:
+        """Ends the run after ``iterations`` steps instead: the loop, the logger's total, the
+        run record the checkpoints store and a schedule that can be retargeted (a cosine
+        one, without a jump in the lr) all follow. A :class:`~det_engine.budget.TimeBudget`
+        calls it as it plans the run.
+
+        Args:
+            iterations: the new length, >= the iterations done (the run then stops after
+                the current step).
+
+        Raises:
+            ValueError: ``iterations`` is below the iterations already done.
+        """
+        if iterations < self.iteration:
+            raise ValueError(f"iterations must be >= the {self.iteration} done, got {iterations}")
+        self.max_iters = iterations
+        self.logger.total_iters = max(iterations, 1)
+        if self.run is not None:  # the checkpoints record the length the run now has
+            schedule = dataclasses.replace(self.run.schedule, max_iters=max(iterations, 1))
+            self.run = dataclasses.replace(self.run, schedule=schedule)
+        if iterations > self.iteration and hasattr(self.scheduler, "retarget"):
+            self.scheduler.retarget(iterations, self.iteration)
+
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, rng: dict[str, Any] | None = None) -> Path | None:
         """Writes ``work_dir/iter_<iteration>.pth`` on rank 0; returns its path (None elsewhere).
@@ -188,7 +212,7 @@ class Trainer:
         if target.is_dir():
             found = ckpt.latest(target)
             if found is None:
-                raise FileNotFoundError(f"--resume: no iter_*.pth checkpoint in {target}")
+                raise FileNotFoundError(f"no iter_*.pth checkpoint in {target}")
             target = found
         data = ckpt.load(target)
         self.epoch, self.iteration = ckpt.restore(
@@ -281,9 +305,9 @@ class Trainer:
         if total > self.max_skipped_images:
             raise UnreadableImagesError(
                 f"{total} images could not be read during training, more than the "
-                f"{self.max_skipped_images} allowed (--max-skipped-images); the last: "
+                f"{self.max_skipped_images} allowed (max_skipped_images); the last: "
                 f"{skipped[-1]}. Check the data (python -m det_engine.data check ANN.json "
-                f"--data-root DIR) and continue with --resume"
+                f"--data-root DIR) and resume from the last checkpoint"
             )
 
     def _train_epoch(self, epoch: int, skip: int) -> None:

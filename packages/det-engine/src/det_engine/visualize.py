@@ -1,4 +1,5 @@
-"""Detections drawn on images: boxes, "label score" captions and translucent masks (Pillow)."""
+"""Detections drawn on images: boxes, "label score" captions and translucent masks (Pillow);
+images read as training and evaluation read them (det_data.read_image)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw, ImageFont
+
+from det_data import read_image
 
 # The first colours are fixed and easy to tell apart; later classes step around the hue circle
 # by the golden ratio, so neighbouring labels never get similar colours.
@@ -233,25 +237,61 @@ def save_detections(
 
 
 def read_rgb(path: str | os.PathLike) -> np.ndarray:
-    """An image file as a uint8 [H, W, 3] RGB array.
+    """An image file as a uint8 [H, W, 3] RGB array: det_data.read_image's pixels, the ones
+    training and evaluation see.
 
     Raises:
         FileNotFoundError: ``path`` is not a file.
-        ValueError: the file is not an image Pillow can decode.
+        ValueError: the file cannot be decoded.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such image file: {path}")
-    try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"))
-    except OSError as e:
-        raise ValueError(f"cannot decode the image file {path}: {e}") from e
+    return read_image(path, torch.uint8).permute(1, 2, 0).numpy()
+
+
+@torch.no_grad()
+def draw_validation(
+    model: torch.nn.Module,
+    dataset: Any,
+    out: str | os.PathLike,
+    count: int,
+    device: torch.device,
+    collate: Any = None,
+) -> Path:
+    """Draws a model's detections on the first ``count`` images of ``dataset``, 3 per row,
+    into one PNG; returns its path.
+
+    Args:
+        model: a detector (or its DistributedDataParallel wrapper); left in eval mode.
+        dataset: a det-data dataset (``records[i].file``, ``classes``).
+        out: the PNG to write.
+        count: images drawn.
+        device: where the model runs.
+        collate: batches one sample (default det_data.collate).
+    """
+    from det_engine.evaluation.loop import detect
+
+    if collate is None:
+        from det_data import collate
+    module = model.module if hasattr(model, "module") else model
+    module.eval()
+    tiles = []
+    for index in range(min(count, len(dataset))):
+        (result,) = detect(module, *collate([dataset[index]]), device)
+        names = dataset.classes
+        if "labels" not in result:  # RPN proposals: one class, the best 10 drawn
+            result = {
+                "boxes": result["boxes"][:10],
+                "scores": result["scores"][:10],
+                "labels": torch.zeros(min(10, len(result["boxes"])), dtype=torch.int64),
+            }
+            names = ("proposal",)
+        tiles.append(draw_detections(read_rgb(dataset.records[index].file), result, names))
+    return save_image(out, tile_images(tiles, columns=3))
 
 
 __all__ = [
     "class_color",
     "draw_detections",
+    "draw_validation",
     "read_rgb",
     "save_detections",
     "save_image",

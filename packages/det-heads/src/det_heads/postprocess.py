@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -116,3 +117,63 @@ def candidate_nms(
     )
     keep = keep[: config.max_per_img]
     return cand_boxes[keep], cand_scores[keep], cand_labels[keep]
+
+
+def padded_multiclass_nms(
+    boxes: Tensor,
+    scores: Tensor,
+    config: NMSConfig = DEFAULT_NMS,
+    *,
+    offset: int = 0,
+) -> dict[str, Tensor]:
+    """multiclass_nms of a whole batch into fixed-size outputs, without host synchronisation.
+
+    Greedy NMS per image and class (one det_ops.batched_nms_padded call, a group per image
+    and class), then the best max_per_img of each image over its classes. The same
+    detections as multiclass_nms image by image, padded.
+
+    Args:
+        boxes: Tensor[B, N, C, 4] each candidate's box for each class (x1, y1, x2, y2), pixels.
+        scores: Tensor[B, N, C] class scores; -inf marks what is not a candidate (padding).
+            The score threshold and min_size of config are applied here.
+        config: thresholds (not soft: soft-NMS keeps multiclass_nms).
+        offset: box width convention of the IoU (det_ops.nms).
+
+    Returns:
+        dict(boxes Tensor[B, M, 4], scores Tensor[B, M], labels int64 Tensor[B, M] in
+        0..C-1, valid bool Tensor[B, M], rows int64 Tensor[B, M]: each detection's index
+        into the B x N x C candidates) with M = max_per_img, each image's detections by
+        decreasing score, the valid ones first.
+    """
+    batch, n, num_classes = scores.shape
+    candidate = scores > config.score_thr
+    if config.min_size > 0:
+        w = boxes[..., 2] - boxes[..., 0]
+        h = boxes[..., 3] - boxes[..., 1]
+        candidate = candidate & (w >= config.min_size) & (h >= config.min_size)
+    masked = scores.masked_fill(~candidate, -math.inf).reshape(-1)
+    flat_boxes = boxes.reshape(-1, 4)
+    image = torch.arange(batch, device=scores.device)[:, None, None] * num_classes
+    groups = (image + torch.arange(num_classes, device=scores.device)).expand(batch, n, -1)
+    keep, _ = kernels.batched_nms_padded(
+        flat_boxes,
+        masked,
+        groups.reshape(-1),
+        config.iou_thr,
+        num_groups=batch * num_classes,
+        max_per_group=config.max_per_img,
+        offset=offset,
+    )
+    keep = keep.reshape(batch, -1)  # [B, C * M], each class's kept by decreasing score
+    kept = keep >= 0
+    rows = keep.clamp(min=0)
+    kept_scores = masked[rows].masked_fill(~kept, -math.inf)
+    kept_scores, top = kept_scores.topk(config.max_per_img, dim=1)
+    rows = rows.gather(1, top)
+    return {
+        "boxes": flat_boxes[rows],
+        "scores": kept_scores,
+        "labels": rows % num_classes,
+        "valid": kept.gather(1, top),
+        "rows": rows,
+    }

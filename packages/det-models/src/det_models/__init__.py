@@ -1,16 +1,114 @@
 """Detector families and the 2019 mmdetection model zoo.
 
-The zoo's table (`det_models.zoo`): every row of the 2019 zoo by name, with its reference
-figures, checkpoint addresses and the schedule and data settings of its original config; and
-`Detector`, inference on file paths, numpy arrays or tensors with the row's test-time
-preprocessing; `init_backbone`, a built detector's backbone set to the ImageNet weights its
-config names (as a training run starts).
+What other packages use of det-models is exported here; its submodules are its own
+business (docs/design.md). In short:
+
+- the zoo (`zoo`): every row of the 2019 zoo by name, with its reference figures,
+  checkpoint addresses and the schedule and data settings of its original config;
+- the typed configs (`ModelConfig`, `DataConfig`, `ScheduleConfig`, `RunConfig`, ... with
+  `replace_path`, `apply_overrides`, `to_plain` / `from_plain`) and `build_model`;
+- checkpoints: `model_from_checkpoint` (a run's checkpoint rebuilt from its run record),
+  `read_checkpoint`, `CheckpointError`;
+- `Detector`, inference on file paths, numpy arrays or tensors with the row's test-time
+  preprocessing (`preprocess`); `init_backbone` / `find_backbone_weights`, a built
+  detector's backbone set to the ImageNet weights its config names (as a training run
+  starts);
+- export (`export_detector`, `ExportableDetector`, `check_onnx_exportable`,
+  `paste_mask_probs`, `mask_paste_style`) and the converters of other codebases' weights
+  (`from_mmdet`, `is_mmdet_layout`, `from_torchvision`, `torchvision_config`).
 """
 
 from det_models import zoo
-from det_models.backbone_weights import init_backbone
-from det_models.predict import Detector
+from det_models.backbone_weights import (
+    LoadReport,
+    WeightsMismatchError,
+    WeightsNotFoundError,
+    find_backbone_weights,
+    init_backbone,
+)
+from det_models.builder import build_model
+from det_models.checkpoint import CheckpointError, model_from_checkpoint, read_checkpoint
+from det_models.config import (
+    CASCADE_STAGES_2019,
+    CONVENTION_PRESETS,
+    BackboneConfig,
+    DataConfig,
+    DenseHeadConfig,
+    ModelConfig,
+    NeckConfig,
+    OverrideError,
+    ProposalConfig,
+    RoIConfig,
+    RoIStageConfig,
+    RPNConfig,
+    RunConfig,
+    SamplerConfig,
+    ScheduleConfig,
+    SSDAugment,
+    ZooConfig,
+    apply_overrides,
+    from_plain,
+    parse_override,
+    replace_path,
+    to_plain,
+)
+from det_models.convert import from_mmdet, from_torchvision, is_mmdet_layout, torchvision_config
+from det_models.export import (
+    ExportableDetector,
+    ExportError,
+    check_onnx_exportable,
+    export_detector,
+    mask_paste_style,
+    paste_mask_probs,
+)
+from det_models.predict import Detector, preprocess
 
 __version__ = "0.1.0"
 
-__all__ = ["Detector", "__version__", "init_backbone", "zoo"]
+__all__ = [
+    "CASCADE_STAGES_2019",
+    "CONVENTION_PRESETS",
+    "BackboneConfig",
+    "CheckpointError",
+    "DataConfig",
+    "DenseHeadConfig",
+    "Detector",
+    "ExportError",
+    "ExportableDetector",
+    "LoadReport",
+    "ModelConfig",
+    "NeckConfig",
+    "OverrideError",
+    "ProposalConfig",
+    "RPNConfig",
+    "RoIConfig",
+    "RoIStageConfig",
+    "RunConfig",
+    "SSDAugment",
+    "SamplerConfig",
+    "ScheduleConfig",
+    "WeightsMismatchError",
+    "WeightsNotFoundError",
+    "ZooConfig",
+    "__version__",
+    "apply_overrides",
+    "build_model",
+    "check_onnx_exportable",
+    "export_detector",
+    "find_backbone_weights",
+    "from_mmdet",
+    "from_plain",
+    "from_torchvision",
+    "init_backbone",
+    "is_mmdet_layout",
+    "mask_paste_style",
+    "model_from_checkpoint",
+    "parse_override",
+    "paste_mask_probs",
+    "preprocess",
+    "read_checkpoint",
+    "replace_path",
+    "to_plain",
+    "torchvision_config",
+    "zoo",
+]

@@ -1,9 +1,10 @@
 """A model and its run record from a training checkpoint.
 
 Every checkpoint the project writes (``python -m det_engine.train``, ``det_engine.quickstart``,
-``det_engine.Trainer``) holds the model's weights under "model" and the `RunConfig` of its run,
-as plain data, under "run". `model_from_checkpoint` rebuilds the model from that record and
-loads the weights; test, demo, bench, export and `Detector.from_checkpoint` all go through it.
+``det_engine.trainer.Trainer``) holds the model's weights under "model" and the `RunConfig` of
+its run, as plain data, under "run". `model_from_checkpoint` rebuilds the model from that
+record and loads the weights; test, demo, export, the quickstart's proposals for Fast R-CNN
+and `Detector.from_checkpoint` all go through it.
 
 >>> model, run = model_from_checkpoint("work_dirs/quickstart_faster_rcnn/iter_00001850.pth")
 >>> run.name, run.class_names

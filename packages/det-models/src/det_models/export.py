@@ -113,7 +113,7 @@ class ExportableDetector(nn.Module):
             # The detector's eval forward, with masks left unpasted: pasting loops over the
             # boxes in Python, which a graph cannot hold.
             feats = self.detector.neck(self.detector.backbone(images))
-            proposals = self.detector.rpn.predict(feats, metas)
+            proposals = self.detector.rpn.predict(feats, metas, padded=True)
             detections = self.detector.roi_head.predict(
                 feats, proposals, metas, mask_probs_only=True
             )

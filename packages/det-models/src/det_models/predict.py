@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from det_io import read_rgb
 from det_models.config import DataConfig
 from det_models.inference import prepare_for_inference, to_model_layout
 
@@ -50,31 +51,15 @@ def _describe(image: Any, index: int) -> str:
 
 
 def _decode_file(path: Path, name: str) -> Tensor:
-    """uint8 Tensor[3, H, W] RGB of an image file (torchvision, else Pillow if installed)."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{name}: no such image file: {path}")
+    """uint8 Tensor[3, H, W] RGB of an image file, decoded by det_io.read_rgb (as det-data
+    decodes it for training and evaluation)."""
     try:
-        from torchvision.io import ImageReadMode, decode_image, read_file
-    except ImportError:
-        decode_image = None
-    if decode_image is not None:
-        try:
-            return decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
-        except RuntimeError as exc:
-            error: Exception = exc
-    else:
-        error = ImportError("torchvision is not installed")
-    try:
-        from PIL import Image
-    except ImportError:
-        raise ValueError(f"{name}: cannot decode the image file: {error}") from error
-    try:
-        with Image.open(path) as img:
-            data = torch.frombuffer(bytearray(img.convert("RGB").tobytes()), dtype=torch.uint8)
-            width, height = img.size
-    except OSError as exc:
-        raise ValueError(f"{name}: cannot decode the image file: {exc}") from exc
-    return data.view(height, width, 3).permute(2, 0, 1).contiguous()
+        pixels = read_rgb(path)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"{name}: {e}") from e
+    except ValueError as e:
+        raise ValueError(f"{name}: {e}") from e
+    return torch.from_numpy(pixels).permute(2, 0, 1)
 
 
 def to_tensor(image: ImageInput, index: int = 0) -> Tensor:

@@ -290,10 +290,7 @@ def spread_class_biases(net: nn.Module, model: str, seed: int) -> None:
 
 def our_model_from(tv_model: nn.Module, model: str) -> nn.Module:
     """Our model with torchvision's weights (det_models.convert.from_torchvision)."""
-    from det_models.builder import build_model
-    from det_models.config import replace_path
-    from det_models.convert import from_torchvision
-    from det_models.convert.torchvision import torchvision_config
+    from det_models import build_model, from_torchvision, replace_path, torchvision_config
 
     name = TORCHVISION_NAMES[model]
     config = torchvision_config(name)
@@ -320,8 +317,7 @@ class Side:
 def ours_side(
     net: nn.Module, mode: str, device: torch.device, data_config, fast: bool = True
 ) -> Side:
-    from det_models import Detector
-    from det_models.predict import preprocess
+    from det_models import Detector, preprocess
 
     if mode == "infer":
         detector = Detector(net.to(device), data_config, fast=fast)
@@ -385,12 +381,12 @@ def torchvision_side(net: nn.Module, mode: str, device: torch.device) -> Side:
 def onnxruntime_side(net: nn.Module, data_config, threads: int | None) -> Side:
     """Our model exported to ONNX (any image size) and run in onnxruntime on the CPU, with
     the row's preprocessing and the boxes (and masks) moved back to the original image."""
-    from det_engine.apps.deploy import OnnxDetector
-    from det_engine.apps.export import default_size, deploy_metadata, write_onnx
-    from det_models.export import ExportableDetector, export_detector
+    from det_engine.onnx_detector import OnnxDetector
+    from det_engine.onnx_export import default_input_size, deploy_metadata, write_onnx
+    from det_models import ExportableDetector, export_detector
 
     net = net.eval()
-    example = torch.zeros(1, 3, *default_size(data_config))
+    example = torch.zeros(1, 3, *default_input_size(data_config))
     program = export_detector(net, example, dynamic=True)
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "model.onnx")

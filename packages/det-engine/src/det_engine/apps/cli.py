@@ -1,22 +1,27 @@
-"""What the train and test command lines share: the zoo-row and data arguments, the
-datasets they name (through det_engine.data), and stopping all ranks on one rank's error."""
+"""The arguments the command lines share, each defined once with one meaning: the zoo row
+and data (train, test, export), the device and loader (train, test, quickstart), a training
+run's (train and quickstart: work dir, resume, seed, threads, amp, logging, the data check);
+and the datasets they name (through det_engine.data)."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Collection
 from typing import Any
 
 from det_engine import data
 from det_engine.data import DataError
-from det_engine.distributed import errors_of_all_ranks, is_main_process
-from det_models.config import DataConfig
+from det_engine.distributed import stop_on_errors
+from det_engine.runtime import AMP_CHOICES
+from det_models import DataConfig
 
 __all__ = [
     "DataError",
     "add_common_arguments",
     "add_data_check_arguments",
+    "add_data_root_argument",
+    "add_device_arguments",
+    "add_run_arguments",
     "build_dataset",
     "check_checkpoint_row",
     "named_row",
@@ -43,14 +48,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, row_required: bool = T
         "(small built-in dataset), or a COCO-format annotation JSON; default the row's "
         "dataset (coco, or voc for the VOC rows)",
     )
-    parser.add_argument(
-        "--data-root",
-        default=None,
-        help="coco: the folder holding annotations/, train2017/, val2017/ (default data/coco); "
-        "voc: the VOCdevkit folder holding VOC2007/ and VOC2012/ (default data/VOCdevkit); "
-        "shapes: where the dataset is generated (default $DET_DATA_HOME/shapes/v1); "
-        "ANN.json: the image folder (default the JSON's folder)",
-    )
+    add_data_root_argument(parser)
     parser.add_argument(
         "--img-scale",
         type=int,
@@ -73,8 +71,80 @@ def add_common_arguments(parser: argparse.ArgumentParser, row_required: bool = T
         metavar="FILE",
         help="Fast R-CNN: proposals of the test images; default the row's file",
     )
-    parser.add_argument("--device", choices=("cpu", "cuda"), default=None)
-    parser.add_argument("--workers", type=int, default=2, help="data loader processes")
+
+
+def add_data_root_argument(parser: argparse.ArgumentParser) -> None:
+    """``--data-root``: where the data lives (train, test, quickstart)."""
+    parser.add_argument(
+        "--data-root",
+        default=None,
+        help="coco: the folder holding annotations/, train2017/, val2017/ (default data/coco); "
+        "voc: the VOCdevkit folder holding VOC2007/ and VOC2012/ (default data/VOCdevkit); "
+        "shapes: where the dataset is generated (default $DET_DATA_HOME/shapes/v1); "
+        "ANN.json: the image folder (default the JSON's folder)",
+    )
+
+
+def add_device_arguments(parser: argparse.ArgumentParser, *, workers: int = 2) -> None:
+    """``--device`` (default CUDA when available, else the CPU) and ``--workers`` (data loader
+    processes; ``workers``: the command's default)."""
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default=None,
+        help="default cuda when a GPU is available, else cpu; under torchrun each process "
+        "takes its LOCAL_RANK's GPU",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=workers, help=f"data loader processes (default {workers})"
+    )
+
+
+def add_run_arguments(
+    parser: argparse.ArgumentParser, *, work_dir: str, workers: int, amp: str
+) -> None:
+    """The arguments of a training run (train and quickstart; det_engine.run): the device and
+    loader, --work-dir, --resume, --seed, --threads, --amp, --log-interval, --tensorboard
+    and the data check's.
+
+    Args:
+        parser: the command's parser.
+        work_dir: the default work dir, for the help.
+        workers: the default --workers.
+        amp: the default --amp.
+    """
+    add_device_arguments(parser, workers=workers)
+    parser.add_argument("--work-dir", default=None, help=f"default {work_dir}")
+    parser.add_argument(
+        "--resume",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="CKPT",
+        help="continue from CKPT (a checkpoint or a work dir: its latest), or without a value "
+        "from the work dir's latest checkpoint",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seeds python, numpy and torch (+ the rank)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
+    )
+    parser.add_argument(
+        "--amp",
+        choices=AMP_CHOICES,
+        default=amp,
+        help="autocast in training: bf16, fp16 (with a GradScaler; CUDA only), off, or auto "
+        f"(bf16 where the device computes it natively: AVX512-BF16 or AMX CPUs, GPUs with "
+        f"bf16; else off); default {amp}",
+    )
+    parser.add_argument("--log-interval", type=int, default=50, help="iterations per log line")
+    parser.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="also log scalars for TensorBoard into WORK_DIR/tensorboard (needs tensorboard)",
+    )
+    add_data_check_arguments(parser)
 
 
 def row_data_config(args: argparse.Namespace, cfg: Any) -> tuple[str, DataConfig]:
@@ -182,17 +252,3 @@ def check_checkpoint_row(args: argparse.Namespace, run: Any, what: str) -> None:
             f"{args.ckpt} is a checkpoint of {run.name} (zoo row {run.key}), not of {named}; "
             f"leave the row out to {what} the checkpoint's own"
         )
-
-
-def stop_on_errors(error: str | None) -> bool:
-    """Whether any rank failed at this point (``error``: this rank's message, or None).
-
-    Every rank calls it at the same point; rank 0 prints all ranks' errors as one message
-    ("error: rank 1: ...") and every rank returns together, instead of the healthy ranks
-    waiting in their first collective for one that has already given up. In a single
-    process it prints ``error: MESSAGE``.
-    """
-    errors = errors_of_all_ranks(error)
-    if errors and is_main_process():
-        print(f"error: {'; '.join(errors)}", file=sys.stderr)
-    return bool(errors)

@@ -56,8 +56,7 @@ def load_detector(path: str | Path):
             run record or weights that fit it.
         DemoError: a Fast R-CNN (it needs proposals per image).
     """
-    from det_models import Detector
-    from det_models.checkpoint import model_from_checkpoint
+    from det_models import Detector, model_from_checkpoint
 
     model, run = model_from_checkpoint(path)
     if run.model.family == "fast_rcnn":
@@ -88,9 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"error: no such image file: {', '.join(missing)}", file=sys.stderr)
         return 2
-    from det_engine.runtime import pick_device
+    from det_engine.runtime import DeviceError, pick_device
 
-    device = pick_device(args.device)
+    try:
+        device = pick_device(args.device)
+    except DeviceError as e:
+        print(f"error: --device {args.device}: {e}", file=sys.stderr)
+        return 2
     try:
         detector, names, _ = load_detector(resolve(args.ckpt))
     except (FileNotFoundError, CheckpointError, DemoError) as e:
@@ -104,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = Path(args.out)
     for image_path, out_path in zip(images, output_paths(images, out_dir), strict=True):
         try:
-            pixels = read_rgb(image_path)
+            pixels = read_rgb(image_path)  # the pixels evaluation sees (det_data.read_image)
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

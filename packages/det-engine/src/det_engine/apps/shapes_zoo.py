@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from det_engine.budget import parse_duration
+from det_engine.quickstart_run import run_quickstart
 from det_engine.recipes import QUICKSTART_FAMILIES as FAMILIES
 from det_engine.recipes import QUICKSTART_SCHEDULE
 
@@ -102,20 +104,23 @@ def write_section(path: Path, text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from det_engine.apps import quickstart
-
     args = parse_args(argv)
+    try:
+        budget_s = parse_duration(args.budget)
+    except ValueError as e:
+        print(f"error: --budget: {e}", file=sys.stderr)
+        return 2
     root = Path(args.work_root)
     families = [f for f in ORDER if f in args.families]
     if not args.table_only:
         for family in families:
-            argv = ["--family", family, "--work-dir", str(root / f"quickstart_{family}")]
-            argv += ["--proposals-from", str(root / "quickstart_rpn")]
-            if args.iters is not None:
-                argv += ["--iters", str(args.iters)]
-            else:
-                argv += ["--budget", args.budget]
-            code = quickstart.main(argv)
+            code = run_quickstart(
+                family,
+                work_dir=root / f"quickstart_{family}",
+                proposals_from=root / "quickstart_rpn",
+                iters=args.iters,
+                budget_s=None if args.iters is not None else budget_s,
+            )
             if code != 0:
                 print(f"error: the {family} run failed (exit code {code})", file=sys.stderr)
                 return code

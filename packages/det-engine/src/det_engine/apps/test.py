@@ -35,6 +35,7 @@ import torch
 from det_engine.apps.cli import (
     DataError,
     add_common_arguments,
+    add_device_arguments,
     build_dataset,
     check_checkpoint_row,
     named_row,
@@ -46,7 +47,7 @@ from det_engine.data import collate_fn, data_config_for
 from det_engine.distributed import init_from_env
 from det_engine.evaluation.coco import METRICS
 from det_engine.evaluation.loop import default_metrics, predict_dataset, score, write_metrics
-from det_engine.runtime import pick_device
+from det_engine.runtime import DeviceError, pick_device
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -56,6 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_common_arguments(parser, row_required=False)
+    add_device_arguments(parser)
     parser.add_argument(
         "--ckpt",
         required=True,
@@ -95,7 +97,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    device = pick_device(args.device)
+    try:
+        device = pick_device(args.device)
+    except DeviceError as e:
+        print(f"error: --device {args.device}: {e}", file=sys.stderr)
+        return 2
     dist_info = init_from_env(device=device)  # gloo for --device cpu, NCCL for cuda
     if dist_info.world_size > 1 and device.type == "cuda":
         device = dist_info.device
@@ -154,8 +160,7 @@ def _model_and_data(args: argparse.Namespace):
     Raises:
         CheckpointError, FileNotFoundError, ValueError: the message says what is wrong.
     """
-    from det_models.checkpoint import model_from_checkpoint, read_checkpoint
-    from det_models.convert import is_mmdet_layout
+    from det_models import is_mmdet_layout, model_from_checkpoint, read_checkpoint
 
     row = named_row(args)
     stored = read_checkpoint(args.ckpt)
@@ -177,8 +182,7 @@ def _model_and_data(args: argparse.Namespace):
 
 def _released(args: argparse.Namespace, weights: dict[str, Any]):
     """_model_and_data for a released 2019 zoo checkpoint."""
-    from det_models import zoo
-    from det_models.config import RunConfig
+    from det_models import RunConfig, zoo
 
     # Its detections need the 2019 box conventions and resize (docs/conventions.md).
     row = (args.model, args.backbone, args.schedule, args.variant)

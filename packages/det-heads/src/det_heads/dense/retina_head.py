@@ -5,21 +5,20 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor, nn
 
 from det_heads.anchors import AnchorGenerator, RetinaAnchorGenerator
 from det_heads.assigners import MaxIoUAssigner
 from det_heads.coders import DeltaXYWHCoder
-from det_heads.dense.anchor_targets import anchor_targets, flatten_levels, level_anchors
-from det_heads.dense.detections import dense_detections
-from det_heads.inputs import check_features, check_metas, check_targets
+from det_heads.dense.anchor_targets import flatten_levels
+from det_heads.dense.dense_head import AnchorDenseHead
+from det_heads.inputs import check_features
 from det_heads.losses import FocalLoss, SmoothL1Loss
 from det_heads.postprocess import DEFAULT_NMS, NMSConfig
 from det_heads.samplers import PseudoSampler
 
 
-class RetinaHead(nn.Module):
+class RetinaHead(AnchorDenseHead):
     """Two towers of stacked 3x3 convs, one classifying each anchor, one regressing it.
 
     Defaults follow the 2019 RetinaNet config: 4 convs of 256 per tower, octave anchors
@@ -45,6 +44,8 @@ class RetinaHead(nn.Module):
         candidates: "anchor" or "pair", see dense_detections.
         nms: test-time multiclass NMS.
     """
+
+    name = "RetinaHead"
 
     def __init__(
         self,
@@ -125,42 +126,13 @@ class RetinaHead(nn.Module):
         reg = [self.reg(self.reg_tower(f)) for f in feats]
         return cls, reg
 
-    def loss(
-        self,
-        feats: Sequence[Tensor],
-        targets: Sequence[dict],
-        metas: Sequence[dict],
-        *,
-        check_inputs: bool = True,
-    ) -> dict[str, Tensor]:
-        """Focal classification and smooth L1 box losses, normalised by the positives.
-
-        Args:
-            feats: per level Tensor[B, C_in, H_l, W_l].
-            targets: per image dict(boxes Tensor[G, 4], labels int64[G] in 0..C-1
-                [, ignore_boxes]).
-            metas: per image dict(img_shape[, pad_shape]).
-            check_inputs: check targets and metas; False when the caller has (a detector
-                checks its batch once, at its forward).
-
-        Returns:
-            dict(loss_cls, loss_box) scalar Tensors.
-        """
+    def _loss(self, outputs, feats, targets, metas) -> dict[str, Tensor]:
+        """Focal classification and smooth L1 box losses, normalised by the positives:
+        dict(loss_cls, loss_box) scalar Tensors (see AnchorDenseHead.loss)."""
+        cls, reg = outputs
         batch = feats[0].shape[0]
-        if check_inputs:
-            check_targets("RetinaHead.loss", targets, batch, self.num_classes)
-            check_metas("RetinaHead.loss", metas, batch)
-        cls, reg = self(feats)
-        anchors, valid = level_anchors(self.anchor_generator, feats, metas, self.allowed_border)
-        t = anchor_targets(
-            torch.cat(anchors),
-            valid,
-            targets,
-            assigner=self.assigner,
-            sampler=self.sampler,
-            coder=self.coder,
-            num_classes=self.num_classes,
-            pos_weight=self.pos_weight,
+        t = self._targets(
+            feats, targets, metas, num_classes=self.num_classes, pos_weight=self.pos_weight
         )
         # 2019 normalisation: positives of each image, at least one per image.
         label_weights, box_weights = t.label_weights, t.box_weights
@@ -182,41 +154,6 @@ class RetinaHead(nn.Module):
             ),
         }
 
-    @torch.no_grad()
-    def predict(
-        self, feats: Sequence[Tensor], metas: Sequence[dict], *, check_inputs: bool = True
-    ) -> list[dict[str, Tensor]]:
-        """Detections of each image.
-
-        Args:
-            feats: per level Tensor[B, C_in, H_l, W_l].
-            metas: per image dict(img_shape[, scale_factor]).
-            check_inputs: check metas; False when the caller has.
-
-        Returns:
-            Per image dict(boxes Tensor[K, 4] (x1, y1, x2, y2) in original-image pixels,
-            scores Tensor[K], labels int64[K] in 0..C-1), K <= nms.max_per_img.
-        """
-        if check_inputs:
-            check_metas("RetinaHead.predict", metas, feats[0].shape[0])
-        cls, reg = self(feats)
-        anchors = self.anchor_generator.grid_anchors(
-            [tuple(f.shape[-2:]) for f in feats], feats[0].device
-        )
-        results = []
-        for i, meta in enumerate(metas):
-            scores = [c[i].permute(1, 2, 0).reshape(-1, self.num_classes).sigmoid() for c in cls]
-            deltas = [r[i].permute(1, 2, 0).reshape(-1, 4) for r in reg]
-            results.append(
-                dense_detections(
-                    scores,
-                    deltas,
-                    anchors,
-                    meta,
-                    coder=self.coder,
-                    nms_pre=self.nms_pre,
-                    nms=self.nms,
-                    candidates=self.candidates,
-                )
-            )
-        return results
+    def class_scores(self, logits: Tensor) -> Tensor:
+        """Per-class sigmoid probabilities of Tensor[N, C] logits."""
+        return logits.sigmoid()

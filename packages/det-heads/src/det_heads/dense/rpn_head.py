@@ -14,16 +14,12 @@ from det_heads import kernels
 from det_heads.anchors import AnchorGenerator
 from det_heads.assigners import MaxIoUAssigner
 from det_heads.coders import DeltaXYWHCoder, clip_boxes
-from det_heads.dense.anchor_targets import anchor_targets, flatten_levels, level_anchors
-from det_heads.inputs import (
-    check_features,
-    check_metas,
-    check_targets,
-    image_size,
-    to_original,
-)
+from det_heads.dense.anchor_targets import flatten_levels
+from det_heads.dense.dense_head import AnchorDenseHead
+from det_heads.inputs import check_features, image_size, to_original
 from det_heads.losses import CrossEntropyLoss, SmoothL1Loss
 from det_heads.samplers import RandomSampler
+from det_heads.tracing import is_tracing
 
 
 @dataclass(frozen=True)
@@ -51,7 +47,7 @@ TRAIN_PROPOSALS = ProposalConfig(nms_pre=2000, nms_post=2000, max_num=2000)
 TEST_PROPOSALS = ProposalConfig()
 
 
-class RPNHead(nn.Module):
+class RPNHead(AnchorDenseHead):
     """Shared 3x3 conv, then per anchor an objectness logit and 4 box deltas.
 
     Defaults follow the 2019 FPN RPN configs: anchors scale 8, ratios (0.5, 1, 2), strides
@@ -67,6 +63,8 @@ class RPNHead(nn.Module):
         pos_weight: objectness weight of a positive anchor; <= 0: 1 (see anchor_targets).
         train_proposals, test_proposals: ProposalConfig in train / eval mode.
     """
+
+    name = "RPNHead"
 
     def __init__(
         self,
@@ -118,31 +116,6 @@ class RPNHead(nn.Module):
             reg.append(self.reg(x))
         return cls, reg
 
-    def loss(
-        self,
-        feats: Sequence[Tensor],
-        targets: Sequence[dict],
-        metas: Sequence[dict],
-        *,
-        check_inputs: bool = True,
-    ) -> dict[str, Tensor]:
-        """Objectness and box losses.
-
-        Args:
-            feats: per level Tensor[B, C, H_l, W_l].
-            targets: per image dict(boxes Tensor[G, 4], labels int64[G][, ignore_boxes]);
-                labels are not used (every gt is an object).
-            metas: per image dict(img_shape[, pad_shape]).
-            check_inputs: check targets and metas; False when the caller has (a detector
-                checks its batch once, at its forward).
-
-        Returns:
-            dict(loss_rpn_cls, loss_rpn_box) scalar Tensors.
-        """
-        if check_inputs:
-            self._check_inputs("RPNHead.loss", feats, targets, metas)
-        return self._loss(self(feats), feats, targets, metas)
-
     def predict(
         self,
         feats: Sequence[Tensor],
@@ -189,29 +162,15 @@ class RPNHead(nn.Module):
             outputs, feats, metas, False
         )
 
-    def _check_inputs(
-        self,
-        op: str,
-        feats: Sequence[Tensor],
-        targets: Sequence[dict] | None,
-        metas: Sequence[dict],
-    ) -> None:
-        check_features(op, feats, self.anchor_generator.num_levels)
-        batch = feats[0].shape[0]
-        if targets is not None:
-            check_targets(op, targets, batch)
-        check_metas(op, metas, batch)
-
     def _loss(self, outputs, feats, targets, metas) -> dict[str, Tensor]:
+        """Objectness and box losses, normalised by the sampled anchors: dict(loss_rpn_cls,
+        loss_rpn_box) scalar Tensors (see AnchorDenseHead.loss; labels are not used, every
+        gt is an object)."""
         cls, reg = outputs
-        anchors, valid = level_anchors(self.anchor_generator, feats, metas, self.allowed_border)
-        t = anchor_targets(
-            torch.cat(anchors),
-            valid,
+        t = self._targets(
+            feats,
             targets,
-            assigner=self.assigner,
-            sampler=self.sampler,
-            coder=self.coder,
+            metas,
             num_classes=1,
             class_agnostic_labels=True,
             pos_weight=self.pos_weight,
@@ -241,9 +200,7 @@ class RPNHead(nn.Module):
         offset = self.coder.offset  # the box width convention of sizes and NMS
         cls, reg = outputs
         batch, num_levels = len(metas), len(cls)
-        anchors = self.anchor_generator.grid_anchors(
-            [tuple(f.shape[-2:]) for f in feats], feats[0].device
-        )
+        anchors = self._grid_anchors(feats)
         scores_all, deltas_all, anchors_all, groups_all = [], [], [], []
         for level, (level_cls, level_reg, level_anchors_) in enumerate(
             zip(cls, reg, anchors, strict=True)
@@ -299,6 +256,10 @@ def compact(proposals: Sequence[dict[str, Tensor]]) -> list[dict[str, Tensor]]:
     with one read of the counts to the host for the whole batch."""
     if not proposals or "valid" not in proposals[0]:
         return list(proposals)
+    if is_tracing():  # a graph selects by the flags (the counts are not known when tracing)
+        return [
+            {"boxes": p["boxes"][p["valid"]], "scores": p["scores"][p["valid"]]} for p in proposals
+        ]
     counts = torch.stack([p["valid"].sum() for p in proposals]).tolist()
     return [
         {"boxes": p["boxes"][:n], "scores": p["scores"][:n]}

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from torch import Tensor, nn
 
 from det_heads.anchors import SSDAnchorGenerator
 from det_heads.assigners import MaxIoUAssigner
 from det_heads.coders import DeltaXYWHCoder
-from det_heads.dense.anchor_targets import anchor_targets, flatten_levels, level_anchors
-from det_heads.dense.detections import dense_detections
-from det_heads.inputs import check_features, check_metas, check_targets
+from det_heads.dense.anchor_targets import flatten_levels
+from det_heads.dense.dense_head import AnchorDenseHead
+from det_heads.inputs import check_features
 from det_heads.losses import SmoothL1Loss, hard_negative_cross_entropy
 from det_heads.postprocess import NMSConfig
 from det_heads.samplers import PseudoSampler
@@ -21,7 +20,7 @@ from det_heads.samplers import PseudoSampler
 SSD_NMS = NMSConfig(score_thr=0.02, iou_thr=0.45, max_per_img=200)
 
 
-class SSDHead(nn.Module):
+class SSDHead(AnchorDenseHead):
     """Softmax classification (C + 1 logits) and box deltas for every SSD anchor.
 
     Defaults follow the 2019 ssd300_coco config: VGG16 levels of (512, 1024, 512, 256, 256,
@@ -37,6 +36,10 @@ class SSDHead(nn.Module):
         allowed_border: see AnchorGenerator.valid_flags (-1, the 2019 config: every anchor).
         nms: test-time multiclass NMS.
     """
+
+    name = "SSDHead"
+    nms_pre = -1  # every anchor is a candidate
+    candidates = "anchor"
 
     def __init__(
         self,
@@ -88,41 +91,12 @@ class SSDHead(nn.Module):
         reg = [conv(f) for conv, f in zip(self.reg, feats, strict=True)]
         return cls, reg
 
-    def loss(
-        self,
-        feats: Sequence[Tensor],
-        targets: Sequence[dict],
-        metas: Sequence[dict],
-        *,
-        check_inputs: bool = True,
-    ) -> dict[str, Tensor]:
-        """Hard-negative-mined cross entropy and smooth L1, normalised by the positives.
-
-        Args:
-            feats: per level Tensor[B, C_l, H_l, W_l].
-            targets: per image dict(boxes Tensor[G, 4], labels int64[G] in 0..C-1).
-            metas: per image dict(img_shape[, pad_shape]).
-            check_inputs: check targets and metas; False when the caller has (a detector
-                checks its batch once, at its forward).
-
-        Returns:
-            dict(loss_cls, loss_box) scalar Tensors.
-        """
+    def _loss(self, outputs, feats, targets, metas) -> dict[str, Tensor]:
+        """Hard-negative-mined cross entropy and smooth L1, normalised by the positives:
+        dict(loss_cls, loss_box) scalar Tensors (see AnchorDenseHead.loss)."""
+        cls, reg = outputs
         batch = feats[0].shape[0]
-        if check_inputs:
-            check_targets("SSDHead.loss", targets, batch, self.num_classes)
-            check_metas("SSDHead.loss", metas, batch)
-        cls, reg = self(feats)
-        anchors, valid = level_anchors(self.anchor_generator, feats, metas, self.allowed_border)
-        t = anchor_targets(
-            torch.cat(anchors),
-            valid,
-            targets,
-            assigner=self.assigner,
-            sampler=self.sampler,
-            coder=self.coder,
-            num_classes=self.num_classes,
-        )
+        t = self._targets(feats, targets, metas, num_classes=self.num_classes)
         num_pos = t.num_pos.clamp(min=1).sum().to(t.box_targets.dtype)  # on the device
         logits = flatten_levels(cls, self.num_classes + 1)
         deltas = flatten_levels(reg, 4)
@@ -142,35 +116,6 @@ class SSDHead(nn.Module):
         loss_cls = loss_cls / num_pos + 0 * logits.sum()
         return {"loss_cls": loss_cls, "loss_box": loss_box}
 
-    @torch.no_grad()
-    def predict(
-        self, feats: Sequence[Tensor], metas: Sequence[dict], *, check_inputs: bool = True
-    ) -> list[dict[str, Tensor]]:
-        """Detections of each image.
-
-        Args:
-            feats: per level Tensor[B, C_l, H_l, W_l].
-            metas: per image dict(img_shape[, scale_factor]).
-            check_inputs: check metas; False when the caller has.
-
-        Returns:
-            Per image dict(boxes Tensor[K, 4] (x1, y1, x2, y2) in original-image pixels,
-            scores Tensor[K], labels int64[K] in 0..C-1), K <= nms.max_per_img.
-        """
-        if check_inputs:
-            check_metas("SSDHead.predict", metas, feats[0].shape[0])
-        cls, reg = self(feats)
-        anchors = self.anchor_generator.grid_anchors(
-            [tuple(f.shape[-2:]) for f in feats], feats[0].device
-        )
-        c = self.num_classes + 1
-        results = []
-        for i, meta in enumerate(metas):
-            scores = [x[i].permute(1, 2, 0).reshape(-1, c).softmax(-1)[:, :-1] for x in cls]
-            deltas = [r[i].permute(1, 2, 0).reshape(-1, 4) for r in reg]
-            results.append(
-                dense_detections(
-                    scores, deltas, anchors, meta, coder=self.coder, nms_pre=-1, nms=self.nms
-                )
-            )
-        return results
+    def class_scores(self, logits: Tensor) -> Tensor:
+        """Softmax probabilities of Tensor[N, C + 1] logits, the background's left out."""
+        return logits.softmax(-1)[:, :-1]

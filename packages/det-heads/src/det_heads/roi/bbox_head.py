@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -10,11 +11,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from det_heads.coders import DeltaXYWHCoder
+from det_heads.coders import DeltaXYWHCoder, clip_boxes
 from det_heads.conv_norm import check_norm, conv_with_norm
 from det_heads.inputs import image_size, scale_factors
 from det_heads.losses import CrossEntropyLoss, SmoothL1Loss
-from det_heads.postprocess import DEFAULT_NMS, NMSConfig, candidate_nms
+from det_heads.postprocess import DEFAULT_NMS, NMSConfig, candidate_nms, padded_multiclass_nms
 from det_heads.samplers import SamplingResult
 
 
@@ -177,6 +178,52 @@ class BBoxHead(nn.Module):
     def decode(self, boxes: Tensor, deltas: Tensor, meta: dict) -> Tensor:
         """Boxes Tensor[K, 4] moved by deltas Tensor[K, 4 or 4 C], clipped to the image."""
         return self.coder.decode(boxes, deltas, image_size(meta))
+
+    def padded_detections(
+        self,
+        boxes: Tensor,
+        valid: Tensor,
+        logits: Tensor,
+        deltas: Tensor,
+        metas: Sequence[dict],
+        nms: NMSConfig = DEFAULT_NMS,
+        *,
+        nms_space: str = "input",
+    ) -> dict[str, Tensor]:
+        """detections of a whole batch at fixed sizes, without host synchronisation.
+
+        Args:
+            boxes: Tensor[B, K, 4] each image's RoIs (x1, y1, x2, y2), input pixels.
+            valid: bool Tensor[B, K], the RoIs that are real (not padding).
+            logits, deltas: the box head's outputs for the B x K RoIs, image by image.
+            metas: per image dict(img_shape[, scale_factor]).
+            nms, nms_space: as detections (soft-NMS is not taken here).
+
+        Returns:
+            dict(boxes Tensor[B, M, 4] input pixels, scores Tensor[B, M], labels int64
+            Tensor[B, M], valid bool Tensor[B, M][, original_boxes Tensor[B, M, 4]]): as
+            detections image by image, padded to M = nms.max_per_img (postprocess.
+            padded_multiclass_nms).
+        """
+        batch, k = boxes.shape[:2]
+        c = self.num_classes
+        scores = logits.softmax(dim=1)[:, :c].reshape(batch, k, c)
+        scores = scores.masked_fill(~valid[..., None], -math.inf)
+        decoded = self.coder.decode(boxes.reshape(-1, 4), deltas).reshape(batch, k, -1, 4)
+        decoded = torch.stack(
+            [
+                clip_boxes(d, image_size(m), self.coder.offset)
+                for d, m in zip(decoded, metas, strict=True)
+            ]
+        ).expand(batch, k, c, 4)
+        if nms_space != "original":
+            return padded_multiclass_nms(decoded, scores, nms, offset=self.coder.offset)
+        factors = torch.stack([scale_factors(m, decoded.device) for m in metas])
+        original = decoded / factors[:, None, None, :]
+        dets = padded_multiclass_nms(original, scores, nms, offset=self.coder.offset)
+        dets["original_boxes"] = dets["boxes"]
+        dets["boxes"] = dets["boxes"] * factors[:, None, :]
+        return dets
 
     def detections(
         self,

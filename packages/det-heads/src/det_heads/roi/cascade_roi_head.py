@@ -15,8 +15,10 @@ from det_heads.roi.bbox_head import BBoxHead
 from det_heads.roi.mask_head import MaskHead
 from det_heads.roi.standard_roi_head import (
     check_roi_head_inputs,
+    compact_detections,
     finish_detections,
     mask_loss,
+    pad_proposals,
     proposal_boxes,
     proposal_valid,
     sample_proposals,
@@ -200,6 +202,8 @@ class CascadeRoIHead(nn.Module):
         batch = feats[0].shape[0]
         if check_inputs:
             check_roi_head_inputs("CascadeRoIHead.predict", self, feats, proposals, None, metas)
+        if not self.nms.soft:
+            return self._predict_padded(feats, proposals, metas, mask_probs_only)
         boxes = proposal_boxes(proposals)
         sizes = [b.shape[0] for b in boxes]
         logit_sum = None
@@ -227,6 +231,54 @@ class CascadeRoIHead(nn.Module):
             finish_detections(d, m, p, paste, paste=not mask_probs_only)
             for d, m, p in zip(dets, metas, masks, strict=True)
         ]
+
+    def _predict_padded(
+        self,
+        feats: Sequence[Tensor],
+        proposals: Sequence[dict | Tensor],
+        metas: Sequence[dict],
+        mask_probs_only: bool,
+    ) -> list[dict[str, Tensor]]:
+        """predict at fixed sizes, waiting for the device once at the end (as
+        StandardRoIHead's)."""
+        boxes, valid = pad_proposals(proposals)
+        batch, k = boxes.shape[:2]
+        logit_sum = None
+        for t in range(self.num_stages):
+            head = self.bbox_heads[t]
+            rois = boxes_to_rois(list(boxes)).to(feats[0])
+            logits, deltas = head(self.bbox_extractors[t](feats, rois))
+            logit_sum = logits if logit_sum is None else logit_sum + logits
+            if t + 1 < self.num_stages:
+                per_image = deltas.reshape(batch, k, -1)
+                boxes = torch.stack(
+                    [
+                        head.decode(b, d[:, :4], meta)
+                        for b, d, meta in zip(boxes, per_image, metas, strict=True)
+                    ]
+                )
+        last = self.bbox_heads[-1]
+        dets = last.padded_detections(
+            boxes,
+            valid,
+            logit_sum / self.num_stages,
+            deltas,
+            metas,
+            self.nms,
+            nms_space=self.conventions.nms_space,
+        )
+        probs = None
+        if self.mask_heads is not None:
+            m = dets["boxes"].shape[1]
+            rois = boxes_to_rois(list(dets["boxes"])).to(feats[0])
+            labels = dets["labels"].reshape(-1)
+            probs = sum(
+                head.select(head(ext(feats, rois)), labels).sigmoid()
+                for ext, head in zip(self.mask_extractors, self.mask_heads, strict=True)
+            ) / len(self.mask_heads)
+            probs = probs.reshape(batch, m, *probs.shape[-2:])
+        paste = self.conventions.mask_paste
+        return compact_detections(dets, metas, probs, paste, mask_probs_only)
 
     def _mask_probs(self, feats: Sequence[Tensor], dets: list[dict]) -> list[Tensor]:
         rois = boxes_to_rois([d["boxes"] for d in dets]).to(feats[0])

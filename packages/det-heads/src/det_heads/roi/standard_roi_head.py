@@ -23,6 +23,7 @@ from det_heads.roi.bbox_head import BBoxHead
 from det_heads.roi.mask_head import MaskHead, mask_targets, paste_masks
 from det_heads.roi_extractor import RoIExtractor, boxes_to_rois
 from det_heads.samplers import OHEMSampler, RandomSampler, SamplingResult
+from det_heads.tracing import is_tracing
 
 
 def proposal_boxes(proposals: Sequence[dict | Tensor]) -> list[Tensor]:
@@ -119,6 +120,70 @@ def _positive_slots(s: SamplingResult) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     return s.slot_boxes[:cap], s.gt_inds[:cap], labels, s.is_pos[:cap]
 
 
+_DETECTION_KEYS = ("boxes", "scores", "labels", "original_boxes")
+
+
+def pad_proposals(proposals: Sequence[dict | Tensor]) -> tuple[Tensor, Tensor]:
+    """(boxes Tensor[B, K, 4], valid bool Tensor[B, K]) of per-image proposals: padded ones
+    (RPNHead.predict(padded=True)) stacked as they are, others padded to the longest with
+    invalid zero boxes (sizes known on the host: nothing is waited for)."""
+    boxes, valid = proposal_boxes(proposals), proposal_valid(proposals)
+    k = max(b.shape[0] for b in boxes)
+    padded_boxes, padded_valid = [], []
+    for b, v in zip(boxes, valid, strict=True):
+        if v is None:
+            v = torch.ones(b.shape[0], dtype=torch.bool, device=b.device)
+        padded_boxes.append(F.pad(b, (0, 0, 0, k - b.shape[0])))
+        padded_valid.append(F.pad(v, (0, k - b.shape[0])))
+    return torch.stack(padded_boxes), torch.stack(padded_valid)
+
+
+def compact_detections(
+    dets: dict[str, Tensor],
+    metas: Sequence[dict],
+    mask_probs: Tensor | None,
+    mask_paste: str = "det",
+    mask_probs_only: bool = False,
+) -> list[dict[str, Tensor]]:
+    """Padded detections of a batch (BBoxHead.padded_detections) -> each image's valid ones
+    in original-image pixels, masks pasted: the counts, and the boxes the masks are pasted
+    on, come to the host in one read for the whole batch."""
+    if is_tracing():  # a graph selects by the flags (the counts are not known when tracing)
+        out = []
+        for i, meta in enumerate(metas):
+            keep = dets["valid"][i]
+            det = {key: dets[key][i][keep] for key in _DETECTION_KEYS if key in dets}
+            probs = None if mask_probs is None else mask_probs[i][keep]
+            out.append(finish_detections(det, meta, probs, mask_paste, paste=not mask_probs_only))
+        return out
+    counts = dets["valid"].sum(dim=1)
+    paste_boxes = None
+    if mask_probs is not None and not mask_probs_only:
+        if "original_boxes" in dets:  # the 2019 code pasted on input boxes / scale factor
+            factors = torch.stack([scale_factors(m, counts.device) for m in metas])
+            paste_boxes = dets["boxes"] / factors[:, None, :]
+        else:
+            paste_boxes = torch.stack(
+                [to_original(b, m) for b, m in zip(dets["boxes"], metas, strict=True)]
+            )
+        host = torch.cat([counts.to(paste_boxes.dtype), paste_boxes.reshape(-1)]).cpu()
+        counts_list = [int(n) for n in host[: len(metas)].tolist()]
+        paste_boxes = host[len(metas) :].reshape(len(metas), -1, 4)
+    else:
+        counts_list = counts.tolist()
+    out = []
+    for i, (n, meta) in enumerate(zip(counts_list, metas, strict=True)):
+        det = {key: dets[key][i, :n] for key in _DETECTION_KEYS if key in dets}
+        probs = None if mask_probs is None else mask_probs[i, :n]
+        host_boxes = None if paste_boxes is None else paste_boxes[i, :n]
+        out.append(
+            finish_detections(
+                det, meta, probs, mask_paste, paste=not mask_probs_only, paste_boxes=host_boxes
+            )
+        )
+    return out
+
+
 def finish_detections(
     det: dict[str, Tensor],
     meta: dict,
@@ -126,18 +191,23 @@ def finish_detections(
     mask_paste: str = "det",
     *,
     paste: bool = True,
+    paste_boxes: Tensor | None = None,
 ) -> dict[str, Tensor]:
     """Moves one image's detections (input pixels) to the original image; pastes masks.
 
     Detections whose NMS ran in original pixels (original_boxes, the 2019 code) keep those
     boxes; the 2019 code pasted masks on its input-pixel boxes divided by the scale factor.
     With paste False the masks stay each box's M x M probabilities, under "mask_probs".
+    paste_boxes: the boxes to paste on, already read to the host (compact_detections), or
+    None to compute them here.
     """
     if "original_boxes" in det:
         boxes = det["original_boxes"]
-        paste_boxes = det["boxes"] / scale_factors(meta, boxes.device)
+        own_paste_boxes = det["boxes"] / scale_factors(meta, boxes.device)
     else:
-        boxes = paste_boxes = to_original(det["boxes"], meta)
+        boxes = own_paste_boxes = to_original(det["boxes"], meta)
+    if paste_boxes is None:
+        paste_boxes = own_paste_boxes
     out = {"boxes": boxes, "scores": det["scores"], "labels": det["labels"]}
     if mask_probs is not None and not paste:
         out["mask_probs"] = mask_probs
@@ -279,6 +349,8 @@ class StandardRoIHead(nn.Module):
         batch = feats[0].shape[0]
         if check_inputs:
             check_roi_head_inputs("StandardRoIHead.predict", self, feats, proposals, None, metas)
+        if not self.nms.soft:
+            return self._predict_padded(feats, proposals, metas, mask_probs_only)
         boxes = proposal_boxes(proposals)
         rois = boxes_to_rois(boxes).to(feats[0])
         logits, deltas = self.bbox_head(self.bbox_extractor(feats, rois))
@@ -297,6 +369,32 @@ class StandardRoIHead(nn.Module):
             finish_detections(d, m, p, paste, paste=not mask_probs_only)
             for d, m, p in zip(dets, metas, masks, strict=True)
         ]
+
+    def _predict_padded(
+        self,
+        feats: Sequence[Tensor],
+        proposals: Sequence[dict | Tensor],
+        metas: Sequence[dict],
+        mask_probs_only: bool,
+    ) -> list[dict[str, Tensor]]:
+        """predict with every image's proposals and detections at fixed sizes: the device
+        is waited for once, when the detections' counts (and the boxes masks are pasted
+        on) are read at the end."""
+        boxes, valid = pad_proposals(proposals)
+        batch = boxes.shape[0]
+        rois = boxes_to_rois(list(boxes)).to(feats[0])
+        logits, deltas = self.bbox_head(self.bbox_extractor(feats, rois))
+        dets = self.bbox_head.padded_detections(
+            boxes, valid, logits, deltas, metas, self.nms, nms_space=self.conventions.nms_space
+        )
+        probs = None
+        if self.mask_head is not None:
+            m = dets["boxes"].shape[1]
+            mask_rois = boxes_to_rois(list(dets["boxes"])).to(feats[0])
+            mask_logits = self.mask_head(self.mask_extractor(feats, mask_rois))
+            probs = self.mask_head.select(mask_logits, dets["labels"].reshape(-1)).sigmoid()
+            probs = probs.reshape(batch, m, *probs.shape[-2:])
+        return compact_detections(dets, metas, probs, self.conventions.mask_paste, mask_probs_only)
 
     def _mask_probs(self, feats: Sequence[Tensor], dets: list[dict]) -> list[Tensor]:
         rois = boxes_to_rois([d["boxes"] for d in dets]).to(feats[0])

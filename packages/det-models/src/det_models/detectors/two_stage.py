@@ -64,7 +64,8 @@ class FasterRCNN(nn.Module):
             )
             roi_losses = self.roi_head.loss(feats, proposals, targets, metas, check_inputs=False)
             return {**rpn_losses, **roi_losses}
-        proposals = self.rpn.predict(feats, metas, check_inputs=False)
+        # Padded proposals: the device is waited for once, for the final detections.
+        proposals = self.rpn.predict(feats, metas, check_inputs=False, padded=True)
         return self.roi_head.predict(feats, proposals, metas, check_inputs=False)
 
 
