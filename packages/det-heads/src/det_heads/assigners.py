@@ -141,7 +141,7 @@ class MaxIoUAssigner:
             covered = iof.max(dim=1).values > self.ignore_iof_thr
             excluded = covered if excluded is None else excluded | covered
         if excluded is not None:
-            overlaps = torch.where(excluded[None, :], -1.0, overlaps)
+            overlaps = overlaps.masked_fill(excluded[None, :], -1.0)
         # Step 3.
         max_overlaps, argmax = overlaps.max(dim=0)
         if isinstance(self.neg_iou_thr, tuple):
@@ -149,7 +149,7 @@ class MaxIoUAssigner:
             negative = (max_overlaps >= lo) & (max_overlaps < hi)
         else:
             negative = (max_overlaps >= 0) & (max_overlaps < self.neg_iou_thr)
-        gt_inds = torch.where(negative, 0, gt_inds)
+        gt_inds = gt_inds.masked_fill(negative, 0)
         # Step 4.
         gt_inds = torch.where(max_overlaps >= self.pos_iou_thr, argmax + 1, gt_inds)
         # Step 5, for all gts at once: where several gts take the same box, the last in gt
