@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from det_engine.guard import NonFiniteLossError, check_losses
+from det_engine.guard import LossGuard, NonFiniteLossError, check_losses
 
 
 def test_finite_losses_pass():
@@ -26,3 +26,27 @@ def test_first_bad_loss_in_order_is_reported():
     losses = {"a": torch.tensor(1.0), "b": torch.tensor(float("inf")), "c": float("nan")}
     with pytest.raises(NonFiniteLossError, match="'b'"):
         check_losses(losses, iteration=0)
+
+
+def test_loss_guard_checks_cpu_steps_at_once():
+    guard = LossGuard(interval=50)
+    guard.add({"a": torch.tensor(1.0)}, iteration=1)
+    with pytest.raises(NonFiniteLossError, match=r"'b' is inf at iteration 2"):
+        guard.add({"a": torch.tensor(1.0), "b": torch.tensor(float("inf"))}, iteration=2)
+
+
+def test_deferred_loss_guard_names_the_first_bad_step_at_the_interval():
+    guard = LossGuard(interval=3, defer=True)  # as on an accelerator
+    guard.add({"a": torch.tensor(1.0), "b": torch.tensor(2.0)}, iteration=7)
+    guard.add({"a": torch.tensor(float("nan")), "b": torch.tensor(2.0)}, iteration=8)
+    with pytest.raises(NonFiniteLossError, match=r"'a' is nan at iteration 8"):
+        guard.add({"a": torch.tensor(1.0), "b": torch.tensor(float("inf"))}, iteration=9)
+
+
+def test_deferred_loss_guard_checks_what_is_pending_when_asked():
+    guard = LossGuard(interval=50, defer=True)
+    guard.add({"a": torch.tensor(1.0)}, iteration=1)
+    guard.add({"a": torch.tensor(float("-inf"))}, iteration=2)  # not checked yet
+    with pytest.raises(NonFiniteLossError, match=r"'a' is -inf at iteration 2"):
+        guard.check()
+    guard.check()  # nothing pending any more

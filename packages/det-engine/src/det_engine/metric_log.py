@@ -28,8 +28,18 @@ def memory_mb() -> int:
     return int(peak / 2**20) if sys.platform == "darwin" else int(peak / 2**10)
 
 
-def _value(x: Any) -> float:
-    return float(x.detach().item()) if isinstance(x, torch.Tensor) else float(x)
+def _value(x: Any) -> Any:
+    """A loss as it is summed over an interval: a detached float32 tensor where it is (no
+    wait for the device at every step), or a float."""
+    return x.detach().float() if isinstance(x, torch.Tensor) else float(x)
+
+
+def _to_floats(values: Mapping[str, Any]) -> dict[str, float]:
+    """values with every tensor read to the host in one copy."""
+    tensors = [name for name, v in values.items() if isinstance(v, torch.Tensor)]
+    read = torch.stack([values[n].reshape(()) for n in tensors]).tolist() if tensors else []
+    floats = {name: float(v) for name, v in values.items() if name not in tensors}
+    return {name: floats.get(name, 0.0) for name in values} | dict(zip(tensors, read, strict=True))
 
 
 def tensorboard_writer_class():
@@ -96,7 +106,7 @@ class MetricLogger:
         self.total_iters = total_iters
         self.interval = interval
         self.stream = stream if stream is not None else sys.stdout
-        self._sums: dict[str, float] = {}
+        self._sums: dict[str, Any] = {}  # tensors stay on their device until a report
         self._count = 0
         self._last: tuple[int, int, float] = (0, 0, 0.0)  # epoch, iteration, lr last recorded
         self.counters: dict[str, int] = {}  # run totals (skipped_images), in every record
@@ -150,7 +160,8 @@ class MetricLogger:
         return self._report(*self._last)
 
     def _report(self, epoch: int, iteration: int, lr: float) -> dict[str, Any]:
-        means = {name: s / self._count for name, s in self._sums.items()}
+        # The interval's loss sums stayed on the device: read them once, here.
+        means = {name: s / self._count for name, s in _to_floats(self._sums).items()}
         self._sums, self._count = {}, 0
         eta = datetime.timedelta(seconds=int(means["time"] * (self.total_iters - iteration)))
         record: dict[str, Any] = {

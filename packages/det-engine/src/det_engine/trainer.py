@@ -17,7 +17,7 @@ from torch.utils.data import BatchSampler, DataLoader, Sampler
 from det_engine import checkpoint as ckpt
 from det_engine.atomic_write import WriteError
 from det_engine.distributed import is_distributed, is_main_process
-from det_engine.guard import NonFiniteLossError, check_losses
+from det_engine.guard import LossGuard, NonFiniteLossError
 from det_engine.metric_log import MetricLogger
 from det_engine.schedule import LRSchedule, clip_gradients
 
@@ -149,6 +149,8 @@ class Trainer:
         self.logger = logger or MetricLogger(
             work_dir, self.max_iters, interval=log_interval, tensorboard=tensorboard
         )
+        # Checked at every step on the CPU, every log interval on an accelerator.
+        self.guard = LossGuard(getattr(self.logger, "interval", log_interval))
         self.run = run
         self.epoch = 0  # completed epochs
         self.iteration = 0  # completed optimizer steps
@@ -185,8 +187,10 @@ class Trainer:
     def save_checkpoint(self, rng: dict[str, Any] | None = None) -> Path | None:
         """Writes ``work_dir/iter_<iteration>.pth`` on rank 0; returns its path (None elsewhere).
 
-        ``rng``: RNG states to store instead of the current ones (see ``train``).
+        ``rng``: RNG states to store instead of the current ones (see ``train``). The steps'
+        losses not yet checked are checked first: no checkpoint holds weights past a NaN.
         """
+        self.guard.check()
         if not is_main_process():
             return None
         return ckpt.save(
@@ -260,6 +264,7 @@ class Trainer:
                 if self.iteration % self.iters_per_epoch == 0:
                     self.epoch = self.iteration // self.iters_per_epoch
                     self.save_checkpoint()
+            self.guard.check()
         except KeyboardInterrupt:
             if is_main_process():
                 path = self.save_checkpoint(rng=self._step_rng)
@@ -336,7 +341,7 @@ class Trainer:
                 enabled=self.amp is not None,
             ):
                 losses = self.model(images, metas, targets)
-            check_losses(losses, self.iteration + 1)
+            self.guard.add(losses, self.iteration + 1)
             total = sum(losses.values())
             self.optimizer.zero_grad(set_to_none=True)
             if self.scaler is not None:
