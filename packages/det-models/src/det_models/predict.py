@@ -241,6 +241,7 @@ class Detector:
                 missing, unexpected and mis-shaped keys and the row.
         """
         from det_models import zoo
+        from det_models.checkpoint import read_checkpoint
         from det_models.convert import is_mmdet_layout
         from det_models.convert.common import check_fits, unwrap
 
@@ -254,7 +255,7 @@ class Detector:
             if not path.is_file():
                 raise FileNotFoundError(f"checkpoint: no such file: {path}")
             name = f"checkpoint {path}"
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+            checkpoint = read_checkpoint(path)
         if not isinstance(checkpoint, Mapping):
             raise TypeError(
                 f"checkpoint must be a path or a state dict, got {type(checkpoint).__name__}"

@@ -16,12 +16,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlparse
 
-import torch
 from torch import nn
 
 from det_backbones.pretrained import cache_dir, download_to_cache
 from det_heads import MMDET_V06
 from det_models.builder import build_model
+from det_models.checkpoint import read_checkpoint
 from det_models.config import ZooConfig, replace_path
 from det_models.convert import from_mmdet
 from det_models.convert.common import check_fits
@@ -130,7 +130,7 @@ def load_pretrained(
             "det_models.Detector.from_zoo(..., checkpoint=...), which does so)"
         )
     path = _local_file(str(source), download)
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint = read_checkpoint(path)
     return _load_converted(model, checkpoint, entry, str(path))
 
 
