@@ -140,18 +140,11 @@ def _launches(step) -> int:
     return counter.count
 
 
-# Training still runs its targets image by image (assigner, sampler, coder: about 80
-# operators per image, where torchvision's are about as many): measured 1451 against 1406
-# (Faster R-CNN) and 1558 against 1531 (Mask R-CNN). The bound keeps that from growing
-# until the targets are batched over the images.
-TRAIN_BOUND = 1.04
-
-
 @pytest.mark.parametrize("name", ["fasterrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn"])
 @pytest.mark.parametrize("train", [True, False], ids=["train", "infer"])
 def test_a_step_launches_no_more_than_torchvisions(name, train):
     tv_step, ours_step = _sides(name, train)
     with torch.no_grad() if not train else torch.enable_grad():
         tv, ours = _launches(tv_step), _launches(ours_step)
-    bound = TRAIN_BOUND * tv if train else tv
-    assert ours <= bound, f"ours {ours} operators, torchvision {tv}"
+    # Measured: training 1348 against 1406 (Faster R-CNN) and 1455 against 1531 (Mask).
+    assert ours <= tv, f"ours {ours} operators, torchvision {tv}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -135,15 +136,72 @@ class MaxIoUAssigner:
         # Step 2.
         excluded = None if valid is None else ~valid.to(device)
         if self.ignore_iof_thr > 0 and ignore_boxes is not None and ignore_boxes.numel():
-            iof = det_ops.bbox_overlaps(
-                boxes, ignore_boxes.to(boxes.dtype), mode="iof", offset=self.offset
-            )
-            covered = iof.max(dim=1).values > self.ignore_iof_thr
+            covered = self._covered(boxes, ignore_boxes)
             excluded = covered if excluded is None else excluded | covered
+        gt_inds, max_overlaps = self.match(
+            overlaps[None], None if excluded is None else excluded[None]
+        )
+        gt_inds, max_overlaps = gt_inds[0], max_overlaps[0]
+        return self._with_labels(Assignment(g, gt_inds, max_overlaps), gt_labels, num_classes)
+
+    def _covered(self, boxes: Tensor, ignore_boxes: Tensor) -> Tensor:
+        """bool Tensor[N]: boxes covered by an ignore box by more than ignore_iof_thr."""
+        iof = det_ops.bbox_overlaps(
+            boxes, ignore_boxes.to(boxes.dtype), mode="iof", offset=self.offset
+        )
+        return iof.max(dim=1).values > self.ignore_iof_thr
+
+    def assign_batch(
+        self,
+        boxes: Tensor,
+        gt_boxes: Tensor,
+        gt_valid: Tensor,
+        valid: Tensor,
+        ignore_boxes: Sequence[Tensor | None] = (),
+    ) -> tuple[Tensor, Tensor]:
+        """The boxes shared by a batch (anchors) matched to each image's ground truth.
+
+        Args:
+            boxes: Tensor[N, 4] candidates of every image.
+            gt_boxes: Tensor[B, G, 4] each image's ground truth, padded to G.
+            gt_valid: bool Tensor[B, G], the real gts.
+            valid: bool Tensor[B, N], the candidates each image may match.
+            ignore_boxes: per image Tensor[M, 4] crowd regions or None (or empty).
+
+        Returns:
+            (gt_inds int64 Tensor[B, N], max_overlaps Tensor[B, N]) as each image's
+            Assignment: the same matches as __call__ image by image.
+        """
+        b, g = gt_boxes.shape[:2]
+        if g == 0 or boxes.shape[0] == 0:
+            gt_inds = torch.where(valid, 0, -1)
+            return gt_inds, boxes.new_zeros(gt_inds.shape)
+        overlaps = det_ops.bbox_overlaps(
+            gt_boxes.reshape(-1, 4).to(boxes.dtype), boxes, offset=self.offset
+        ).reshape(b, g, -1)
+        # A padding gt overlaps nothing: IoU 0 changes no box's best IoU (IoUs are >= 0).
+        overlaps = overlaps.masked_fill(~gt_valid[..., None], 0.0)
+        excluded = ~valid
+        if self.ignore_iof_thr > 0:
+            for i, ignore in enumerate(ignore_boxes):
+                if ignore is not None and ignore.numel():
+                    excluded[i] |= self._covered(boxes, ignore)
+        return self.match(overlaps, excluded, gt_valid)
+
+    def match(
+        self, overlaps: Tensor, excluded: Tensor | None, gt_valid: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Steps 2 to 5 of __call__ on a batch: overlaps Tensor[B, G, N] (G >= 1), excluded
+        bool Tensor[B, N] or None, gt_valid bool Tensor[B, G] or None (all real) ->
+        (gt_inds int64 Tensor[B, N], max_overlaps Tensor[B, N])."""
+        b, g, n = overlaps.shape
+        device = overlaps.device
+        # Step 2.
         if excluded is not None:
-            overlaps = overlaps.masked_fill(excluded[None, :], -1.0)
+            overlaps = overlaps.masked_fill(excluded[:, None, :], -1.0)
         # Step 3.
-        max_overlaps, argmax = overlaps.max(dim=0)
+        gt_inds = torch.full((b, n), -1, dtype=torch.int64, device=device)
+        max_overlaps, argmax = overlaps.max(dim=1)
         if isinstance(self.neg_iou_thr, tuple):
             lo, hi = self.neg_iou_thr
             negative = (max_overlaps >= lo) & (max_overlaps < hi)
@@ -154,18 +212,20 @@ class MaxIoUAssigner:
         gt_inds = torch.where(max_overlaps >= self.pos_iou_thr, argmax + 1, gt_inds)
         # Step 5, for all gts at once: where several gts take the same box, the last in gt
         # order wins (as a loop over the gts would leave it), hence the max of their numbers.
-        gt_max, gt_argmax = overlaps.max(dim=1)
+        gt_max, gt_argmax = overlaps.max(dim=2)
         eligible = (gt_max >= self.min_pos_iou) & (gt_max > 0)
+        if gt_valid is not None:
+            eligible = eligible & gt_valid
         numbers = torch.arange(1, g + 1, device=device)
         if self.gt_max_assign_all:
-            takes = (overlaps == gt_max[:, None]) & eligible[:, None]  # [G, N]
-            winner = (takes * numbers[:, None]).max(dim=0).values
+            takes = (overlaps == gt_max[..., None]) & eligible[..., None]  # [B, G, N]
+            winner = (takes * numbers[:, None]).max(dim=1).values
         else:  # an ineligible gt scatters 0, which changes no maximum
             winner = torch.zeros_like(gt_inds).scatter_reduce(
-                0, gt_argmax, numbers * eligible, "amax"
+                1, gt_argmax, numbers * eligible, "amax"
             )
         gt_inds = torch.where(winner > 0, winner, gt_inds)
-        return self._with_labels(Assignment(g, gt_inds, max_overlaps), gt_labels, num_classes)
+        return gt_inds, max_overlaps
 
     @staticmethod
     def _with_labels(

@@ -118,12 +118,7 @@ class SamplingResult:
 
     def candidate_masks(self) -> tuple[Tensor, Tensor]:
         """(sampled positive, sampled negative) bool Tensor[N] over the candidates."""
-        n = self.boxes.shape[0]
-        pos = torch.zeros(n, dtype=torch.int32, device=self.inds.device)
-        neg = torch.zeros_like(pos)
-        pos.scatter_add_(0, self.inds, self.is_pos.int())
-        neg.scatter_add_(0, self.inds, self.is_neg.int())
-        return pos > 0, neg > 0
+        return slot_masks(self.boxes.shape[0], self.inds, self.is_pos, self.is_neg)
 
     # The sampled boxes as variable-size tensors: each reads the slot masks on the host
     # (a synchronisation), for inspection and tests; the heads use the slots.
@@ -207,36 +202,59 @@ def _fixed_sample(
         3. Each kind's chosen candidates in increasing index order, positives in the first
            slots, negatives after them, padding last.
     """
-    gt_inds = assignment.gt_inds
-    n, device = gt_inds.shape[0], gt_inds.device
+    inds, is_pos, is_neg, pos_slots = choose_slots(
+        assignment.gt_inds[None], keys[None], num, pos_fraction, neg_pos_ub
+    )
+    inds, is_pos, is_neg = inds[0], is_pos[0], is_neg[0]
+    return SamplingResult(boxes, assignment, gt_boxes, inds, is_pos, is_neg, added, pos_slots)
+
+
+def choose_slots(
+    gt_inds: Tensor, keys: Tensor, num: int, pos_fraction: float, neg_pos_ub: float
+) -> tuple[Tensor, Tensor, Tensor, int]:
+    """_fixed_sample's slots for a batch: gt_inds and keys Tensor[B, N] -> (inds int64
+    Tensor[B, K], is_pos, is_neg bool Tensor[B, K], pos_slots) with K = min(num, N)."""
+    n, device = gt_inds.shape[1], gt_inds.device
     max_pos = int(num * pos_fraction)
     slots, pos_slots = min(num, n), min(max_pos, num, n)
     positive, negative = gt_inds > 0, gt_inds == 0
     # Step 1.
-    num_pos = positive.sum().clamp(max=max_pos)
+    num_pos = positive.sum(dim=1, keepdim=True).clamp(max=max_pos)
     num_neg = num - num_pos
     if neg_pos_ub >= 0:
         bound = (num_pos.clamp(min=1).double() * float(neg_pos_ub)).floor().long()
         num_neg = torch.minimum(num_neg, bound)
-    num_neg = torch.minimum(num_neg, negative.sum())
+    num_neg = torch.minimum(num_neg, negative.sum(dim=1, keepdim=True))
     # Step 2.
     low = torch.finfo(keys.dtype).min
-    pos_order = torch.where(positive, keys, low).topk(pos_slots).indices
-    neg_order = torch.where(negative, keys, low).topk(slots).indices
+    pos_order = keys.masked_fill(~positive, low).topk(pos_slots, dim=1).indices
+    neg_order = keys.masked_fill(~negative, low).topk(slots, dim=1).indices
     # Step 3: the chosen in index order, then n (sorted last) for the rest.
     pos_sel = torch.where(torch.arange(pos_slots, device=device) < num_pos, pos_order, n)
     neg_sel = torch.where(torch.arange(slots, device=device) < num_neg, neg_order, n)
-    pos_sel, neg_sel = pos_sel.sort().values, neg_sel.sort().values
+    pos_sel, neg_sel = pos_sel.sort(dim=1).values, neg_sel.sort(dim=1).values
     slot = torch.arange(slots, device=device)
     is_pos = slot < num_pos
     is_neg = ~is_pos & (slot < num_pos + num_neg)
-    from_neg = neg_sel[(slot - num_pos).clamp(min=0)]
+    from_neg = neg_sel.gather(1, (slot - num_pos).clamp(min=0))
     if pos_slots:
-        inds = torch.where(is_pos, pos_sel[slot.clamp(max=pos_slots - 1)], from_neg)
+        from_pos = pos_sel.gather(1, slot.clamp(max=pos_slots - 1).expand_as(from_neg))
+        inds = torch.where(is_pos, from_pos, from_neg)
     else:
         inds = from_neg
     inds = torch.where(is_pos | is_neg, inds, 0)  # padding: any real candidate
-    return SamplingResult(boxes, assignment, gt_boxes, inds, is_pos, is_neg, added, pos_slots)
+    return inds, is_pos, is_neg, pos_slots
+
+
+def slot_masks(n: int, inds: Tensor, is_pos: Tensor, is_neg: Tensor) -> tuple[Tensor, Tensor]:
+    """(sampled positive, sampled negative) bool Tensor[..., N] over N candidates, from
+    slots inds, is_pos, is_neg Tensor[..., K]."""
+    shape = (*inds.shape[:-1], n)
+    pos = torch.zeros(shape, dtype=torch.int32, device=inds.device)
+    neg = torch.zeros_like(pos)
+    pos.scatter_add_(-1, inds, is_pos.int())
+    neg.scatter_add_(-1, inds, is_neg.int())
+    return pos > 0, neg > 0
 
 
 class RandomSampler:
@@ -302,10 +320,24 @@ class RandomSampler:
             assignment, boxes, gt_boxes, added, keys, self.num, self.pos_fraction, self.neg_pos_ub
         )
 
-    def _keys(self, n: int, device: torch.device) -> Tensor:
+    def dense_masks(self, gt_inds: Tensor) -> tuple[Tensor, Tensor]:
+        """(sampled positive, sampled negative) bool Tensor[B, N] of a batch whose images
+        share their N candidates (a dense head's anchors), gt_inds Tensor[B, N] as each
+        image's Assignment: the samples of __call__ image by image, drawn in one go."""
+        if self.add_gt_as_proposals:
+            raise ValueError(
+                "anchor_targets: dense heads need a sampler without add_gt_as_proposals"
+            )
+        keys = self._keys(gt_inds.shape, gt_inds.device)
+        inds, is_pos, is_neg, _ = choose_slots(
+            gt_inds, keys, self.num, self.pos_fraction, self.neg_pos_ub
+        )
+        return slot_masks(gt_inds.shape[1], inds, is_pos, is_neg)
+
+    def _keys(self, shape: int | tuple[int, ...], device: torch.device) -> Tensor:
         if self.generator is None:
-            return torch.rand(n, device=device)
-        keys = torch.rand(n, generator=self.generator, device=self.generator.device)
+            return torch.rand(shape, device=device)
+        keys = torch.rand(shape, generator=self.generator, device=self.generator.device)
         return keys.to(device)
 
 
@@ -327,6 +359,10 @@ class PseudoSampler:
         gt_inds = assignment.gt_inds
         inds = torch.arange(gt_inds.shape[0], device=gt_inds.device)
         return SamplingResult(boxes, assignment, gt_boxes, inds, gt_inds > 0, gt_inds == 0, 0)
+
+    def dense_masks(self, gt_inds: Tensor) -> tuple[Tensor, Tensor]:
+        """Every positive and every negative: bool Tensor[B, N] each (see RandomSampler)."""
+        return gt_inds > 0, gt_inds == 0
 
 
 class OHEMSampler(RandomSampler):

@@ -1,4 +1,5 @@
-"""Training targets of dense heads: anchors assigned, sampled and encoded per image."""
+"""Training targets of dense heads: the anchors of a batch assigned, sampled and encoded
+together (every image has the same anchors; the gts are padded to the most of any image)."""
 
 from __future__ import annotations
 
@@ -92,42 +93,39 @@ def anchor_targets(
     Returns:
         DenseTargets; an image without ground truth has every valid anchor negative.
     """
-    labels, label_weights, box_targets, box_weights, num_pos, num_neg = ([] for _ in range(6))
-    for target, flags in zip(targets, valid, strict=True):
-        gt_boxes = target["boxes"].to(anchors)
-        gt_labels = target["labels"].to(anchors.device)
-        if class_agnostic_labels:
-            gt_labels = torch.zeros_like(gt_labels)
-        # Anchors outside the image are ignored by the assigner rather than left out: the
-        # shapes stay those of the anchors, whatever the image.
-        assignment = assigner(
-            anchors, gt_boxes, gt_labels, target.get("ignore_boxes"), num_classes, valid=flags
-        )
-        result = sampler(assignment, anchors, gt_boxes)
-        if result.num_added_gt:
-            raise ValueError(
-                "anchor_targets: dense heads need a sampler without add_gt_as_proposals"
-            )
-        pos, neg = result.candidate_masks()
-        labels.append(torch.where(pos, assignment.labels, num_classes))
-        weight = pos_weight if pos_weight > 0 else 1.0
-        label_weights.append(torch.where(pos, weight, neg.to(anchors.dtype)))
-        if gt_boxes.shape[0]:
-            gt_of_anchor = gt_boxes[(assignment.gt_inds - 1).clamp(min=0)]
-            # where, not a product with the weights: an unmatched anchor's deltas may be
-            # inf, and 0 * inf would leak a NaN.
-            encoded = coder.encode(anchors, gt_of_anchor)
-            box_targets.append(torch.where(pos[:, None], encoded, 0.0))
-        else:
-            box_targets.append(torch.zeros_like(anchors))
-        box_weights.append(pos[:, None].expand(-1, 4).to(anchors.dtype))
-        num_pos.append(pos.sum())
-        num_neg.append(neg.sum())
+    batch, n = len(targets), anchors.shape[0]
+    # The batch's gts padded to the most of any image (sizes known on the host), at least
+    # one: a padding gt overlaps nothing, so an image without gts has its anchors negative.
+    most = max((t["boxes"].shape[0] for t in targets), default=0) or 1
+    gt_boxes = anchors.new_zeros(batch, most, 4)
+    gt_labels = torch.zeros(batch, most, dtype=torch.int64, device=anchors.device)
+    gt_valid = torch.zeros(batch, most, dtype=torch.bool, device=anchors.device)
+    for i, t in enumerate(targets):
+        g = t["boxes"].shape[0]
+        gt_boxes[i, :g] = t["boxes"].to(anchors)
+        if not class_agnostic_labels:  # the RPN labels every gt 0 ("object")
+            gt_labels[i, :g] = t["labels"].to(anchors.device)
+        gt_valid[i, :g] = True
+    # Anchors outside the image are ignored by the assigner rather than left out: the
+    # shapes stay those of the anchors, whatever the image.
+    gt_inds, _ = assigner.assign_batch(
+        anchors,
+        gt_boxes,
+        gt_valid,
+        torch.stack(list(valid)),
+        [t.get("ignore_boxes") for t in targets],
+    )
+    pos, neg = sampler.dense_masks(gt_inds)
+    matched = (gt_inds - 1).clamp(min=0)
+    labels = torch.where(pos, gt_labels.gather(1, matched), num_classes)
+    weight = pos_weight if pos_weight > 0 else 1.0
+    label_weights = torch.where(pos, weight, neg.to(anchors.dtype))
+    gt_of_anchor = gt_boxes.gather(1, matched[..., None].expand(-1, -1, 4))
+    # where, not a product with the weights: an unmatched anchor's deltas may be inf, and
+    # 0 * inf would leak a NaN.
+    encoded = coder.encode(anchors.repeat(batch, 1), gt_of_anchor.reshape(-1, 4))
+    box_targets = torch.where(pos[..., None], encoded.reshape(batch, n, 4), 0.0)
+    box_weights = pos[..., None].expand(-1, -1, 4).to(anchors.dtype)
     return DenseTargets(
-        torch.stack(labels),
-        torch.stack(label_weights),
-        torch.stack(box_targets),
-        torch.stack(box_weights),
-        torch.stack(num_pos),
-        torch.stack(num_neg),
+        labels, label_weights, box_targets, box_weights, pos.sum(dim=1), neg.sum(dim=1)
     )
