@@ -19,6 +19,7 @@ from det_heads.roi.standard_roi_head import (
     finish_detections,
     mask_loss,
     pad_proposals,
+    per_image_detections,
     proposal_boxes,
     proposal_valid,
     sample_proposals,
@@ -269,14 +270,7 @@ class CascadeRoIHead(nn.Module):
         )
         probs = None
         if self.mask_heads is not None:
-            m = dets["boxes"].shape[1]
-            rois = boxes_to_rois(list(dets["boxes"])).to(feats[0])
-            labels = dets["labels"].reshape(-1)
-            probs = sum(
-                head.select(head(ext(feats, rois)), labels).sigmoid()
-                for ext, head in zip(self.mask_extractors, self.mask_heads, strict=True)
-            ) / len(self.mask_heads)
-            probs = probs.reshape(batch, m, *probs.shape[-2:])
+            probs = torch.stack(self._mask_probs(feats, per_image_detections(dets)))
         paste = self.conventions.mask_paste
         return compact_detections(dets, metas, probs, paste, mask_probs_only)
 

@@ -123,6 +123,13 @@ def _positive_slots(s: SamplingResult) -> tuple[Tensor, Tensor, Tensor, Tensor]:
 _DETECTION_KEYS = ("boxes", "scores", "labels", "original_boxes")
 
 
+def per_image_detections(dets: dict[str, Tensor]) -> list[dict[str, Tensor]]:
+    """Padded detections of a batch (dict of Tensor[B, M, ...]) as one dict per image, each
+    still padded to M."""
+    batch = dets["boxes"].shape[0]
+    return [{key: dets[key][i] for key in _DETECTION_KEYS if key in dets} for i in range(batch)]
+
+
 def pad_proposals(proposals: Sequence[dict | Tensor]) -> tuple[Tensor, Tensor]:
     """(boxes Tensor[B, K, 4], valid bool Tensor[B, K]) of per-image proposals: padded ones
     (RPNHead.predict(padded=True)) stacked as they are, others padded to the longest with
@@ -381,7 +388,6 @@ class StandardRoIHead(nn.Module):
         is waited for once, when the detections' counts (and the boxes masks are pasted
         on) are read at the end."""
         boxes, valid = pad_proposals(proposals)
-        batch = boxes.shape[0]
         rois = boxes_to_rois(list(boxes)).to(feats[0])
         logits, deltas = self.bbox_head(self.bbox_extractor(feats, rois))
         dets = self.bbox_head.padded_detections(
@@ -389,11 +395,7 @@ class StandardRoIHead(nn.Module):
         )
         probs = None
         if self.mask_head is not None:
-            m = dets["boxes"].shape[1]
-            mask_rois = boxes_to_rois(list(dets["boxes"])).to(feats[0])
-            mask_logits = self.mask_head(self.mask_extractor(feats, mask_rois))
-            probs = self.mask_head.select(mask_logits, dets["labels"].reshape(-1)).sigmoid()
-            probs = probs.reshape(batch, m, *probs.shape[-2:])
+            probs = torch.stack(self._mask_probs(feats, per_image_detections(dets)))
         return compact_detections(dets, metas, probs, self.conventions.mask_paste, mask_probs_only)
 
     def _mask_probs(self, feats: Sequence[Tensor], dets: list[dict]) -> list[Tensor]:
