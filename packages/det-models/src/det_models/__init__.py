@@ -10,9 +10,10 @@ business (docs/design.md). In short:
 - checkpoints: `model_from_checkpoint` (a run's checkpoint rebuilt from its run record),
   `read_checkpoint`, `CheckpointError`;
 - `Detector`, inference on file paths, numpy arrays or tensors with the row's test-time
-  preprocessing (`preprocess`); `init_backbone` / `find_backbone_weights`, a built
-  detector's backbone set to the ImageNet weights its config names (as a training run
-  starts);
+  preprocessing (`preprocess`: per image `preprocess_image`, on the image's device, which
+  det-engine's evaluation pipeline calls too, then `pad_batch`); `init_backbone` /
+  `find_backbone_weights`, a built detector's backbone set to the ImageNet weights its
+  config names (as a training run starts);
 - export (`export_detector`, `ExportableDetector`, `check_onnx_exportable`,
   `paste_mask_probs`, `mask_paste_style`) and the converters of other codebases' weights
   (`from_mmdet`, `is_mmdet_layout`, `from_torchvision`, `torchvision_config`).
@@ -62,6 +63,7 @@ from det_models.export import (
     paste_mask_probs,
 )
 from det_models.predict import Detector, preprocess
+from det_models.preprocessing import pad_batch, preprocess_image
 
 __version__ = "0.1.0"
 
@@ -103,9 +105,11 @@ __all__ = [
     "is_mmdet_layout",
     "mask_paste_style",
     "model_from_checkpoint",
+    "pad_batch",
     "parse_override",
     "paste_mask_probs",
     "preprocess",
+    "preprocess_image",
     "read_checkpoint",
     "replace_path",
     "to_plain",

@@ -1,12 +1,9 @@
 """Inference on file paths, numpy arrays or tensors: `Detector.predict`.
 
-The test-time pipeline of a zoo row is done here (det-models may not depend on det-data):
-resize (keeping the ratio within the row's (long, short) scale, or SSD's fixed square),
-normalise (pytorch-style RGB mean/std or caffe-style BGR mean), pad to the row's size divisor
-and batch, with one meta dict per image as the detectors expect. It computes the same tensor,
-bit for bit, as the test pipeline det_engine.data builds from the same DataConfig (float
-bilinear antialiased resize, ``(image - mean) * (1 / std)``, zero padding); det-engine's
-tests hold the two to that.
+Inputs are read here (files decoded by det_io, arrays and tensors checked) and made into the
+row's test-time batch by `preprocess`, with det_models.preprocessing's per-image step (the
+one the evaluation pipeline of det_engine.data calls too) on the model's device: resize,
+normalise, pad to the row's size divisor, one meta dict per image as the detectors expect.
 """
 
 from __future__ import annotations
@@ -17,27 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from det_io import read_rgb
 from det_models.config import DataConfig
 from det_models.inference import prepare_for_inference, to_model_layout
+from det_models.preprocessing import pad_batch, preprocess_image
+from det_models.preprocessing import rescaled_size as rescaled_size  # where it used to live
 
 ImageInput = Any  # str | os.PathLike | numpy.ndarray | Tensor
-
-
-def rescaled_size(height: int, width: int, data: DataConfig) -> tuple[int, int]:
-    """The (height, width) an image of (height, width) is resized to at test time.
-
-    With keep_ratio, img_scale (long, short) bounds the long and short sides (one reached):
-    (1333, 800) takes 480 x 640 (h x w) to 800 x 1067. Without, img_scale is (width, height).
-    """
-    if data.keep_ratio:
-        long_edge, short_edge = max(data.img_scale), min(data.img_scale)
-        scale = min(long_edge / max(height, width), short_edge / min(height, width))
-        return int(height * scale + 0.5), int(width * scale + 0.5)
-    return int(data.img_scale[1]), int(data.img_scale[0])
 
 
 def _describe(image: Any, index: int) -> str:
@@ -62,8 +47,10 @@ def _decode_file(path: Path, name: str) -> Tensor:
     return torch.from_numpy(pixels).permute(2, 0, 1)
 
 
-def to_tensor(image: ImageInput, index: int = 0) -> Tensor:
-    """One input as a float32 Tensor[3, H, W] RGB on the 0-255 scale.
+def image_tensor(image: ImageInput, index: int = 0) -> Tensor:
+    """One input as a Tensor[3, H, W] RGB on the 0-255 scale, in its own dtype: uint8 on
+    the CPU for files and numpy arrays (the smallest copy to an accelerator); a tensor as it
+    is (dtype and device), detached.
 
     Args:
         image: a file path; a numpy uint8 array [H, W, 3] RGB; or a Tensor[3, H, W], uint8 or
@@ -78,7 +65,7 @@ def to_tensor(image: ImageInput, index: int = 0) -> Tensor:
     """
     name = _describe(image, index)
     if isinstance(image, (str, os.PathLike)):
-        return _decode_file(Path(image), name).float()
+        return _decode_file(Path(image), name)
     if isinstance(image, Tensor):
         if image.dim() != 3 or image.shape[0] != 3:
             raise ValueError(f"{name}: a tensor image must be [3, H, W] RGB")
@@ -86,7 +73,7 @@ def to_tensor(image: ImageInput, index: int = 0) -> Tensor:
             raise ValueError(f"{name}: a tensor image must be uint8 or floating point (0..255)")
         if image.shape[1] == 0 or image.shape[2] == 0:
             raise ValueError(f"{name}: the image is empty")
-        return image.detach().to(device="cpu", dtype=torch.float32)
+        return image.detach()
     if type(image).__module__ == "numpy" and type(image).__name__ == "ndarray":
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"{name}: a numpy image must be an [H, W, 3] RGB array")
@@ -94,76 +81,43 @@ def to_tensor(image: ImageInput, index: int = 0) -> Tensor:
             raise ValueError(f"{name}: a numpy image must have dtype uint8")
         if image.shape[0] == 0 or image.shape[1] == 0:
             raise ValueError(f"{name}: the image is empty")
-        return torch.from_numpy(image.copy()).permute(2, 0, 1).float()
+        return torch.from_numpy(image.copy()).permute(2, 0, 1)
     raise TypeError(
         f"{name}: expected a file path, a numpy uint8 [H, W, 3] array or a Tensor[3, H, W]"
     )
 
 
 def preprocess(
-    images: Sequence[ImageInput], data: DataConfig
+    images: Sequence[ImageInput],
+    data: DataConfig,
+    device: torch.device | str | None = None,
 ) -> tuple[Tensor, list[dict[str, Any]]]:
     """The test-time batch of a zoo row for some images: resized, normalised, padded.
 
+    Each image is copied to ``device`` as it came (uint8 for files and arrays) and resized
+    and normalised there by det_models.preprocessing.preprocess_image; on the CPU the batch
+    is the same, bit for bit, whatever the device argument.
+
     Args:
-        images: inputs as accepted by to_tensor.
+        images: inputs as accepted by image_tensor.
         data: the row's data config (img_scale, keep_ratio, normalize, size_divisor).
+        device: where the work is done and the batch is returned; None: the CPU.
 
     Returns:
-        (images float[B, 3, H, W], metas): every image padded at the bottom and right to the
-        batch's largest size (a multiple of size_divisor); one meta dict per image with
-        image_id (its position), ori_shape, img_shape, pad_shape (h, w, 3), scale_factor
-        (sx, sy, sx, sy) and flip False.
+        (images float[B, 3, H, W] on ``device``, metas): every image padded at the bottom
+        and right to the batch's largest size (a multiple of size_divisor); one meta dict per
+        image with image_id (its position), ori_shape, img_shape, pad_shape (h, w, 3),
+        scale_factor (sx, sy, sx, sy) and flip False.
     """
     if len(images) == 0:
         raise ValueError("images: expected at least one image")
-    norm = data.normalize
-    mean = torch.tensor(norm.mean, dtype=torch.float32).view(3, 1, 1)
-    inv_std = 1.0 / torch.tensor(norm.std, dtype=torch.float32).view(3, 1, 1)
-    divisor = data.size_divisor or 1
+    device = torch.device("cpu") if device is None else torch.device(device)
     tensors, metas = [], []
     for i, image in enumerate(images):
-        img = to_tensor(image, i)
-        height, width = img.shape[-2:]
-        new_h, new_w = rescaled_size(height, width, data)
-        sx, sy = new_w / width, new_h / height
-        if data.legacy_resize:
-            # The 2019 pipeline (mmcv imrescale): 8-bit bilinear without antialiasing, and a
-            # keep-ratio scale factor of one number.
-            if (new_h, new_w) != (height, width):
-                img = F.interpolate(
-                    img[None], size=(new_h, new_w), mode="bilinear", align_corners=False
-                )[0]
-                img = img.round().clamp(0, 255)
-            if data.keep_ratio:
-                long_edge, short_edge = max(data.img_scale), min(data.img_scale)
-                sx = sy = min(long_edge / max(height, width), short_edge / min(height, width))
-        elif (new_h, new_w) != (height, width):
-            img = F.interpolate(
-                img[None], size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=True
-            )[0]
-        if not norm.to_rgb:
-            img = img.flip(0)  # RGB -> BGR: caffe-style means are given in BGR order
-        img = (img - mean).mul_(inv_std)
-        pad_h = -(-new_h // divisor) * divisor
-        pad_w = -(-new_w // divisor) * divisor
+        img, meta = preprocess_image(image_tensor(image, i).to(device), data)
         tensors.append(img)
-        metas.append(
-            {
-                "image_id": i,
-                "ori_shape": (height, width, 3),
-                "img_shape": (new_h, new_w, 3),
-                "pad_shape": (pad_h, pad_w, 3),
-                "scale_factor": (sx, sy, sx, sy),
-                "flip": False,
-            }
-        )
-    batch_h = max(m["pad_shape"][0] for m in metas)
-    batch_w = max(m["pad_shape"][1] for m in metas)
-    batch = torch.zeros(len(tensors), 3, batch_h, batch_w)
-    for b, img in enumerate(tensors):
-        batch[b, :, : img.shape[1], : img.shape[2]] = img
-    return batch, metas
+        metas.append({"image_id": i, **meta})
+    return pad_batch(tensors, data.size_divisor), metas
 
 
 class Detector:
@@ -277,9 +231,14 @@ class Detector:
         param = next(self.model.parameters(), None)
         return param.device if param is not None else torch.device("cpu")
 
-    def preprocess(self, images: ImageInput | Sequence[ImageInput]) -> tuple[Tensor, list[dict]]:
-        """The batch (images, metas) predict feeds the model, on CPU."""
-        return preprocess(_as_list(images), self.data_config)
+    def preprocess(
+        self,
+        images: ImageInput | Sequence[ImageInput],
+        device: torch.device | str | None = None,
+    ) -> tuple[Tensor, list[dict]]:
+        """The batch (images, metas) predict feeds the model, made on ``device`` (None: the
+        CPU; predict uses the model's)."""
+        return preprocess(_as_list(images), self.data_config, device)
 
     def predict(
         self, images: ImageInput | Sequence[ImageInput]
@@ -297,10 +256,11 @@ class Detector:
             (no labels).
         """
         single = not _is_list(images)
-        batch, metas = self.preprocess(images)
         self.model.eval()
         with torch.inference_mode():
-            results = self.model(to_model_layout(batch.to(self.device), self.model), metas)
+            # The images go to the model's device as decoded (uint8) and are resized there.
+            batch, metas = self.preprocess(images, self.device)
+            results = self.model(to_model_layout(batch, self.model), metas)
         results = [{k: v.cpu() for k, v in r.items()} for r in results]
         return results[0] if single else results
 

@@ -335,9 +335,9 @@ def ours_side(
     )
 
     def train(batch: list[Sample]) -> None:
-        images, metas = preprocess([s.image for s in batch], data_config)
+        images, metas = preprocess([s.image for s in batch], data_config, device)
         targets = [{k: v.to(device) for k, v in s.target.items()} for s in batch]
-        losses = net(images.to(device), metas, targets)
+        losses = net(images, metas, targets)
         optimizer.zero_grad(set_to_none=True)
         sum(losses.values()).backward()
         optimizer.step()
