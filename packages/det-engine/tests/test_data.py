@@ -166,3 +166,23 @@ def test_fast_rcnn_without_proposals_says_what_to_pass_and_how_to_make_them(tmp_
             split="train",
             given=str(own),
         )
+
+
+def test_the_test_pipeline_takes_targets_to_the_resized_image():
+    # Fast R-CNN tests on proposals in input pixels: they are scaled as the image is.
+    data = data_path.data_config_for(_row("fast_rcnn", "r50", "1x"), "shapes", (160, 96))
+    image = torch.randint(0, 256, (3, 48, 120), dtype=torch.uint8)
+    meta = {"image_id": 7, "ori_shape": (48, 120, 3), "scale_factor": (1.0,) * 4, "flip": False}
+    proposals = torch.tensor([[10.0, 4.0, 60.0, 40.0, 0.9], [100.0, 0.0, 120.0, 48.0, 0.5]])
+    target = {"boxes": proposals[:1, :4].clone(), "labels": torch.tensor([0])}
+    target["proposals"] = proposals
+    out, out_meta, out_target = data_path.inference_transforms(data)(image, meta, target)
+    # 48 x 120 -> 64 x 160: the long side reaches 160 first
+    assert out.shape == (3, 64, 160) and out.dtype == torch.float32
+    assert out_meta["img_shape"] == out_meta["pad_shape"] == (64, 160, 3)
+    assert out_meta["image_id"] == 7 and out_meta["scale_factor"] == (4 / 3,) * 4
+    scale = torch.tensor([4 / 3] * 4 + [1.0])
+    torch.testing.assert_close(out_target["proposals"], proposals * scale)
+    torch.testing.assert_close(out_target["boxes"], proposals[:1, :4] * scale[:4])
+    assert torch.equal(out_target["labels"], target["labels"])
+    assert torch.equal(target["proposals"], proposals)  # the given target is left as it was

@@ -23,6 +23,7 @@ from det_data.transforms import (
     RandomFlip,
     Resize,
     ToFloat,
+    resize_target,
     zoo_test_transforms,
     zoo_train_transforms,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "load_proposals",
     "rasterize",
     "read_image",
+    "resize_target",
     "save_proposals",
     "shapes",
     "ssd_test_transforms",

@@ -264,7 +264,12 @@ def ssd_train_transforms(size: int = 300) -> Compose:
 
 
 def ssd_test_transforms(size: int = 300) -> Compose:
-    """SSD300/512 testing: square resize and mean subtraction."""
+    """SSD300/512 testing: square resize and mean subtraction.
+
+    A convenience for using det-data on its own: the SSD rows' test pipeline in the
+    project's commands (det_engine.data.inference_transforms) is det_models' preprocessing,
+    ``det_models.preprocess_image``, which det-data may not import (docs/design.md).
+    """
     return Compose(
         [ToFloat(), Resize((size, size), keep_ratio=False), Normalize(SSD_MEAN, (1.0, 1.0, 1.0))]
     )

@@ -78,13 +78,36 @@ def resize_sample(
         # libraries resize photos)
         image = TF.resize(image, [height, width], antialias=True)
     elif (height, width) != (old_h, old_w):
-        # The call det_models.predict makes: float images resize to the same values there.
+        # The call det_models.preprocessing makes: float images resize to the same values.
         image = F.interpolate(
             image[None], size=(height, width), mode="bilinear", align_corners=False, antialias=True
         )[0]
     sx, sy = width / old_w, height / old_h
     if legacy_scale is not None and legacy_scale > 0:
         sx = sy = legacy_scale
+    target = resize_target(target, sx, sy, height, width)
+    old = meta.get("scale_factor", (1.0, 1.0, 1.0, 1.0))
+    meta = dict(meta)
+    meta["scale_factor"] = (old[0] * sx, old[1] * sy, old[2] * sx, old[3] * sy)
+    meta["img_shape"] = (height, width, 3)
+    meta["pad_shape"] = (height, width, 3)
+    return image, meta, target
+
+
+def resize_target(
+    target: dict[str, Any], sx: float, sy: float, height: int, width: int
+) -> dict[str, Any]:
+    """A sample's target on its image resized to (height, width): boxes (and proposals,
+    ignore_boxes) scaled by (sx, sy) and clipped to the new image, masks resized.
+
+    Args:
+        target: the target dict of a sample (docs/design.md); other keys are kept.
+        sx, sy: the horizontal and vertical scale factors from old to new pixels.
+        height, width: the resized image's size.
+
+    Returns:
+        A new dict; the given one is not changed.
+    """
     scale = torch.tensor([sx, sy, sx, sy], dtype=torch.float32)
     target = dict(target)
     for key in BOX_KEYS:
@@ -96,12 +119,7 @@ def resize_sample(
             target[key] = boxes
     if "masks" in target:
         target["masks"] = target["masks"].resize(height, width)
-    old = meta.get("scale_factor", (1.0, 1.0, 1.0, 1.0))
-    meta = dict(meta)
-    meta["scale_factor"] = (old[0] * sx, old[1] * sy, old[2] * sx, old[3] * sy)
-    meta["img_shape"] = (height, width, 3)
-    meta["pad_shape"] = (height, width, 3)
-    return image, meta, target
+    return target
 
 
 class Resize:
@@ -175,8 +193,8 @@ class Resize:
 
 class ToFloat:
     """Converts the image to float32 (0..255), so that a following Resize does not round to
-    8 bits: the test pipelines start with it to give the tensors `det_models.Detector`
-    computes from the same image."""
+    8 bits: the test pipelines here start with it to give the tensors
+    `det_models.preprocess_image` computes from the same image."""
 
     def __call__(self, image: Tensor, meta: dict[str, Any], target: dict[str, Any]) -> Sample:
         return image.to(torch.float32), meta, target
@@ -310,6 +328,13 @@ def zoo_train_transforms(
 
 def zoo_test_transforms(scale: tuple[int, int] = (1333, 800), caffe: bool = False) -> Compose:
     """The zoo's test pipeline: resize keeping ratio (in float), normalise (padding: in
-    collate)."""
+    collate).
+
+    A convenience for using det-data on its own. The test pipeline the project's commands
+    run for a zoo row (det_engine.data.inference_transforms) is det_models' preprocessing,
+    ``det_models.preprocess_image``, which det-data may not import (docs/design.md); it
+    also covers the rows' other settings (SSD's square, the 2019 resize, each row's scale
+    and normalisation).
+    """
     norm = Normalize.caffe_style() if caffe else Normalize.pytorch_style()
     return Compose([ToFloat(), Resize(scale), norm])

@@ -1,14 +1,15 @@
 """The data pipeline of a zoo row: its DataConfig made into det-data datasets and transforms.
 
-One path for every command: train, test, quickstart, bench and demo build their data here,
-and ``det_models.Detector`` repeats the test half for single images (the same tensors; the
-tests hold the two to that).
+One path for every command: train, test, quickstart, bench and demo build their data here.
+The test half's per-image work is det_models' (``det_models.preprocess_image``, the step
+``det_models.Detector`` runs on its inputs), wrapped as a det-data transform; only the
+padding of a batch is det-data's collate.
 
 Training: SSD augmentation when the row has it (photometric distortion, zoom-out filled with
 the mean colour, min-IoU crop), resize to the row's scale (keeping the ratio, or SSD's
 square), horizontal flip with the row's ratio, normalisation (mean/std, RGB or BGR); the
-batch is padded to the row's size divisor. Testing: resize, normalise, pad. Fast R-CNN rows
-read precomputed proposal files, for training and for testing.
+batch is padded to the row's size divisor. Testing: det_models' resize and normalise, pad.
+Fast R-CNN rows read precomputed proposal files, for training and for testing.
 
 Data sources: ``coco`` (COCO 2017 layout), ``voc`` (a VOCdevkit), ``shapes`` (the built-in
 set) or the path of a COCO-format annotation JSON.
@@ -22,6 +23,8 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
+from torch import Tensor
+
 from det_data import (
     CocoDataset,
     Compose,
@@ -31,12 +34,12 @@ from det_data import (
     PhotoMetricDistortion,
     RandomFlip,
     Resize,
-    ToFloat,
     VOCDataset,
     collate,
+    resize_target,
     shapes,
 )
-from det_models import DataConfig
+from det_models import DataConfig, preprocess_image
 
 SHAPES_SCALE = (256, 192)  # the shapes dataset's own scale: its images are 256 x 256 at most
 VOC_SCALE = (1000, 600)  # the 2019 zoo's Pascal VOC configs (for keep-ratio rows)
@@ -125,15 +128,43 @@ def train_transforms(data: DataConfig) -> Compose:
     return Compose(steps)
 
 
+class InferencePreprocess:
+    """The row's test-time preprocessing as a det-data transform ``(image, meta, target)``.
+
+    The image is resized and normalised by ``det_models.preprocess_image`` (what
+    ``det_models.Detector`` does to its inputs); the target's boxes, proposals and masks are
+    taken to the resized image by ``det_data.resize_target``. Padding: :func:`collate_fn`.
+
+    Args:
+        data: the row's DataConfig.
+    """
+
+    def __init__(self, data: DataConfig) -> None:
+        self.data = data
+
+    def __call__(
+        self, image: Tensor, meta: dict[str, Any], target: dict[str, Any]
+    ) -> tuple[Tensor, dict[str, Any], dict[str, Any]]:
+        image, own = preprocess_image(image, self.data)
+        height, width = own["img_shape"][:2]
+        sx, sy = own["scale_factor"][:2]
+        old = meta.get("scale_factor", (1.0, 1.0, 1.0, 1.0))
+        meta = {
+            **meta,
+            "img_shape": own["img_shape"],
+            "pad_shape": own["img_shape"],  # not padded yet: collate_fn pads the batch
+            "scale_factor": (old[0] * sx, old[1] * sy, old[2] * sx, old[3] * sy),
+        }
+        return image, meta, resize_target(target, sx, sy, height, width)
+
+    def __repr__(self) -> str:
+        return f"InferencePreprocess(img_scale={tuple(self.data.img_scale)})"
+
+
 def inference_transforms(data: DataConfig) -> Compose:
-    """The test transforms of a row: resize (in float, as Detector does), normalise."""
-    return Compose(
-        [
-            ToFloat(),
-            Resize(tuple(data.img_scale), keep_ratio=data.keep_ratio, legacy=data.legacy_resize),
-            normalize(data),
-        ]
-    )
+    """The test transforms of a row: det_models' resize and normalise (padding: in
+    :func:`collate_fn`)."""
+    return Compose([InferencePreprocess(data)])
 
 
 def collate_fn(data: DataConfig) -> Callable:
