@@ -2,11 +2,10 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 import det_ops
 from det_heads import ConvGN, RoIGroupNorm
-from det_heads.roi import MaskHead, mask_head, mask_targets, paste_masks
+from det_heads.roi import MaskHead, mask_targets, paste_masks
 from det_heads.sync_audit import SyncAudit
 
 
@@ -177,119 +176,3 @@ def test_mask_loss_weights_count_only_the_positives():
     plain = head.loss(logits[weights], targets[weights], labels[weights])
     torch.testing.assert_close(weighted, plain)
     assert float(head.loss(logits, targets, labels, torch.zeros(3, dtype=torch.bool))) == 0.0
-
-
-def _reference_paste_probs(masks, boxes, image_size, style):
-    """The per-box paste paste_masks replaced (boxes read on the host, one grid_sample or
-    interpolate per box), giving the probabilities before the threshold."""
-    h, w = image_size
-    n = masks.shape[0]
-    out = torch.zeros(n, h, w)
-    maps, boxes = masks.float(), boxes.float()
-    m_h, m_w = maps.shape[-2:]
-    if style == "det":
-        for i, (x1, y1, x2, y2) in enumerate(boxes.tolist()):
-            bw, bh = max(x2 - x1, 1e-6), max(y2 - y1, 1e-6)
-            mx, my = 0.5 * bw / m_w + 1, 0.5 * bh / m_h + 1
-            c0, c1 = max(math.floor(x1 - mx), 0), min(math.ceil(x2 + mx), w)
-            r0, r1 = max(math.floor(y1 - my), 0), min(math.ceil(y2 + my), h)
-            if c1 <= c0 or r1 <= r0:
-                continue
-            xs = (torch.arange(c0, c1, dtype=torch.float32) + 0.5 - x1) / bw
-            ys = (torch.arange(r0, r1, dtype=torch.float32) + 0.5 - y1) / bh
-            gy, gx = torch.meshgrid(ys * 2 - 1, xs * 2 - 1, indexing="ij")
-            grid = torch.stack([gx, gy], dim=-1)[None]
-            out[i, r0:r1, c0:c1] = F.grid_sample(
-                maps[i][None, None], grid, mode="bilinear", align_corners=False
-            )[0, 0]
-        return out
-    if style == "torchvision":
-        maps = F.pad(maps, (1, 1, 1, 1))
-        scale = (m_w + 2) / m_w
-        half_w = (boxes[:, 2] - boxes[:, 0]) * 0.5 * scale
-        half_h = (boxes[:, 3] - boxes[:, 1]) * 0.5 * scale
-        cx, cy = (boxes[:, 2] + boxes[:, 0]) * 0.5, (boxes[:, 3] + boxes[:, 1]) * 0.5
-        boxes = torch.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], dim=1)
-    for i, (x1, y1, x2, y2) in enumerate(boxes.to(torch.int64).tolist()):
-        bw, bh = max(x2 - x1 + 1, 1), max(y2 - y1 + 1, 1)
-        resized = F.interpolate(
-            maps[i][None, None], size=(bh, bw), mode="bilinear", align_corners=False
-        )[0, 0]
-        c0, c1 = max(x1, 0), min(x1 + bw, w)
-        r0, r1 = max(y1, 0), min(y1 + bh, h)
-        if c1 <= c0 or r1 <= r0:
-            continue
-        out[i, r0:r1, c0:c1] = resized[r0 - y1 : r1 - y1, c0 - x1 : c1 - x1]
-    return out
-
-
-def _awkward_boxes(g, image_size):
-    """Tensor[K, 4] boxes of every kind a paste meets in a (H, W) image: inside, across an
-    edge, wholly outside, larger than the image, tiny, empty and inverted."""
-    h, w = image_size
-    size = torch.tensor([w, h, w, h], dtype=torch.float32)
-    corner = torch.rand(24, 2, generator=g) * torch.tensor([w + 20.0, h + 20.0]) - 10
-    extent = torch.rand(24, 2, generator=g) * torch.tensor([w, h])
-    spread = torch.cat([corner, corner + extent], dim=1)
-    tiny = torch.cat([corner[:6], corner[:6] + torch.rand(6, 2, generator=g) * 0.9], dim=1)
-    fixed = torch.tensor(
-        [
-            [-0.7, -0.3, 4.2, 3.9],  # truncates toward zero: starts at 0
-            [-1.3, -2.6, 3.0, 2.0],  # starts at -1, -2: the window cut at the edge
-            [-30.0, -20.0, -5.0, -4.0],  # wholly before the image
-            [1.0, 1.0, 1e3, 1e3],  # beyond it
-            [-5.0, -5.0, 1e3, 1e3],  # larger than it
-            [10.5, 7.5, 10.5, 7.5],  # empty, on a pixel centre
-            [10.2, 7.2, 10.2, 7.2],  # empty, between centres
-            [12.5, 8.5, 11.8, 7.9],  # inverted by less than a pixel
-            [15.0, 12.0, 9.0, 4.0],  # inverted
-            [20.5, 15.5, 16.0, 12.0],  # inverted, starting on a pixel centre
-            [0.0, 0.0, 0.0, 0.0],
-        ]
-    )
-    return torch.cat([spread, tiny, fixed.clamp(max=size * 2)])
-
-
-@pytest.mark.parametrize("style", ["det", "mmdet", "torchvision"])
-@pytest.mark.parametrize("map_size", [(5, 7), (28, 28), (1, 3)])
-def test_batched_paste_matches_the_per_box_paste(style, map_size):
-    g = torch.Generator().manual_seed(len(style) * 100 + map_size[1])
-    image_size = (23, 31)
-    boxes = _awkward_boxes(g, image_size)
-    masks = torch.rand(boxes.shape[0], *map_size, generator=g)
-    masks[:4] = torch.tensor([0.0, 0.5, 1.0, 0.25])[:, None, None]  # flat maps
-    threshold = 0.5
-    expected = _reference_paste_probs(masks, boxes, image_size, style)
-    got = mask_head._pasted_probs(masks, boxes, image_size, style)
-    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
-    out = paste_masks(masks, boxes, image_size, threshold, style=style)
-    assert out.dtype == torch.uint8 and out.shape == (boxes.shape[0], *image_size)
-    at_threshold = (expected - threshold).abs() <= 1e-5
-    differ = out != (expected > threshold).to(torch.uint8)
-    assert not (differ & ~at_threshold).any()
-    assert out.any()
-
-
-@pytest.mark.parametrize("style", ["det", "mmdet", "torchvision"])
-def test_paste_in_chunks_of_boxes_and_of_none(style, monkeypatch):
-    g = torch.Generator().manual_seed(1)
-    boxes = _awkward_boxes(g, (20, 24))
-    masks = torch.rand(boxes.shape[0], 6, 6, generator=g)
-    whole = paste_masks(masks, boxes, (20, 24), style=style)
-    monkeypatch.setattr(mask_head, "_PASTE_CHUNK_BYTES", 3 * 20 * 24 * 4 * 4)
-    assert torch.equal(paste_masks(masks, boxes, (20, 24), style=style), whole)
-    none = paste_masks(masks[:0], boxes[:0], (20, 24), style=style)
-    assert none.dtype == torch.uint8 and none.shape == (0, 20, 24)
-
-
-@pytest.mark.parametrize("style", ["det", "mmdet", "torchvision"])
-def test_paste_reads_no_box_on_the_host(style):
-    # Meta tensors have no values: any read of a box, or a size that depends on one, fails.
-    masks, boxes = torch.empty(5, 28, 28, device="meta"), torch.empty(5, 4, device="meta")
-    out = paste_masks(masks, boxes, (40, 60), style=style)
-    assert out.device.type == "meta" and out.shape == (5, 40, 60) and out.dtype == torch.uint8
-    g = torch.Generator().manual_seed(2)
-    boxes = _awkward_boxes(g, (40, 60))
-    with SyncAudit(where=True) as audit:
-        paste_masks(torch.rand(boxes.shape[0], 28, 28, generator=g), boxes, (40, 60), style=style)
-    assert audit.counts() == {}, audit.where

@@ -63,7 +63,7 @@ TORCHVISION_NAMES = {
 # R-CNN's output differs.
 DIFFERENCES = {
     "faster_rcnn": "none (the same detections)",
-    "mask_rcnn": "masks: ours binary uint8 (thresholded as they are pasted), torchvision "
+    "mask_rcnn": "masks: ours binary uint8 pasted in a window around each box, torchvision "
     "float probabilities over the whole image",
     "retinanet": "none (the same detections)",
 }

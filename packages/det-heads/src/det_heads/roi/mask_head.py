@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -265,9 +266,6 @@ def _polygon_bitmaps(polygons: Sequence[Any], boxes: Tensor, gt_inds: Tensor) ->
 
 PASTE_STYLES = ("det", "mmdet", "torchvision")
 
-# Bytes of float intermediates one chunk of boxes may take while pasting.
-_PASTE_CHUNK_BYTES = 64 * 2**20
-
 
 def paste_masks(
     masks: Tensor,
@@ -280,8 +278,9 @@ def paste_masks(
     """Binary masks in the image from per-box probability maps.
 
     "det": image pixel (x, y) of box b takes the bilinear sample (zero outside the map) of
-    masks[b] at the pixel centre mapped into the box, i.e. map coordinate (cell centres at
-    integers) ((x + 0.5 - x1) / (x2 - x1)) * M - 0.5.
+    masks[b] at the pixel centre mapped into the box, i.e. map coordinate
+    ((x + 0.5 - x1) / (x2 - x1)) * M. Only a window around each box is sampled, so the cost
+    grows with the box areas, not with N x H x W.
 
     "mmdet" (mmdet/models/mask_heads/fcn_mask_head.py get_seg_masks): the box truncated to
     integers, the map resized bilinearly (half-pixel centres, no antialiasing) to
@@ -291,119 +290,72 @@ def paste_masks(
     padded by one zero pixel per side and the box grown by (M + 2) / M about its centre,
     then as "mmdet".
 
-    Every style is a separable bilinear resampling, out[b] = Wy[b] @ masks[b] @ Wx[b].T
-    with the 1-D weights Wy Tensor[H, M], Wx Tensor[W, M] of each image row and column.
-    It runs on the masks' device as batched matrix products over chunks of boxes, without
-    reading the boxes on the host; the cost is N x H x W x M multiply-adds whatever the
-    boxes' sizes.
-
     Args:
-        masks: Tensor[N, M, M] (or Tensor[N, Mh, Mw]) probabilities.
-        boxes: Tensor[N, 4] (x1, y1, x2, y2) in the image's pixels (moved to the masks'
-            device if they are elsewhere).
+        masks: Tensor[N, M, M] probabilities.
+        boxes: Tensor[N, 4] (x1, y1, x2, y2) in the image's pixels.
         image_size: (H, W).
         threshold: pixels with probability > threshold are 1.
         style: "det", "mmdet" or "torchvision".
 
     Returns:
-        uint8 Tensor[N, H, W] on the masks' device.
+        uint8 Tensor[N, H, W].
     """
     if style not in PASTE_STYLES:
         raise ValueError(
             f"paste_masks: style must be one of {', '.join(PASTE_STYLES)}; got {style!r}"
         )
-    n = masks.shape[0]
+    if style != "det":
+        return _paste_resized(masks, boxes, image_size, threshold, style)
     h, w = image_size
-    m_h, m_w = masks.shape[-2:]
+    n = masks.shape[0]
     out = torch.zeros(n, h, w, dtype=torch.uint8, device=masks.device)
-    # The probabilities, the map times the column weights, and the weights, per box.
-    per_box = 4 * (h * w + (m_h + 2) * w + (h + w) * (m_h + m_w + 4))
-    chunk = max(1, _PASTE_CHUNK_BYTES // per_box)
-    for start in range(0, n, chunk):
-        part = slice(start, start + chunk)
-        probs = _pasted_probs(masks[part], boxes[part].to(masks.device), image_size, style)
-        out[part] = (probs > threshold).to(torch.uint8)
+    m_h, m_w = masks.shape[-2:]
+    for i, (x1, y1, x2, y2) in enumerate(boxes.tolist()):  # one copy to the host
+        bw, bh = max(x2 - x1, 1e-6), max(y2 - y1, 1e-6)
+        # Pixels up to half a map cell beyond the box still get some bilinear weight.
+        mx, my = 0.5 * bw / m_w + 1, 0.5 * bh / m_h + 1
+        c0, c1 = max(math.floor(x1 - mx), 0), min(math.ceil(x2 + mx), w)
+        r0, r1 = max(math.floor(y1 - my), 0), min(math.ceil(y2 + my), h)
+        if c1 <= c0 or r1 <= r0:
+            continue
+        xs = (torch.arange(c0, c1, device=masks.device, dtype=torch.float32) + 0.5 - x1) / bw
+        ys = (torch.arange(r0, r1, device=masks.device, dtype=torch.float32) + 0.5 - y1) / bh
+        gy, gx = torch.meshgrid(ys * 2 - 1, xs * 2 - 1, indexing="ij")
+        grid = torch.stack([gx, gy], dim=-1)[None]
+        sampled = F.grid_sample(
+            masks[i][None, None].float(), grid, mode="bilinear", align_corners=False
+        )[0, 0]
+        out[i, r0:r1, c0:c1] = (sampled > threshold).to(torch.uint8)
     return out
 
 
-def _pasted_probs(masks: Tensor, boxes: Tensor, image_size: tuple[int, int], style: str) -> Tensor:
-    """paste_masks' probabilities before the threshold: float Tensor[N, H, W]."""
+def _paste_resized(
+    masks: Tensor, boxes: Tensor, image_size: tuple[int, int], threshold: float, style: str
+) -> Tensor:
+    """paste_masks' "mmdet" and "torchvision" styles: each map resized onto its integer box."""
     h, w = image_size
-    maps, boxes = masks.float(), boxes.float()
+    n = masks.shape[0]
+    out = torch.zeros(n, h, w, dtype=torch.uint8, device=masks.device)
+    maps = masks.float()
+    boxes = boxes.float()
     if style == "torchvision":
-        maps, boxes = _padded_maps_and_boxes(maps, boxes)
-    if style == "det":
-        weights = _sampled_weights
-    else:
-        boxes = boxes.to(torch.int64)  # truncation toward zero, as both originals
-        weights = _resized_weights
-    m_h, m_w = maps.shape[-2:]
-    x1, y1, x2, y2 = boxes.unbind(dim=1)
-    rows, cols = weights(y1, y2, m_h, h), weights(x1, x2, m_w, w)
-    # Along the rows first, then the columns: the order in which interpolate sums.
-    return torch.bmm(rows, torch.bmm(maps, cols.transpose(1, 2)))
-
-
-def _padded_maps_and_boxes(maps: Tensor, boxes: Tensor) -> tuple[Tensor, Tensor]:
-    """torchvision's expand_masks and expand_boxes: maps with a zero border, boxes grown by
-    (M + 2) / M about their centres (M the maps' width, for both sides)."""
-    m = maps.shape[-1]
-    maps = F.pad(maps, (1, 1, 1, 1))
-    scale = (m + 2) / m
-    half_w = (boxes[:, 2] - boxes[:, 0]) * 0.5 * scale
-    half_h = (boxes[:, 3] - boxes[:, 1]) * 0.5 * scale
-    cx, cy = (boxes[:, 2] + boxes[:, 0]) * 0.5, (boxes[:, 3] + boxes[:, 1]) * 0.5
-    return maps, torch.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], dim=1)
-
-
-def _linear_weights(coords: Tensor, size: int) -> Tensor:
-    """Linear interpolation weights Tensor[N, L, size] of map cells 0..size-1 at coords
-    Tensor[N, L], as the bilinear kernels compute them: 1 - f on the cell below, f on the
-    one above (f = coords - floor(coords)), nothing on cells beyond the map (zero padding)."""
-    below = coords.floor()
-    frac = (coords - below)[..., None]
-    offsets = torch.arange(size, device=coords.device, dtype=coords.dtype) - below[..., None]
-    return torch.where(offsets == 0, 1 - frac, 0) + torch.where(offsets == 1, frac, 0)
-
-
-def _fused_multiply_add(x: Tensor, scale: Tensor | float, shift: float) -> Tensor:
-    """x * scale + shift of float32 operands rounded once, as the compiled grid_sample and
-    interpolate kernels (CPU and CUDA) compute their source coordinates with a fused
-    multiply-add: exact in float64, then rounded. Pixels whose probability lies exactly on
-    the threshold (common where saturated maps are interpolated halfway) then fall on the
-    same side as there."""
-    return (x.double() * scale + shift).float()
-
-
-def _sampled_weights(lo: Tensor, hi: Tensor, size: int, length: int) -> Tensor:
-    """The "det" style's weights Tensor[N, length, size] of image pixels 0..length-1 along
-    one axis over boxes from lo to hi (float Tensor[N]): grid_sample's bilinear samples
-    (zero padding, align_corners False) at the pixel centres mapped into the box."""
-    extent = (hi - lo).clamp(min=1e-6)
-    pixels = torch.arange(length, device=lo.device, dtype=torch.float32)
-    # The grid in [-1, 1] over the box, unnormalised step by step as grid_sample does.
-    grid = (pixels + 0.5 - lo[:, None]) / extent[:, None] * 2 - 1
-    coords = _fused_multiply_add(grid + 1, size / 2, -0.5)
-    # The window of pixels within half a map cell (plus one) of the box holds every pixel a
-    # real box weighs; it matters only to an inverted box (hi < lo, its extent clamped),
-    # which it leaves empty unless inverted by less than about a pixel.
-    margin = (0.5 * extent / size + 1)[:, None]
-    sampled = (pixels >= (lo[:, None] - margin).floor()) & (pixels < (hi[:, None] + margin).ceil())
-    return _linear_weights(coords, size) * sampled[..., None]
-
-
-def _resized_weights(lo: Tensor, hi: Tensor, size: int, length: int) -> Tensor:
-    """The "mmdet" and "torchvision" styles' weights Tensor[N, length, size] of image pixels
-    0..length-1 along one axis over integer boxes from lo to hi (int64 Tensor[N]): the map
-    resized by F.interpolate (bilinear, align_corners False) to the hi - lo + 1 pixels (at
-    least 1) from lo, nothing outside them."""
-    extent = (hi - lo + 1).clamp(min=1).to(torch.float32)
-    offsets = torch.arange(length, device=lo.device) - lo[:, None]
-    inside = (offsets >= 0) & (offsets < extent[:, None])
-    # interpolate's source index: the scale (in / out, a true division) times the
-    # half-pixel centre, moved to the first cell when negative and weighing only the last
-    # cell past it.
-    scale = torch.full_like(extent, size) / extent
-    centres = offsets.to(torch.float32) + 0.5
-    coords = _fused_multiply_add(centres, scale[:, None], -0.5).clamp(0, size - 1)
-    return _linear_weights(coords, size) * inside[..., None]
+        m = maps.shape[-1]
+        maps = F.pad(maps, (1, 1, 1, 1))
+        scale = (m + 2) / m
+        half_w = (boxes[:, 2] - boxes[:, 0]) * 0.5 * scale
+        half_h = (boxes[:, 3] - boxes[:, 1]) * 0.5 * scale
+        cx, cy = (boxes[:, 2] + boxes[:, 0]) * 0.5, (boxes[:, 3] + boxes[:, 1]) * 0.5
+        boxes = torch.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], dim=1)
+    corners = boxes.to(torch.int64).tolist()  # truncation toward zero, as both originals
+    for i, (x1, y1, x2, y2) in enumerate(corners):
+        bw, bh = max(x2 - x1 + 1, 1), max(y2 - y1 + 1, 1)
+        resized = F.interpolate(
+            maps[i][None, None], size=(bh, bw), mode="bilinear", align_corners=False
+        )[0, 0]
+        c0, c1 = max(x1, 0), min(x1 + bw, w)
+        r0, r1 = max(y1, 0), min(y1 + bh, h)
+        if c1 <= c0 or r1 <= r0:
+            continue
+        window = resized[r0 - y1 : r1 - y1, c0 - x1 : c1 - x1]
+        out[i, r0:r1, c0:c1] = (window > threshold).to(torch.uint8)
+    return out
