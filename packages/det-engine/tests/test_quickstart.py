@@ -63,7 +63,7 @@ def test_data_config_uses_the_recipe_scale():
     run = recipes.quickstart_run("mask_rcnn", seed=3)
     assert run.data.with_mask and run.model.roi.with_mask and run.seed == 3
     assert (run.schedule.optimizer, run.schedule.lr_policy) == ("adamw", "cosine")
-    assert run.batch_per_gpu == run.schedule.batch_size == 4  # the lr is used unscaled
+    assert run.batch_per_gpu == run.schedule.batch_size == 8  # the lr is used unscaled
 
 
 def test_multi_scale_training_draws_between_the_recipe_scales(tmp_path):
@@ -124,6 +124,7 @@ def test_quickstart_writes_metrics_pictures_curves_and_checkpoint(run, capsys):
     root, work = run
     metrics = json.loads((work / "eval.json").read_text())
     assert metrics["run"] == "quickstart_faster_rcnn" and metrics["iterations"] == 2
+    assert metrics["images_per_iteration"] == 8  # the recipe's batch, recorded
     assert metrics["amp"] == "bf16" and metrics["budget_seconds"] is None
     run_record = from_plain(ckpt.load(work / "iter_00000002.pth")["run"])
     assert run_record.class_names == ("circle", "square", "triangle")
@@ -226,8 +227,9 @@ def test_shapes_zoo_table_from_eval_files(tmp_path):
     }
     for family, metrics in runs.items():
         run = {"metrics": metrics, "train_seconds": 120.0, "eval_seconds": 9.4}
-        if family == "rpn":  # within the default budget
+        if family == "rpn":  # within the default budget, the batch recorded
             run |= {"iterations": 1200, "budget_seconds": 600.0, "seconds_per_iteration": 0.1}
+            run |= {"images_per_iteration": 4}
         else:
             run |= {"iterations": 400, "budget_seconds": None, "seconds_per_iteration": 0.3}
         (tmp_path / f"quickstart_{family}").mkdir()
@@ -242,6 +244,7 @@ def test_shapes_zoo_table_from_eval_files(tmp_path):
     assert rows[0].split(" | ")[10] == "0.912"  # AR@300
     assert "| 1200 x 4 | 0.10 | 2.0 | 9 |" in rows[0]
     assert "| 0.612 | 0.900 | 0.700 | 0.550 | - |" in rows[1]
+    assert "| 400 x 8 |" in rows[1]  # no batch in the file: the recipe's
     assert "`python -m det_engine.quickstart --family mask_rcnn --iters 400`" in rows[1]
     assert "`python -m det_engine.quickstart --family rpn` |" in rows[0]  # the default budget
     # Writing again replaces the section instead of adding a second one.

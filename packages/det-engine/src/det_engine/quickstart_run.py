@@ -69,7 +69,7 @@ def run_quickstart(
     proposals_from: str | Path = "work_dirs/quickstart_rpn",
     num_pictures: int = 6,
     device: str | None = None,
-    workers: int = 1,
+    workers: int = 0,
     threads: int | None = None,
     seed: int = 0,
     resume: str | None = None,

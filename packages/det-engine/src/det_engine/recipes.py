@@ -4,8 +4,9 @@ scratch on the built-in shapes dataset on a CPU in minutes.
 The recipe is chosen for a 2-core CPU and no pretrained weights: a slim ResNet-18 (half
 width) with trainable BatchNorm, a 64-channel FPN and RPN, a box head of two 32-channel
 conv + GroupNorm layers and one FC, multi-scale training between 192 and 288 pixels (short
-side) and testing at 288, AdamW with warmup and cosine decay, and 128 sampled RoIs per image
-instead of the zoo's 512. SSD: a quarter-width VGG16 with BatchNorm at 300 pixels.
+side) and testing at 288, AdamW with warmup and cosine decay over 8 images per step, and 128
+sampled RoIs per image instead of the zoo's 512. SSD: a quarter-width VGG16 with BatchNorm at
+300 pixels.
 """
 
 from __future__ import annotations
@@ -45,7 +46,10 @@ QUICKSTART_FAMILIES = (
 # 0.02-0.04 more than at its middle (240) for each of five trained models (MODEL_ZOO.md).
 QUICKSTART_TEST_SCALE = (384, 288)
 QUICKSTART_TRAIN_SCALES = ((256, 192), (384, 288))
-# AdamW with a short linear warmup and cosine decay to 1% over the run; 4 images per step.
+# AdamW with a short linear warmup and cosine decay to 1% over the run; 8 images per step.
+# From scratch, this network learns far more per image from batches of 8 than of 4 or 2 at
+# this lr (fp32, seed 1: box AP 0.79 after 787 steps of 8 within the 10-minute budget,
+# 0.55 after 1350 steps of 4, 0.36 after 2476 steps of 2; MODEL_ZOO.md).
 QUICKSTART_SCHEDULE = ScheduleConfig(
     epochs=1,  # the length is max_iters (set by --iters or by the time budget)
     lr_steps=(),
@@ -55,7 +59,7 @@ QUICKSTART_SCHEDULE = ScheduleConfig(
     warmup_iters=50,
     grad_clip_norm=10.0,
     gpus=1,
-    imgs_per_gpu=4,
+    imgs_per_gpu=8,
     optimizer="adamw",
     lr_policy="cosine",
     max_iters=1850,

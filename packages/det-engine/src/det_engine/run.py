@@ -413,6 +413,7 @@ def _train_and_evaluate(
             "checkpoint": str(result.checkpoint),
             "data": run.dataset,
             "iterations": trainer.iteration,
+            "images_per_iteration": run.batch_per_gpu * run.world_size,
             "seconds_per_iteration": round(result.train_seconds / max(trainer.iteration, 1), 3),
             "train_seconds": round(result.train_seconds, 1),
             "eval_seconds": round(result.eval_seconds, 1),

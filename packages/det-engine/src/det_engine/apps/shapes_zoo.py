@@ -80,8 +80,10 @@ def table(work_root: Path, families: list[str]) -> str:
         def cell(key: str, m=m) -> str:
             return f"{m[key]:.3f}" if key in m else "-"
 
+        # The batch the run trained with (files written before it was recorded: the recipe's).
+        batch = run.get("images_per_iteration", QUICKSTART_SCHEDULE.imgs_per_gpu)
         lines.append(
-            f"| {family} | {arch} | {run['iterations']} x {QUICKSTART_SCHEDULE.imgs_per_gpu} "
+            f"| {family} | {arch} | {run['iterations']} x {batch} "
             f"| {run['seconds_per_iteration']:.2f} "
             f"| {run.get('train_seconds', 0) / 60:.1f} | {run.get('eval_seconds', 0):.0f} "
             f"| {cell('bbox_AP')} | {cell('bbox_AP50')} | {cell('bbox_AP75')} "
