@@ -27,7 +27,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from det_heads.tracing import DeviceCache
 from det_models.config import DataConfig
+
+# The normalisation constants on each device, copied there once rather than per image.
+_CONSTANTS = DeviceCache()
 
 
 def rescaled_size(height: int, width: int, data: DataConfig) -> tuple[int, int]:
@@ -54,7 +58,8 @@ def preprocess_image(image: Tensor, data: DataConfig) -> tuple[Tensor, dict[str,
 
     Every step runs where ``image`` lies: hand it a uint8 image already on the accelerator
     and nothing but the image crosses to it. The normalisation constants are computed on
-    the CPU and copied, so each device uses the same float32 mean and 1 / std.
+    the CPU, so each device uses the same float32 mean and 1 / std, and copied to a device
+    once (not per image).
 
     Args:
         image: Tensor[3, H, W] RGB on the 0..255 scale, uint8 or floating point, on any
@@ -98,9 +103,8 @@ def preprocess_image(image: Tensor, data: DataConfig) -> tuple[Tensor, dict[str,
     norm = data.normalize
     if not norm.to_rgb:
         img = img.flip(0)  # RGB -> BGR: caffe-style means are given in BGR order
-    mean = torch.tensor(norm.mean, dtype=torch.float32).view(3, 1, 1)
-    inv_std = 1.0 / torch.tensor(norm.std, dtype=torch.float32).view(3, 1, 1)
-    img = (img - mean.to(img.device)).mul_(inv_std.to(img.device))
+    mean, inv_std = _normalisation(tuple(norm.mean), tuple(norm.std), img.device)
+    img = (img - mean).mul_(inv_std)
     meta = {
         "ori_shape": (height, width, 3),
         "img_shape": (new_h, new_w, 3),
@@ -109,6 +113,20 @@ def preprocess_image(image: Tensor, data: DataConfig) -> tuple[Tensor, dict[str,
         "flip": False,
     }
     return img, meta
+
+
+def _normalisation(
+    mean: tuple[float, ...], std: tuple[float, ...], device: torch.device
+) -> tuple[Tensor, Tensor]:
+    """(mean, 1 / std) float32 Tensor[3, 1, 1] on device: computed on the CPU, so every
+    device uses the same values, and copied to a device once."""
+
+    def make() -> tuple[Tensor, Tensor]:
+        mean_t = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
+        inv_std = 1.0 / torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
+        return mean_t.to(device), inv_std.to(device)
+
+    return _CONSTANTS.get((mean, std, device), make)
 
 
 def pad_batch(images: Sequence[Tensor], size_divisor: int | None) -> Tensor:
