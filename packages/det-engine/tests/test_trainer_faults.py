@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
 
 from det_engine import checkpoint as ckpt
 from det_engine.atomic_write import WriteError
-from det_engine.distributed import init_from_env
+from det_engine.distributed import init_from_env, shutdown
 from det_engine.guard import NonFiniteLossError
 from det_engine.metric_log import MetricLogger
 from det_engine.schedule import WarmupStepSchedule
@@ -289,8 +289,10 @@ def _ddp_worker(rank, world_size, port, out_dir, momentum):
         assert isinstance(trainer.model, nn.parallel.DistributedDataParallel)
         trainer.train()
         torch.save(model.state_dict(), os.path.join(out_dir, f"rank{rank}.pth"))
+        shutdown()  # both ranks arrive before either destroys its half of the group
     finally:
-        dist.destroy_process_group()
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
 
 @pytest.mark.parametrize("momentum", [0.0, 0.9])

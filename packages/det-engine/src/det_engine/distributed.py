@@ -236,6 +236,28 @@ def share_from_main(obj: Any) -> Any:
     return box[0]
 
 
+def shutdown(timeout: timedelta = timedelta(minutes=1)) -> None:
+    """Ends the process group once every rank got here: a barrier, then its destruction.
+
+    Destroying a gloo group while another rank still talks to it can abort that rank at
+    exit ("terminate called without an active exception"); after the barrier no rank does.
+    A no-op when no process group is up. Call it where every rank ends normally, not on an
+    error path (the others would wait for ``timeout``).
+
+    Raises:
+        DistributedTimeoutError: a rank did not arrive within ``timeout`` (the group is
+            destroyed all the same).
+    """
+    global _cpu_group
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    try:
+        barrier(timeout)
+    finally:
+        dist.destroy_process_group()
+        _cpu_group = None
+
+
 def stop_on_errors(error: str | None) -> bool:
     """Whether any rank failed at this point (``error``: this rank's message, or None).
 

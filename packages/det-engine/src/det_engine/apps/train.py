@@ -30,6 +30,7 @@ from det_engine.distributed import (
     get_local_rank,
     get_world_size,
     is_main_process,
+    shutdown,
     stop_on_errors,
 )
 from det_engine.metric_log import tensorboard_writer_class
@@ -202,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         tensorboard=args.tensorboard,
         max_skipped_images=args.max_skipped_images,
     )
+    shutdown()
     return result.exit_code
 
 
