@@ -115,3 +115,83 @@ def test_runtime_onnxruntime_times_the_exported_model_beside_ours(capsys):
 def test_runtime_onnxruntime_is_for_cpu_inference():
     with pytest.raises(SystemExit):
         bench.parse_args(["train", "rpn", "r50", "1x", "--runtime", "onnxruntime"])
+
+
+def test_amp_runs_both_sides_training_step_under_autocast_and_the_table_says_so(
+    capsys, monkeypatch
+):
+    """--amp bf16: each side's forward (ours and torchvision's) computes its convolutions in
+    bfloat16, the parameters stay float32, and the table's rows name the precision."""
+    import torch
+
+    seen: dict[str, set] = {"ours": set(), "torchvision": set()}
+    built = bench.build_sides
+
+    def recording_sides(args, device, only=None):
+        sides, samples = built(args, device, only)
+        for side in sides:
+            step = side.step
+
+            def traced(batch, step=step, name=side.name):
+                def hook(module, inputs, output):
+                    if isinstance(module, torch.nn.Conv2d):
+                        seen[name].add(output.dtype)
+
+                handle = torch.nn.modules.module.register_module_forward_hook(hook)
+                try:
+                    return step(batch)
+                finally:
+                    handle.remove()
+
+            side.step = traced
+        return sides, samples
+
+    monkeypatch.setattr(bench, "build_sides", recording_sides)
+    argv = ["train", "faster_rcnn", "r50", "1x", *TINY, "--batch-size", "1", "--no-memory"]
+    assert bench.main([*argv, "--compare", "torchvision", "--amp", "bf16"]) == 0
+    rows = _rows(capsys.readouterr().out)
+    assert "bf16 autocast" in rows[2] and "bf16 autocast" in rows[3]
+    assert seen == {"ours": {torch.bfloat16}, "torchvision": {torch.bfloat16}}
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--amp", "fp16"],  # GradScaler and fp16 kernels: CUDA
+        ["--tf32", "on"],  # a CUDA setting
+        ["--amp", "bf16", "--runtime", "onnxruntime"],  # the exported model runs fp32
+    ],
+)
+def test_precision_options_are_refused_where_they_do_not_apply(extra, capsys):
+    with pytest.raises(SystemExit):
+        bench.parse_args(["infer", "faster_rcnn", "r50", "1x", *extra])
+    assert extra[0] in capsys.readouterr().err
+
+
+def test_busy_time_is_the_union_of_the_intervals():
+    assert bench._busy_microseconds([(5.0, 6.0), (0.0, 2.0), (1.0, 3.0), (1.5, 2.5)]) == 4.0
+    assert bench._busy_microseconds([]) == 0.0
+
+
+def test_profile_prints_each_sides_work_per_step(capsys):
+    import re
+
+    argv = ["train", "faster_rcnn", "r50", "1x", *TINY, "--batch-size", "1", "--no-memory"]
+    assert bench.main([*argv, "--profile", "2"]) == 0
+    out = capsys.readouterr().out
+    found = re.search(r"ours: (\d+) operators per step, ([\d.]+) ms .* none running (\d+)%", out)
+    assert found and int(found[1]) > 100 and float(found[2]) > 0 and int(found[3]) < 100
+    rows = [line for line in out.splitlines() if line.startswith("| aten::")]
+    assert len(rows) == 8  # the busiest operators, slowest first
+    times = [float(row.split(" | ")[2].rstrip(" |")) for row in rows]
+    assert times == sorted(times, reverse=True)
+
+
+def test_layout_contiguous_runs_ours_in_nchw_with_the_same_detections(capsys):
+    argv = ["infer", "faster_rcnn", "r50", "1x", *TINY, "--no-memory", "--compare", "torchvision"]
+    assert bench.main(argv) == 0
+    channels_last = _rows(capsys.readouterr().out)
+    assert bench.main([*argv, "--layout", "contiguous"]) == 0
+    nchw = _rows(capsys.readouterr().out)
+    assert nchw[2].startswith("| ours NCHW (cpu") and channels_last[2].startswith("| ours (cpu")
+    assert nchw[2].split(" | ")[-1] == channels_last[2].split(" | ")[-1]  # detections

@@ -96,12 +96,13 @@ def test_ssd_rows_train_with_their_augmentation_and_normalisation():
     assert batch.shape == (1, 3, 300, 300)
 
 
-def test_keep_ratio_rows_train_with_resize_flip_normalise():
+def test_keep_ratio_rows_train_with_resize_flip_and_normalise_on_the_device():
     data = _row("mask_rcnn", "r50-caffe", "1x")
     steps = data_path.train_transforms(data).transforms
-    assert [type(t) for t in steps] == [Resize, RandomFlip, Normalize]
+    assert [type(t) for t in steps] == [Resize, RandomFlip]
     assert steps[0].scales == [(1333, 800)] and steps[0].keep_ratio
-    assert steps[2].to_bgr and steps[2].std.flatten().tolist() == [1.0, 1.0, 1.0]
+    assert data_path.batch_normalizer(data) is not None
+    assert data_path.batch_normalizer(_row("ssd300", "vgg16", "120e")) is None
     # flip_ratio is read: 0 drops the flip, 1 flips every image
     assert RandomFlip not in {type(t) for t in data_path.train_transforms(
         dataclasses.replace(data, flip_ratio=0.0)).transforms}  # fmt: skip
@@ -109,6 +110,45 @@ def test_keep_ratio_rows_train_with_resize_flip_normalise():
     multi = dataclasses.replace(multi, multiscale_mode="range")
     resize = data_path.train_transforms(multi).transforms[0]
     assert resize.mode == "range" and resize.scales == [(1333, 640), (1333, 800)]
+
+
+@pytest.mark.parametrize("key", [("faster_rcnn", "r50", "1x"), ("faster_rcnn", "r50-caffe", "1x")])
+def test_training_batches_normalised_on_the_device_equal_those_normalised_per_image(
+    shapes_root, key
+):
+    """uint8 batches normalised by the Trainer's batch_normalizer are, bit for bit, the
+    batches of the per-image pipeline (resize, flip, det_data.Normalize, then padding)."""
+    data = data_path.data_config_for(_row(*key), "shapes", (96, 64))
+    dataset = data_path.build_dataset(data, "shapes", str(shapes_root), "train", train=True)
+    torch.manual_seed(0)
+    samples = [dataset[i] for i in range(3)]
+    assert all(s[0].dtype == torch.uint8 for s in samples)
+    assert len({s[0].shape for s in samples}) > 1  # padding differs per image
+    images, metas, _ = data_path.collate_fn(data)(samples)
+    assert images.dtype == torch.uint8
+    got = data_path.batch_normalizer(data)(images, metas)
+
+    per_image = [(data_path.normalize(data)(*s)[0], s[1], s[2]) for s in samples]
+    expected, _, _ = data_path.collate_fn(data)(per_image)
+    assert got.dtype == torch.float32 and torch.equal(got, expected)
+    # float images on the 0..255 scale normalise to the same values
+    assert torch.equal(data_path.batch_normalizer(data)(images.float(), metas), expected)
+
+
+def test_normalize_batch_names_what_does_not_fit():
+    from det_models import normalize_batch
+
+    data = _row("faster_rcnn", "r50", "1x")
+    images = torch.zeros(2, 3, 64, 96, dtype=torch.uint8)
+    metas = [{"img_shape": (64, 90, 3)}, {"img_shape": (60, 96, 3)}]
+    with pytest.raises(ValueError, match=r"metas: expected 2 \(one per image\), got 1"):
+        normalize_batch(images, metas[:1], data)
+    with pytest.raises(ValueError, match=r"metas\[1\]\['img_shape'\] \(70, 96, 3\) does not fit"):
+        normalize_batch(images, [metas[0], {"img_shape": (70, 96, 3)}], data)
+    with pytest.raises(ValueError, match=r"Tensor\[B, 3, H, W\], got \(3, 64, 96\)"):
+        normalize_batch(images[0], metas, data)
+    with pytest.raises(ValueError, match="uint8 or floating point"):
+        normalize_batch(images.long(), metas, data)
 
 
 def test_flip_ratio_reaches_the_training_samples(shapes_root):

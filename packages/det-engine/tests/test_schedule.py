@@ -68,6 +68,64 @@ def test_build_sgd_skips_frozen():
     assert len(opt.param_groups[0]["params"]) == 2
 
 
+def _sgd_pair():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
+    copy = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
+    copy.load_state_dict(model.state_dict())
+    return model, copy
+
+
+def test_build_sgd_is_fused_and_steps_as_torch_sgd():
+    model, reference = _sgd_pair()
+    opt = build_sgd(model, 0.1)
+    assert opt.defaults["fused"] is True
+    ref_opt = torch.optim.SGD(reference.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    x = torch.randn(4, 8)
+    for _ in range(3):
+        for net, o in ((model, opt), (reference, ref_opt)):
+            o.zero_grad()
+            net(x).square().sum().backward()
+            o.step()
+    for p, q in zip(model.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("overflow", [False, True])
+def test_a_loss_scaled_step_reads_nothing_on_the_host(overflow):
+    """fp16's GradScaler with the fused SGD: unscale, clip, step (or skip on an overflow)
+    and the scale's update stay on the device; the CPU scaler stands in for CUDA's."""
+    from det_heads.sync_audit import SyncAudit
+
+    model, reference = _sgd_pair()
+    opt = build_sgd(model, 0.1)
+    ref_opt = torch.optim.SGD(reference.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    x = torch.randn(4, 8)
+    loss = model(x).square().sum()
+    if overflow:
+        loss = loss * torch.tensor(float("inf"))
+    with SyncAudit() as audit:
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)
+        clip_gradients(model.parameters(), 35.0)
+        scaler.step(opt)
+        scaler.update()
+    assert audit.counts() == {}
+    before = reference.state_dict()
+    if overflow:  # the step was skipped and the scale halved
+        for name, value in model.state_dict().items():
+            assert torch.equal(value, before[name]), name
+        assert scaler.get_scale() == 2.0**9
+    else:  # the same step as unscaled SGD (the scale is a power of two: exact)
+        reference(x).square().sum().backward()
+        clip_gradients(reference.parameters(), 35.0)
+        ref_opt.step()
+        for p, q in zip(model.parameters(), reference.parameters(), strict=True):
+            torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)
+        assert scaler.get_scale() == 2.0**10
+
+
 def test_clip_gradients():
     p = nn.Parameter(torch.zeros(2))
     p.grad = torch.tensor([30.0, 40.0])  # norm 50

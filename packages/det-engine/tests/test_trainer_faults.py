@@ -318,6 +318,38 @@ def test_two_process_gloo_equals_one_process_with_the_same_total_batch(tmp_path,
             torch.testing.assert_close(state[k], v, rtol=1e-6, atol=1e-6)
 
 
+# ---------------------------------------------------------------------------------- normalize
+class Uint8Data(ToyData):
+    """ToyData's samples as uint8 "images" (values 0..255)."""
+
+    def __getitem__(self, i: int):
+        x, meta, target = super().__getitem__(i)
+        return (x * 40 + 128).clamp(0, 255).to(torch.uint8), meta, target
+
+
+def test_uint8_batches_are_normalised_on_the_device_before_the_model(tmp_path):
+    loader = DataLoader(Uint8Data(4), batch_size=2, shuffle=False, collate_fn=collate)
+    model = ToyDetector()
+    inputs = []
+    model.fc.register_forward_hook(lambda m, i, o: inputs.append(i[0]))
+    trainer = _trainer(model, loader, tmp_path, epochs=1)
+    with pytest.raises(TypeError, match="uint8 images and the Trainer has no normalize"):
+        trainer.train()
+
+    seen_metas = []
+
+    def normalize(images, metas):
+        seen_metas.append(metas)
+        return (images.float() - 128) / 40
+
+    inputs.clear()
+    trainer.normalize = normalize
+    assert trainer.train() == 2
+    expected = [(Uint8Data(4)[i][0].float() - 128) / 40 for i in range(4)]
+    torch.testing.assert_close(torch.cat(inputs), torch.stack(expected), rtol=0, atol=0)
+    assert [[m["index"] for m in metas] for metas in seen_metas] == [[0, 1], [2, 3]]
+
+
 # ---------------------------------------------------------------------------------- AMP
 def test_bf16_autocast_on_cpu_trains_and_fp16_needs_cuda(tmp_path):
     loader = DataLoader(ToyData(4), batch_size=2, shuffle=False, collate_fn=collate)

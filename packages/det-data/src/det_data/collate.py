@@ -19,13 +19,15 @@ def collate(
     """Stacks (image, meta, target) samples into one batch.
 
     Args:
-        samples: images float Tensor[3, H_i, W_i] with their meta and target dicts.
+        samples: images Tensor[3, H_i, W_i] (float, or uint8 for batches normalised later)
+            with their meta and target dicts.
         size_divisor: the batch's height and width are rounded up to a multiple of this.
         masks_for_heads: turn InstanceMasks into what det-heads takes (polygon lists when
             every mask is a polygon, else uint8 Tensor[N, H_i, W_i]); else leave them.
 
     Returns:
-        images float Tensor[B, 3, H, W] zero-padded at the bottom and right, the metas
+        images Tensor[B, 3, H, W] of the samples' dtype, zero-padded at the bottom and
+        right, the metas
         list (pad_shape set to each image's size rounded up to size_divisor) and the
         targets list (boxes x1, y1, x2, y2 in input pixels, unchanged by
         the padding).

@@ -47,10 +47,11 @@ class DetectionDataset(Dataset):
     """Base class: subclasses fill ``self.records`` and ``self.classes``.
 
     A sample is ``(image, meta, target)``: image float32 Tensor[3, H, W] RGB in 0..255
-    (before Normalize), meta dict(image_id, ori_shape, img_shape, pad_shape, scale_factor,
-    flip), target dict(boxes float32 Tensor[N, 4] x1, y1, x2, y2 input pixels, labels int64
-    Tensor[N] in 0..C-1, ignore_boxes float32 Tensor[M, 4], masks InstanceMasks when the
-    dataset has masks, proposals float32 Tensor[K, 4 | 5] when given).
+    (before Normalize; with ``float_images`` off, as the transforms leave it: uint8 as
+    decoded when none of them works in float), meta dict(image_id, ori_shape, img_shape,
+    pad_shape, scale_factor, flip), target dict(boxes float32 Tensor[N, 4] x1, y1, x2, y2
+    input pixels, labels int64 Tensor[N] in 0..C-1, ignore_boxes float32 Tensor[M, 4], masks
+    InstanceMasks when the dataset has masks, proposals float32 Tensor[K, 4 | 5] when given).
     """
 
     records: list[ImageRecord]
@@ -61,6 +62,9 @@ class DetectionDataset(Dataset):
     # meta["skipped_images"], instead of ending the run; the trainer counts them against
     # its limit. Evaluation keeps raising.
     skip_unreadable: bool = False
+    # Off: the samples' images stay as the transforms leave them (uint8 through resize and
+    # flip), for batches normalised where the model runs (a quarter of the bytes to move).
+    float_images: bool = True
 
     def __len__(self) -> int:
         return len(self.records)
@@ -133,7 +137,7 @@ class DetectionDataset(Dataset):
         if "proposals" in record.extra:
             target["proposals"] = torch.as_tensor(record.extra["proposals"], dtype=torch.float32)
         # Decoded images stay uint8 through the transforms until they normalise (resizing
-        # uint8 is several times faster); the sample is float either way.
+        # uint8 is several times faster); the sample is float unless float_images is off.
         if self.transforms is not None:
             image, meta, target = self.transforms(image, meta, target)
-        return image.to(torch.float32), meta, target
+        return (image.to(torch.float32) if self.float_images else image), meta, target

@@ -7,8 +7,11 @@ padding of a batch is det-data's collate.
 
 Training: SSD augmentation when the row has it (photometric distortion, zoom-out filled with
 the mean colour, min-IoU crop), resize to the row's scale (keeping the ratio, or SSD's
-square), horizontal flip with the row's ratio, normalisation (mean/std, RGB or BGR); the
-batch is padded to the row's size divisor. Testing: det_models' resize and normalise, pad.
+square), horizontal flip with the row's ratio; the batch is padded to the row's size divisor and
+normalised (mean/std, RGB or BGR) where training runs: batches leave the loader as 0..255
+images (uint8 as decoded; SSD rows, whose augmentation works in float, normalise in the
+loader) and the Trainer calls :func:`batch_normalizer`'s ``det_models.normalize_batch`` on
+the device. Testing: det_models' resize and normalise, pad.
 Fast R-CNN rows read precomputed proposal files, for training and for testing.
 
 Data sources: ``coco`` (COCO 2017 layout), ``voc`` (a VOCdevkit), ``shapes`` (the built-in
@@ -39,7 +42,7 @@ from det_data import (
     resize_target,
     shapes,
 )
-from det_models import DataConfig, preprocess_image
+from det_models import DataConfig, normalize_batch, preprocess_image
 
 SHAPES_SCALE = (256, 192)  # the shapes dataset's own scale: its images are 256 x 256 at most
 VOC_SCALE = (1000, 600)  # the 2019 zoo's Pascal VOC configs (for keep-ratio rows)
@@ -92,8 +95,24 @@ def normalize(data: DataConfig) -> Normalize:
     return Normalize(norm.mean, norm.std, to_bgr=not norm.to_rgb)
 
 
+def normalizes_on_device(data: DataConfig) -> bool:
+    """Whether the row's training batches are normalised on the training device (by
+    :func:`batch_normalizer`) rather than in the loader: all but SSD rows, whose
+    augmentation works on float images."""
+    return data.ssd_augment is None
+
+
+def batch_normalizer(data: DataConfig) -> Callable[[Tensor, list[dict[str, Any]]], Tensor] | None:
+    """What the Trainer applies to each training batch on its device: the row's
+    ``det_models.normalize_batch``; None for rows normalised in the loader (SSD)."""
+    if not normalizes_on_device(data):
+        return None
+    return functools.partial(normalize_batch, data=data)
+
+
 def train_transforms(data: DataConfig) -> Compose:
-    """The training transforms of a row: SSD augmentation (if any), resize, flip, normalise.
+    """The training transforms of a row: SSD augmentation (if any), resize, flip; SSD rows
+    normalise here too, the others on the device (:func:`batch_normalizer`).
 
     Padding is done per batch by :func:`collate_fn`.
     """
@@ -124,7 +143,8 @@ def train_transforms(data: DataConfig) -> Compose:
     steps.append(resize)
     if data.flip_ratio > 0:
         steps.append(RandomFlip(data.flip_ratio))
-    steps.append(normalize(data))
+    if not normalizes_on_device(data):
+        steps.append(normalize(data))
     return Compose(steps)
 
 
@@ -220,11 +240,30 @@ def build_dataset(
         exclude_ids: image ids left out of COCO-format data (a data check's bad images).
 
     Returns:
-        A det-data dataset (CocoDataset; VOCDataset for voc) with ``classes``.
+        A det-data dataset (CocoDataset; VOCDataset for voc) with ``classes``. A training
+        set of a row normalised on the device (:func:`normalizes_on_device`) yields its
+        images as uint8 (``float_images`` off).
 
     Raises:
         DataError: a file or folder is missing, or proposals asked of VOC data.
     """
+    dataset = _dataset(
+        data, source, root, split, train=train, proposals=proposals, exclude_ids=exclude_ids
+    )
+    dataset.float_images = not (train and normalizes_on_device(data))
+    return dataset
+
+
+def _dataset(
+    data: DataConfig,
+    source: str,
+    root: str | None,
+    split: str,
+    *,
+    train: bool,
+    proposals: str | Path | None,
+    exclude_ids: Collection[int],
+):
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     transforms = train_transforms(data) if train else inference_transforms(data)

@@ -39,7 +39,7 @@ from torch.utils.data import DataLoader
 from det_engine import checkpoint as ckpt
 from det_engine.atomic_write import WriteError
 from det_engine.budget import TimeBudget
-from det_engine.data import build_dataset, collate_fn
+from det_engine.data import batch_normalizer, build_dataset, collate_fn
 from det_engine.distributed import get_rank, init_from_env, is_main_process, stop_on_errors
 from det_engine.evaluation.loop import default_metrics, detect, evaluate, write_metrics
 from det_engine.guard import NonFiniteLossError
@@ -136,10 +136,14 @@ def run_datasets(
     return sets[0], (sets[1] if evaluate else None)
 
 
-def make_loader(run: RunConfig, dataset, *, workers: int = 0) -> DataLoader:
+def make_loader(
+    run: RunConfig, dataset, *, workers: int = 0, pin_memory: bool = False
+) -> DataLoader:
     """The training loader of a run: ``run.batch_per_gpu`` images per batch, grouped by aspect
     ratio (shared among ``run.world_size`` ranks), padded as the run's data says; the
-    dataset's ``skip_unreadable`` is turned on (the Trainer counts the images skipped)."""
+    dataset's ``skip_unreadable`` is turned on (the Trainer counts the images skipped).
+    ``pin_memory``: batches in page-locked memory, so their copy to a GPU runs
+    asynchronously (for a CUDA device)."""
     from det_data import DistributedGroupSampler, GroupSampler
 
     per_gpu = run.batch_per_gpu
@@ -159,6 +163,7 @@ def make_loader(run: RunConfig, dataset, *, workers: int = 0) -> DataLoader:
         collate_fn=collate_fn(run.data),
         num_workers=workers,
         persistent_workers=False,
+        pin_memory=pin_memory,
     )
 
 
@@ -218,6 +223,7 @@ def make_trainer(
         tensorboard=tensorboard,
         on_step=on_step,
         max_skipped_images=max_skipped_images,
+        normalize=batch_normalizer(run.data),
     )
 
 
@@ -329,7 +335,7 @@ def train_and_evaluate(
         The :class:`RunResult`; the reasons for a non-zero exit code are printed.
     """
     model.to(device=device, memory_format=torch.channels_last)
-    loader = make_loader(run, train_set, workers=workers)
+    loader = make_loader(run, train_set, workers=workers, pin_memory=device.type == "cuda")
     budget = None
     if deadline is not None:
         spare = reserve_s

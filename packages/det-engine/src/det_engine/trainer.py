@@ -101,6 +101,10 @@ class Trainer:
             ``skip_unreadable`` names them in ``meta["skipped_images"]``): each is warned
             about and counted in the log (``skipped_images``); one more ends the run with
             :class:`UnreadableImagesError`.
+        normalize: called on each batch's images once they are on ``device``, with the
+            batch's metas, e.g. ``det_models.normalize_batch`` for a loader that yields
+            0..255 images (det_engine.data.batch_normalizer); None: the loader's images go
+            to the model as they are.
     """
 
     def __init__(
@@ -122,6 +126,7 @@ class Trainer:
         tensorboard: bool = False,
         on_step: Callable[[Trainer], None] | None = None,
         max_skipped_images: int = 10,
+        normalize: Callable[[torch.Tensor, list[dict[str, Any]]], torch.Tensor] | None = None,
     ) -> None:
         if epochs <= 0:
             raise ValueError(f"epochs must be > 0, got {epochs}")
@@ -159,6 +164,7 @@ class Trainer:
         if max_skipped_images < 0:
             raise ValueError(f"max_skipped_images must be >= 0, got {max_skipped_images}")
         self.max_skipped_images = max_skipped_images
+        self.normalize = normalize
 
     def set_length(self, iterations: int) -> None:
         """Ends the run after ``iterations`` steps instead: the loop, the logger's total, the
@@ -333,6 +339,13 @@ class Trainer:
             data_time = time.perf_counter() - end
             self._count_skipped(metas)
             images = images.to(self.device, non_blocking=True)
+            if self.normalize is not None:
+                images = self.normalize(images, metas)
+            elif images.dtype == torch.uint8:
+                raise TypeError(
+                    "the loader yields uint8 images and the Trainer has no normalize: give "
+                    "it one (det_engine.data.batch_normalizer) or normalise in the loader"
+                )
             targets = _to_device(targets, self.device)
             lr = self.scheduler.apply(self.optimizer, self.iteration)
             with torch.autocast(

@@ -11,7 +11,8 @@ business (docs/design.md). In short:
   `read_checkpoint`, `CheckpointError`;
 - `Detector`, inference on file paths, numpy arrays or tensors with the row's test-time
   preprocessing (`preprocess`: per image `preprocess_image`, on the image's device, which
-  det-engine's evaluation pipeline calls too, then `pad_batch`); `init_backbone` /
+  det-engine's evaluation pipeline calls too, then `pad_batch`; training batches:
+  `normalize_batch` on their device); `init_backbone` /
   `find_backbone_weights`, a built detector's backbone set to the ImageNet weights its
   config names (as a training run starts);
 - export (`export_detector`, `ExportableDetector`, `check_onnx_exportable`,
@@ -63,7 +64,7 @@ from det_models.export import (
     paste_mask_probs,
 )
 from det_models.predict import Detector, preprocess
-from det_models.preprocessing import pad_batch, preprocess_image
+from det_models.preprocessing import normalize_batch, pad_batch, preprocess_image
 
 __version__ = "0.1.0"
 
@@ -105,6 +106,7 @@ __all__ = [
     "is_mmdet_layout",
     "mask_paste_style",
     "model_from_checkpoint",
+    "normalize_batch",
     "pad_batch",
     "parse_override",
     "paste_mask_probs",

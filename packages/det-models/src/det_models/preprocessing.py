@@ -1,5 +1,6 @@
 """The test-time preprocessing of a zoo row, defined once: one image resized and normalised
-on its own device (`preprocess_image`), and images padded into a batch (`pad_batch`).
+on its own device (`preprocess_image`), and images padded into a batch (`pad_batch`); and
+the training batches' normalisation on their device (`normalize_batch`).
 
 `det_models.preprocess` (Detector.predict, the ONNX runner, the benchmarks) and the test
 pipeline of det_engine.data (evaluation, the test command) both call `preprocess_image`, so
@@ -127,6 +128,57 @@ def _normalisation(
         return mean_t.to(device), inv_std.to(device)
 
     return _CONSTANTS.get((mean, std, device), make)
+
+
+def normalize_batch(images: Tensor, metas: Sequence[dict[str, Any]], data: DataConfig) -> Tensor:
+    """A padded training batch of 0..255 images normalised on its device, padding kept zero.
+
+    The training loader hands batches of resized, flipped images still on the 0..255 scale
+    (uint8 as decoded: a quarter of the bytes to copy, from pinned memory on a GPU) padded
+    with zeros by det_data.collate; this is the normalisation det_data.Normalize would have
+    done per image, done once per batch where the batch is. Each pixel gets the same value
+    as there, ``(image - mean) * (1 / std)`` in float32, and the padding past each image's
+    ``img_shape`` is zero again (the mean colour), as if padded after normalising.
+
+    Args:
+        images: Tensor[B, 3, H, W] RGB on the 0..255 scale, uint8 or floating point.
+        metas: the batch's metas; ``img_shape`` (h, w, 3) of each image (h <= H, w <= W).
+        data: the row's data config (its ``normalize``: mean, std, to_rgb).
+
+    Returns:
+        float32 Tensor[B, 3, H, W] on ``images``' device.
+
+    Raises:
+        ValueError: images is not a [B, 3, H, W] batch of uint8 or floating point, or the
+            metas do not match it.
+    """
+    if not isinstance(images, Tensor) or images.dim() != 4 or images.shape[1] != 3:
+        shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
+        raise ValueError(f"images must be a Tensor[B, 3, H, W], got {shape}")
+    if images.dtype != torch.uint8 and not images.is_floating_point():
+        raise ValueError(f"images must be uint8 or floating point (0..255), got {images.dtype}")
+    if len(metas) != images.shape[0]:
+        raise ValueError(f"metas: expected {images.shape[0]} (one per image), got {len(metas)}")
+    height, width = images.shape[-2:]
+    sizes = []
+    for b, meta in enumerate(metas):
+        h, w = meta["img_shape"][:2]
+        if not (0 < h <= height and 0 < w <= width):
+            raise ValueError(
+                f"metas[{b}]['img_shape'] {tuple(meta['img_shape'])} does not fit the batch's "
+                f"{height} x {width}"
+            )
+        sizes.append((h, w))
+    norm = data.normalize
+    img = images if norm.to_rgb else images.flip(1)  # caffe-style means are given in BGR
+    mean, inv_std = _normalisation(tuple(norm.mean), tuple(norm.std), images.device)
+    out = (img.to(torch.float32) - mean).mul_(inv_std)
+    for b, (h, w) in enumerate(sizes):  # host integers: no read of the device
+        if h < height:
+            out[b, :, h:] = 0
+        if w < width:
+            out[b, :, :h, w:] = 0
+    return out
 
 
 def pad_batch(images: Sequence[Tensor], size_divisor: int | None) -> Tensor:

@@ -25,6 +25,13 @@ torchvision's model is built from its parts as its ImageNet-initialised configur
 (FrozenBatchNorm2d, stem and first stage frozen), which is the configuration our zoo rows
 train with.
 
+Precision is the same on both sides and printed with the table: ``--amp bf16|fp16`` runs
+both forward passes under torch.autocast (fp16 training: a GradScaler each, CUDA only), and
+on a GPU ``--tf32 on|off`` sets TF32 for matmuls and cuDNN convolutions for both (default:
+torch's, matmuls off and convolutions on). Training updates with SGD on both sides: ours
+torch's fused SGD (det_engine.schedule.build_sgd, as the Trainer), torchvision's with torch's
+default implementation (for-each on a GPU), as its reference scripts build it.
+
 `--runtime onnxruntime` (infer, CPU) also times our model exported to ONNX
 (det_engine.export, any image size) in onnxruntime with the same threads, through
 det_engine.deploy.OnnxDetector: the same preprocessing, the graph, boxes (and masks) back to
@@ -52,6 +59,7 @@ from torch import Tensor, nn
 from det_engine.optional_deps import install_command, missing
 
 MODES = ("train", "infer")
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 DATA = ("random", "shapes")
 TORCHVISION_NAMES = {
     "faster_rcnn": "fasterrcnn_resnet50_fpn",
@@ -143,13 +151,31 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "(on the CPU one run's peak RSS varies by about 50 MB)",
     )
     parser.add_argument("--no-fast", action="store_true", help="infer without Detector's fast path")
+    parser.add_argument(
+        "--amp", choices=("off", *AMP_DTYPES), default="off",
+        help="both sides' forward under torch.autocast with this dtype (fp16: CUDA only)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--layout", choices=("channels_last", "contiguous"), default="channels_last",
+        help="our model's weights and activations: channels_last (the default, what train "
+        "and Detector use) or contiguous (NCHW), for an A/B of the layout on a device",
+    )  # fmt: skip
+    parser.add_argument(
+        "--profile", type=int, default=0, metavar="STEPS",
+        help="after the timings, profile STEPS more steps of each side: kernels (CPU: "
+        "operators) per step, the busiest ones, and the device's idle share",
+    )  # fmt: skip
+    parser.add_argument(
+        "--tf32", choices=("default", "on", "off"), default="default",
+        help="CUDA: TF32 in matmuls and cuDNN convolutions, both sides (default: torch's)",
+    )  # fmt: skip
     # Internal: run one side in this (fresh) process and print its peak memory as JSON.
     parser.add_argument(
         "--memory-of", choices=("ours", "torchvision", "onnxruntime"), help=argparse.SUPPRESS
     )
     args = parser.parse_args(argv)
-    if args.iters < 1 or args.warmup < 0 or args.memory_runs < 1:
-        parser.error("--iters and --memory-runs must be >= 1 and --warmup >= 0")
+    if args.iters < 1 or args.warmup < 0 or args.memory_runs < 1 or args.profile < 0:
+        parser.error("--iters and --memory-runs must be >= 1, --warmup and --profile >= 0")
     if args.compare and args.model not in TORCHVISION_NAMES:
         parser.error(
             f"--compare torchvision needs model one of {', '.join(TORCHVISION_NAMES)}; "
@@ -159,6 +185,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--compare torchvision needs backbone r50 and no variant")
     if args.runtime and (args.mode, args.device) != ("infer", "cpu"):
         parser.error("--runtime onnxruntime times inference on the CPU: use infer --device cpu")
+    if args.runtime and args.amp != "off":
+        parser.error("--runtime onnxruntime runs the exported model in fp32: use --amp off")
     if args.runtime:
         absent = missing("onnx", "onnxscript", "onnxruntime")
         if absent:  # before any model is built and timed
@@ -166,6 +194,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             parser.error(f"--runtime onnxruntime needs {needs}: {install_command(absent)}")
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is available")
+    if args.amp == "fp16" and args.device != "cuda":
+        parser.error("--amp fp16 needs --device cuda (bf16 runs on the CPU)")
+    if args.tf32 != "default" and args.device != "cuda":
+        parser.error("--tf32 sets a CUDA setting: use it with --device cuda")
     args.img_size = tuple(args.img_size or COMPARE_SIZE)
     args.batch_size = args.batch_size or _BATCH[args.mode]
     return args
@@ -314,45 +346,71 @@ class Side:
         self.step = step
 
 
+def _autocast(device: torch.device, amp: str):
+    return torch.autocast(device.type, dtype=AMP_DTYPES.get(amp), enabled=amp != "off")
+
+
+def _update(loss: Tensor, optimizer: torch.optim.Optimizer, scaler) -> None:
+    """One SGD update from ``loss`` (through the fp16 GradScaler when there is one)."""
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is None:
+        loss.backward()
+        optimizer.step()
+        return
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+
+
 def ours_side(
-    net: nn.Module, mode: str, device: torch.device, data_config, fast: bool = True
+    net: nn.Module,
+    mode: str,
+    device: torch.device,
+    data_config,
+    fast: bool = True,
+    amp: str = "off",
+    channels_last: bool = True,
 ) -> Side:
+    from det_engine.schedule import build_sgd
     from det_models import Detector, preprocess
 
+    layout = torch.channels_last if channels_last else torch.contiguous_format
     if mode == "infer":
         detector = Detector(net.to(device), data_config, fast=fast)
+        if not channels_last:  # the fast path's folded model in NCHW (inputs follow it)
+            detector.model.to(memory_format=layout)
 
         def infer(batch: list[Sample]) -> int:
-            out = detector.predict([s.image for s in batch])
+            with _autocast(device, amp):
+                out = detector.predict([s.image for s in batch])
             return sum(int(r["scores"].numel()) for r in out)
 
         return Side("ours", infer)
-    # Training runs channels_last (NHWC activations forward and backward): the layout the
-    # conv kernels are fastest in; frozen BN is folded per call by the backbone itself.
-    net = net.to(device, memory_format=torch.channels_last).train()
-    optimizer = torch.optim.SGD(
-        [p for p in net.parameters() if p.requires_grad], lr=_LR, momentum=0.9, weight_decay=1e-4
-    )
+    # Training runs channels_last (NHWC activations forward and backward) unless asked: the
+    # layout the conv kernels are fastest in on the CPU; frozen BN is folded per call by the
+    # backbone itself.
+    net = net.to(device, memory_format=layout).train()
+    optimizer = build_sgd(net, _LR)
+    scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
 
     def train(batch: list[Sample]) -> None:
         images, metas = preprocess([s.image for s in batch], data_config, device)
         targets = [{k: v.to(device) for k, v in s.target.items()} for s in batch]
-        losses = net(images, metas, targets)
-        optimizer.zero_grad(set_to_none=True)
-        sum(losses.values()).backward()
-        optimizer.step()
+        with _autocast(device, amp):
+            losses = net(images, metas, targets)
+        _update(sum(losses.values()), optimizer, scaler)
         return None
 
     return Side("ours", train)
 
 
-def torchvision_side(net: nn.Module, mode: str, device: torch.device) -> Side:
+def torchvision_side(net: nn.Module, mode: str, device: torch.device, amp: str = "off") -> Side:
     net = net.to(device)
     if mode == "infer":
         net.eval()
 
         def infer(batch: list[Sample]) -> int:
-            with torch.inference_mode():
+            with torch.inference_mode(), _autocast(device, amp):
                 out = net([s.image.to(device).float() / 255 for s in batch])
             return sum(int(r["scores"].numel()) for r in out)
 
@@ -361,6 +419,7 @@ def torchvision_side(net: nn.Module, mode: str, device: torch.device) -> Side:
     optimizer = torch.optim.SGD(
         [p for p in net.parameters() if p.requires_grad], lr=_LR, momentum=0.9, weight_decay=1e-4
     )
+    scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
 
     def train(batch: list[Sample]) -> None:
         images = [s.image.to(device).float() / 255 for s in batch]
@@ -369,10 +428,9 @@ def torchvision_side(net: nn.Module, mode: str, device: torch.device) -> Side:
             t = {k: v.to(device) for k, v in s.target.items()}
             t["labels"] = t["labels"] + 1  # torchvision's index 0 is the background
             targets.append(t)
-        losses = net(images, targets)
-        optimizer.zero_grad(set_to_none=True)
-        sum(losses.values()).backward()
-        optimizer.step()
+        with _autocast(device, amp):
+            losses = net(images, targets)
+        _update(sum(losses.values()), optimizer, scaler)
         return None
 
     return Side("torchvision", train)
@@ -422,6 +480,68 @@ def time_sides(
             measure.seconds.append(time.perf_counter() - start)
             measure.detections = count
     return measures
+
+
+# ----------------------------------------------------------------------------- profile
+
+
+def _busy_microseconds(intervals: list[tuple[float, float]]) -> float:
+    """The length of the union of (start, end) intervals."""
+    busy, reach = 0.0, float("-inf")
+    for start, end in sorted(intervals):
+        if end > reach:
+            busy += end - max(start, reach)
+            reach = end
+    return busy
+
+
+def profile_summary(
+    side: Side, batch: list[Sample], device: torch.device, steps: int, top: int = 8
+) -> str:
+    """What ``steps`` steps of one side run, from torch.profiler: on a GPU its kernels per
+    step, the share of the steps' span in which no kernel runs (the device waiting for the
+    host) and the kernels taking the most time; on the CPU the same for the operators
+    called from Python (the top-level ``aten::`` calls) and their CPU time.
+    """
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    gpu = device.type == "cuda"
+    activities = [ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if gpu else [])]
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            side.step(batch)
+        _sync(device)
+    if gpu:
+        work = [e for e in prof.events() if e.device_type == DeviceType.CUDA]
+        what = "kernels"
+    else:
+        work = [
+            e
+            for e in prof.events()
+            if e.name.startswith("aten::")
+            and not (e.cpu_parent is not None and e.cpu_parent.name.startswith("aten::"))
+        ]
+        what = "operators"
+    spans = [(e.time_range.start, e.time_range.end) for e in work]
+    span = max(end for _, end in spans) - min(start for start, _ in spans) if spans else 0.0
+    idle = 1 - _busy_microseconds(spans) / span if span > 0 else 0.0
+    totals: dict[str, list[float]] = {}
+    for e in work:
+        entry = totals.setdefault(e.name, [0, 0.0])
+        entry[0] += 1
+        entry[1] += e.time_range.elapsed_us()
+    lines = [
+        f"{side.name}: {len(work) / steps:.0f} {what} per step, {span / steps / 1e3:.2f} ms "
+        f"from the first to the last per step, none running {idle:.0%} of it",
+        f"| {what[:-1]} | calls per step | ms per step |",
+        "|---|---|---|",
+    ]
+    busiest = sorted(totals.items(), key=lambda item: -item[1][1])[:top]
+    for name, (calls, micros) in busiest:
+        short = name if len(name) <= 70 else name[:67] + "..."
+        lines.append(f"| {short} | {calls / steps:.1f} | {micros / steps / 1e3:.3f} |")
+    return "\n".join(lines) + "\n"
 
 
 # ----------------------------------------------------------------------------- memory
@@ -510,7 +630,8 @@ def table(args: argparse.Namespace, measures: Sequence[Measure], device_text: st
         mem_gb = None if m.peak_memory_mb is None else m.peak_memory_mb / 1024
         train = m.median if args.mode == "train" else None
         fps = args.batch_size / m.median if args.mode == "infer" else None
-        source = f"{m.name} ({device_text}, {args.img_size[0]}x{args.img_size[1]}, "
+        name = m.name if (m.name, args.layout) != ("ours", "contiguous") else "ours NCHW"
+        source = f"{name} ({device_text}, {args.img_size[0]}x{args.img_size[1]}, "
         source += f"batch {args.batch_size})"
         cells = [source, *key, _fmt(mem_gb, 2), _fmt(train, 3), _fmt(fps, 3), "-", "-", "-"]
         cells.append("-" if m.detections is None else str(m.detections))
@@ -522,10 +643,23 @@ def _separator(header: str) -> str:
     return "|" + "---|" * (header.count("|") - 1)
 
 
-def device_description(device: torch.device) -> str:
+def device_description(device: torch.device, amp: str = "off") -> str:
+    """The device and the precision both sides ran in, as the table states them."""
+    precision = "fp32" if amp == "off" else f"{amp} autocast"
     if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"cpu, {torch.get_num_threads()} threads"
+        tf32 = (
+            f"TF32 matmul {'on' if torch.backends.cuda.matmul.allow_tf32 else 'off'}, "
+            f"conv {'on' if torch.backends.cudnn.allow_tf32 else 'off'}"
+        )
+        return f"{torch.cuda.get_device_name(device)}, {precision}, {tf32}"
+    return f"cpu, {torch.get_num_threads()} threads, {precision}"
+
+
+def set_tf32(choice: str) -> None:
+    """--tf32: "on" / "off" for CUDA matmuls and cuDNN convolutions; "default" leaves torch's."""
+    if choice != "default":
+        torch.backends.cuda.matmul.allow_tf32 = choice == "on"
+        torch.backends.cudnn.allow_tf32 = choice == "on"
 
 
 # ----------------------------------------------------------------------------- main
@@ -552,7 +686,7 @@ def build_sides(args: argparse.Namespace, device: torch.device, only: str | None
         # Only the sides measured are built: a memory run charges no other side's weights.
         net = our_model_from(tv, args.model) if {"ours", "onnxruntime"} & set(names) else None
         if "torchvision" in names:
-            made["torchvision"] = torchvision_side(tv, args.mode, device)
+            made["torchvision"] = torchvision_side(tv, args.mode, device, args.amp)
         del tv
     else:
         torch.manual_seed(args.seed)
@@ -561,7 +695,10 @@ def build_sides(args: argparse.Namespace, device: torch.device, only: str | None
     if "onnxruntime" in names:  # before ours_side, whose fast path folds the model in place
         made["onnxruntime"] = onnxruntime_side(net, data_config, args.threads)
     if "ours" in names:
-        made["ours"] = ours_side(net, args.mode, device, data_config, not args.no_fast)
+        made["ours"] = ours_side(
+            net, args.mode, device, data_config, not args.no_fast, args.amp,
+            channels_last=args.layout == "channels_last",
+        )  # fmt: skip
     sides = [made[n] for n in names]
     samples = make_samples(args.data, args.batch_size, args.img_size, num_classes, args.seed)
     return sides, samples
@@ -578,6 +715,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "det_ops" in sys.modules:
             sys.modules["det_ops"].set_num_threads(args.threads)
     device = torch.device(args.device)
+    set_tf32(args.tf32)
 
     if args.memory_of:
         sides, samples = build_sides(args, device, only=args.memory_of)
@@ -607,7 +745,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if reset_peak_memory(device):
                     side.step(samples)
                     m.peak_memory_mb = peak_memory_mb(device)
-    print(table(args, measures, device_description(device)), end="")
+    print(table(args, measures, device_description(device, args.amp)), end="")
+    if args.profile:
+        for side in sides:
+            print(f"\nprofile of {args.profile} steps:")
+            print(profile_summary(side, samples, device, args.profile), end="")
     by_name = {m.name: m for m in measures}
     ours = by_name.get("ours")
     if "torchvision" in by_name:
