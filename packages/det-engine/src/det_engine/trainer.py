@@ -101,6 +101,9 @@ class Trainer:
             ``skip_unreadable`` names them in ``meta["skipped_images"]``): each is warned
             about and counted in the log (``skipped_images``); one more ends the run with
             :class:`UnreadableImagesError`.
+        step: the whole step instead (forward, backward, clipping, optimizer step with the
+            lr the schedule set): ``step(images, metas, targets) -> losses``, e.g. a
+            :class:`~det_engine.cuda_graph.GraphedTrainStep`; amp and grad_clip are then its.
     """
 
     def __init__(
@@ -122,6 +125,7 @@ class Trainer:
         tensorboard: bool = False,
         on_step: Callable[[Trainer], None] | None = None,
         max_skipped_images: int = 10,
+        step: Callable[..., dict[str, torch.Tensor]] | None = None,
     ) -> None:
         if epochs <= 0:
             raise ValueError(f"epochs must be > 0, got {epochs}")
@@ -159,6 +163,7 @@ class Trainer:
         if max_skipped_images < 0:
             raise ValueError(f"max_skipped_images must be >= 0, got {max_skipped_images}")
         self.max_skipped_images = max_skipped_images
+        self.step = step
 
     def set_length(self, iterations: int) -> None:
         """Ends the run after ``iterations`` steps instead: the loop, the logger's total, the
@@ -335,27 +340,31 @@ class Trainer:
             images = images.to(self.device, non_blocking=True)
             targets = _to_device(targets, self.device)
             lr = self.scheduler.apply(self.optimizer, self.iteration)
-            with torch.autocast(
-                self.device.type,
-                dtype=torch.float16 if self.amp == "fp16" else torch.bfloat16,
-                enabled=self.amp is not None,
-            ):
-                losses = self.model(images, metas, targets)
-            self.guard.add(losses, self.iteration + 1)
-            total = sum(losses.values())
-            self.optimizer.zero_grad(set_to_none=True)
-            if self.scaler is not None:
-                self.scaler.scale(total).backward()
-                if self.grad_clip is not None:
-                    self.scaler.unscale_(self.optimizer)
-                    clip_gradients(self.model.parameters(), self.grad_clip)
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
+            if self.step is not None:  # e.g. a captured step (det_engine.cuda_graph)
+                losses = self.step(images, metas, targets)
+                self.guard.add(losses, self.iteration + 1)
             else:
-                total.backward()
-                if self.grad_clip is not None:
-                    clip_gradients(self.model.parameters(), self.grad_clip)
-                self.optimizer.step()
+                with torch.autocast(
+                    self.device.type,
+                    dtype=torch.float16 if self.amp == "fp16" else torch.bfloat16,
+                    enabled=self.amp is not None,
+                ):
+                    losses = self.model(images, metas, targets)
+                self.guard.add(losses, self.iteration + 1)
+                total = sum(losses.values())
+                self.optimizer.zero_grad(set_to_none=True)
+                if self.scaler is not None:
+                    self.scaler.scale(total).backward()
+                    if self.grad_clip is not None:
+                        self.scaler.unscale_(self.optimizer)
+                        clip_gradients(self.model.parameters(), self.grad_clip)
+                    self.scaler.step(self.optimizer)
+                    self.scaler.update()
+                else:
+                    total.backward()
+                    if self.grad_clip is not None:
+                        clip_gradients(self.model.parameters(), self.grad_clip)
+                    self.optimizer.step()
             self.iteration += 1
             self._step_rng = ckpt.rng_state()
             self.logger.update(

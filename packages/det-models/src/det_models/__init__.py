@@ -15,7 +15,9 @@ business (docs/design.md). In short:
   `find_backbone_weights`, a built detector's backbone set to the ImageNet weights its
   config names (as a training run starts);
 - export (`export_detector`, `ExportableDetector`, `check_onnx_exportable`,
-  `paste_mask_probs`, `mask_paste_style`) and the converters of other codebases' weights
+  `paste_mask_probs`, `mask_paste_style`), the batch at fixed shapes of a step captured as a
+  CUDA graph (`static_batch`, `StaticBatch`, `gt_bucket`, `NotCapturableError`) and the
+  converters of other codebases' weights
   (`from_mmdet`, `is_mmdet_layout`, `from_torchvision`, `torchvision_config`).
 """
 
@@ -64,6 +66,7 @@ from det_models.export import (
 )
 from det_models.predict import Detector, preprocess
 from det_models.preprocessing import pad_batch, preprocess_image
+from det_models.static_batch import NotCapturableError, StaticBatch, gt_bucket, static_batch
 
 __version__ = "0.1.0"
 
@@ -80,6 +83,7 @@ __all__ = [
     "LoadReport",
     "ModelConfig",
     "NeckConfig",
+    "NotCapturableError",
     "OverrideError",
     "ProposalConfig",
     "RPNConfig",
@@ -89,6 +93,7 @@ __all__ = [
     "SSDAugment",
     "SamplerConfig",
     "ScheduleConfig",
+    "StaticBatch",
     "WeightsMismatchError",
     "WeightsNotFoundError",
     "ZooConfig",
@@ -101,6 +106,7 @@ __all__ = [
     "from_mmdet",
     "from_plain",
     "from_torchvision",
+    "gt_bucket",
     "init_backbone",
     "is_mmdet_layout",
     "mask_paste_style",
@@ -112,6 +118,7 @@ __all__ = [
     "preprocess_image",
     "read_checkpoint",
     "replace_path",
+    "static_batch",
     "to_plain",
     "torchvision_config",
     "zoo",
