@@ -71,6 +71,14 @@ def test_what_cannot_be_captured_is_refused_by_name():
         GraphedTrainStep(model, sgd, buckets=[(128, 160)])
 
 
+@pytest.mark.gpu
+def test_a_cascade_is_refused():
+    model = _model("cascade_rcnn").cuda()
+    sgd = torch.optim.SGD(model.parameters(), lr=0.01)
+    with pytest.raises(NotCapturableError, match="model: CascadeRCNN"):
+        check_capturable(model, sgd, None)
+
+
 def test_trainer_runs_the_given_step(tmp_path):
     from torch.utils.data import DataLoader
 

@@ -268,7 +268,9 @@ def check_capturable(model: nn.Module, optimizer: torch.optim.Optimizer, amp: st
         )
     if any(g.get("differentiable") or g.get("maximize") for g in optimizer.param_groups):
         raise NotCapturableError("optimizer: a differentiable or maximizing SGD is not fused")
-    if not (hasattr(model, "rpn") and hasattr(model, "roi_head")):
+    roi_head = getattr(model, "roi_head", None)
+    # Faster / Mask R-CNN: an RPN and one R-CNN stage (a cascade has bbox_heads).
+    if not hasattr(model, "rpn") or not hasattr(roi_head, "bbox_head"):
         raise NotCapturableError(
             f"model: {type(model).__name__} is not covered by the proof that every batch of a "
             "bucket makes the same calls (det-models test_static_batch.py: Faster and Mask "
@@ -280,7 +282,6 @@ def check_capturable(model: nn.Module, optimizer: torch.optim.Optimizer, amp: st
                 "sampler: a RandomSampler draws its keys on a CPU generator, which a graph "
                 "would replay as constants; give it a CUDA generator or none"
             )
-    roi_head = getattr(model, "roi_head", None)
     conventions = getattr(roi_head, "conventions", None)
     has_masks = getattr(roi_head, "mask_head", None) is not None or bool(
         getattr(roi_head, "mask_heads", None)
