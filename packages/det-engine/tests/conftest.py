@@ -5,6 +5,18 @@ import pytest
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: trains a detector on CPU for a few iterations")
+    config.addinivalue_line("markers", "gpu: needs a CUDA device and det-ops built with CUDA")
+
+
+def pytest_collection_modifyitems(config, items):
+    import det_ops
+
+    if det_ops.has_cuda():
+        return
+    skip = pytest.mark.skip(reason="no CUDA device or det-ops built without CUDA")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)

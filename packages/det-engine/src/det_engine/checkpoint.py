@@ -212,14 +212,34 @@ def restore(
     Returns:
         ``(epoch, iteration)`` stored in the checkpoint.
     """
-    _unwrap(model).load_state_dict(checkpoint["model"])
+    _unwrap(model).load_state_dict(checkpoint["model"])  # copies into the parameters
     if optimizer is not None and checkpoint.get("optimizer") is not None:
-        optimizer.load_state_dict(checkpoint["optimizer"])
+        _load_optimizer_in_place(optimizer, checkpoint["optimizer"])
     if scheduler is not None and checkpoint.get("scheduler") is not None:
         scheduler.load_state_dict(checkpoint["scheduler"])
     if restore_rng and "rng" in checkpoint:
         set_rng_state(checkpoint["rng"])
     return checkpoint["epoch"], checkpoint["iteration"]
+
+
+def _load_optimizer_in_place(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """optimizer.load_state_dict, with the values of state tensors that already exist (SGD's
+    momentum buffers) copied into those tensors: a captured CUDA graph
+    (det_engine.cuda_graph) reads them where they are."""
+    before = {p: dict(s) for p, s in optimizer.state.items()}
+    optimizer.load_state_dict(state)
+    for param, loaded in optimizer.state.items():
+        for key, value in loaded.items():
+            old = before.get(param, {}).get(key)
+            if (
+                isinstance(old, torch.Tensor)
+                and isinstance(value, torch.Tensor)
+                and old.shape == value.shape
+                and old.dtype == value.dtype
+                and old.device == value.device
+            ):
+                old.copy_(value)
+                loaded[key] = old
 
 
 def load_model_weights(model: nn.Module, path: str | os.PathLike) -> None:

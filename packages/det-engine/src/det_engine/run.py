@@ -185,6 +185,7 @@ def make_trainer(
     tensorboard: bool = False,
     on_step: Callable[[Trainer], None] | None = None,
     max_skipped_images: int = 10,
+    cuda_graph: bool = False,
 ) -> Trainer:
     """The Trainer of a run: its optimizer and schedule (``run.schedule``), gradient clipping,
     autocast (``run.amp``); the run record goes into every checkpoint.
@@ -199,6 +200,8 @@ def make_trainer(
         log_interval, tensorboard: logging.
         on_step: called after every step (see Trainer).
         max_skipped_images: images that may fail to load mid-run (see Trainer).
+        cuda_graph: the step captured as a CUDA graph per size bucket of the run's data
+            (det_engine.cuda_graph.GraphedTrainStep); NotCapturableError names what cannot.
     """
     sched = run.schedule
     lr = run_lr(run)
@@ -207,10 +210,22 @@ def make_trainer(
         max_iters = min(max_iters or sched.max_iters, sched.max_iters)
     else:
         epochs = sched.total_epochs
+    optimizer = build_optimizer(model, sched, lr)
+    step = None
+    if cuda_graph:
+        from det_engine.cuda_graph import GraphedTrainStep, data_buckets
+
+        step = GraphedTrainStep(
+            model,
+            optimizer,
+            buckets=data_buckets(run.data),
+            grad_clip=sched.grad_clip_norm,
+            amp=run.amp,
+        )
     return Trainer(
         model,
         loader,
-        build_optimizer(model, sched, lr),
+        optimizer,
         build_lr_schedule(sched, lr, len(loader)),
         work_dir,
         epochs=epochs,
@@ -224,6 +239,7 @@ def make_trainer(
         on_step=on_step,
         max_skipped_images=max_skipped_images,
         normalize=batch_normalizer(run.data),
+        step=step,
     )
 
 
@@ -305,6 +321,7 @@ def train_and_evaluate(
     deadline: float | None = None,
     reserve_s: float = 0.0,
     after_evaluation: Callable[[Trainer, dict[str, Any]], dict[str, Any]] | None = None,
+    cuda_graph: bool = False,
 ) -> RunResult:
     """Trains ``model`` as ``run`` says, evaluates it on ``val_set`` and writes eval.json.
 
@@ -330,6 +347,7 @@ def train_and_evaluate(
         reserve_s: seconds kept after the evaluation (with ``deadline``).
         after_evaluation: called on rank 0 after the evaluation with the trainer and the
             metrics; what it returns is added to eval.json's record and to the result.
+        cuda_graph: capture the training step per size bucket (see make_trainer).
 
     Returns:
         The :class:`RunResult`; the reasons for a non-zero exit code are printed.
@@ -353,6 +371,7 @@ def train_and_evaluate(
         tensorboard=tensorboard,
         on_step=budget,
         max_skipped_images=max_skipped_images,
+        cuda_graph=cuda_graph,
     )
     try:
         return _train_and_evaluate(

@@ -105,6 +105,9 @@ class Trainer:
             batch's metas, e.g. ``det_models.normalize_batch`` for a loader that yields
             0..255 images (det_engine.data.batch_normalizer); None: the loader's images go
             to the model as they are.
+        step: the whole step instead (forward, backward, clipping, optimizer step with the
+            lr the schedule set): ``step(images, metas, targets) -> losses``, e.g. a
+            :class:`~det_engine.cuda_graph.GraphedTrainStep`; amp and grad_clip are then its.
     """
 
     def __init__(
@@ -127,6 +130,7 @@ class Trainer:
         on_step: Callable[[Trainer], None] | None = None,
         max_skipped_images: int = 10,
         normalize: Callable[[torch.Tensor, list[dict[str, Any]]], torch.Tensor] | None = None,
+        step: Callable[..., dict[str, torch.Tensor]] | None = None,
     ) -> None:
         if epochs <= 0:
             raise ValueError(f"epochs must be > 0, got {epochs}")
@@ -165,6 +169,7 @@ class Trainer:
             raise ValueError(f"max_skipped_images must be >= 0, got {max_skipped_images}")
         self.max_skipped_images = max_skipped_images
         self.normalize = normalize
+        self.step = step
 
     def set_length(self, iterations: int) -> None:
         """Ends the run after ``iterations`` steps instead: the loop, the logger's total, the
@@ -348,27 +353,31 @@ class Trainer:
                 )
             targets = _to_device(targets, self.device)
             lr = self.scheduler.apply(self.optimizer, self.iteration)
-            with torch.autocast(
-                self.device.type,
-                dtype=torch.float16 if self.amp == "fp16" else torch.bfloat16,
-                enabled=self.amp is not None,
-            ):
-                losses = self.model(images, metas, targets)
-            self.guard.add(losses, self.iteration + 1)
-            total = sum(losses.values())
-            self.optimizer.zero_grad(set_to_none=True)
-            if self.scaler is not None:
-                self.scaler.scale(total).backward()
-                if self.grad_clip is not None:
-                    self.scaler.unscale_(self.optimizer)
-                    clip_gradients(self.model.parameters(), self.grad_clip)
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
+            if self.step is not None:  # e.g. a captured step (det_engine.cuda_graph)
+                losses = self.step(images, metas, targets)
+                self.guard.add(losses, self.iteration + 1)
             else:
-                total.backward()
-                if self.grad_clip is not None:
-                    clip_gradients(self.model.parameters(), self.grad_clip)
-                self.optimizer.step()
+                with torch.autocast(
+                    self.device.type,
+                    dtype=torch.float16 if self.amp == "fp16" else torch.bfloat16,
+                    enabled=self.amp is not None,
+                ):
+                    losses = self.model(images, metas, targets)
+                self.guard.add(losses, self.iteration + 1)
+                total = sum(losses.values())
+                self.optimizer.zero_grad(set_to_none=True)
+                if self.scaler is not None:
+                    self.scaler.scale(total).backward()
+                    if self.grad_clip is not None:
+                        self.scaler.unscale_(self.optimizer)
+                        clip_gradients(self.model.parameters(), self.grad_clip)
+                    self.scaler.step(self.optimizer)
+                    self.scaler.update()
+                else:
+                    total.backward()
+                    if self.grad_clip is not None:
+                        clip_gradients(self.model.parameters(), self.grad_clip)
+                    self.optimizer.step()
             self.iteration += 1
             self._step_rng = ckpt.rng_state()
             self.logger.update(

@@ -166,6 +166,40 @@ class AnchorGenerator:
             self._cache.get(key, lambda: self._valid_flags(sizes, pad, img, allowed_border, device))
         )
 
+    def valid_flags_of_sizes(
+        self,
+        feat_sizes: Sequence[tuple[int, int]],
+        pad_size: Tensor,
+        img_size: Tensor,
+        allowed_border: float = -1,
+    ) -> list[Tensor]:
+        """valid_flags with the sizes as device Tensors: pad_size and img_size Tensor[2]
+        (h, w) on the flags' device. The same flags, computed by kernels that read the
+        sizes (a step captured as a CUDA graph serves every image size of its bucket);
+        nothing is cached but the anchors."""
+        sizes = tuple((h, w) for h, w in feat_sizes)
+        anchors = self.grid_anchors(sizes, pad_size.device)
+        pad, img = pad_size.float(), img_size.float()
+        flags = []
+        for (h, w), stride, a, level in zip(
+            sizes, self.strides, self.num_anchors, anchors, strict=True
+        ):
+            # y < min(ceil(pad_h / stride), h) for y in 0..h-1 is y * stride < pad_h.
+            ys = torch.arange(h, device=pad.device) * float(stride) < pad[0]
+            xs = torch.arange(w, device=pad.device) * float(stride) < pad[1]
+            cells = (ys[:, None] & xs[None, :]).reshape(-1, 1).expand(-1, a).reshape(-1)
+            if allowed_border >= 0:
+                b = float(allowed_border)
+                inside = (
+                    (level[:, 0] >= -b)
+                    & (level[:, 1] >= -b)
+                    & (level[:, 2] < img[1] + b)
+                    & (level[:, 3] < img[0] + b)
+                )
+                cells = cells & inside
+            flags.append(cells)
+        return flags
+
     def _valid_flags(self, feat_sizes, pad_shape, img_shape, allowed_border, device):
         anchors = self.grid_anchors(feat_sizes, device)
         flags = []

@@ -28,10 +28,14 @@ class Assignment:
     max_overlaps: Tensor
     labels: Tensor | None = None
 
-    def add_gt(self, gt_labels: Tensor | None) -> Assignment:
-        """The assignment with the gt boxes prepended as candidates matched to themselves."""
+    def add_gt(self, gt_labels: Tensor | None, gt_valid: Tensor | None = None) -> Assignment:
+        """The assignment with the gt boxes prepended as candidates matched to themselves;
+        gt_valid (bool Tensor[G], or None for all real): padding gts are prepended ignored
+        (-1), so that they are never sampled."""
         device = self.gt_inds.device
         self_inds = torch.arange(1, self.num_gts + 1, dtype=torch.int64, device=device)
+        if gt_valid is not None:
+            self_inds = torch.where(gt_valid.to(device), self_inds, -1)
         labels = None
         if self.labels is not None and gt_labels is not None:
             labels = torch.cat([gt_labels.to(self.labels), self.labels])
@@ -95,6 +99,7 @@ class MaxIoUAssigner:
         ignore_boxes: Tensor | None = None,
         num_classes: int | None = None,
         valid: Tensor | None = None,
+        gt_valid: Tensor | None = None,
     ) -> Assignment:
         """Matches boxes to gt_boxes.
 
@@ -107,6 +112,8 @@ class MaxIoUAssigner:
             valid: bool Tensor[N], the boxes that may be matched (anchors inside the image),
                 or None for all; the others are ignored (-1) and take no part in the
                 low-quality matches, as if they were not candidates.
+            gt_valid: bool Tensor[G], the real gts of ground truth padded to a fixed count
+                (a captured step), or None for all; a padding gt matches nothing.
 
         Returns:
             An Assignment of the N boxes (max_overlaps -1 where invalid or ignored).
@@ -133,13 +140,18 @@ class MaxIoUAssigner:
             )
         # Step 1.
         overlaps = det_ops.bbox_overlaps(gt_boxes.to(boxes.dtype), boxes, offset=self.offset)
+        if gt_valid is not None:  # as assign_batch: IoU 0 changes no box's best IoU
+            gt_valid = gt_valid.to(device)
+            overlaps = overlaps.masked_fill(~gt_valid[:, None], 0.0)
         # Step 2.
         excluded = None if valid is None else ~valid.to(device)
         if self.ignore_iof_thr > 0 and ignore_boxes is not None and ignore_boxes.numel():
             covered = self._covered(boxes, ignore_boxes)
             excluded = covered if excluded is None else excluded | covered
         gt_inds, max_overlaps = self.match(
-            overlaps[None], None if excluded is None else excluded[None]
+            overlaps[None],
+            None if excluded is None else excluded[None],
+            None if gt_valid is None else gt_valid[None],
         )
         gt_inds, max_overlaps = gt_inds[0], max_overlaps[0]
         return self._with_labels(Assignment(g, gt_inds, max_overlaps), gt_labels, num_classes)

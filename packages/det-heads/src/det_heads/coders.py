@@ -92,14 +92,18 @@ class DeltaXYWHCoder:
         return (deltas - means) / stds
 
     def decode(
-        self, boxes: Tensor, deltas: Tensor, max_shape: tuple[int, int] | None = None
+        self,
+        boxes: Tensor,
+        deltas: Tensor,
+        max_shape: tuple[int, int] | tuple[Tensor, Tensor] | None = None,
     ) -> Tensor:
         """Boxes moved by deltas.
 
         Args:
             boxes: Tensor[N, 4] reference boxes (x1, y1, x2, y2), pixels.
             deltas: Tensor[N, 4 * k] normalised deltas (k = 1, or one set per class).
-            max_shape: (h, w) to clip the decoded boxes to, or None.
+            max_shape: (h, w) to clip the decoded boxes to (numbers, or scalar Tensors: see
+                clip_boxes), or None.
 
         Returns:
             Tensor[N, 4 * k] decoded boxes (x1, y1, x2, y2), pixels.
@@ -135,10 +139,29 @@ class DeltaXYWHCoder:
         return out.reshape(n, width)
 
 
-def clip_boxes(boxes: Tensor, max_shape: tuple[int, int], offset: int = 0) -> Tensor:
+def clip_boxes(
+    boxes: Tensor, max_shape: tuple[int, int] | tuple[Tensor, Tensor], offset: int = 0
+) -> Tensor:
     """Tensor[..., 4] boxes (x1, y1, x2, y2) clipped to x in [0, w - offset] and y in
-    [0, h - offset] for max_shape (h, w); the sizes stay numbers (nothing is copied to the
-    device, and an exported graph keeps them symbolic)."""
+    [0, h - offset] for max_shape (h, w).
+
+    Sizes given as numbers stay numbers (nothing is copied to the device, and an exported
+    graph keeps them symbolic); sizes given as scalar Tensors on the boxes' device
+    (det_heads.inputs.image_bounds of a captured step) are read by the kernels, and clip
+    to the same values.
+    """
     h, w = max_shape[0] - offset, max_shape[1] - offset
     x1, y1, x2, y2 = boxes.unbind(dim=-1)
+    if isinstance(h, Tensor) or isinstance(w, Tensor):
+        zero = boxes.new_zeros(())
+        h, w = torch.as_tensor(h).to(boxes), torch.as_tensor(w).to(boxes)
+        return torch.stack(
+            [
+                torch.clamp(x1, zero, w),
+                torch.clamp(y1, zero, h),
+                torch.clamp(x2, zero, w),
+                torch.clamp(y2, zero, h),
+            ],
+            dim=-1,
+        )
     return torch.stack([x1.clamp(0, w), y1.clamp(0, h), x2.clamp(0, w), y2.clamp(0, h)], dim=-1)

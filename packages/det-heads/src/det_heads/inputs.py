@@ -2,7 +2,10 @@
 
 The data contract is in docs/design.md: targets are dicts of boxes float[N, 4]
 (x1, y1, x2, y2, input pixels) and labels int64[N] in 0..C-1, optionally ignore_boxes
-float[M, 4] and masks; metas are dicts with img_shape (h, w[, c]) and scale_factor.
+float[M, 4], masks and valid bool[N] (False: a padding box that the heads treat as absent);
+metas are dicts with img_shape (h, w[, c]) and scale_factor, optionally img_size and
+pad_size Tensor[2] (h, w) on the device, which the heads read instead of img_shape and
+pad_shape where the sizes enter arithmetic (a step captured as a CUDA graph).
 
 Targets, metas and proposals are checked once per batch, at the public boundary: by a
 det-models detector's forward, or by a head's loss / predict when it is called directly (a
@@ -83,6 +86,17 @@ def check_targets(
             raise ValueError(
                 f"{op}: targets[{i}] has {t['boxes'].shape[0]} boxes but "
                 f"{t['labels'].shape[0]} labels; they must have the same length"
+            )
+        valid = t.get("valid")
+        if valid is not None and (
+            not isinstance(valid, Tensor)
+            or valid.dtype != torch.bool
+            or valid.dim() != 1
+            or valid.shape[0] != t["boxes"].shape[0]
+        ):
+            raise ValueError(
+                f"{op}: targets[{i}]['valid'] must be a bool Tensor[{t['boxes'].shape[0]}] "
+                "(one flag per box: False for padding)"
             )
         boxes.append(t["boxes"])
         labels.append(t["labels"])
@@ -171,6 +185,37 @@ def image_size(meta: dict) -> tuple[int, int]:
     """(height, width) of the resized, unpadded image in input pixels."""
     shape = meta["img_shape"]
     return _size(shape[0]), _size(shape[1])
+
+
+def image_bounds(meta: dict) -> tuple[int, int] | tuple[Tensor, Tensor]:
+    """(height, width) of the resized, unpadded image, for clipping boxes to it: the scalar
+    Tensors of meta["img_size"] (Tensor[2], h, w, on the device) when the meta has them,
+    else image_size's numbers.
+
+    A step captured as a CUDA graph for every batch of a size bucket reads the image sizes
+    from device memory (det_models.static_batch); numbers would be baked into its kernels.
+    """
+    size = meta.get("img_size")
+    if isinstance(size, Tensor):
+        return size[0], size[1]
+    return image_size(meta)
+
+
+def padded_size(meta: dict) -> tuple[int, int] | Tensor:
+    """(height, width) of the image padded to the size divisor (pad_shape, else img_shape),
+    or the Tensor[2] meta["pad_size"] when the meta has it (see image_bounds)."""
+    size = meta.get("pad_size")
+    if isinstance(size, Tensor):
+        return size
+    shape = meta.get("pad_shape", meta["img_shape"])
+    return _size(shape[0]), _size(shape[1])
+
+
+def gt_valid(target: dict, device: torch.device | None = None) -> Tensor | None:
+    """bool Tensor[G]: the real ground truths of a target padded to a fixed count (its
+    "valid"), or None when every box is real."""
+    valid = target.get("valid")
+    return None if valid is None else valid.to(device)
 
 
 def _size(value: Any) -> int:

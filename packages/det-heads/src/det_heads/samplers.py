@@ -168,10 +168,11 @@ def _candidates(
     gt_boxes: Tensor,
     gt_labels: Tensor | None,
     add_gt_as_proposals: bool,
+    gt_valid: Tensor | None = None,
 ) -> tuple[Assignment, Tensor, int]:
     if add_gt_as_proposals and gt_boxes.shape[0] > 0:
         boxes = torch.cat([gt_boxes.to(boxes.dtype), boxes])
-        return assignment.add_gt(gt_labels), boxes, gt_boxes.shape[0]
+        return assignment.add_gt(gt_labels, gt_valid), boxes, gt_boxes.shape[0]
     return assignment, boxes, 0
 
 
@@ -299,6 +300,8 @@ class RandomSampler:
         gt_boxes: Tensor,
         gt_labels: Tensor | None = None,
         hardness: Hardness | None = None,
+        *,
+        gt_valid: Tensor | None = None,
     ) -> SamplingResult:
         """Samples positives and negatives.
 
@@ -308,12 +311,14 @@ class RandomSampler:
             gt_boxes: Tensor[G, 4] ground truth.
             gt_labels: int64 Tensor[G], to label the added gt boxes.
             hardness: unused (OHEMSampler's argument).
+            gt_valid: bool Tensor[G], the real gts of padded ground truth (added padding gts
+                are ignored candidates), or None for all.
 
         Returns:
             The SamplingResult, min(num, N) slots (N counting added gt boxes).
         """
         assignment, boxes, added = _candidates(
-            assignment, boxes, gt_boxes, gt_labels, self.add_gt_as_proposals
+            assignment, boxes, gt_boxes, gt_labels, self.add_gt_as_proposals, gt_valid
         )
         keys = self._keys(boxes.shape[0], boxes.device)
         return _fixed_sample(
@@ -354,8 +359,11 @@ class PseudoSampler:
         gt_boxes: Tensor,
         gt_labels: Tensor | None = None,
         hardness: Hardness | None = None,
+        *,
+        gt_valid: Tensor | None = None,
     ) -> SamplingResult:
-        """Args and Returns as RandomSampler.__call__; N slots."""
+        """Args and Returns as RandomSampler.__call__; N slots (gt_valid: unused, the
+        assignment has matched no padding gt)."""
         gt_inds = assignment.gt_inds
         inds = torch.arange(gt_inds.shape[0], device=gt_inds.device)
         return SamplingResult(boxes, assignment, gt_boxes, inds, gt_inds > 0, gt_inds == 0, 0)
@@ -379,6 +387,8 @@ class OHEMSampler(RandomSampler):
         gt_boxes: Tensor,
         gt_labels: Tensor | None = None,
         hardness: Hardness | None = None,
+        *,
+        gt_valid: Tensor | None = None,
     ) -> SamplingResult:
         """Args and Returns as RandomSampler.__call__; hardness is required.
 
@@ -388,7 +398,7 @@ class OHEMSampler(RandomSampler):
         if hardness is None:
             raise ValueError("OHEMSampler: hardness (boxes, labels) -> loss[N] is required")
         assignment, boxes, added = _candidates(
-            assignment, boxes, gt_boxes, gt_labels, self.add_gt_as_proposals
+            assignment, boxes, gt_boxes, gt_labels, self.add_gt_as_proposals, gt_valid
         )
         if assignment.labels is None:
             raise ValueError("OHEMSampler: the assignment needs labels (pass gt_labels)")

@@ -16,7 +16,9 @@ business (docs/design.md). In short:
   `find_backbone_weights`, a built detector's backbone set to the ImageNet weights its
   config names (as a training run starts);
 - export (`export_detector`, `ExportableDetector`, `check_onnx_exportable`,
-  `paste_mask_probs`, `mask_paste_style`) and the converters of other codebases' weights
+  `paste_mask_probs`, `mask_paste_style`), the batch at fixed shapes of a step captured as a
+  CUDA graph (`static_batch`, `StaticBatch`, `gt_bucket`, `NotCapturableError`) and the
+  converters of other codebases' weights
   (`from_mmdet`, `is_mmdet_layout`, `from_torchvision`, `torchvision_config`).
 """
 
@@ -65,6 +67,7 @@ from det_models.export import (
 )
 from det_models.predict import Detector, preprocess
 from det_models.preprocessing import normalize_batch, pad_batch, preprocess_image
+from det_models.static_batch import NotCapturableError, StaticBatch, gt_bucket, static_batch
 
 __version__ = "0.1.0"
 
@@ -81,6 +84,7 @@ __all__ = [
     "LoadReport",
     "ModelConfig",
     "NeckConfig",
+    "NotCapturableError",
     "OverrideError",
     "ProposalConfig",
     "RPNConfig",
@@ -90,6 +94,7 @@ __all__ = [
     "SSDAugment",
     "SamplerConfig",
     "ScheduleConfig",
+    "StaticBatch",
     "WeightsMismatchError",
     "WeightsNotFoundError",
     "ZooConfig",
@@ -102,6 +107,7 @@ __all__ = [
     "from_mmdet",
     "from_plain",
     "from_torchvision",
+    "gt_bucket",
     "init_backbone",
     "is_mmdet_layout",
     "mask_paste_style",
@@ -114,6 +120,7 @@ __all__ = [
     "preprocess_image",
     "read_checkpoint",
     "replace_path",
+    "static_batch",
     "to_plain",
     "torchvision_config",
     "zoo",

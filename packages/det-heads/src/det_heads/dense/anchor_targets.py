@@ -12,7 +12,7 @@ from torch import Tensor
 from det_heads.anchors import AnchorGenerator
 from det_heads.assigners import MaxIoUAssigner
 from det_heads.coders import DeltaXYWHCoder
-from det_heads.inputs import image_size
+from det_heads.inputs import gt_valid, image_bounds, image_size, padded_size
 from det_heads.samplers import PseudoSampler, RandomSampler
 
 
@@ -59,9 +59,13 @@ def level_anchors(
     anchors = generator.grid_anchors(sizes, device)
     valid = []
     for meta in metas:
-        img = image_size(meta)
-        pad = tuple(meta.get("pad_shape", meta["img_shape"]))[:2]
-        flags = generator.valid_flags(sizes, pad, img, allowed_border, device)
+        img, pad = image_bounds(meta), padded_size(meta)
+        if isinstance(pad, Tensor):  # device sizes (a captured step): computed, not cached
+            flags = generator.valid_flags_of_sizes(
+                sizes, pad.to(device), torch.stack(img).to(device), allowed_border
+            )
+        else:
+            flags = generator.valid_flags(sizes, pad, image_size(meta), allowed_border, device)
         valid.append(torch.cat(flags))
     return anchors, valid
 
@@ -83,7 +87,8 @@ def anchor_targets(
     Args:
         anchors: Tensor[N, 4] anchors of all levels (x1, y1, x2, y2), pixels.
         valid: per image bool Tensor[N], anchors that may be trained on.
-        targets: per image dict(boxes Tensor[G, 4], labels int64[G][, ignore_boxes]).
+        targets: per image dict(boxes Tensor[G, 4], labels int64[G][, ignore_boxes]
+            [, valid bool Tensor[G]: False for padding gts, which match nothing]).
         assigner, sampler, coder: the parts.
         num_classes: C (1 for the RPN's object/background).
         class_agnostic_labels: label every gt 0 (the RPN's "object").
@@ -99,19 +104,20 @@ def anchor_targets(
     most = max((t["boxes"].shape[0] for t in targets), default=0) or 1
     gt_boxes = anchors.new_zeros(batch, most, 4)
     gt_labels = torch.zeros(batch, most, dtype=torch.int64, device=anchors.device)
-    gt_valid = torch.zeros(batch, most, dtype=torch.bool, device=anchors.device)
+    valid_gts = torch.zeros(batch, most, dtype=torch.bool, device=anchors.device)
     for i, t in enumerate(targets):
         g = t["boxes"].shape[0]
         gt_boxes[i, :g] = t["boxes"].to(anchors)
         if not class_agnostic_labels:  # the RPN labels every gt 0 ("object")
             gt_labels[i, :g] = t["labels"].to(anchors.device)
-        gt_valid[i, :g] = True
+        real = gt_valid(t, anchors.device)
+        valid_gts[i, :g] = True if real is None else real
     # Anchors outside the image are ignored by the assigner rather than left out: the
     # shapes stay those of the anchors, whatever the image.
     gt_inds, _ = assigner.assign_batch(
         anchors,
         gt_boxes,
-        gt_valid,
+        valid_gts,
         torch.stack(list(valid)),
         [t.get("ignore_boxes") for t in targets],
     )

@@ -16,7 +16,7 @@ from det_heads.assigners import MaxIoUAssigner
 from det_heads.coders import DeltaXYWHCoder, clip_boxes
 from det_heads.dense.anchor_targets import flatten_levels
 from det_heads.dense.dense_head import AnchorDenseHead
-from det_heads.inputs import check_features, image_size, to_original
+from det_heads.inputs import check_features, image_bounds, to_original
 from det_heads.losses import CrossEntropyLoss, SmoothL1Loss
 from det_heads.samplers import RandomSampler
 from det_heads.tracing import is_tracing
@@ -219,7 +219,10 @@ class RPNHead(AnchorDenseHead):
             torch.cat(deltas_all, dim=1).reshape(-1, 4),
         ).reshape(batch, -1, 4)
         boxes = torch.stack(
-            [clip_boxes(b, image_size(meta), offset) for b, meta in zip(boxes, metas, strict=True)]
+            [
+                clip_boxes(b, image_bounds(meta), offset)
+                for b, meta in zip(boxes, metas, strict=True)
+            ]
         )
         if cfg.min_size > 0:
             w = boxes[..., 2] - boxes[..., 0] + offset

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from det_heads.coders import DeltaXYWHCoder, clip_boxes
 from det_heads.conv_norm import check_norm, conv_with_norm
-from det_heads.inputs import image_size, scale_factors
+from det_heads.inputs import image_bounds, scale_factors
 from det_heads.losses import CrossEntropyLoss, SmoothL1Loss
 from det_heads.postprocess import DEFAULT_NMS, NMSConfig, candidate_nms, padded_multiclass_nms
 from det_heads.samplers import SamplingResult
@@ -177,7 +177,7 @@ class BBoxHead(nn.Module):
 
     def decode(self, boxes: Tensor, deltas: Tensor, meta: dict) -> Tensor:
         """Boxes Tensor[K, 4] moved by deltas Tensor[K, 4 or 4 C], clipped to the image."""
-        return self.coder.decode(boxes, deltas, image_size(meta))
+        return self.coder.decode(boxes, deltas, image_bounds(meta))
 
     def padded_detections(
         self,
@@ -212,7 +212,7 @@ class BBoxHead(nn.Module):
         decoded = self.coder.decode(boxes.reshape(-1, 4), deltas).reshape(batch, k, -1, 4)
         decoded = torch.stack(
             [
-                clip_boxes(d, image_size(m), self.coder.offset)
+                clip_boxes(d, image_bounds(m), self.coder.offset)
                 for d, m in zip(decoded, metas, strict=True)
             ]
         ).expand(batch, k, c, 4)

@@ -14,6 +14,7 @@ from det_heads.inputs import (
     check_metas,
     check_proposals,
     check_targets,
+    gt_valid,
     original_size,
     scale_factors,
     to_original,
@@ -70,13 +71,26 @@ def sample_proposals(
     valid: Tensor | None = None,
 ) -> SamplingResult:
     """Assigns one image's proposals to its ground truth and samples them; valid (bool
-    Tensor[K], or None for all) marks the proposals that are candidates at all."""
+    Tensor[K], or None for all) marks the proposals that are candidates at all, the
+    target's "valid" (padded ground truth) its real gts."""
     gt_boxes = target["boxes"].to(boxes)
     gt_labels = target["labels"].to(boxes.device)
+    real = gt_valid(target, boxes.device)
+    if real is None:  # the default path calls the parts as it always has
+        assignment = assigner(
+            boxes, gt_boxes, gt_labels, target.get("ignore_boxes"), num_classes, valid=valid
+        )
+        return sampler(assignment, boxes, gt_boxes, gt_labels, hardness)
     assignment = assigner(
-        boxes, gt_boxes, gt_labels, target.get("ignore_boxes"), num_classes, valid=valid
+        boxes,
+        gt_boxes,
+        gt_labels,
+        target.get("ignore_boxes"),
+        num_classes,
+        valid=valid,
+        gt_valid=real,
     )
-    return sampler(assignment, boxes, gt_boxes, gt_labels, hardness)
+    return sampler(assignment, boxes, gt_boxes, gt_labels, hardness, gt_valid=real)
 
 
 def mask_loss(
