@@ -20,7 +20,8 @@ from det_heads.inputs import (
 )
 from det_heads.postprocess import DEFAULT_NMS, NMSConfig
 from det_heads.roi.bbox_head import BBoxHead
-from det_heads.roi.mask_head import MaskHead, mask_targets, paste_masks
+from det_heads.roi.mask_head import MaskHead, mask_targets
+from det_heads.roi.mask_paste import paste_masks
 from det_heads.roi_extractor import RoIExtractor, boxes_to_rois
 from det_heads.samplers import OHEMSampler, RandomSampler, SamplingResult
 from det_heads.tracing import is_tracing
