@@ -25,9 +25,9 @@ PACKAGES = (
     "det-engine",
 )
 # The packages with GPU-marked tests, which gpu_tests runs.
-GPU_PACKAGES = ("det-ops", "det-backbones", "det-models")
+GPU_PACKAGES = ("det-ops", "det-backbones", "det-heads", "det-models")
 # What the GPU packages need installed beside them (pure Python, no GPU tests of its own).
-GPU_DEPENDENCIES = ("det-io", "det-heads")
+GPU_DEPENDENCIES = ("det-io",)
 
 nox.options.sessions = ("lint", "tests")
 # Reuse an environment when it exists: installing torch is the slow part of setup.

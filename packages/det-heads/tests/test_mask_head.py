@@ -1,57 +1,10 @@
-import math
-
 import pytest
 import torch
 
 import det_ops
 from det_heads import ConvGN, RoIGroupNorm
-from det_heads.roi import MaskHead, mask_targets, paste_masks
+from det_heads.roi import MaskHead, mask_targets
 from det_heads.sync_audit import SyncAudit
-
-
-def _slow_paste(mask, box, h, w, threshold=0.5):
-    """Bilinear sample with zero outside the map at every pixel centre, pixel by pixel."""
-    m_h, m_w = mask.shape
-    x1, y1, x2, y2 = (float(v) for v in box)
-    out = torch.zeros(h, w, dtype=torch.uint8)
-
-    def at(r, c):
-        return float(mask[r, c]) if 0 <= r < m_h and 0 <= c < m_w else 0.0
-
-    for y in range(h):
-        for x in range(w):
-            u = (x + 0.5 - x1) / (x2 - x1) * m_w - 0.5
-            v = (y + 0.5 - y1) / (y2 - y1) * m_h - 0.5
-            c0, r0 = math.floor(u), math.floor(v)
-            fu, fv = u - c0, v - r0
-            val = (
-                at(r0, c0) * (1 - fu) * (1 - fv)
-                + at(r0, c0 + 1) * fu * (1 - fv)
-                + at(r0 + 1, c0) * (1 - fu) * fv
-                + at(r0 + 1, c0 + 1) * fu * fv
-            )
-            out[y, x] = val > threshold
-    return out
-
-
-def test_paste_matches_slow_reference():
-    g = torch.Generator().manual_seed(0)
-    masks = torch.rand(4, 7, 7, generator=g)
-    masks[0] = 1.0
-    boxes = torch.tensor(
-        [
-            [3.2, 4.7, 20.1, 18.3],
-            [-5.0, 2.0, 12.0, 40.0],
-            [30.0, 20.0, 39.5, 29.0],
-            [1, 1, 2.5, 2.0],
-        ]
-    )
-    out = paste_masks(masks, boxes, (32, 40))
-    assert out.dtype == torch.uint8 and out.shape == (4, 32, 40)
-    for i in range(4):
-        assert torch.equal(out[i], _slow_paste(masks[i], boxes[i], 32, 40)), i
-    # an all-ones map fills its box (plus the half-sample blur at the rim)
-    assert out[0, 6:17, 5:19].all() and out[0].sum() < 20 * 16
 
 
 def test_mask_targets_from_polygon_and_bitmap_agree():

@@ -97,8 +97,8 @@ def test_training_step_on_cuda_never_waits_for_the_device(family):
 @pytest.mark.parametrize("family", ["faster_rcnn", "mask_rcnn", "cascade_mask_rcnn"])
 def test_inference_waits_on_the_host_only_for_the_final_detections(family):
     """Eval forward of a batch: proposals, boxes, NMS and masks stay at fixed sizes on the
-    device; the one read, of the detections' counts (and the boxes masks are pasted on), is
-    a copy of CPU tensors here and does not reach the dispatcher."""
+    device; the one read, of the detections' counts, is a copy of CPU tensors here and does
+    not reach the dispatcher (on an accelerator masks are pasted after it without a read)."""
     config = apply_overrides(zoo.get(family, "r50", "1x"), SMALL).model
     torch.manual_seed(0)
     model = build_model(config).eval()

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from det_heads import RoIExtractor
-from det_heads.roi.mask_head import paste_masks
+from det_heads.roi.mask_paste import paste_masks
 from det_models.detectors import RPN, FasterRCNN
 from det_models.detectors.single_stage import SingleStageDetector
 

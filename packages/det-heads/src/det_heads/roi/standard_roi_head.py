@@ -21,7 +21,8 @@ from det_heads.inputs import (
 )
 from det_heads.postprocess import DEFAULT_NMS, NMSConfig
 from det_heads.roi.bbox_head import BBoxHead
-from det_heads.roi.mask_head import MaskHead, mask_targets, paste_masks
+from det_heads.roi.mask_head import MaskHead, mask_targets
+from det_heads.roi.mask_paste import paste_masks
 from det_heads.roi_extractor import RoIExtractor, boxes_to_rois
 from det_heads.samplers import OHEMSampler, RandomSampler, SamplingResult
 from det_heads.tracing import is_tracing
@@ -167,8 +168,8 @@ def compact_detections(
     mask_probs_only: bool = False,
 ) -> list[dict[str, Tensor]]:
     """Padded detections of a batch (BBoxHead.padded_detections) -> each image's valid ones
-    in original-image pixels, masks pasted: the counts, and the boxes the masks are pasted
-    on, come to the host in one read for the whole batch."""
+    in original-image pixels, masks pasted: the counts come to the host in one read for the
+    whole batch (paste_masks reads nothing more on an accelerator)."""
     if is_tracing():  # a graph selects by the flags (the counts are not known when tracing)
         out = []
         for i, meta in enumerate(metas):
@@ -177,31 +178,12 @@ def compact_detections(
             probs = None if mask_probs is None else mask_probs[i][keep]
             out.append(finish_detections(det, meta, probs, mask_paste, paste=not mask_probs_only))
         return out
-    counts = dets["valid"].sum(dim=1)
-    paste_boxes = None
-    if mask_probs is not None and not mask_probs_only:
-        if "original_boxes" in dets:  # the 2019 code pasted on input boxes / scale factor
-            factors = torch.stack([scale_factors(m, counts.device) for m in metas])
-            paste_boxes = dets["boxes"] / factors[:, None, :]
-        else:
-            paste_boxes = torch.stack(
-                [to_original(b, m) for b, m in zip(dets["boxes"], metas, strict=True)]
-            )
-        host = torch.cat([counts.to(paste_boxes.dtype), paste_boxes.reshape(-1)]).cpu()
-        counts_list = [int(n) for n in host[: len(metas)].tolist()]
-        paste_boxes = host[len(metas) :].reshape(len(metas), -1, 4)
-    else:
-        counts_list = counts.tolist()
+    counts = dets["valid"].sum(dim=1).tolist()
     out = []
-    for i, (n, meta) in enumerate(zip(counts_list, metas, strict=True)):
+    for i, (n, meta) in enumerate(zip(counts, metas, strict=True)):
         det = {key: dets[key][i, :n] for key in _DETECTION_KEYS if key in dets}
         probs = None if mask_probs is None else mask_probs[i, :n]
-        host_boxes = None if paste_boxes is None else paste_boxes[i, :n]
-        out.append(
-            finish_detections(
-                det, meta, probs, mask_paste, paste=not mask_probs_only, paste_boxes=host_boxes
-            )
-        )
+        out.append(finish_detections(det, meta, probs, mask_paste, paste=not mask_probs_only))
     return out
 
 
@@ -212,23 +194,18 @@ def finish_detections(
     mask_paste: str = "det",
     *,
     paste: bool = True,
-    paste_boxes: Tensor | None = None,
 ) -> dict[str, Tensor]:
     """Moves one image's detections (input pixels) to the original image; pastes masks.
 
     Detections whose NMS ran in original pixels (original_boxes, the 2019 code) keep those
     boxes; the 2019 code pasted masks on its input-pixel boxes divided by the scale factor.
     With paste False the masks stay each box's M x M probabilities, under "mask_probs".
-    paste_boxes: the boxes to paste on, already read to the host (compact_detections), or
-    None to compute them here.
     """
     if "original_boxes" in det:
         boxes = det["original_boxes"]
-        own_paste_boxes = det["boxes"] / scale_factors(meta, boxes.device)
+        paste_boxes = det["boxes"] / scale_factors(meta, boxes.device)
     else:
-        boxes = own_paste_boxes = to_original(det["boxes"], meta)
-    if paste_boxes is None:
-        paste_boxes = own_paste_boxes
+        boxes = paste_boxes = to_original(det["boxes"], meta)
     out = {"boxes": boxes, "scores": det["scores"], "labels": det["labels"]}
     if mask_probs is not None and not paste:
         out["mask_probs"] = mask_probs
@@ -399,8 +376,7 @@ class StandardRoIHead(nn.Module):
         mask_probs_only: bool,
     ) -> list[dict[str, Tensor]]:
         """predict with every image's proposals and detections at fixed sizes: the device
-        is waited for once, when the detections' counts (and the boxes masks are pasted
-        on) are read at the end."""
+        is waited for once, when the detections' counts are read at the end."""
         boxes, valid = pad_proposals(proposals)
         rois = boxes_to_rois(list(boxes)).to(feats[0])
         logits, deltas = self.bbox_head(self.bbox_extractor(feats, rois))
