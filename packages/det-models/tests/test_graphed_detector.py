@@ -74,9 +74,17 @@ def _assert_same(got: list[dict], want: list[dict]) -> None:
             torch.testing.assert_close(g[key], w[key], rtol=0, atol=0, msg=key)
 
 
-@pytest.mark.parametrize("family", ["faster_rcnn", "mask_rcnn"])
-def test_every_batch_of_a_bucket_calls_the_same_operators(family):
-    detector = _detector(family)
+@pytest.mark.parametrize(
+    ("family", "overrides"),
+    [
+        ("faster_rcnn", []),
+        ("mask_rcnn", []),
+        # torchvision's box conventions (the bench's --compare torchvision model)
+        pytest.param("mask_rcnn", ["model.conventions=torchvision"], id="mask_rcnn-tv"),
+    ],
+)
+def test_every_batch_of_a_bucket_calls_the_same_operators(family, overrides):
+    detector = _detector(family, overrides)
     first = _bucketed(detector, _images(0, FIRST), LANDSCAPE)
     second = _bucketed(detector, _images(1, SECOND), LANDSCAPE)
     assert first.key == second.key
@@ -90,7 +98,7 @@ def test_every_batch_of_a_bucket_calls_the_same_operators(family):
             with OpTrace(where=True) as trace:
                 padded_detections(detector.model, batch)
             traces.append(trace)
-    assert len(traces[0]) > 500  # the whole forward was recorded
+    assert len(traces[0]) > 300  # the whole forward was recorded
     difference = first_difference(*traces)
     assert difference is None, difference
     # Nothing in it reads the device on the host: the counts are read after it.
@@ -111,9 +119,16 @@ def test_the_default_path_differs_by_batch():
     assert first_difference(*traces) is not None
 
 
-@pytest.mark.parametrize("family", ["faster_rcnn", "mask_rcnn"])
-def test_the_bucketed_path_gives_the_detections_of_the_default_path(family):
-    detector = _detector(family)
+@pytest.mark.parametrize(
+    ("family", "overrides"),
+    [
+        ("faster_rcnn", []),
+        ("mask_rcnn", []),
+        pytest.param("mask_rcnn", ["model.conventions=torchvision"], id="mask_rcnn-tv"),
+    ],
+)
+def test_the_bucketed_path_gives_the_detections_of_the_default_path(family, overrides):
+    detector = _detector(family, overrides)
     for seed, sizes, bucket in ((2, FIRST, LANDSCAPE), (3, SECOND, LANDSCAPE), (4, TALL, PORTRAIT)):
         images = _images(seed, sizes)
         batch = _bucketed(detector, images, bucket)
