@@ -160,6 +160,7 @@ def test_amp_runs_both_sides_training_step_under_autocast_and_the_table_says_so(
         ["--amp", "fp16"],  # GradScaler and fp16 kernels: CUDA
         ["--tf32", "on"],  # a CUDA setting
         ["--amp", "bf16", "--runtime", "onnxruntime"],  # the exported model runs fp32
+        ["--cuda-graph"],  # captured inference: CUDA
     ],
 )
 def test_precision_options_are_refused_where_they_do_not_apply(extra, capsys):
@@ -195,3 +196,12 @@ def test_layout_contiguous_runs_ours_in_nchw_with_the_same_detections(capsys):
     nchw = _rows(capsys.readouterr().out)
     assert nchw[2].startswith("| ours NCHW (cpu") and channels_last[2].startswith("| ours (cpu")
     assert nchw[2].split(" | ")[-1] == channels_last[2].split(" | ")[-1]  # detections
+
+
+@pytest.mark.gpu
+def test_cuda_graph_times_ours_captured(capsys):
+    argv = ["infer", "faster_rcnn", "r50", "1x", *TINY, "--no-memory", "--device", "cuda"]
+    argv[argv.index("--warmup") + 1] = "2"  # eager, then captured
+    assert bench.main([*argv, "--cuda-graph"]) == 0
+    rows = _rows(capsys.readouterr().out)
+    assert rows[2].startswith("| ours CUDA graph (")

@@ -5,7 +5,8 @@ and without launching them one by one. A detector's step can be replayed for ano
 when (a) it never waits for the device (det-models' test_host_sync.py), (b) the batch has
 the same shapes, (c) the step reads it from the same tensors and (d) nothing that differs
 between batches is a Python value baked into a kernel. ``det_models.static_batch`` gives
-(b) to (d): images padded to their size bucket, ground truth padded to a power of two with
+(b) to (d): images padded to their size bucket (det_models' ``size_buckets`` /
+``data_buckets`` of the run's data config), ground truth padded to a power of two with
 a valid flag, image sizes as device tensors; det-models' ``test_static_batch.py`` proves on
 the CPU that two batches of a bucket make the same operator calls.
 
@@ -32,57 +33,18 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
 
 from det_engine.distributed import is_distributed
 from det_engine.schedule import clip_gradients
-from det_models import NotCapturableError, StaticBatch, static_batch
-
-
-def size_buckets(
-    img_scale: tuple[int, int], size_divisor: int | None = 32, *, keep_ratio: bool = True
-) -> list[tuple[int, int]]:
-    """The padded (H, W) sizes that hold every training image of a data config.
-
-    Args:
-        img_scale: keeping the ratio, the (long side, short side) limits: a resized image
-            is landscape within short x long or portrait within long x short, the two
-            buckets; else the exact (w, h), the one bucket.
-        size_divisor: the padding multiple, or None.
-        keep_ratio: as DataConfig.keep_ratio.
-    """
-    d = size_divisor or 1
-    up = lambda n: -(-int(n) // d) * d  # noqa: E731
-    if not keep_ratio:
-        return [(up(img_scale[1]), up(img_scale[0]))]
-    long, short = up(max(img_scale)), up(min(img_scale))
-    return [(short, long)] if long == short else [(short, long), (long, short)]
-
-
-def data_buckets(data) -> list[tuple[int, int]]:
-    """size_buckets of a det_models.DataConfig: of its largest training scale (multi-scale
-    training draws at most that)."""
-    scales = data.train_scales or (data.img_scale,)
-    scale = (max(max(s) for s in scales), max(min(s) for s in scales))
-    if not data.keep_ratio:
-        scale = (max(s[0] for s in scales), max(s[1] for s in scales))
-    return size_buckets(scale, data.size_divisor, keep_ratio=data.keep_ratio)
-
-
-def bucket_of(height: int, width: int, buckets: Sequence[tuple[int, int]]) -> tuple[int, int]:
-    """The smallest bucket (by area) that holds an H x W batch.
-
-    Raises:
-        NotCapturableError: no bucket holds it (an image larger than the data config says).
-    """
-    fitting = [b for b in buckets if b[0] >= height and b[1] >= width]
-    if not fitting:
-        raise NotCapturableError(
-            f"size buckets: a batch of {height} x {width} fits none of {list(buckets)}; give "
-            "buckets that hold the largest training images"
-        )
-    return min(fitting, key=lambda b: b[0] * b[1])
+from det_models import (  # the buckets are det-models' (inference uses them too)
+    InputsFromOutside,
+    NotCapturableError,
+    StaticBatch,
+    bucket_of,
+    data_buckets,
+    size_buckets,
+    static_batch,
+)
 
 
 @dataclass
@@ -94,27 +56,6 @@ class _Graph:
     batch: StaticBatch | None = None
     losses: dict[str, Tensor] = field(default_factory=dict)
     kept: list[Tensor] = field(default_factory=list)
-
-
-class _InputsFromOutside(TorchDispatchMode):
-    """The tensors a capture reads that were made before it (cached anchors and constants,
-    parameters, the batch): the graph reads their memory on every replay, so it keeps them
-    alive, whatever a cache does with them later."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.made: set[int] = set()
-        self.read: dict[int, Tensor] = {}
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        inputs, _ = tree_flatten((args, kwargs))
-        for x in inputs:
-            if isinstance(x, Tensor) and id(x) not in self.made:
-                self.read.setdefault(id(x), x)
-        outputs, _ = tree_flatten(out)
-        self.made.update(id(x) for x in outputs if isinstance(x, Tensor))
-        return out
 
 
 class GraphedTrainStep:
@@ -225,7 +166,7 @@ class GraphedTrainStep:
         for generator in self._generators:
             graph.register_generator_state(generator)
         torch.cuda.synchronize(self.device)  # once per bucket
-        outside = _InputsFromOutside()
+        outside = InputsFromOutside()
         try:
             with torch.cuda.graph(
                 graph, pool=self._pool, stream=self._stream, capture_error_mode="thread_local"

@@ -17,8 +17,11 @@ business (docs/design.md). In short:
   config names (as a training run starts);
 - export (`export_detector`, `ExportableDetector`, `check_onnx_exportable`,
   `paste_mask_probs`, `mask_paste_style`), the batch at fixed shapes of a step captured as a
-  CUDA graph (`static_batch`, `StaticBatch`, `gt_bucket`, `NotCapturableError`) and the
-  converters of other codebases' weights
+  CUDA graph (`static_batch`, `StaticBatch`, `gt_bucket`, `NotCapturableError`), the padded
+  size buckets of a data config (`size_buckets`, `data_buckets`, `inference_buckets`,
+  `bucket_of`), inference captured as CUDA graphs (`GraphedDetector`, also
+  `Detector(..., cuda_graph=True)`), what a capture reads from outside it
+  (`InputsFromOutside`) and the converters of other codebases' weights
   (`from_mmdet`, `is_mmdet_layout`, `from_torchvision`, `torchvision_config`).
 """
 
@@ -30,7 +33,9 @@ from det_models.backbone_weights import (
     find_backbone_weights,
     init_backbone,
 )
+from det_models.buckets import bucket_of, data_buckets, inference_buckets, size_buckets
 from det_models.builder import build_model
+from det_models.capture import InputsFromOutside
 from det_models.checkpoint import CheckpointError, model_from_checkpoint, read_checkpoint
 from det_models.config import (
     CASCADE_STAGES_2019,
@@ -65,6 +70,7 @@ from det_models.export import (
     mask_paste_style,
     paste_mask_probs,
 )
+from det_models.graphed_detector import GraphedDetector
 from det_models.predict import Detector, preprocess
 from det_models.preprocessing import normalize_batch, pad_batch, preprocess_image
 from det_models.static_batch import NotCapturableError, StaticBatch, gt_bucket, static_batch
@@ -81,6 +87,8 @@ __all__ = [
     "Detector",
     "ExportError",
     "ExportableDetector",
+    "GraphedDetector",
+    "InputsFromOutside",
     "LoadReport",
     "ModelConfig",
     "NeckConfig",
@@ -100,14 +108,17 @@ __all__ = [
     "ZooConfig",
     "__version__",
     "apply_overrides",
+    "bucket_of",
     "build_model",
     "check_onnx_exportable",
+    "data_buckets",
     "export_detector",
     "find_backbone_weights",
     "from_mmdet",
     "from_plain",
     "from_torchvision",
     "gt_bucket",
+    "inference_buckets",
     "init_backbone",
     "is_mmdet_layout",
     "mask_paste_style",
@@ -120,6 +131,7 @@ __all__ = [
     "preprocess_image",
     "read_checkpoint",
     "replace_path",
+    "size_buckets",
     "static_batch",
     "to_plain",
     "torchvision_config",

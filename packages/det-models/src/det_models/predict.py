@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from det_io import read_rgb
 from det_models.config import DataConfig
+from det_models.graphed_detector import GraphedDetector, check_inference_capturable
 from det_models.inference import prepare_for_inference, to_model_layout
 from det_models.preprocessing import pad_batch, preprocess_image
 from det_models.preprocessing import rescaled_size as rescaled_size  # where it used to live
@@ -131,12 +132,23 @@ class Detector:
             folded into the convs, channels_last weights); the detections are the same up to
             float rounding. Load weights before, not after: the folded backbone has no norm
             layers left.
+        cuda_graph: run the model's forward as CUDA graphs captured per size bucket of the
+            data config and batch size (det_models.graphed_detector.GraphedDetector): a
+            Faster or Mask R-CNN on a CUDA device; what cannot be captured raises
+            NotCapturableError here.
 
     >>> det = Detector.from_zoo("retinanet", "r50", "1x")  # doctest: +SKIP
     >>> det.predict("street.jpg")["boxes"]  # doctest: +SKIP
     """
 
-    def __init__(self, model: nn.Module, data_config: DataConfig, *, fast: bool = True) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        data_config: DataConfig,
+        *,
+        fast: bool = True,
+        cuda_graph: bool = False,
+    ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
         if not isinstance(data_config, DataConfig):
@@ -144,8 +156,11 @@ class Detector:
                 f"data_config must be a DataConfig (zoo.get(...).data), got "
                 f"{type(data_config).__name__}"
             )
+        if cuda_graph:  # before the model is changed in place
+            check_inference_capturable(model)
         self.model = prepare_for_inference(model) if fast else model.eval()
         self.data_config = data_config
+        self.graphed = GraphedDetector(self.model, data_config) if cuda_graph else None
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, *, fast: bool = True) -> Detector:
@@ -260,7 +275,8 @@ class Detector:
         with torch.inference_mode():
             # The images go to the model's device as decoded (uint8) and are resized there.
             batch, metas = self.preprocess(images, self.device)
-            results = self.model(to_model_layout(batch, self.model), metas)
+            forward = self.model if self.graphed is None else self.graphed
+            results = forward(to_model_layout(batch, self.model), metas)
         results = [{k: v.cpu() for k, v in r.items()} for r in results]
         return results[0] if single else results
 

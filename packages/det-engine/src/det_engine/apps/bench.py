@@ -32,6 +32,9 @@ torch's, matmuls off and convolutions on). Training updates with SGD on both sid
 torch's fused SGD (det_engine.schedule.build_sgd, as the Trainer), torchvision's with torch's
 default implementation (for-each on a GPU), as its reference scripts build it.
 
+`--cuda-graph` (infer, CUDA) times ours with its forward captured as CUDA graphs per size
+bucket (det_models.GraphedDetector; captured in the warm-up iterations).
+
 `--runtime onnxruntime` (infer, CPU) also times our model exported to ONNX
 (det_engine.export, any image size) in onnxruntime with the same threads, through
 det_engine.deploy.OnnxDetector: the same preprocessing, the graph, boxes (and masks) back to
@@ -169,6 +172,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--tf32", choices=("default", "on", "off"), default="default",
         help="CUDA: TF32 in matmuls and cuDNN convolutions, both sides (default: torch's)",
     )  # fmt: skip
+    parser.add_argument(
+        "--cuda-graph", action="store_true",
+        help="infer on CUDA: our model's forward as CUDA graphs per size bucket "
+        "(Detector(..., cuda_graph=True)); the first warm-up iterations capture them",
+    )  # fmt: skip
     # Internal: run one side in this (fresh) process and print its peak memory as JSON.
     parser.add_argument(
         "--memory-of", choices=("ours", "torchvision", "onnxruntime"), help=argparse.SUPPRESS
@@ -196,6 +204,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--device cuda: no CUDA device is available")
     if args.amp == "fp16" and args.device != "cuda":
         parser.error("--amp fp16 needs --device cuda (bf16 runs on the CPU)")
+    if args.cuda_graph and (args.mode, args.device) != ("infer", "cuda"):
+        parser.error("--cuda-graph times captured inference: use infer --device cuda")
     if args.tf32 != "default" and args.device != "cuda":
         parser.error("--tf32 sets a CUDA setting: use it with --device cuda")
     args.img_size = tuple(args.img_size or COMPARE_SIZE)
@@ -370,13 +380,14 @@ def ours_side(
     fast: bool = True,
     amp: str = "off",
     channels_last: bool = True,
+    cuda_graph: bool = False,
 ) -> Side:
     from det_engine.schedule import build_sgd
     from det_models import Detector, preprocess
 
     layout = torch.channels_last if channels_last else torch.contiguous_format
     if mode == "infer":
-        detector = Detector(net.to(device), data_config, fast=fast)
+        detector = Detector(net.to(device), data_config, fast=fast, cuda_graph=cuda_graph)
         if not channels_last:  # the fast path's folded model in NCHW (inputs follow it)
             detector.model.to(memory_format=layout)
 
@@ -631,6 +642,7 @@ def table(args: argparse.Namespace, measures: Sequence[Measure], device_text: st
         train = m.median if args.mode == "train" else None
         fps = args.batch_size / m.median if args.mode == "infer" else None
         name = m.name if (m.name, args.layout) != ("ours", "contiguous") else "ours NCHW"
+        name += " CUDA graph" if (m.name, args.cuda_graph) == ("ours", True) else ""
         source = f"{name} ({device_text}, {args.img_size[0]}x{args.img_size[1]}, "
         source += f"batch {args.batch_size})"
         cells = [source, *key, _fmt(mem_gb, 2), _fmt(train, 3), _fmt(fps, 3), "-", "-", "-"]
@@ -697,7 +709,7 @@ def build_sides(args: argparse.Namespace, device: torch.device, only: str | None
     if "ours" in names:
         made["ours"] = ours_side(
             net, args.mode, device, data_config, not args.no_fast, args.amp,
-            channels_last=args.layout == "channels_last",
+            channels_last=args.layout == "channels_last", cuda_graph=args.cuda_graph,
         )  # fmt: skip
     sides = [made[n] for n in names]
     samples = make_samples(args.data, args.batch_size, args.img_size, num_classes, args.seed)

@@ -377,6 +377,24 @@ class StandardRoIHead(nn.Module):
     ) -> list[dict[str, Tensor]]:
         """predict with every image's proposals and detections at fixed sizes: the device
         is waited for once, when the detections' counts are read at the end."""
+        dets, probs = self.padded_predict(feats, proposals, metas)
+        return compact_detections(dets, metas, probs, self.conventions.mask_paste, mask_probs_only)
+
+    @torch.no_grad()
+    def padded_predict(
+        self, feats: Sequence[Tensor], proposals: Sequence[dict | Tensor], metas: Sequence[dict]
+    ) -> tuple[dict[str, Tensor], Tensor | None]:
+        """predict up to its one host read: every image's detections at fixed sizes, as
+        compact_detections takes them (a captured CUDA graph ends here). Hard NMS only.
+
+        Args:
+            feats, proposals, metas: as predict (unchecked).
+
+        Returns:
+            (BBoxHead.padded_detections of the batch (Tensor[B, M, ...], valid flags),
+            mask probabilities Tensor[B, M, S, S] of each detection's label, or None without
+            a mask head).
+        """
         boxes, valid = pad_proposals(proposals)
         rois = boxes_to_rois(list(boxes)).to(feats[0])
         logits, deltas = self.bbox_head(self.bbox_extractor(feats, rois))
@@ -386,7 +404,7 @@ class StandardRoIHead(nn.Module):
         probs = None
         if self.mask_head is not None:
             probs = torch.stack(self._mask_probs(feats, per_image_detections(dets)))
-        return compact_detections(dets, metas, probs, self.conventions.mask_paste, mask_probs_only)
+        return dets, probs
 
     def _mask_probs(self, feats: Sequence[Tensor], dets: list[dict]) -> list[Tensor]:
         rois = boxes_to_rois([d["boxes"] for d in dets]).to(feats[0])

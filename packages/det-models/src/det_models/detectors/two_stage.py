@@ -68,6 +68,24 @@ class FasterRCNN(nn.Module):
         proposals = self.rpn.predict(feats, metas, check_inputs=False, padded=True)
         return self.roi_head.predict(feats, proposals, metas, check_inputs=False)
 
+    def padded_detections(
+        self, images: Tensor, metas: Sequence[dict]
+    ) -> tuple[dict[str, Tensor], Tensor | None]:
+        """The eval forward up to its one host read (what det_models.GraphedDetector
+        captures): StandardRoIHead.padded_predict of the RPN's padded proposals, detections
+        at fixed sizes in input pixels; det_heads' compact_detections finishes them as the
+        eval forward does. Faster and Mask R-CNN with hard NMS (a StandardRoIHead).
+        """
+        if not isinstance(self.roi_head, StandardRoIHead):
+            raise TypeError(
+                f"{type(self).__name__}.padded_detections needs a StandardRoIHead, got "
+                f"{type(self.roi_head).__name__}"
+            )
+        check_batch(type(self).__name__, images, metas, None, False, self.num_classes)
+        feats = self.neck(self.backbone(images))
+        proposals = self.rpn.predict(feats, metas, check_inputs=False, padded=True)
+        return self.roi_head.padded_predict(feats, proposals, metas)
+
 
 class MaskRCNN(FasterRCNN):
     """Faster R-CNN whose RoI head also predicts masks (He et al., 2017)."""
