@@ -226,3 +226,26 @@ def test_the_test_pipeline_takes_targets_to_the_resized_image():
     torch.testing.assert_close(out_target["boxes"], proposals[:1, :4] * scale[:4])
     assert torch.equal(out_target["labels"], target["labels"])
     assert torch.equal(target["proposals"], proposals)  # the given target is left as it was
+
+
+@pytest.mark.parametrize("device, polygons", [("cpu", True), ("cuda", False)])
+def test_a_cuda_runs_loader_rasterises_polygon_masks(shapes_root, device, polygons):
+    """The training loader of a run on CUDA hands the mask targets bitmaps (cut on the
+    device); on the CPU the polygons go to the heads as they are."""
+    from det_engine.run import make_loader
+    from det_models.config import RunConfig
+
+    row = zoo.get("mask_rcnn", "r50", "1x")
+    data = data_path.data_config_for(row.data, "shapes", (96, 64))
+    dataset = data_path.build_dataset(data, "shapes", str(shapes_root), "train", train=True)
+    run = RunConfig(name="mask", model=row.model, data=data, schedule=row.schedule)
+    images, metas, targets = next(iter(make_loader(run, dataset, device=device)))
+    assert images.dtype == torch.uint8
+    for target, meta in zip(targets, metas, strict=True):
+        masks = target["masks"]
+        if polygons:
+            assert isinstance(masks, list) and isinstance(masks[0][0], list)
+        else:
+            h, w = meta["img_shape"][:2]
+            assert masks.dtype == torch.uint8 and masks.shape == (len(target["boxes"]), h, w)
+            assert masks.flatten(1).amax(1).eq(1).all()  # every object has pixels

@@ -15,6 +15,7 @@ def collate(
     samples: Sequence[tuple[Tensor, dict[str, Any], dict[str, Any]]],
     size_divisor: int = 32,
     masks_for_heads: bool = True,
+    bitmap_masks: bool = False,
 ) -> tuple[Tensor, list[dict[str, Any]], list[dict[str, Any]]]:
     """Stacks (image, meta, target) samples into one batch.
 
@@ -24,6 +25,9 @@ def collate(
         size_divisor: the batch's height and width are rounded up to a multiple of this.
         masks_for_heads: turn InstanceMasks into what det-heads takes (polygon lists when
             every mask is a polygon, else uint8 Tensor[N, H_i, W_i]); else leave them.
+        bitmap_masks: with masks_for_heads, rasterise polygons too: every image's masks
+            as uint8 Tensor[N, H_i, W_i], which det-heads cuts mask targets from on the
+            device with no host read (for training on a GPU; loader workers do the drawing).
 
     Returns:
         images Tensor[B, 3, H, W] of the samples' dtype, zero-padded at the bottom and
@@ -56,6 +60,6 @@ def collate(
     for _, _, target in samples:
         masks = target.get("masks")
         if masks_for_heads and isinstance(masks, InstanceMasks):
-            target = {**target, "masks": masks.for_heads()}
+            target = {**target, "masks": masks.to_tensor() if bitmap_masks else masks.for_heads()}
         targets.append(target)
     return batch, metas, targets

@@ -23,7 +23,8 @@ What is refused, by name (``NotCapturableError``): a non-CUDA device, Distribute
 (its bucketed NCCL all-reduce is not captured here), fp16 autocast (its GradScaler), an
 optimizer other than SGD, a detector family that the static-batch proof does not cover,
 samplers drawing on a CPU generator, the 2019 "mmdet" mask targets (a resize per RoI on the
-host), and batches with polygon masks, crowd boxes the assigners read, or proposals.
+host), and batches with polygon masks (the train command's loader rasterises them for a
+CUDA device), crowd boxes the assigners read, or proposals.
 """
 
 from __future__ import annotations

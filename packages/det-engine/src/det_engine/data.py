@@ -187,9 +187,13 @@ def inference_transforms(data: DataConfig) -> Compose:
     return Compose([InferencePreprocess(data)])
 
 
-def collate_fn(data: DataConfig) -> Callable:
-    """det_data.collate padding each batch to the row's size divisor (none for SSD)."""
-    return functools.partial(collate, size_divisor=data.size_divisor or 1)
+def collate_fn(data: DataConfig, *, bitmap_masks: bool = False) -> Callable:
+    """det_data.collate padding each batch to the row's size divisor (none for SSD);
+    ``bitmap_masks``: polygon masks rasterised in the loader (for training on a GPU, where
+    the mask targets are then cut on the device)."""
+    return functools.partial(
+        collate, size_divisor=data.size_divisor or 1, bitmap_masks=bitmap_masks
+    )
 
 
 # ----------------------------------------------------------------------------- datasets

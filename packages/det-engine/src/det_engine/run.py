@@ -137,13 +137,16 @@ def run_datasets(
 
 
 def make_loader(
-    run: RunConfig, dataset, *, workers: int = 0, pin_memory: bool = False
+    run: RunConfig, dataset, *, workers: int = 0, device: torch.device | str = "cpu"
 ) -> DataLoader:
     """The training loader of a run: ``run.batch_per_gpu`` images per batch, grouped by aspect
     ratio (shared among ``run.world_size`` ranks), padded as the run's data says; the
     dataset's ``skip_unreadable`` is turned on (the Trainer counts the images skipped).
-    ``pin_memory``: batches in page-locked memory, so their copy to a GPU runs
-    asynchronously (for a CUDA device)."""
+
+    For a CUDA ``device`` the batches are in page-locked memory (their copy runs
+    asynchronously) and polygon masks are rasterised in the loader, so the mask targets are
+    cut on the device without reading the RoIs on the host (on the CPU polygons are drawn
+    into each RoI's grid, the cheaper way there)."""
     from det_data import DistributedGroupSampler, GroupSampler
 
     per_gpu = run.batch_per_gpu
@@ -156,14 +159,15 @@ def make_loader(
     # An image that fails to load mid-run (changed after the data check) is replaced and
     # counted by the Trainer instead of ending the run.
     dataset.skip_unreadable = True
+    gpu = torch.device(device).type == "cuda"
     return DataLoader(
         dataset,
         batch_size=per_gpu,
         sampler=sampler,
-        collate_fn=collate_fn(run.data),
+        collate_fn=collate_fn(run.data, bitmap_masks=gpu),
         num_workers=workers,
         persistent_workers=False,
-        pin_memory=pin_memory,
+        pin_memory=gpu,
     )
 
 
@@ -353,7 +357,7 @@ def train_and_evaluate(
         The :class:`RunResult`; the reasons for a non-zero exit code are printed.
     """
     model.to(device=device, memory_format=torch.channels_last)
-    loader = make_loader(run, train_set, workers=workers, pin_memory=device.type == "cuda")
+    loader = make_loader(run, train_set, workers=workers, device=device)
     budget = None
     if deadline is not None:
         spare = reserve_s

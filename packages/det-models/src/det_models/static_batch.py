@@ -164,7 +164,9 @@ def _check_capturable(i: int, target: dict, with_masks: bool, drop_ignore_boxes:
         kind = "missing" if masks is None else type(masks).__name__
         raise NotCapturableError(
             f"mask targets: targets[{i}]['masks'] is {kind}; a captured step needs bitmaps "
-            "uint8 Tensor[N, H, W] (polygon and RLE masks are rasterised on the host per RoI)"
+            "uint8 Tensor[N, H, W] (polygon and RLE masks are rasterised on the host per RoI; "
+            "det_data.collate(..., bitmap_masks=True) rasterises them in the loader, as the "
+            "train command does for a CUDA device)"
         )
     ignore = target.get("ignore_boxes")
     if ignore is not None and ignore.numel() and not drop_ignore_boxes:
