@@ -187,17 +187,7 @@ class AnchorGenerator:
             # y < min(ceil(pad_h / stride), h) for y in 0..h-1 is y * stride < pad_h.
             ys = torch.arange(h, device=pad.device) * float(stride) < pad[0]
             xs = torch.arange(w, device=pad.device) * float(stride) < pad[1]
-            cells = (ys[:, None] & xs[None, :]).reshape(-1, 1).expand(-1, a).reshape(-1)
-            if allowed_border >= 0:
-                b = float(allowed_border)
-                inside = (
-                    (level[:, 0] >= -b)
-                    & (level[:, 1] >= -b)
-                    & (level[:, 2] < img[1] + b)
-                    & (level[:, 3] < img[0] + b)
-                )
-                cells = cells & inside
-            flags.append(cells)
+            flags.append(_level_flags(ys, xs, a, level, img, allowed_border))
         return flags
 
     def _valid_flags(self, feat_sizes, pad_shape, img_shape, allowed_border, device):
@@ -210,17 +200,7 @@ class AnchorGenerator:
             valid_w = min(math.ceil(pad_shape[1] / stride), w)
             ys = torch.arange(h, device=device) < valid_h
             xs = torch.arange(w, device=device) < valid_w
-            cells = (ys[:, None] & xs[None, :]).reshape(-1, 1).expand(-1, a).reshape(-1)
-            if allowed_border >= 0:
-                b = float(allowed_border)
-                inside = (
-                    (level[:, 0] >= -b)
-                    & (level[:, 1] >= -b)
-                    & (level[:, 2] < img_shape[1] + b)
-                    & (level[:, 3] < img_shape[0] + b)
-                )
-                cells = cells & inside
-            flags.append(cells)
+            flags.append(_level_flags(ys, xs, a, level, img_shape, allowed_border))
         return flags
 
 
@@ -379,3 +359,28 @@ def _base_anchors(base: float, scales: list[float], ratios: list[float], style: 
         return _legacy_boxes(torch.stack([ws, hs], dim=1).tolist(), 0.5 * (base - 1))
     wh = [(base * s / math.sqrt(r), base * s * math.sqrt(r)) for r in ratios for s in scales]
     return _boxes_from_wh(wh)
+
+
+def _level_flags(
+    ys: Tensor,
+    xs: Tensor,
+    num_anchors: int,
+    level: Tensor,
+    img: Sequence[float] | Tensor,
+    allowed_border: float,
+) -> Tensor:
+    """One level's anchor flags: bool Tensor[h * w * num_anchors], the anchors of the grid
+    cells in the padded image (rows ys bool[h], columns xs bool[w]) that, with
+    allowed_border >= 0, also lie within that many pixels of the image (img: its (h, w),
+    host numbers or device scalars; level: the level's anchors Tensor[h * w * A, 4])."""
+    cells = (ys[:, None] & xs[None, :]).reshape(-1, 1).expand(-1, num_anchors).reshape(-1)
+    if allowed_border < 0:
+        return cells
+    b = float(allowed_border)
+    inside = (
+        (level[:, 0] >= -b)
+        & (level[:, 1] >= -b)
+        & (level[:, 2] < img[1] + b)
+        & (level[:, 3] < img[0] + b)
+    )
+    return cells & inside
