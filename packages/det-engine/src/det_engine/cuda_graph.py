@@ -38,10 +38,10 @@ from torch import Tensor, nn
 from det_engine.distributed import is_distributed
 from det_engine.schedule import clip_gradients
 from det_models import (  # the buckets are det-models' (inference uses them too)
-    InputsFromOutside,
     NotCapturableError,
     StaticBatch,
     bucket_of,
+    capture_graph,
     data_buckets,
     size_buckets,
     static_batch,
@@ -163,22 +163,14 @@ class GraphedTrainStep:
         return losses
 
     def _capture(self, entry: _Graph, batch: StaticBatch) -> None:
-        graph = torch.cuda.CUDAGraph()
-        for generator in self._generators:
-            graph.register_generator_state(generator)
-        torch.cuda.synchronize(self.device)  # once per bucket
-        outside = InputsFromOutside()
-        try:
-            with torch.cuda.graph(
-                graph, pool=self._pool, stream=self._stream, capture_error_mode="thread_local"
-            ):
-                with outside:
-                    entry.losses = self._body(batch)
-        except RuntimeError as err:
-            raise NotCapturableError(
-                f"capture of the training step for batch {batch.key[:4]} failed: {err}"
-            ) from err
-        entry.graph, entry.batch, entry.kept = graph, batch, list(outside.read.values())
+        entry.graph, entry.losses, entry.kept = capture_graph(
+            lambda: self._body(batch),
+            stream=self._stream,
+            pool=self._pool,
+            what=f"the training step for batch {batch.key[:4]}",
+            generators=self._generators,
+        )
+        entry.batch = batch
 
 
 def check_capturable(model: nn.Module, optimizer: torch.optim.Optimizer, amp: str | None) -> None:

@@ -21,7 +21,7 @@ business (docs/design.md). In short:
   size buckets of a data config (`size_buckets`, `data_buckets`, `inference_buckets`,
   `bucket_of`), inference captured as CUDA graphs (`GraphedDetector`, also
   `Detector(..., cuda_graph=True)`), what a capture reads from outside it
-  (`InputsFromOutside`) and the converters of other codebases' weights
+  (`InputsFromOutside`, `capture_graph`) and the converters of other codebases' weights
   (`from_mmdet`, `is_mmdet_layout`, `from_torchvision`, `torchvision_config`).
 """
 
@@ -35,7 +35,7 @@ from det_models.backbone_weights import (
 )
 from det_models.buckets import bucket_of, data_buckets, inference_buckets, size_buckets
 from det_models.builder import build_model
-from det_models.capture import InputsFromOutside
+from det_models.capture import InputsFromOutside, capture_graph
 from det_models.checkpoint import CheckpointError, model_from_checkpoint, read_checkpoint
 from det_models.config import (
     CASCADE_STAGES_2019,
@@ -110,6 +110,7 @@ __all__ = [
     "apply_overrides",
     "bucket_of",
     "build_model",
+    "capture_graph",
     "check_onnx_exportable",
     "data_buckets",
     "export_detector",

@@ -48,7 +48,7 @@ from det_heads import RoIExtractor, StandardRoIHead
 from det_heads.inputs import image_size, padded_size
 from det_heads.roi.standard_roi_head import compact_detections
 from det_models.buckets import bucket_of, inference_buckets
-from det_models.capture import InputsFromOutside
+from det_models.capture import capture_graph
 from det_models.config import DataConfig
 from det_models.detectors import FasterRCNN
 from det_models.inference import is_channels_last
@@ -293,20 +293,13 @@ class GraphedDetector:
         return outputs
 
     def _capture(self, entry: _Graph, batch: InferenceBatch) -> None:
-        graph = torch.cuda.CUDAGraph()
-        torch.cuda.synchronize(self.device)  # once per key
-        outside = InputsFromOutside()
-        try:
-            with torch.cuda.graph(
-                graph, pool=self._pool, stream=self._stream, capture_error_mode="thread_local"
-            ):
-                with outside:
-                    entry.outputs = padded_detections(self.model, batch)
-        except RuntimeError as err:
-            raise NotCapturableError(
-                f"capture of the inference for batch {batch.key[:3]} failed: {err}"
-            ) from err
-        entry.graph, entry.batch, entry.kept = graph, batch, list(outside.read.values())
+        entry.graph, entry.outputs, entry.kept = capture_graph(
+            lambda: padded_detections(self.model, batch),
+            stream=self._stream,
+            pool=self._pool,
+            what=f"the inference for batch {batch.key[:3]}",
+        )
+        entry.batch = batch
 
 
 __all__ = [
